@@ -1,0 +1,218 @@
+//! The traits between an app and the worker class that serves it.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runicorn_http::{Header, RequestHead};
+
+/// A boxed future that need not be `Send`: each async runtime is a
+/// `current_thread` one, so app futures stay on the thread that made them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Why an app failed a request or a worker. The worker answers 500 (when no
+/// response has started) and logs the message.
+#[derive(Debug)]
+pub struct AppError {
+    /// What went wrong, lowercase, for the error log.
+    pub message: String,
+    /// A panic was caught: the worker must be recycled after this request.
+    pub panicked: bool,
+}
+
+impl AppError {
+    /// An ordinary failure of one request.
+    pub fn new(message: impl Into<String>) -> Self {
+        AppError { message: message.into(), panicked: false }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<io::Error> for AppError {
+    fn from(err: io::Error) -> Self {
+        AppError::new(format!("i/o error: {err}"))
+    }
+}
+
+/// Log levels an app may log at through the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `[DEBUG]`
+    Debug,
+    /// `[INFO]`
+    Info,
+    /// `[WARNING]`
+    Warning,
+    /// `[ERROR]`
+    Error,
+}
+
+/// A TCP connection to an upstream, opened through the host so that its
+/// waits are the worker class's kind of wait.
+pub trait Upstream: Send {
+    /// Read into `buf`; 0 is end of stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Write all of `data`.
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+}
+
+/// Facts about the worker an app runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// The worker's pid.
+    pub pid: u32,
+    /// The worker class name (`sync`, `gthread`, `green`, `async`, ...).
+    pub worker_class: String,
+    /// The worker's age (its spawn order, as Gunicorn's `worker.age`).
+    pub age: u64,
+}
+
+/// Host services whose blocking behaviour the worker class decides.
+pub trait Host: Send + Sync {
+    /// Sleep: blocks a thread (sync, gthread), yields a coroutine (green).
+    fn sleep(&self, duration: Duration);
+    /// Open a TCP connection to `addr` (`host:port`).
+    fn connect(&self, addr: &str) -> io::Result<Box<dyn Upstream>>;
+    /// Write one line to the error log.
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// One request/response exchange, blocking semantics.
+///
+/// The worker class implements this over its connection driver. The first
+/// `read_body` sends `100 Continue` when the client asked for it.
+pub trait Call {
+    /// The request line and header fields.
+    fn head(&self) -> &RequestHead;
+    /// The peer's address as text (`127.0.0.1:5678`, or `""` for unix sockets).
+    fn peer(&self) -> &str;
+    /// Read request body bytes; `Ok(0)` at the end of the body.
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Trailer fields of a chunked body, once the body has been read to its end.
+    fn trailers(&self) -> &[Header];
+    /// Start the response. `Content-Length` among `headers` fixes the framing;
+    /// without it a 1.1 response is chunked. Hop-by-hop and invalid headers
+    /// are refused with an error.
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()>;
+    /// Write response body bytes (after `start_response`).
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// The host services of this worker class.
+    fn host(&self) -> &dyn Host;
+}
+
+/// An app with blocking semantics. The built-in apps and every library app
+/// implement it.
+pub trait App: Send + Sync + 'static {
+    /// Serve one request. Returning without starting a response is a 500.
+    fn call(&self, call: &mut dyn Call) -> Result<(), AppError>;
+    /// Called once in each worker after fork, before it serves: the only place
+    /// an app may start threads or open connections.
+    fn init_worker(&self, _info: &WorkerInfo) -> Result<(), AppError> {
+        Ok(())
+    }
+    /// Called once when the worker exits cleanly.
+    fn shutdown_worker(&self) {}
+}
+
+/// One exchange for an async app. Futures need not be `Send`.
+pub trait AsyncCall {
+    /// The request line and header fields.
+    fn head(&self) -> &RequestHead;
+    /// The peer's address as text.
+    fn peer(&self) -> &str;
+    /// Read request body bytes; `Ok(0)` at the end of the body.
+    fn read_body<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>>;
+    /// Trailer fields, once the body has been read to its end.
+    fn trailers(&self) -> &[Header];
+    /// Start the response (buffered until the first write or the end).
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()>;
+    /// Write response body bytes.
+    fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
+    /// Sleep on the runtime's timer.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// An app with an async entry, awaited on the async worker's runtime.
+pub trait AsyncApp: Send + Sync + 'static {
+    /// Serve one request.
+    fn call<'a>(&'a self, call: &'a mut dyn AsyncCall) -> BoxFuture<'a, Result<(), AppError>>;
+}
+
+/// A loaded app: its blocking entry, and its async entry when it has one.
+#[derive(Clone)]
+pub struct Application {
+    /// What the operator named (`builtin:hello`, `myapp:app`), for logs.
+    pub name: String,
+    /// The blocking entry; every app has one.
+    pub sync: Arc<dyn App>,
+    /// The async entry, used by the async worker class when present.
+    pub asynch: Option<Arc<dyn AsyncApp>>,
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Application")
+            .field("name", &self.name)
+            .field("async", &self.asynch.is_some())
+            .finish()
+    }
+}
+
+/// Why an app could not be loaded. Each message names the cause and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The module (library, or `builtin`) exists but lacks the object.
+    /// Gunicorn: `Failed to find attribute 'app' in 'main'.`
+    #[error("Failed to find attribute '{attribute}' in '{module}'.{hint}")]
+    NoAttribute {
+        /// The object asked for.
+        attribute: String,
+        /// The module searched.
+        module: String,
+        /// What does exist, and how to fix the name.
+        hint: String,
+    },
+    /// No library for the module was found. Gunicorn: `No module named 'x'`.
+    #[error("No module named '{module}'{hint}")]
+    NoModule {
+        /// The module asked for.
+        module: String,
+        /// Where we looked.
+        hint: String,
+    },
+    /// The app spec is not `module:object`.
+    #[error("Failed to parse '{spec}' as an application: {reason}")]
+    BadSpec {
+        /// What the operator wrote.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Any other load failure: ABI mismatch, not an app, a failing factory.
+    #[error("{0}")]
+    Other(String),
+    /// The app loaded but `init_worker` failed: a boot failure (exit 3).
+    #[error("worker failed to boot: {0}")]
+    Boot(String),
+}
+
+impl LoadError {
+    /// Gunicorn's exit codes: 4 when the app cannot be loaded, 3 when the
+    /// worker cannot boot.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Boot(_) => 3,
+            _ => 4,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The app contract: what WSGI and ASGI are to Gunicorn, runicorn's apps are to it.
+//!
+//! This crate owns the traits an app implements ([`App`], [`AsyncApp`]), the
+//! traits a worker class implements for it ([`Call`], [`AsyncCall`], [`Host`]),
+//! the built-in apps, and (issue 7) the versioned C ABI through which apps in
+//! shared libraries are loaded. The host does all I/O: an app never touches a
+//! socket or a runtime of its own, so the same app blocks a thread under
+//! `sync`/`gthread`, yields a coroutine under `green` and awaits under `async`.
+//! This crate never starts a thread or a runtime.
+
+pub mod contract;
+
+pub use contract::{
+    AppError, Application, App, AsyncApp, AsyncCall, BoxFuture, Call, Host, LoadError,
+    LogLevel, Upstream, WorkerInfo,
+};
+pub use runicorn_http::{Header, RequestHead, Version};

@@ -1,0 +1,163 @@
+//! The validated settings the master and every worker class read.
+//!
+//! This is stage two of configuration (ripgrep's split): plain, already
+//! validated values. Stage one — the settings table, the TOML file,
+//! `RUNICORN_CMD_ARGS`, the command line and their precedence — lives in
+//! `cli/src/settings/`, which builds one of these. Field names are
+//! Gunicorn's setting keys, so `docs/settings.md` and this struct read alike.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every setting, with Gunicorn's key as its field name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    // --- app and server mechanics
+    /// The app to serve, `module:variable` (`builtin:hello`, `myapp:app`).
+    pub app: String,
+    /// `-c/--config`: the TOML file the settings came from, if any.
+    pub config: Option<PathBuf>,
+    /// `--chdir`: changed to before the app loads.
+    pub chdir: Option<PathBuf>,
+    /// `--app-path`: extra directories searched for app libraries.
+    pub app_path: Vec<PathBuf>,
+    /// `--preload`: load the app in the master before forking.
+    pub preload_app: bool,
+    /// `--reload`: roll the workers when the app library or config changes.
+    pub reload: bool,
+    /// `--reload-extra-file`: more files that trigger a reload.
+    pub reload_extra_files: Vec<PathBuf>,
+    /// `-e/--env KEY=VALUE`: environment variables set for the workers.
+    pub raw_env: Vec<(String, String)>,
+    /// `--env-name`: the `[env.NAME]` section of the config file in force.
+    pub env_name: Option<String>,
+
+    // --- server socket
+    /// `-b/--bind`: `HOST:PORT`, `[v6]:PORT`, `unix:PATH`, `fd://N`.
+    pub bind: Vec<String>,
+    /// `--backlog`: the listen queue length.
+    pub backlog: i32,
+    /// `--reuse-port`: set `SO_REUSEPORT` on TCP listeners.
+    pub reuse_port: bool,
+
+    // --- worker processes
+    /// `-w/--workers`.
+    pub workers: usize,
+    /// `-k/--worker-class`: `sync`, `gthread`, `green`, `async`, or `lib:Symbol`.
+    pub worker_class: String,
+    /// `--threads`: pool threads (gthread), may workers (green), runtimes (async).
+    pub threads: usize,
+    /// `--worker-connections`: connections one worker holds at once.
+    pub worker_connections: usize,
+    /// `--max-requests`: recycle a worker after this many requests (0: never).
+    pub max_requests: u64,
+    /// `--max-requests-jitter`: a worker's limit is `max_requests + rand(0..=jitter)`.
+    pub max_requests_jitter: u64,
+    /// `-t/--timeout`: a silent worker is killed after this (zero: never).
+    pub timeout: Duration,
+    /// `--graceful-timeout`: how long a stopping worker may finish requests.
+    pub graceful_timeout: Duration,
+    /// `--keep-alive`: how long an idle keep-alive connection is kept.
+    pub keepalive: Duration,
+    /// `--green-stack-size`: coroutine stack size in bytes (green class).
+    pub green_stack_size: usize,
+    /// `--blocking-threads`: the async class's pool for sync apps.
+    pub blocking_threads: usize,
+
+    // --- security limits (Gunicorn's names)
+    /// `--limit-request-line`: longest request line; 0 means unlimited.
+    pub limit_request_line: usize,
+    /// `--limit-request-fields`: most header fields in a request.
+    pub limit_request_fields: usize,
+    /// `--limit-request-field_size`: longest header field; 0 means unlimited.
+    pub limit_request_field_size: usize,
+    /// `--limit-request-body`: largest request body in bytes.
+    pub limit_request_body: u64,
+
+    // --- server mechanics
+    /// `-p/--pid`: the pidfile.
+    pub pidfile: Option<PathBuf>,
+    /// `-m/--umask`.
+    pub umask: u32,
+    /// `-u/--user`: the user workers run as (name or uid).
+    pub user: Option<String>,
+    /// `-g/--group`: the group workers run as (name or gid).
+    pub group: Option<String>,
+    /// `--initgroups`: set the user's supplementary groups in workers.
+    pub initgroups: bool,
+    /// `-D/--daemon`.
+    pub daemon: bool,
+    /// `--worker-tmp-dir`.
+    pub worker_tmp_dir: Option<PathBuf>,
+
+    // --- logging
+    /// `--log-level`: debug, info, warning, error, critical.
+    pub loglevel: String,
+    /// `--error-logfile`/`--log-file`: `-` is stderr.
+    pub errorlog: String,
+    /// `-n/--name`: the process title suffix.
+    pub proc_name: Option<String>,
+
+    // --- server hooks, `module:function` (issue 7)
+    /// Gunicorn's server hooks by name (`post_fork` = `myapp:post_fork`).
+    pub hooks: Vec<(String, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            app: String::new(),
+            config: None,
+            chdir: None,
+            app_path: Vec::new(),
+            preload_app: false,
+            reload: false,
+            reload_extra_files: Vec::new(),
+            raw_env: Vec::new(),
+            env_name: None,
+            bind: vec!["127.0.0.1:8000".to_owned()],
+            backlog: 2048,
+            reuse_port: false,
+            workers: 1,
+            worker_class: "sync".to_owned(),
+            threads: 1,
+            worker_connections: 1000,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            timeout: Duration::from_secs(30),
+            graceful_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(2),
+            green_stack_size: 64 * 1024,
+            blocking_threads: 40,
+            limit_request_line: 4094,
+            limit_request_fields: 100,
+            limit_request_field_size: 8190,
+            limit_request_body: 1 << 30,
+            pidfile: None,
+            umask: 0,
+            user: None,
+            group: None,
+            initgroups: false,
+            daemon: false,
+            worker_tmp_dir: None,
+            loglevel: "info".to_owned(),
+            errorlog: "-".to_owned(),
+            proc_name: None,
+            hooks: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The client I/O timeout every worker class uses for a request that has
+    /// started: reading the rest of a head or body, and writing a response.
+    /// Half of `--timeout` so the heartbeat wins the race; 30 s when the
+    /// timeout is disabled.
+    pub fn client_timeout(&self) -> Duration {
+        if self.timeout.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            (self.timeout / 2).max(Duration::from_millis(500))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The `green` worker class: one stackful coroutine per connection on the `may` runtime, started only after fork.
