@@ -39,6 +39,9 @@ pub struct Settings {
     pub backlog: i32,
     /// `--reuse-port`: set `SO_REUSEPORT` on TCP listeners.
     pub reuse_port: bool,
+    /// `--forwarded-allow-ips`: front-end addresses trusted to set
+    /// `X-Forwarded-*` headers (`*` trusts all).
+    pub forwarded_allow_ips: Vec<String>,
 
     // --- worker processes
     /// `-w/--workers`.
@@ -118,6 +121,7 @@ impl Default for Settings {
             bind: vec!["127.0.0.1:8000".to_owned()],
             backlog: 2048,
             reuse_port: false,
+            forwarded_allow_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
             workers: 1,
             worker_class: "sync".to_owned(),
             threads: 1,
