@@ -1,0 +1,186 @@
+//! Client loops shared by every e2e file: N threads sending requests at once,
+//! on fresh connections or reusing keep-alive ones, and a background loop
+//! that runs across a reload and counts every failure.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use crate::client::{get, Addr, Conn, Response};
+use crate::wait::{wait_until, Deadline};
+
+/// How many error messages a report keeps (the count is always exact).
+const KEPT_ERRORS: usize = 20;
+
+/// What a batch of requests saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Responses with status 200.
+    pub ok: usize,
+    /// I/O errors and non-200 responses.
+    pub failed: usize,
+    /// Count per status code.
+    pub statuses: BTreeMap<u16, usize>,
+    /// The first few failures, described.
+    pub errors: Vec<String>,
+}
+
+impl LoadReport {
+    /// Records one outcome.
+    pub fn record(&mut self, outcome: &std::io::Result<Response>) {
+        match outcome {
+            Ok(response) => {
+                *self.statuses.entry(response.status).or_default() += 1;
+                if response.status == 200 {
+                    self.ok += 1;
+                } else {
+                    self.fail(format!("status {}: {}", response.status, response.text()));
+                }
+            }
+            Err(err) => self.fail(format!("i/o error: {err}")),
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        self.failed += 1;
+        if self.errors.len() < KEPT_ERRORS {
+            self.errors.push(message);
+        }
+    }
+
+    /// Adds another report into this one.
+    pub fn merge(&mut self, other: LoadReport) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        for (status, count) in other.statuses {
+            *self.statuses.entry(status).or_default() += count;
+        }
+        let room = KEPT_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.into_iter().take(room));
+    }
+
+    /// Total requests attempted.
+    pub fn total(&self) -> usize {
+        self.ok + self.failed
+    }
+}
+
+/// `threads` threads each sending `per_thread` `GET path`, each on a fresh
+/// connection; returns when all are done.
+pub fn concurrent(addr: &Addr, threads: usize, per_thread: usize, path: &str) -> LoadReport {
+    run_threads(threads, |_| {
+        let mut report = LoadReport::default();
+        for _ in 0..per_thread {
+            report.record(&get(addr, path));
+        }
+        report
+    })
+}
+
+/// `threads` threads each sending `per_thread` `GET path` over one
+/// keep-alive connection, reconnecting only when the server closes it
+/// (`Connection: close`) or the connection fails.
+pub fn keepalive(addr: &Addr, threads: usize, per_thread: usize, path: &str) -> LoadReport {
+    run_threads(threads, |_| {
+        let mut report = LoadReport::default();
+        let mut conn: Option<Conn> = None;
+        for _ in 0..per_thread {
+            let outcome = match conn.as_mut() {
+                Some(open) => open.get(path),
+                None => Conn::connect(addr).and_then(|mut fresh| {
+                    let response = fresh.get(path);
+                    conn = Some(fresh);
+                    response
+                }),
+            };
+            let reusable = outcome.as_ref().is_ok_and(|response| !response.closes());
+            report.record(&outcome);
+            if !reusable {
+                conn = None;
+            }
+        }
+        report
+    })
+}
+
+fn run_threads(threads: usize, work: impl Fn(usize) -> LoadReport + Sync) -> LoadReport {
+    let work = &work;
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|index| scope.spawn(move || work(index)))
+            .collect();
+        let mut total = LoadReport::default();
+        for handle in handles {
+            total.merge(handle.join().expect("client thread panicked"));
+        }
+        total
+    })
+}
+
+/// A background client loop: `threads` threads sending `GET path` on fresh
+/// connections until stopped, e.g. across a HUP.
+#[derive(Debug)]
+pub struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<LoadReport>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl ClientLoop {
+    /// Starts the loop.
+    pub fn start(addr: &Addr, path: &str, threads: usize) -> ClientLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(Mutex::new(LoadReport::default()));
+        let handles = (0..threads)
+            .map(|_| {
+                let (stop, report, addr, path) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&report),
+                    addr.clone(),
+                    path.to_owned(),
+                );
+                thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let outcome = get(&addr, &path);
+                        report.lock().expect("report lock").record(&outcome);
+                    }
+                })
+            })
+            .collect();
+        ClientLoop {
+            stop,
+            report,
+            handles,
+        }
+    }
+
+    /// A snapshot of what the loop has seen so far.
+    pub fn report(&self) -> LoadReport {
+        self.report.lock().expect("report lock").clone()
+    }
+
+    /// Waits until at least `count` requests succeeded; false on timeout.
+    pub fn wait_ok(&self, count: usize, deadline: Deadline) -> bool {
+        wait_until(deadline, || self.report().ok >= count)
+    }
+
+    /// Stops the threads, joins them, and returns the final report.
+    pub fn stop(mut self) -> LoadReport {
+        self.halt();
+        self.report()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for ClientLoop {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}

@@ -1,0 +1,115 @@
+//! The process table as `/proc` shows it: who is whose child, who is in
+//! which process group, who is a zombie.
+
+use std::fs;
+
+/// One line of `/proc/<pid>/stat`, the fields the tests need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The process id.
+    pub pid: u32,
+    /// The command name (`comm`), as the kernel truncates it.
+    pub comm: String,
+    /// One letter: `R`, `S`, `D`, `Z` (zombie), `T`, ...
+    pub state: char,
+    /// The parent's pid.
+    pub ppid: u32,
+    /// The process group id.
+    pub pgrp: u32,
+}
+
+impl ProcStat {
+    /// Whether the process has exited and waits to be reaped.
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z'
+    }
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when the process is gone.
+pub fn stat(pid: u32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens, so
+    // split at the last ')'.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let comm = text[open + 1..close].to_owned();
+    let mut rest = text[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        comm,
+        state,
+        ppid,
+        pgrp,
+    })
+}
+
+/// Every process currently visible in `/proc`.
+pub fn all() -> Vec<ProcStat> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+/// The children of `parent`, zombies included, sorted by pid.
+pub fn children(parent: u32) -> Vec<ProcStat> {
+    let mut found: Vec<ProcStat> = all()
+        .into_iter()
+        .filter(|proc| proc.ppid == parent)
+        .collect();
+    found.sort_by_key(|proc| proc.pid);
+    found
+}
+
+/// The live (non-zombie) children of `parent`, sorted.
+pub fn live_children(parent: u32) -> Vec<u32> {
+    children(parent)
+        .into_iter()
+        .filter(|proc| !proc.is_zombie())
+        .map(|proc| proc.pid)
+        .collect()
+}
+
+/// Every process in process group `pgrp`, zombies included.
+pub fn group(pgrp: u32) -> Vec<ProcStat> {
+    all().into_iter().filter(|proc| proc.pgrp == pgrp).collect()
+}
+
+/// Whether `pid` names a live (non-zombie) process.
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|proc| !proc.is_zombie())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_comm_with_spaces_and_parens() {
+        let line = "42 (run (x) y) S 7 42 42 0 -1 4194560";
+        let parsed = parse_stat(line).unwrap();
+        assert_eq!(parsed.pid, 42);
+        assert_eq!(parsed.comm, "run (x) y");
+        assert_eq!(parsed.state, 'S');
+        assert_eq!(parsed.ppid, 7);
+        assert_eq!(parsed.pgrp, 42);
+    }
+
+    #[test]
+    fn sees_itself() {
+        let me = std::process::id();
+        assert!(alive(me));
+        assert!(all().iter().any(|proc| proc.pid == me));
+    }
+}
