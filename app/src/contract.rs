@@ -182,6 +182,18 @@ pub enum LoadError {
         /// What does exist, and how to fix the name.
         hint: String,
     },
+    /// The module exists but lacks the application object; Gunicorn's older
+    /// words, kept for `builtin:NAME`:
+    /// `Failed to find application object 'nope' in 'builtin'`.
+    #[error("Failed to find application object '{object}' in '{module}'{hint}")]
+    NoObject {
+        /// The object asked for.
+        object: String,
+        /// The module searched.
+        module: String,
+        /// What does exist, and how to fix the name.
+        hint: String,
+    },
     /// No library for the module was found. Gunicorn: `No module named 'x'`.
     #[error("No module named '{module}'{hint}")]
     NoModule {

@@ -8,6 +8,7 @@
 //! `sync`/`gthread`, yields a coroutine under `green` and awaits under `async`.
 //! This crate never starts a thread or a runtime.
 
+pub mod builtin;
 pub mod contract;
 
 pub use contract::{

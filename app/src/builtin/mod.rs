@@ -1,0 +1,80 @@
+//! The apps compiled into the binary, served as `builtin:NAME`: for trying
+//! runicorn without writing an app, for conformance tests (`echo`) and for
+//! comparing concurrency models on sleeping, CPU-bound, streaming and
+//! upstream-bound work. Each app is one small file; [`lookup`] is the table.
+
+mod cpu;
+mod echo;
+mod hello;
+mod query;
+mod sleep;
+mod stream;
+mod upstream;
+
+use std::sync::Arc;
+
+use crate::contract::{App, Application, AsyncApp, LoadError};
+
+pub use cpu::Cpu;
+pub use echo::Echo;
+pub use hello::Hello;
+pub use sleep::Sleep;
+pub use stream::Stream;
+pub use upstream::UpstreamApp;
+
+/// The module name of the built-in apps (`builtin:hello`).
+pub const MODULE: &str = "builtin";
+
+/// Every built-in app's name, in the order `--help` and errors list them.
+pub const NAMES: [&str; 6] = ["hello", "echo", "sleep", "cpu", "stream", "upstream"];
+
+/// The built-in app called `name` (the part after `builtin:`).
+///
+/// An unknown name gets Gunicorn's older words,
+/// `Failed to find application object 'nope' in 'builtin'`, and the list of
+/// the names that exist.
+pub fn lookup(name: &str) -> Result<Application, LoadError> {
+    let (sync, asynch): (Arc<dyn App>, Option<Arc<dyn AsyncApp>>) = match name {
+        "hello" => (Arc::new(Hello), Some(Arc::new(Hello))),
+        "echo" => (Arc::new(Echo), None),
+        "sleep" => (Arc::new(Sleep), Some(Arc::new(Sleep))),
+        "cpu" => (Arc::new(Cpu), None),
+        "stream" => (Arc::new(Stream), None),
+        "upstream" => (Arc::new(UpstreamApp), None),
+        _ => {
+            return Err(LoadError::NoObject {
+                object: name.to_owned(),
+                module: MODULE.to_owned(),
+                hint: format!(
+                    "; the built-in apps are {} (for example `runicorn builtin:hello`)",
+                    NAMES.join(", ")
+                ),
+            })
+        }
+    };
+    Ok(Application {
+        name: format!("{MODULE}:{name}"),
+        sync,
+        asynch,
+    })
+}
+
+/// Answers 400 with `message` (a bad query parameter of a built-in app).
+fn bad_request(
+    call: &mut dyn crate::contract::Call,
+    message: &str,
+) -> Result<(), crate::contract::AppError> {
+    let length = message.len().to_string();
+    call.start_response(
+        400,
+        &[
+            ("Content-Type", b"text/plain"),
+            ("Content-Length", length.as_bytes()),
+        ],
+    )?;
+    call.write(message.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
