@@ -5,10 +5,28 @@
 //! trait every concurrency model implements. It never starts a thread or a
 //! runtime, before or after fork: everything here is one single-threaded
 //! loop. It never touches a client connection and knows nothing of any
-//! worker class but the trait. All `unsafe` lives in `sys`.
+//! worker class but the trait. All `unsafe` lives in `sys` (and the
+//! scoreboard's mapping).
 
+pub mod arbiter;
+pub mod clock;
+pub mod error;
+pub mod hooks;
+pub mod listener;
+pub mod loader;
+pub mod log;
+pub mod scoreboard;
 pub mod settings;
+pub mod shutdown;
+mod sys;
 pub mod worker;
 
+pub use arbiter::{Arbiter, ArbiterConfig, ReloadFn};
+pub use error::MasterError;
+pub use hooks::{ArbiterView, Hooks, NoHooks, WorkerView};
+pub use listener::Listener;
+pub use loader::AppLoader;
+pub use scoreboard::{RequestGuard, Scoreboard, Slot};
 pub use settings::Settings;
+pub use shutdown::{Shutdown, ShutdownState};
 pub use worker::{Worker, WorkerClass};

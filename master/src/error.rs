@@ -1,0 +1,100 @@
+//! The master's errors. Each operator-facing message names the cause and
+//! the fix.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What can stop the master from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// A `-b` value that is not a bind spec.
+    #[error("invalid bind '{spec}': {reason}")]
+    BadBind {
+        /// What the operator wrote.
+        spec: String,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+    /// The address stayed in use through every retry (Gunicorn's words first).
+    #[error(
+        "Connection in use: {address} (another process is listening there: stop it, \
+         or choose another address with -b)"
+    )]
+    AddressInUse {
+        /// The address, `127.0.0.1:8000`.
+        address: String,
+    },
+    /// Any other bind failure.
+    #[error("cannot bind {address}: {source} (check the address and the permissions)")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The pidfile names a process that is alive.
+    #[error(
+        "pidfile {path} names a running process {pid}: is runicorn already running? \
+         stop it, or choose another pidfile with -p"
+    )]
+    AlreadyRunning {
+        /// The pidfile.
+        path: PathBuf,
+        /// The live pid it names.
+        pid: i32,
+    },
+    /// The pidfile cannot be written.
+    #[error(
+        "cannot write pidfile {path}: {source} (check that its directory exists and is writable)"
+    )]
+    Pidfile {
+        /// The pidfile.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `-u`/`-g` name no user or group.
+    #[error("{setting} '{value}' does not exist: {fix}")]
+    NoSuchId {
+        /// `user` or `group`.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// The error log file cannot be opened.
+    #[error("cannot open the error log {path}: {source} (check the path and its permissions, or use '-' for stderr)")]
+    LogFile {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `--log-level` is not one of Gunicorn's levels.
+    #[error(
+        "log-level '{value}' is not a level: use one of debug, info, warning, error, critical"
+    )]
+    BadLogLevel {
+        /// The value given.
+        value: String,
+    },
+    /// A system call the master depends on failed.
+    #[error("{what} failed: {source}")]
+    System {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl MasterError {
+    /// Wraps an OS error from `what`.
+    pub fn system(what: &'static str, source: impl Into<io::Error>) -> Self {
+        MasterError::System {
+            what,
+            source: source.into(),
+        }
+    }
+}

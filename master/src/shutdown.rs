@@ -1,0 +1,173 @@
+//! A worker's stop state: running, graceful, or quick.
+//!
+//! Installed in the child right after fork: SIGTERM asks for a graceful stop
+//! (stop accepting, finish in-flight requests within `graceful_timeout`),
+//! SIGINT and SIGQUIT for a quick one, SIGUSR1 reopens the log file. The
+//! kernel sends SIGTERM if the master dies (`PR_SET_PDEATHSIG`). Each state
+//! change writes a byte to a self-pipe whose read end ([`Shutdown::wake_fd`])
+//! stays readable from then on, so poll/epoll loops wake at once.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use nix::fcntl::OFlag;
+use nix::unistd::Pid;
+
+use crate::sys;
+
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ShutdownState {
+    /// Serving.
+    Running,
+    /// Stop accepting; finish in-flight requests within `graceful_timeout`.
+    Graceful,
+    /// Stop now.
+    Quick,
+}
+
+impl ShutdownState {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => ShutdownState::Running,
+            1 => ShutdownState::Graceful,
+            _ => ShutdownState::Quick,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Set by [`Shutdown::request_graceful`]; the signal-set state lives in
+    /// `sys::WORKER_STOP` when `installed`.
+    local: AtomicU8,
+    installed: AtomicBool,
+    wake_read: OwnedFd,
+    wake_write: OwnedFd,
+    master_pid: Pid,
+}
+
+/// The shared stop state of one worker process. Cheap to clone; every
+/// thread, coroutine or task of the worker holds one.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+impl Shutdown {
+    /// A stop state with its wake pipe, not yet tied to any signal (usable
+    /// as is in tests). The master is taken to be the current parent.
+    pub fn new() -> std::io::Result<Self> {
+        let (wake_read, wake_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .map_err(std::io::Error::from)?;
+        Ok(Shutdown {
+            inner: Arc::new(Inner {
+                local: AtomicU8::new(0),
+                installed: AtomicBool::new(false),
+                wake_read,
+                wake_write,
+                master_pid: nix::unistd::getppid(),
+            }),
+        })
+    }
+
+    /// A stop state driven by this process's signals: TERM graceful,
+    /// INT/QUIT quick, USR1 reopen logs, and SIGTERM when the master dies.
+    /// Called once in the child after fork.
+    pub fn install() -> std::io::Result<Self> {
+        let shutdown = Shutdown::new()?;
+        sys::install_worker_signals(&shutdown.inner.wake_write)?;
+        shutdown.inner.installed.store(true, Ordering::SeqCst);
+        sys::set_parent_death_signal()?;
+        // The master may have died between fork and prctl.
+        if !shutdown.master_alive() {
+            shutdown.inner.local.store(2, Ordering::SeqCst);
+            shutdown.wake();
+        }
+        Ok(shutdown)
+    }
+
+    /// The current state: the furthest of what signals and the worker asked.
+    pub fn state(&self) -> ShutdownState {
+        let mut value = self.inner.local.load(Ordering::SeqCst);
+        if self.inner.installed.load(Ordering::Relaxed) {
+            value = value.max(sys::WORKER_STOP.load(Ordering::SeqCst));
+        }
+        ShutdownState::from_u8(value)
+    }
+
+    /// True while the worker should keep serving.
+    pub fn is_running(&self) -> bool {
+        self.state() == ShutdownState::Running
+    }
+
+    /// The worker retires itself (max-requests, a panicking app): graceful.
+    pub fn request_graceful(&self) {
+        if self
+            .inner
+            .local
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.wake();
+        }
+    }
+
+    /// Asks for a quick stop from inside the worker.
+    pub fn request_quick(&self) {
+        self.inner.local.store(2, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Readable once the state has left `Running` (and stays readable):
+    /// add it to a poll set to wake at once on TERM/INT/QUIT.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.inner.wake_read.as_fd()
+    }
+
+    /// The raw form of [`Shutdown::wake_fd`], for runtimes that want one.
+    pub fn wake_raw_fd(&self) -> RawFd {
+        self.inner.wake_read.as_raw_fd()
+    }
+
+    /// False once the master is gone (this process was reparented).
+    pub fn master_alive(&self) -> bool {
+        nix::unistd::getppid() == self.inner.master_pid
+    }
+
+    fn wake(&self) {
+        let _ = nix::unistd::write(&self.inner.wake_write, &[1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    fn readable(shutdown: &Shutdown) -> bool {
+        let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+    }
+
+    #[test]
+    fn graceful_request_wakes_and_stays_readable() {
+        let shutdown = Shutdown::new().unwrap();
+        assert!(shutdown.is_running());
+        assert!(!readable(&shutdown));
+        shutdown.clone().request_graceful();
+        assert_eq!(shutdown.state(), ShutdownState::Graceful);
+        assert!(readable(&shutdown));
+        assert!(readable(&shutdown));
+        shutdown.request_quick();
+        assert_eq!(shutdown.state(), ShutdownState::Quick);
+        shutdown.request_graceful();
+        assert_eq!(shutdown.state(), ShutdownState::Quick);
+    }
+
+    #[test]
+    fn master_is_alive_in_tests() {
+        assert!(Shutdown::new().unwrap().master_alive());
+    }
+}

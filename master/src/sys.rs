@@ -1,0 +1,204 @@
+//! Every `unsafe` call the master makes, behind safe wrappers.
+//!
+//! The rest of the crate calls these functions and never writes `unsafe`
+//! itself (the scoreboard's mapping is the one other fenced spot). Each
+//! block says why it is sound. The signal handlers here only store into
+//! atomics and write one byte to a pipe: both are async-signal-safe.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+/// Which side of a fork we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The parent, with the child's pid.
+    Parent(Pid),
+    /// The child.
+    Child,
+}
+
+/// How many threads this process has, from `/proc/self/task`.
+pub fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// `fork()`, refused when the process has more than one thread: a child of a
+/// threaded process may inherit locks held by threads that do not exist in it.
+pub fn fork() -> io::Result<Forked> {
+    match thread_count() {
+        Ok(1) | Err(_) => {}
+        Ok(count) => {
+            return Err(io::Error::other(format!(
+                "refusing to fork: the process has {count} threads; the master must stay \
+                 single-threaded (start no thread or runtime before the arbiter runs)"
+            )))
+        }
+    }
+    // SAFETY: the process is single-threaded (checked just above), so the
+    // child inherits no lock held by another thread and may run any code.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// A shared anonymous mapping of `len` zeroed bytes, inherited across fork.
+pub fn map_shared_anonymous(len: usize) -> io::Result<NonNull<u8>> {
+    use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+    let length =
+        std::num::NonZeroUsize::new(len).ok_or_else(|| io::Error::other("empty mapping"))?;
+    // SAFETY: a fresh anonymous mapping aliases no Rust object; the kernel
+    // zero-fills it, and the caller owns it until `unmap`.
+    let ptr = unsafe {
+        mmap_anonymous(
+            None,
+            length,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }
+    .map_err(io::Error::from)?;
+    Ok(ptr.cast())
+}
+
+/// Unmaps what [`map_shared_anonymous`] returned.
+pub fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: `ptr`/`len` come from `map_shared_anonymous`, and the caller
+    // (the scoreboard's last handle) guarantees no reference into it remains.
+    let _ = unsafe { nix::sys::mman::munmap(ptr.cast(), len) };
+}
+
+/// Takes ownership of an inherited descriptor (`fd://N`, `LISTEN_FDS`).
+pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // fcntl(F_GETFD) tells whether the descriptor is open at all.
+    nix::fcntl::fcntl(
+        // SAFETY: borrowed only for this call; fcntl on a closed fd fails with EBADF.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .map_err(|err| io::Error::other(format!("file descriptor {fd} is not open ({err})")))?;
+    // SAFETY: the descriptor is open and named by the operator as ours to
+    // own; nothing else in this process holds it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `dup2(old, new)`, used to point stdio at /dev/null or a log file.
+pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table; `new` is a stdio
+    // descriptor that std owns without caching anything about its target.
+    if unsafe { libc::dup2(old, new) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+// --- signals -----------------------------------------------------------
+
+/// The write end of the pipe the handlers below write to (-1: none).
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// What a worker's handler recorded: 0 running, 1 graceful, 2 quick.
+pub static WORKER_STOP: AtomicU8 = AtomicU8::new(0);
+
+/// Set by SIGUSR1 in any process: the log writer reopens its file.
+pub static REOPEN_LOGS: AtomicU8 = AtomicU8::new(0);
+
+fn write_wake_byte(byte: u8) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        // A full pipe drops the byte, which is fine: the reader only needs
+        // to wake, and the state lives in atomics.
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    }
+}
+
+extern "C" fn master_handler(signal: libc::c_int) {
+    if signal == libc::SIGUSR1 {
+        REOPEN_LOGS.store(1, Ordering::Relaxed);
+    }
+    write_wake_byte(signal as u8);
+}
+
+extern "C" fn worker_handler(signal: libc::c_int) {
+    match signal {
+        libc::SIGTERM => {
+            let _ = WORKER_STOP.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        libc::SIGINT | libc::SIGQUIT => WORKER_STOP.store(2, Ordering::SeqCst),
+        libc::SIGUSR1 => REOPEN_LOGS.store(1, Ordering::Relaxed),
+        _ => {}
+    }
+    write_wake_byte(signal as u8);
+}
+
+fn install(signal: Signal, handler: SigHandler) -> io::Result<()> {
+    let flags = SaFlags::SA_RESTART;
+    let action = SigAction::new(handler, flags, SigSet::empty());
+    // SAFETY: the handlers above only touch atomics and call write(2), both
+    // async-signal-safe; SIG_DFL/SIG_IGN are always sound.
+    unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// The master's signals, each queued as one byte (its number) on `pipe`.
+pub const MASTER_SIGNALS: [Signal; 9] = [
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Installs the master's handlers (plus SIGCHLD) writing to `pipe`.
+pub fn install_master_signals(pipe: &OwnedFd) -> io::Result<()> {
+    SIGNAL_PIPE.store(pipe.as_raw_fd(), Ordering::SeqCst);
+    for signal in MASTER_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
+        install(signal, SigHandler::Handler(master_handler))?;
+    }
+    Ok(())
+}
+
+/// In a fresh child: every master handler back to default, then the
+/// worker's TERM/INT/QUIT/USR1 handlers writing to `pipe`.
+pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
+    SIGNAL_PIPE.store(-1, Ordering::SeqCst);
+    for signal in MASTER_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
+        install(signal, SigHandler::SigDfl)?;
+    }
+    WORKER_STOP.store(0, Ordering::SeqCst);
+    SIGNAL_PIPE.store(pipe.as_raw_fd(), Ordering::SeqCst);
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+    ] {
+        install(signal, SigHandler::Handler(worker_handler))?;
+    }
+    // A client that hangs up must not kill the worker.
+    install(Signal::SIGPIPE, SigHandler::SigIgn)?;
+    Ok(())
+}
+
+/// Asks the kernel to send SIGTERM to this process when its parent dies.
+pub fn set_parent_death_signal() -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Some(Signal::SIGTERM)).map_err(io::Error::from)
+}
+
+/// Sets the short process name (`comm`, 15 bytes) `top` and `ps -o comm` show.
+pub fn set_process_name(name: &str) {
+    let short: String = name.chars().take(15).collect();
+    if let Ok(cname) = std::ffi::CString::new(short) {
+        let _ = nix::sys::prctl::set_name(&cname);
+    }
+}
