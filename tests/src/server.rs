@@ -61,6 +61,7 @@ pub struct Launch {
     envs: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
     wrapper: Vec<OsString>,
+    log_file: Option<PathBuf>,
 }
 
 impl Launch {
@@ -89,6 +90,13 @@ impl Launch {
     /// Runs the server in `dir`.
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Launch {
         self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Also reads the log from `path` (the test passes `--error-logfile
+    /// PATH`): [`Server::log`] is then stderr followed by the file.
+    pub fn log_file(mut self, path: impl Into<PathBuf>) -> Launch {
+        self.log_file = Some(path.into());
         self
     }
 
@@ -200,6 +208,7 @@ impl Launch {
             child,
             stderr,
             stdout,
+            log_file: self.log_file.clone(),
             addrs: Vec::new(),
             reaped: None,
         }
@@ -236,6 +245,7 @@ pub struct Server {
     pid: u32,
     stderr: Arc<Capture>,
     stdout: Arc<Capture>,
+    log_file: Option<PathBuf>,
     addrs: Vec<Addr>,
     reaped: Option<ExitStatus>,
 }
@@ -275,9 +285,20 @@ impl Server {
         self.pid
     }
 
-    /// Everything written to stderr so far.
+    /// Everything logged so far: stderr, then the `--error-logfile` given
+    /// to [`Launch::log_file`] (and its rotated `.1`, if the test renamed it).
     pub fn log(&self) -> String {
-        self.stderr.text()
+        let mut text = self.stderr.text();
+        if let Some(path) = &self.log_file {
+            let mut rotated = path.clone().into_os_string();
+            rotated.push(".1");
+            for file in [PathBuf::from(rotated), path.clone()] {
+                if let Ok(contents) = std::fs::read(&file) {
+                    text.push_str(&String::from_utf8_lossy(&contents));
+                }
+            }
+        }
+        text
     }
 
     /// Everything written to stdout so far.
@@ -285,7 +306,7 @@ impl Server {
         self.stdout.text()
     }
 
-    /// How many stderr lines contain `pattern`.
+    /// How many log lines contain `pattern`.
     pub fn log_count(&self, pattern: &str) -> usize {
         self.log()
             .lines()
@@ -293,21 +314,20 @@ impl Server {
             .count()
     }
 
-    /// Waits until a stderr line contains `pattern`; returns that line.
+    /// Waits until a log line contains `pattern`; returns that line.
     pub fn wait_for_log(&self, pattern: &str, deadline: Deadline) -> Option<String> {
         self.wait_for_log_count(pattern, 1, deadline)
     }
 
-    /// Waits until `count` stderr lines contain `pattern`; returns the last.
+    /// Waits until `count` log lines contain `pattern`; returns the last.
     pub fn wait_for_log_count(
         &self,
         pattern: &str,
         count: usize,
         deadline: Deadline,
     ) -> Option<String> {
-        let mut bytes = self.stderr.bytes.lock().expect("capture lock");
         loop {
-            let text = String::from_utf8_lossy(&bytes);
+            let text = self.log();
             let matching: Vec<&str> = text.lines().filter(|line| line.contains(pattern)).collect();
             if matching.len() >= count {
                 return matching.last().map(|line| (*line).to_owned());
@@ -315,12 +335,15 @@ impl Server {
             if deadline.passed() {
                 return None;
             }
-            bytes = self
-                .stderr
-                .grew
-                .wait_timeout(bytes, deadline.remaining())
-                .expect("capture lock")
-                .0;
+            // Wake on new stderr output, or poll the log file.
+            let bytes = self.stderr.bytes.lock().expect("capture lock");
+            let slice = deadline.remaining().min(crate::wait::POLL * 2);
+            drop(
+                self.stderr
+                    .grew
+                    .wait_timeout(bytes, slice)
+                    .expect("capture lock"),
+            );
         }
     }
 

@@ -1,12 +1,413 @@
-//! End-to-end tests of the master and the sync worker (issue 3).
+//! End-to-end tests of the master and the sync worker (issue 3): the real
+//! binary, loopback and unix sockets, real signals. Every server binds
+//! `127.0.0.1:0` or a unix socket in a temp dir and is killed (its whole
+//! process group) when the test ends, also on failure.
 
-use runicorn_tests::{get, Server};
+use std::net::TcpListener;
+use std::thread;
+
+use runicorn_tests::proc;
+use runicorn_tests::{deadline, get, raw_response, wait_until, ClientLoop, Launch, Server, Signal};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+fn hello(workers: &str) -> Server {
+    Server::start(["-w", workers, "-b", LOCAL, "builtin:hello"])
+}
+
+fn exit_code(server: &mut Server, secs: f64) -> i32 {
+    match server.wait_exit(deadline(secs)) {
+        Some(status) => status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
+        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
+    }
+}
 
 #[test]
 fn two_workers_serve_hello() {
-    let server = Server::start(["-w", "2", "-b", "127.0.0.1:0", "builtin:hello"]);
+    let server = hello("2");
     let response = get(server.addr(), "/").expect("GET /");
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "Hello, World!");
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+    assert!(
+        response.closes(),
+        "the sync worker closes every connection: {:?}",
+        response.headers
+    );
     server.wait_workers(2, 10.0);
+}
+
+#[test]
+fn term_exits_zero_leaving_no_children_pidfile_or_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("runicorn.pid");
+    let socket = dir.path().join("runicorn.sock");
+    let mut server = Server::start([
+        "-w".as_ref(),
+        "2".as_ref(),
+        "-p".as_ref(),
+        pidfile.as_os_str(),
+        "-b".as_ref(),
+        format!("unix:{}", socket.display()).as_ref(),
+        "builtin:hello".as_ref(),
+    ]);
+    let response = get(server.addr(), "/").expect("GET over the unix socket");
+    assert_eq!(response.text(), "Hello, World!");
+    let workers = server.wait_workers(2, 10.0);
+    let written = std::fs::read_to_string(&pidfile).expect("pidfile written");
+    assert_eq!(written.trim(), server.pid().to_string());
+
+    server.signal(Signal::SIGTERM);
+    assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
+    assert!(
+        wait_until(deadline(5.0), || server.group().is_empty()),
+        "left behind: {:?}",
+        server.group()
+    );
+    for pid in workers {
+        assert!(!proc::alive(pid), "worker {pid} outlived its master");
+    }
+    assert!(!pidfile.exists(), "pidfile left behind");
+    assert!(!socket.exists(), "unix socket left behind");
+}
+
+#[test]
+fn quit_exits_fast_even_with_a_request_in_flight() {
+    let mut server = Server::start([
+        "-w",
+        "1",
+        "-b",
+        LOCAL,
+        "--log-level",
+        "debug",
+        "--graceful-timeout",
+        "30",
+        "builtin:sleep",
+    ]);
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
+    server.expect_log("GET /?ms=20000", 10.0);
+    let started = std::time::Instant::now();
+    server.signal(Signal::SIGQUIT);
+    exit_code(&mut server, 10.0);
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    assert!(
+        wait_until(deadline(5.0), || server.group().is_empty()),
+        "left behind: {:?}",
+        server.group()
+    );
+    // The in-flight request was cut, not answered after 20 s.
+    assert!(client.join().unwrap().is_err());
+}
+
+#[test]
+fn term_lets_an_in_flight_request_finish() {
+    let mut server = Server::start([
+        "-w",
+        "1",
+        "-b",
+        LOCAL,
+        "--log-level",
+        "debug",
+        "builtin:sleep",
+    ]);
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/?ms=1500"));
+    server.expect_log("GET /?ms=1500", 10.0);
+    server.signal(Signal::SIGTERM);
+    let response = client
+        .join()
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "slept 1500 ms\n");
+    assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
+}
+
+#[test]
+fn hup_replaces_every_worker_without_a_failed_request() {
+    let server = hello("2");
+    let old = server.wait_workers(2, 10.0);
+    let clients = ClientLoop::start(server.addr(), "/", 2);
+    assert!(
+        clients.wait_ok(20, deadline(20.0)),
+        "no traffic before HUP: {:?}",
+        clients.report()
+    );
+    server.signal(Signal::SIGHUP);
+    let replaced = wait_until(deadline(30.0), || {
+        let now = server.worker_pids();
+        now.len() == 2 && now.iter().all(|pid| !old.contains(pid))
+    });
+    assert!(
+        replaced,
+        "workers {old:?} not replaced, now {:?}:\n{}",
+        server.worker_pids(),
+        server.log()
+    );
+    let before = clients.report().ok;
+    assert!(
+        clients.wait_ok(before + 20, deadline(20.0)),
+        "no traffic after HUP: {:?}",
+        clients.report()
+    );
+    let report = clients.stop();
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed across HUP: {report:?}\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn ttin_and_ttou_change_the_worker_count_never_below_one() {
+    let server = hello("2");
+    server.wait_workers(2, 10.0);
+    server.signal(Signal::SIGTTIN);
+    server.wait_workers(3, 10.0);
+    server.signal(Signal::SIGTTOU);
+    server.wait_workers(2, 10.0);
+    server.signal(Signal::SIGTTOU);
+    server.wait_workers(1, 10.0);
+    // At one worker TTOU does nothing: one TTIN later there are two again.
+    server.signal(Signal::SIGTTOU);
+    let response = get(server.addr(), "/").expect("GET / with one worker");
+    assert_eq!(response.status, 200);
+    server.signal(Signal::SIGTTIN);
+    server.wait_workers(2, 10.0);
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_named_in_the_log() {
+    let server = hello("2");
+    let old = server.wait_workers(2, 10.0);
+    let victim = old[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    let replaced = wait_until(deadline(15.0), || {
+        let now = server.worker_pids();
+        now.len() == 2 && !now.contains(&victim)
+    });
+    assert!(replaced, "worker {victim} not replaced:\n{}", server.log());
+    let line = server.expect_log(&format!("pid:{victim}"), 5.0);
+    assert!(
+        line.contains("SIGKILL") || line.contains("signal"),
+        "{line}"
+    );
+    assert_eq!(get(server.addr(), "/").unwrap().status, 200);
+}
+
+#[test]
+fn a_hung_request_gets_its_worker_killed_and_named() {
+    let server = Server::start(["-w", "1", "-t", "1", "-b", LOCAL, "builtin:sleep"]);
+    let old = server.wait_workers(1, 10.0);
+    // The worker is killed mid-request: the client sees the connection cut
+    // (or a 5xx), never the answer after 3 s.
+    let outcome = get(server.addr(), "/?ms=3000");
+    assert!(
+        outcome
+            .as_ref()
+            .map_or(true, |response| response.status >= 500),
+        "{outcome:?}"
+    );
+    let line = server.expect_log("WORKER TIMEOUT", 10.0);
+    assert!(
+        line.contains("GET /?ms=3000"),
+        "the log does not name the request: {line}"
+    );
+    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
+    let replaced = wait_until(deadline(15.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != old
+    });
+    assert!(replaced, "hung worker not replaced:\n{}", server.log());
+}
+
+#[test]
+fn max_requests_recycles_the_worker() {
+    let server = Server::start([
+        "-w",
+        "1",
+        "--max-requests",
+        "5",
+        "-b",
+        LOCAL,
+        "builtin:hello",
+    ]);
+    let first = server.wait_workers(1, 10.0);
+    for attempt in 0..12 {
+        let response =
+            get(server.addr(), "/").unwrap_or_else(|err| panic!("request {attempt}: {err}"));
+        assert_eq!(response.status, 200, "request {attempt}");
+    }
+    let recycled = wait_until(deadline(15.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != first
+    });
+    assert!(
+        recycled,
+        "worker {first:?} not recycled after 12 requests:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_same_worker_serves_on() {
+    let server = Server::start(["-w", "1", "-b", LOCAL, "builtin:hello"]);
+    let before = server.wait_workers(1, 10.0);
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"GET / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"\x01\x02 nonsense\r\n\r\n",
+    ] {
+        let response =
+            raw_response(server.addr(), garbage).expect("a response to a malformed request");
+        assert_eq!(
+            response.status,
+            400,
+            "for {:?}",
+            String::from_utf8_lossy(garbage)
+        );
+        assert!(response.closes());
+    }
+    assert_eq!(get(server.addr(), "/").unwrap().status, 200);
+    assert_eq!(
+        server.worker_pids(),
+        before,
+        "a malformed request must not cost a worker"
+    );
+}
+
+#[test]
+fn a_port_in_use_exits_1_with_a_clear_line() {
+    let taken = TcpListener::bind(LOCAL).unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let exited = Server::start_expect_exit(["-b", &address, "builtin:hello"]);
+    assert_eq!(exited.code(), 1, "{}", exited.log);
+    assert!(
+        exited
+            .log
+            .contains(&format!("Connection in use: {address}")),
+        "{}",
+        exited.log
+    );
+}
+
+#[test]
+fn an_unknown_builtin_app_exits_4_with_gunicorns_words() {
+    let exited = Server::start_expect_exit(["-b", LOCAL, "builtin:nope"]);
+    assert_eq!(exited.code(), 4, "{}", exited.log);
+    assert!(
+        exited
+            .log
+            .contains("Failed to find application object 'nope' in 'builtin'"),
+        "{}",
+        exited.log
+    );
+}
+
+#[test]
+fn a_worker_dies_with_its_master() {
+    let server = hello("2");
+    let workers = server.wait_workers(2, 10.0);
+    server.signal(Signal::SIGKILL);
+    let gone = wait_until(deadline(15.0), || {
+        workers.iter().all(|pid| !proc::alive(*pid))
+    });
+    assert!(gone, "workers {workers:?} outlived their master");
+}
+
+#[test]
+fn usr1_reopens_the_error_logfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let logfile = dir.path().join("error.log");
+    let server = Launch::new([
+        "-w".as_ref(),
+        "1".as_ref(),
+        "-b".as_ref(),
+        LOCAL.as_ref(),
+        "--error-logfile".as_ref(),
+        logfile.as_os_str(),
+        "builtin:hello".as_ref(),
+    ])
+    .log_file(&logfile)
+    .start();
+    server.wait_workers(1, 10.0);
+    server.expect_log("Booting worker", 10.0);
+    let rotated = dir.path().join("error.log.1");
+    std::fs::rename(&logfile, &rotated).unwrap();
+    server.signal(Signal::SIGUSR1);
+    // A line logged after USR1 (a new worker boots) lands in a new file.
+    server.signal(Signal::SIGTTIN);
+    server.wait_workers(2, 10.0);
+    let reopened = wait_until(deadline(10.0), || {
+        std::fs::read_to_string(&logfile).is_ok_and(|text| text.contains("Booting worker"))
+    });
+    assert!(
+        reopened,
+        "no new {} after USR1:\n{}",
+        logfile.display(),
+        server.log()
+    );
+}
+
+/// The master as PID 1 of a PID namespace (as in a container) reaps an
+/// orphan that was double-forked: no zombies, ever.
+#[test]
+fn pid_1_in_a_pid_namespace_reaps_double_forked_orphans() {
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--map-root-user", "true"])
+        .output();
+    if !probe.as_ref().is_ok_and(|output| output.status.success()) {
+        eprintln!(
+            "SKIPPED: `unshare --pid --fork --map-root-user` is not permitted here: {probe:?}"
+        );
+        return;
+    }
+    // sh is PID 1; a subshell forks `sleep` and exits at once, so `sleep` is
+    // reparented to PID 1, which by then has exec'd into runicorn.
+    let script = r#"(sleep 2 &) ; exec "$0" "$@""#;
+    let server = Launch::new(["-w", "1", "-b", LOCAL, "builtin:hello"])
+        .wrapper([
+            "unshare",
+            "--pid",
+            "--fork",
+            "--map-root-user",
+            "sh",
+            "-c",
+            script,
+        ])
+        .start();
+    let master = proc::live_children(server.pid());
+    assert_eq!(master.len(), 1, "unshare should have one child, the master");
+    let master = master[0];
+    assert_eq!(get(server.addr(), "/").unwrap().status, 200);
+    let orphan = wait_until(deadline(10.0), || {
+        proc::children(master)
+            .iter()
+            .any(|child| child.comm == "sleep")
+    });
+    assert!(
+        orphan,
+        "the double-forked sleep is not the master's child: {:?}",
+        proc::children(master)
+    );
+    // Once sleep exits, the master must reap it.
+    let reaped = wait_until(deadline(15.0), || {
+        proc::children(master)
+            .iter()
+            .all(|child| child.comm != "sleep")
+    });
+    assert!(
+        reaped,
+        "zombie left: {:?}\n{}",
+        proc::children(master),
+        server.log()
+    );
+    assert!(proc::children(master)
+        .iter()
+        .all(|child| !child.is_zombie()));
 }
