@@ -106,6 +106,11 @@ pub trait Call {
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()>;
     /// Write response body bytes (after `start_response`).
     fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Push buffered response bytes to the client now (streaming apps).
+    /// Drivers that never buffer need not override it.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// The host services of this worker class.
     fn host(&self) -> &dyn Host;
 }

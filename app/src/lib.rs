@@ -8,8 +8,11 @@
 //! `sync`/`gthread`, yields a coroutine under `green` and awaits under `async`.
 //! This crate never starts a thread or a runtime.
 
+pub mod abi;
 pub mod builtin;
 pub mod contract;
+pub mod hooks;
+pub mod loader;
 
 pub use contract::{
     AppError, Application, App, AsyncApp, AsyncCall, BoxFuture, Call, Host, LoadError,

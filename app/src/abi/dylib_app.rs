@@ -1,0 +1,103 @@
+//! The host side of a library app: an [`RcApp`] table wrapped as an
+//! `Arc<dyn App>`, so every worker class serves it through the same
+//! `App::call` as a built-in app.
+
+use std::sync::{Mutex, OnceLock};
+
+use super::errno::ErrorBuffer;
+use super::host_services::lend_call;
+use super::types::{RcApp, RcStr, RcWorkerInfo, RC_CAP_THREAD_SAFE, RC_OK, RC_PANIC};
+use crate::{App, AppError, Call, WorkerInfo};
+
+/// An app loaded from a library. The library is never unloaded, so the
+/// table is `'static`.
+#[derive(Debug)]
+pub struct DylibApp {
+    table: &'static RcApp,
+    info: OnceLock<WorkerInfo>,
+    /// Held around every entry when the app does not declare itself
+    /// thread-safe, so a C app written for one thread stays correct under
+    /// `gthread`.
+    serial: Option<Mutex<()>>,
+}
+
+impl DylibApp {
+    /// Wrap a checked table.
+    pub fn new(table: &'static RcApp) -> Self {
+        let thread_safe = table.capabilities & RC_CAP_THREAD_SAFE != 0;
+        DylibApp {
+            table,
+            info: OnceLock::new(),
+            serial: (!thread_safe).then(|| Mutex::new(())),
+        }
+    }
+
+    /// The capabilities the library declared.
+    pub fn capabilities(&self) -> u64 {
+        self.table.capabilities
+    }
+
+    fn serialized<R>(&self, body: impl FnOnce() -> R) -> R {
+        match &self.serial {
+            Some(lock) => {
+                let _guard = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                body()
+            }
+            None => body(),
+        }
+    }
+}
+
+/// The `AppError` for an entry's status code.
+pub(crate) fn status_result(status: i32, error: &ErrorBuffer, what: &str) -> Result<(), AppError> {
+    match status {
+        RC_OK => Ok(()),
+        RC_PANIC => Err(AppError {
+            message: format!("{what} panicked: {}", error.message("no message")),
+            panicked: true,
+        }),
+        _ => Err(AppError::new(format!(
+            "{what} failed: {}",
+            error.message("no message")
+        ))),
+    }
+}
+
+impl App for DylibApp {
+    fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
+        let mut error = ErrorBuffer::new();
+        let status = lend_call(call, self.info.get(), |request, table, ctx| {
+            self.serialized(|| {
+                // SAFETY: the table was checked at load; the request, host
+                // table, context and error buffer outlive this call, and the
+                // library is never unloaded.
+                unsafe { (self.table.handle)(self.table.data, request, table, ctx, error.as_raw()) }
+            })
+        });
+        status_result(status, &error, "request handler")
+    }
+
+    fn init_worker(&self, info: &WorkerInfo) -> Result<(), AppError> {
+        let info = self.info.get_or_init(|| info.clone());
+        let raw = RcWorkerInfo {
+            pid: info.pid,
+            age: info.age,
+            worker_class: RcStr::new(info.worker_class.as_bytes()),
+        };
+        let mut error = ErrorBuffer::new();
+        let status = self.serialized(|| {
+            // SAFETY: as in `call`; `raw` borrows `info`, alive for the call.
+            unsafe { (self.table.init_worker)(self.table.data, &raw, error.as_raw()) }
+        });
+        status_result(status, &error, "init_worker")
+    }
+
+    fn shutdown_worker(&self) {
+        self.serialized(|| {
+            // SAFETY: as in `call`.
+            unsafe { (self.table.shutdown_worker)(self.table.data) }
+        });
+    }
+}

@@ -1,0 +1,30 @@
+//! The versioned C ABI through which apps, hooks and worker classes in
+//! shared libraries are served (issue 7; DESIGN.md "The app contract").
+//!
+//! Theory of operation: a library exports `#[no_mangle]` statics, each
+//! starting with an [`RcObjectHeader`] (magic, ABI version, kind, size) that
+//! the loader checks before calling anything. An app table ([`RcApp`]) has
+//! blocking `handle`, `init_worker` and `shutdown_worker` entries; the host
+//! passes every `handle` a table of host services ([`RcHostTable`]) that
+//! forwards to the worker class's [`crate::Call`] and [`crate::Host`], so
+//! the worker class decides what blocking means. Only `#[repr(C)]` data and
+//! borrowed slices cross; the side that allocates frees; every entry on both
+//! sides catches panics; libraries are never unloaded.
+//!
+//! Code map: `types` (the data), `host_services` (a `Call` as a table),
+//! `foreign_call` (a table as a `Call`), `dylib_app` (a loaded table as an
+//! `App`), `guest` and `macros` (the library side for Rust authors),
+//! `worker_class` (third-party worker classes), `errno` (errors across).
+
+pub mod dylib_app;
+pub mod errno;
+pub mod foreign_call;
+pub mod guest;
+pub mod host_services;
+mod macros;
+pub mod types;
+pub mod worker_class;
+
+pub use dylib_app::DylibApp;
+pub use guest::FactoryArgs;
+pub use types::*;

@@ -1,0 +1,438 @@
+//! Gunicorn's server hooks, exported by an app library and named in the
+//! config (`post_fork = "myapp:post_fork"`).
+//!
+//! Each hook is an exported [`RcHook`] table (`export_hook!` in Rust,
+//! `RC_EXPORT_HOOK` in C) whose entry receives one [`RcHookEvent`]: which
+//! hook, and `#[repr(C)]` views of the arbiter, the worker and the request
+//! as far as they apply. [`Hooks`] holds the loaded ones; the master-side
+//! hooks are called through `cli/src/hooks.rs` (an impl of `master::Hooks`),
+//! the worker-side ones (`pre_request`, `post_request`, `worker_int`,
+//! `worker_abort`) by the worker classes through [`Hooks::fire`]. A failing
+//! or panicking hook is logged and otherwise ignored, except `on_starting`
+//! (the caller decides: Gunicorn halts).
+
+use std::fmt;
+
+use crate::abi::errno::ErrorBuffer;
+use crate::abi::guest::guarded;
+use crate::abi::types::{RcErrorBuf, RcField, RcObjectHeader, RcRequest, RcStr};
+use crate::loader::{open_hook, SearchPath};
+use crate::{AppError, LoadError, RequestHead, Version};
+
+/// Gunicorn's server hooks, in the order of a server's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum HookName {
+    /// Master, before the listeners are bound.
+    OnStarting = 1,
+    /// Master, on HUP.
+    OnReload = 2,
+    /// Master, once the listeners are bound.
+    WhenReady = 3,
+    /// Master, before each fork.
+    PreFork = 4,
+    /// Worker, right after fork.
+    PostFork = 5,
+    /// Worker, after the app loaded and `init_worker` ran.
+    PostWorkerInit = 6,
+    /// Worker, on SIGINT or SIGQUIT.
+    WorkerInt = 7,
+    /// Worker, on SIGABRT (a timeout).
+    WorkerAbort = 8,
+    /// Worker, before each request.
+    PreRequest = 9,
+    /// Worker, after each request.
+    PostRequest = 10,
+    /// Master, after a worker was reaped.
+    ChildExit = 11,
+    /// Worker, as it exits.
+    WorkerExit = 12,
+    /// Master, when the target worker count changes.
+    NworkersChanged = 13,
+    /// Master, just before it exits.
+    OnExit = 14,
+}
+
+impl HookName {
+    /// All fourteen, in order.
+    pub const ALL: [HookName; 14] = [
+        HookName::OnStarting,
+        HookName::OnReload,
+        HookName::WhenReady,
+        HookName::PreFork,
+        HookName::PostFork,
+        HookName::PostWorkerInit,
+        HookName::WorkerInt,
+        HookName::WorkerAbort,
+        HookName::PreRequest,
+        HookName::PostRequest,
+        HookName::ChildExit,
+        HookName::WorkerExit,
+        HookName::NworkersChanged,
+        HookName::OnExit,
+    ];
+
+    /// Gunicorn's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookName::OnStarting => "on_starting",
+            HookName::OnReload => "on_reload",
+            HookName::WhenReady => "when_ready",
+            HookName::PreFork => "pre_fork",
+            HookName::PostFork => "post_fork",
+            HookName::PostWorkerInit => "post_worker_init",
+            HookName::WorkerInt => "worker_int",
+            HookName::WorkerAbort => "worker_abort",
+            HookName::PreRequest => "pre_request",
+            HookName::PostRequest => "post_request",
+            HookName::ChildExit => "child_exit",
+            HookName::WorkerExit => "worker_exit",
+            HookName::NworkersChanged => "nworkers_changed",
+            HookName::OnExit => "on_exit",
+        }
+    }
+
+    /// The hook called `name`, if any.
+    pub fn from_name(name: &str) -> Option<HookName> {
+        HookName::ALL.into_iter().find(|hook| hook.as_str() == name)
+    }
+
+    fn from_raw(raw: u32) -> Option<HookName> {
+        HookName::ALL.into_iter().find(|hook| *hook as u32 == raw)
+    }
+}
+
+impl fmt::Display for HookName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a hook sees of the arbiter.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RcArbiterView {
+    /// The master's pid.
+    pub pid: u32,
+    /// The target number of workers.
+    pub num_workers: u32,
+    /// The worker class name.
+    pub worker_class: RcStr,
+    /// The app spec.
+    pub app: RcStr,
+}
+
+/// What a hook sees of a worker.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RcWorkerView {
+    /// The worker's pid (0 in `pre_fork`).
+    pub pid: u32,
+    /// Its exit status (`child_exit`, `worker_exit`), or -1.
+    pub exit_status: i32,
+    /// Its spawn order.
+    pub age: u64,
+}
+
+/// One hook call. Pointers are null when the view does not apply.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RcHookEvent {
+    /// `size_of::<RcHookEvent>()`.
+    pub struct_size: usize,
+    /// The `HookName` as a number (1..=14).
+    pub hook: u32,
+    /// The response status (`post_request`), else 0.
+    pub status: u32,
+    /// Gunicorn's hook name.
+    pub name: RcStr,
+    /// The arbiter, for master-side hooks and `post_fork`/`worker_exit`.
+    pub arbiter: *const RcArbiterView,
+    /// The worker, for worker hooks, `pre_fork` and `child_exit`.
+    pub worker: *const RcWorkerView,
+    /// The request, for `pre_request` and `post_request`.
+    pub request: *const RcRequest,
+    /// `nworkers_changed`: the new count.
+    pub new_value: u64,
+    /// `nworkers_changed`: the old count, or -1 at start.
+    pub old_value: i64,
+}
+
+/// An exported hook.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RcHook {
+    /// Magic, version, kind `RC_KIND_HOOK`, size.
+    pub header: RcObjectHeader,
+    /// The hook function.
+    pub call: unsafe extern "C" fn(*const RcHookEvent, *mut RcErrorBuf) -> i32,
+}
+
+/// The arbiter in a hook event, safe side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArbiterInfo {
+    /// The master's pid.
+    pub pid: u32,
+    /// The target number of workers.
+    pub num_workers: u32,
+    /// The worker class name.
+    pub worker_class: String,
+    /// The app spec.
+    pub app: String,
+}
+
+/// The worker in a hook event, safe side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerInfoView {
+    /// The worker's pid (0 in `pre_fork`).
+    pub pid: u32,
+    /// Its spawn order.
+    pub age: u64,
+    /// Its exit status, when it has one.
+    pub exit_status: Option<i32>,
+}
+
+/// One hook call, safe side: what `export_hook!` functions receive and what
+/// the host passes to [`Hooks::fire`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEvent {
+    /// Which hook.
+    pub hook: HookName,
+    /// The arbiter, when it applies.
+    pub arbiter: Option<ArbiterInfo>,
+    /// The worker, when it applies.
+    pub worker: Option<WorkerInfoView>,
+    /// The request (`pre_request`, `post_request`).
+    pub request: Option<RequestHead>,
+    /// The response status (`post_request`), else 0.
+    pub status: u16,
+    /// `nworkers_changed`: the new count.
+    pub new_value: u64,
+    /// `nworkers_changed`: the old count (`None` at start).
+    pub old_value: Option<u64>,
+}
+
+impl HookEvent {
+    /// An event of `hook` with nothing attached.
+    pub fn new(hook: HookName) -> Self {
+        HookEvent {
+            hook,
+            arbiter: None,
+            worker: None,
+            request: None,
+            status: 0,
+            new_value: 0,
+            old_value: None,
+        }
+    }
+}
+
+/// A hook loaded from a library.
+#[derive(Debug, Clone)]
+pub struct LoadedHook {
+    /// Which hook it serves.
+    pub hook: HookName,
+    /// The `module:function` it came from.
+    pub spec: String,
+    table: &'static RcHook,
+}
+
+impl LoadedHook {
+    /// Call the hook with `event`.
+    pub fn call(&self, event: &HookEvent) -> Result<(), AppError> {
+        let arbiter = event.arbiter.as_ref().map(|info| RcArbiterView {
+            pid: info.pid,
+            num_workers: info.num_workers,
+            worker_class: RcStr::new(info.worker_class.as_bytes()),
+            app: RcStr::new(info.app.as_bytes()),
+        });
+        let worker = event.worker.map(|info| RcWorkerView {
+            pid: info.pid,
+            exit_status: info.exit_status.unwrap_or(-1),
+            age: info.age,
+        });
+        let fields: Vec<RcField> = event
+            .request
+            .iter()
+            .flat_map(|head| head.headers.iter())
+            .map(|field| RcField {
+                name: RcStr::new(field.name.as_bytes()),
+                value: RcStr::new(&field.value),
+            })
+            .collect();
+        let request = event.request.as_ref().map(|head| RcRequest {
+            method: RcStr::new(head.method.as_bytes()),
+            target: RcStr::new(head.target.as_bytes()),
+            version: if head.version == Version::Http10 {
+                10
+            } else {
+                11
+            },
+            headers: fields.as_ptr(),
+            headers_len: fields.len(),
+            peer: RcStr::EMPTY,
+        });
+        let name = event.hook.as_str();
+        let raw = RcHookEvent {
+            struct_size: size_of::<RcHookEvent>(),
+            hook: event.hook as u32,
+            status: u32::from(event.status),
+            name: RcStr::new(name.as_bytes()),
+            arbiter: arbiter
+                .as_ref()
+                .map_or(std::ptr::null(), |view| view as *const RcArbiterView),
+            worker: worker
+                .as_ref()
+                .map_or(std::ptr::null(), |view| view as *const RcWorkerView),
+            request: request
+                .as_ref()
+                .map_or(std::ptr::null(), |view| view as *const RcRequest),
+            new_value: event.new_value,
+            old_value: event
+                .old_value
+                .map_or(-1, |old| i64::try_from(old).unwrap_or(i64::MAX)),
+        };
+        let mut error = ErrorBuffer::new();
+        // SAFETY: the table was checked at load; the event and its views
+        // outlive the call; the library is never unloaded.
+        let status = unsafe { (self.table.call)(&raw, error.as_raw()) };
+        crate::abi::dylib_app::status_result(
+            status,
+            &error,
+            &format!("hook {} ({})", self.hook, self.spec),
+        )
+    }
+}
+
+/// The hooks named in the config, loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    loaded: Vec<LoadedHook>,
+}
+
+impl Hooks {
+    /// Load every `(hook name, module:function)` pair.
+    pub fn load(configured: &[(String, String)], search: &SearchPath) -> Result<Hooks, LoadError> {
+        let mut loaded = Vec::new();
+        for (name, spec) in configured {
+            let Some(hook) = HookName::from_name(name) else {
+                let names: Vec<&str> = HookName::ALL.iter().map(|hook| hook.as_str()).collect();
+                return Err(LoadError::Other(format!(
+                    "unknown server hook '{name}'; the hooks are {}",
+                    names.join(", ")
+                )));
+            };
+            let pointer = open_hook(spec, search, size_of::<RcHook>())?;
+            // SAFETY: the header says this is a hook table of this version
+            // and size; the library is never unloaded.
+            let table: &'static RcHook = unsafe { &*pointer.cast::<RcHook>() };
+            loaded.push(LoadedHook {
+                hook,
+                spec: spec.clone(),
+                table,
+            });
+        }
+        Ok(Hooks { loaded })
+    }
+
+    /// Whether a hook of this name is configured (to skip building events).
+    pub fn has(&self, hook: HookName) -> bool {
+        self.loaded.iter().any(|loaded| loaded.hook == hook)
+    }
+
+    /// Call every hook configured for `event.hook`; the first error is returned
+    /// after all have run.
+    pub fn fire(&self, event: &HookEvent) -> Result<(), AppError> {
+        let mut first_error = None;
+        for loaded in self
+            .loaded
+            .iter()
+            .filter(|loaded| loaded.hook == event.hook)
+        {
+            if let Err(err) = loaded.call(event) {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+// ---------------------------------------------------------------- library side
+
+/// Convert a raw event into the safe one.
+///
+/// # Safety
+/// `raw` and its views are valid for this call.
+pub unsafe fn event_from_raw(raw: &RcHookEvent) -> Option<HookEvent> {
+    let hook = HookName::from_raw(raw.hook)?;
+    // SAFETY: the host keeps every view valid during the call.
+    unsafe {
+        Some(HookEvent {
+            hook,
+            arbiter: raw.arbiter.as_ref().map(|view| ArbiterInfo {
+                pid: view.pid,
+                num_workers: view.num_workers,
+                worker_class: String::from_utf8_lossy(view.worker_class.as_bytes()).into_owned(),
+                app: String::from_utf8_lossy(view.app.as_bytes()).into_owned(),
+            }),
+            worker: raw.worker.as_ref().map(|view| WorkerInfoView {
+                pid: view.pid,
+                age: view.age,
+                exit_status: (view.exit_status >= 0).then_some(view.exit_status),
+            }),
+            request: raw
+                .request
+                .as_ref()
+                .map(|request| crate::abi::foreign_call::request_head(request).0),
+            status: u16::try_from(raw.status).unwrap_or(0),
+            new_value: raw.new_value,
+            old_value: u64::try_from(raw.old_value).ok(),
+        })
+    }
+}
+
+/// The body of a hook entry written by `export_hook!`.
+///
+/// # Safety
+/// Called by the host with a valid event and error buffer.
+pub unsafe fn hook_shim(
+    event: *const RcHookEvent,
+    error: *mut RcErrorBuf,
+    body: fn(&HookEvent) -> Result<(), String>,
+) -> i32 {
+    // SAFETY: forwarded from the host.
+    unsafe {
+        guarded(error, || {
+            let Some(event) = event.as_ref().and_then(|raw| event_from_raw(raw)) else {
+                return Err(AppError::new("host passed an unknown hook event"));
+            };
+            body(&event).map_err(AppError::new)
+        })
+    }
+}
+
+/// Export a server hook: `export_hook!(post_fork, my_post_fork)` where
+/// `my_post_fork: fn(&HookEvent) -> Result<(), String>`, then
+/// `post_fork = "mylib:post_fork"` in the config.
+#[macro_export]
+macro_rules! export_hook {
+    ($symbol:ident, $body:expr) => {
+        #[allow(non_upper_case_globals)]
+        #[unsafe(no_mangle)]
+        pub static $symbol: $crate::hooks::RcHook = {
+            unsafe extern "C" fn call(
+                event: *const $crate::hooks::RcHookEvent,
+                error: *mut $crate::abi::RcErrorBuf,
+            ) -> i32 {
+                // SAFETY: forwarded from the host.
+                unsafe { $crate::hooks::hook_shim(event, error, $body) }
+            }
+            $crate::hooks::RcHook {
+                header: $crate::abi::RcObjectHeader::new::<$crate::hooks::RcHook>(
+                    $crate::abi::RC_KIND_HOOK,
+                ),
+                call,
+            }
+        };
+    };
+}
