@@ -1,6 +1,6 @@
-//! The `runicorn` binary: resolves settings from every source, picks the
-//! worker class and the app, and hands them to the arbiter.
-//!
-//! It never forks or serves itself; `runicorn_master` does that.
+//! The `runicorn` binary; everything lives in the `runicorn_cli` library.
+#![forbid(unsafe_code)]
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    runicorn_cli::main()
+}

@@ -1,0 +1,299 @@
+//! Gunicorn settings runicorn does not take, each with what to do instead.
+//!
+//! Using one (as a flag or a config key) is an error that names the
+//! alternative, so a migrated config never silently loses a setting.
+
+use super::setting::Inapplicable;
+
+const TLS: &str =
+    "TLS is not built in yet: terminate TLS in a proxy (nginx, haproxy) in front of runicorn";
+const STRICT_PARSER: &str =
+    "runicorn's HTTP parser follows RFC 9112 strictly and has no leniency switches: fix the client or the proxy";
+const STATSD: &str = "statsd is not supported: runicorn keeps its counters in the scoreboard (Prometheus metrics are planned)";
+const LOGGING: &str = "runicorn's logging is configured with --log-level and --error-logfile";
+const NOT_YET: &str = "not supported yet";
+
+/// Every Gunicorn setting runicorn refuses, in Gunicorn's order.
+pub static INAPPLICABLE: &[Inapplicable] = &[
+    Inapplicable {
+        key: "pythonpath",
+        long: &["pythonpath"],
+        takes_value: true,
+        instead: "use --app-path DIR to add directories searched for app libraries",
+    },
+    Inapplicable {
+        key: "paste",
+        long: &["paste", "paster"],
+        takes_value: true,
+        instead: "name the app as MODULE:VARIABLE (runicorn myapp:app)",
+    },
+    Inapplicable {
+        key: "raw_paste_global_conf",
+        long: &["paste-global"],
+        takes_value: true,
+        instead: "use -e/--env KEY=VALUE to pass values to the app",
+    },
+    Inapplicable {
+        key: "spew",
+        long: &["spew"],
+        takes_value: false,
+        instead: "use --log-level debug, or a debugger (gdb, perf) on the worker",
+    },
+    Inapplicable {
+        key: "check_config",
+        long: &[],
+        takes_value: false,
+        instead: "use the --check-config flag",
+    },
+    Inapplicable {
+        key: "print_config",
+        long: &[],
+        takes_value: false,
+        instead: "use the --print-config flag",
+    },
+    Inapplicable {
+        key: "sendfile",
+        long: &["no-sendfile"],
+        takes_value: false,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "tmp_upload_dir",
+        long: &[],
+        takes_value: false,
+        instead: "request bodies are streamed to the app, never spooled to disk",
+    },
+    Inapplicable {
+        key: "secure_scheme_headers",
+        long: &[],
+        takes_value: false,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "forwarder_headers",
+        long: &["forwarder-headers"],
+        takes_value: true,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "header_map",
+        long: &["header-map"],
+        takes_value: true,
+        instead: "header fields reach the app as received; runicorn never maps them",
+    },
+    Inapplicable {
+        key: "accesslog",
+        long: &["access-logfile"],
+        takes_value: true,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "disable_redirect_access_to_syslog",
+        long: &["disable-redirect-access-to-syslog"],
+        takes_value: false,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "access_log_format",
+        long: &["access-logformat"],
+        takes_value: true,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "capture_output",
+        long: &["capture-output"],
+        takes_value: false,
+        instead: "workers inherit the master's stderr; use --error-logfile",
+    },
+    Inapplicable {
+        key: "logger_class",
+        long: &["logger-class"],
+        takes_value: true,
+        instead: LOGGING,
+    },
+    Inapplicable {
+        key: "logconfig",
+        long: &["log-config"],
+        takes_value: true,
+        instead: LOGGING,
+    },
+    Inapplicable {
+        key: "logconfig_dict",
+        long: &[],
+        takes_value: false,
+        instead: LOGGING,
+    },
+    Inapplicable {
+        key: "logconfig_json",
+        long: &["log-config-json"],
+        takes_value: true,
+        instead: LOGGING,
+    },
+    Inapplicable {
+        key: "syslog_addr",
+        long: &["log-syslog-to"],
+        takes_value: true,
+        instead: "log to stderr and let journald or your supervisor forward it",
+    },
+    Inapplicable {
+        key: "syslog",
+        long: &["log-syslog"],
+        takes_value: false,
+        instead: "log to stderr and let journald or your supervisor forward it",
+    },
+    Inapplicable {
+        key: "syslog_prefix",
+        long: &["log-syslog-prefix"],
+        takes_value: true,
+        instead: "log to stderr and let journald or your supervisor forward it",
+    },
+    Inapplicable {
+        key: "syslog_facility",
+        long: &["log-syslog-facility"],
+        takes_value: true,
+        instead: "log to stderr and let journald or your supervisor forward it",
+    },
+    Inapplicable {
+        key: "enable_stdio_inheritance",
+        long: &["enable-stdio-inheritance"],
+        takes_value: false,
+        instead: "workers always inherit the master's stdio",
+    },
+    Inapplicable {
+        key: "statsd_host",
+        long: &["statsd-host"],
+        takes_value: true,
+        instead: STATSD,
+    },
+    Inapplicable {
+        key: "dogstatsd_tags",
+        long: &["dogstatsd-tags"],
+        takes_value: true,
+        instead: STATSD,
+    },
+    Inapplicable {
+        key: "statsd_prefix",
+        long: &["statsd-prefix"],
+        takes_value: true,
+        instead: STATSD,
+    },
+    Inapplicable {
+        key: "default_proc_name",
+        long: &[],
+        takes_value: false,
+        instead: "use -n/--name",
+    },
+    Inapplicable {
+        key: "proxy_protocol",
+        long: &["proxy-protocol"],
+        takes_value: false,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "proxy_allow_ips",
+        long: &["proxy-allow-from"],
+        takes_value: true,
+        instead: NOT_YET,
+    },
+    Inapplicable {
+        key: "keyfile",
+        long: &["keyfile"],
+        takes_value: true,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "certfile",
+        long: &["certfile"],
+        takes_value: true,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "ssl_version",
+        long: &["ssl-version"],
+        takes_value: true,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "cert_reqs",
+        long: &["cert-reqs"],
+        takes_value: true,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "ca_certs",
+        long: &["ca-certs"],
+        takes_value: true,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "suppress_ragged_eofs",
+        long: &["suppress-ragged-eofs"],
+        takes_value: false,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "do_handshake_on_connect",
+        long: &["do-handshake-on-connect"],
+        takes_value: false,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "ciphers",
+        long: &["ciphers"],
+        takes_value: true,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "ssl_context",
+        long: &[],
+        takes_value: false,
+        instead: TLS,
+    },
+    Inapplicable {
+        key: "strip_header_spaces",
+        long: &["strip-header-spaces"],
+        takes_value: false,
+        instead: STRICT_PARSER,
+    },
+    Inapplicable {
+        key: "permit_unconventional_http_method",
+        long: &["permit-unconventional-http-method"],
+        takes_value: false,
+        instead: STRICT_PARSER,
+    },
+    Inapplicable {
+        key: "permit_unconventional_http_version",
+        long: &["permit-unconventional-http-version"],
+        takes_value: false,
+        instead: STRICT_PARSER,
+    },
+    Inapplicable {
+        key: "casefold_http_method",
+        long: &["casefold-http-method"],
+        takes_value: false,
+        instead: STRICT_PARSER,
+    },
+    Inapplicable {
+        key: "permit_obsolete_folding",
+        long: &["permit-obsolete-folding"],
+        takes_value: false,
+        instead: STRICT_PARSER,
+    },
+    Inapplicable {
+        key: "tolerate_dangerous_framing",
+        long: &["tolerate-dangerous-framing"],
+        takes_value: false,
+        instead: STRICT_PARSER,
+    },
+    Inapplicable {
+        key: "reload_engine",
+        long: &["reload-engine"],
+        takes_value: true,
+        instead: "--reload picks its file watcher itself",
+    },
+];
+
+/// The inapplicable setting with this key.
+pub fn find(key: &str) -> Option<&'static Inapplicable> {
+    INAPPLICABLE.iter().find(|entry| entry.key == key)
+}

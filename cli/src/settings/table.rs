@@ -1,0 +1,803 @@
+//! The settings table: every setting runicorn takes, declared once.
+//!
+//! Keys and flags are Gunicorn's, odd spellings included (`--preload` for
+//! `preload_app`, `--keep-alive` for `keepalive`, `-p/--pid` for `pidfile`,
+//! `--limit-request-field_size`). Defaults are `Settings::default()` plus
+//! the environment-derived ones declared here; `--help`, `--print-config`
+//! and `docs/settings.md` are all generated from this table.
+
+use std::path::PathBuf;
+
+use runicorn_master::Settings;
+
+use super::parse;
+use super::raw::Raw;
+use super::setting::{Arity, EnvDefault, Section, Setting};
+
+fn int(number: impl TryInto<i64>) -> Option<toml::Value> {
+    Some(toml::Value::Integer(number.try_into().unwrap_or(i64::MAX)))
+}
+
+fn string(text: &str) -> Option<toml::Value> {
+    Some(toml::Value::String(text.to_owned()))
+}
+
+fn optional(text: Option<&str>) -> Option<toml::Value> {
+    text.map(|text| toml::Value::String(text.to_owned()))
+}
+
+fn optional_path(path: Option<&PathBuf>) -> Option<toml::Value> {
+    path.map(|path| toml::Value::String(path.display().to_string()))
+}
+
+fn boolean(flag: bool) -> Option<toml::Value> {
+    Some(toml::Value::Boolean(flag))
+}
+
+fn seconds(duration: std::time::Duration) -> Option<toml::Value> {
+    let secs = duration.as_secs_f64();
+    if secs.fract() == 0.0 {
+        int(duration.as_secs())
+    } else {
+        Some(toml::Value::Float(secs))
+    }
+}
+
+fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> Option<toml::Value> {
+    Some(toml::Value::Array(
+        items
+            .into_iter()
+            .map(|item| toml::Value::String(item.to_owned()))
+            .collect(),
+    ))
+}
+
+fn paths(items: &[PathBuf]) -> Option<toml::Value> {
+    Some(toml::Value::Array(
+        items
+            .iter()
+            .map(|item| toml::Value::String(item.display().to_string()))
+            .collect(),
+    ))
+}
+
+fn path_list(raw: &Raw) -> Result<Vec<PathBuf>, parse::Allowed> {
+    parse::list(raw, |item| {
+        parse::optional_path(item)?.ok_or_else(|| "a non-empty path".to_owned())
+    })
+}
+
+/// Stores one server hook, replacing an earlier value for the same hook.
+fn set_hook(settings: &mut Settings, name: &str, raw: &Raw) -> Result<(), parse::Allowed> {
+    let target = parse::hook(raw)?;
+    settings.hooks.retain(|(hook, _)| hook != name);
+    settings.hooks.push((name.to_owned(), target));
+    Ok(())
+}
+
+fn show_hook(settings: &Settings, name: &str) -> Option<toml::Value> {
+    settings
+        .hooks
+        .iter()
+        .find(|(hook, _)| hook == name)
+        .and_then(|(_, target)| string(target))
+}
+
+/// Declares a server hook: a config-file key naming `module:function`.
+macro_rules! hook {
+    ($name:literal, $doc:literal) => {
+        Setting {
+            key: $name,
+            section: Section::ServerHooks,
+            short: None,
+            long: &[],
+            value_name: "MODULE:FUNCTION",
+            arity: Arity::FileOnly,
+            env_default: None,
+            doc: $doc,
+            apply: |settings, raw| set_hook(settings, $name, raw),
+            show: |settings| show_hook(settings, $name),
+        }
+    };
+}
+
+/// Every setting, in reference order.
+pub static SETTINGS: &[Setting] = &[
+    // --- config file
+    Setting {
+        key: "config",
+        section: Section::ConfigFile,
+        short: Some('c'),
+        long: &["config"],
+        value_name: "CONFIG",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The TOML config file to read. Defaults to `./runicorn.toml` when that file exists. \
+              Precedence, lowest first: defaults, the config file, `RUNICORN_CMD_ARGS`, the command line.",
+        apply: |settings, raw| {
+            settings.config = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.config.as_ref()),
+    },
+    Setting {
+        key: "env_name",
+        section: Section::ConfigFile,
+        short: None,
+        long: &["env-name"],
+        value_name: "NAME",
+        arity: Arity::One,
+        env_default: Some(EnvDefault {
+            var: "RUNICORN_ENV",
+            to_raw: |value| Raw::Text(value.to_owned()),
+            doc: "`$RUNICORN_ENV` when set",
+        }),
+        doc: "Selects the `[env.NAME]` section of the config file: its keys override the file's top-level keys \
+              (this replaces Gunicorn's `if env == \"production\"` idiom).",
+        apply: |settings, raw| {
+            settings.env_name = parse::optional_text(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.env_name.as_deref()),
+    },
+    // --- app
+    Setting {
+        key: "wsgi_app",
+        section: Section::App,
+        short: None,
+        long: &[],
+        value_name: "APP",
+        arity: Arity::Positional,
+        env_default: None,
+        doc: "The app to serve, `MODULE:VARIABLE`: `builtin:hello`, or `myapp:app` for the symbol `app` exported \
+              by `libmyapp.so` (found on `--chdir` and `--app-path`), or a path to the library.",
+        apply: |settings, raw| {
+            settings.app = parse::text(raw)?;
+            Ok(())
+        },
+        show: |settings| (!settings.app.is_empty()).then(|| toml::Value::String(settings.app.clone())),
+    },
+    Setting {
+        key: "chdir",
+        section: Section::App,
+        short: None,
+        long: &["chdir"],
+        value_name: "DIR",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Change to this directory before loading the app.",
+        apply: |settings, raw| {
+            settings.chdir = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.chdir.as_ref()),
+    },
+    Setting {
+        key: "app_path",
+        section: Section::App,
+        short: None,
+        long: &["app-path"],
+        value_name: "DIR",
+        arity: Arity::Many,
+        env_default: None,
+        doc: "A directory searched for app libraries (repeatable); runicorn's `--pythonpath`.",
+        apply: |settings, raw| {
+            settings.app_path = path_list(raw)?;
+            Ok(())
+        },
+        show: |settings| paths(&settings.app_path),
+    },
+    Setting {
+        key: "preload_app",
+        section: Section::App,
+        short: None,
+        long: &["preload"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "Load the app library in the master before forking workers (each worker still runs the app's \
+              `init_worker`). Saves memory and boot time; a HUP then cannot pick up a new library.",
+        apply: |settings, raw| {
+            settings.preload_app = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.preload_app),
+    },
+    Setting {
+        key: "raw_env",
+        section: Section::App,
+        short: Some('e'),
+        long: &["env"],
+        value_name: "KEY=VALUE",
+        arity: Arity::Many,
+        env_default: None,
+        doc: "Set an environment variable in the workers (repeatable).",
+        apply: |settings, raw| {
+            settings.raw_env = parse::list(raw, parse::env_pair)?;
+            Ok(())
+        },
+        show: |settings| {
+            let pairs: Vec<String> = settings.raw_env.iter().map(|(key, value)| format!("{key}={value}")).collect();
+            strings(pairs.iter().map(String::as_str))
+        },
+    },
+    // --- debugging
+    Setting {
+        key: "reload",
+        section: Section::Debugging,
+        short: None,
+        long: &["reload"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "Development: roll the workers when the app library, the config file or a `--reload-extra-file` \
+              changes.",
+        apply: |settings, raw| {
+            settings.reload = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.reload),
+    },
+    Setting {
+        key: "reload_extra_files",
+        section: Section::Debugging,
+        short: None,
+        long: &["reload-extra-file"],
+        value_name: "FILE",
+        arity: Arity::Many,
+        env_default: None,
+        doc: "Another file whose change triggers a reload (repeatable; implies nothing without `--reload`).",
+        apply: |settings, raw| {
+            settings.reload_extra_files = path_list(raw)?;
+            Ok(())
+        },
+        show: |settings| paths(&settings.reload_extra_files),
+    },
+    // --- server socket
+    Setting {
+        key: "bind",
+        section: Section::ServerSocket,
+        short: Some('b'),
+        long: &["bind"],
+        value_name: "ADDRESS",
+        arity: Arity::Many,
+        env_default: Some(EnvDefault {
+            var: "PORT",
+            to_raw: |port| Raw::Text(format!("0.0.0.0:{port}")),
+            doc: "`0.0.0.0:$PORT` when `PORT` is set",
+        }),
+        doc: "The socket to bind (repeatable): `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`, or `fd://N` for an \
+              inherited descriptor.",
+        apply: |settings, raw| {
+            settings.bind = parse::list(raw, parse::bind)?;
+            if settings.bind.is_empty() {
+                return Err(format!("at least one address: {}", parse::BIND_FORMS));
+            }
+            Ok(())
+        },
+        show: |settings| strings(settings.bind.iter().map(String::as_str)),
+    },
+    Setting {
+        key: "backlog",
+        section: Section::ServerSocket,
+        short: None,
+        long: &["backlog"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The listen queue length: connections waiting to be accepted. The kernel caps it at \
+              `net.core.somaxconn`.",
+        apply: |settings, raw| {
+            settings.backlog = parse::bounded(raw, 1, i32::MAX as u64)? as i32;
+            Ok(())
+        },
+        show: |settings| int(settings.backlog),
+    },
+    Setting {
+        key: "reuse_port",
+        section: Section::ServerSocket,
+        short: None,
+        long: &["reuse-port"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "Set `SO_REUSEPORT` on TCP listeners. Caveat: with several processes bound to one port, the kernel \
+              drops the connections still queued on a socket that closes, so a stopping server can lose them.",
+        apply: |settings, raw| {
+            settings.reuse_port = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.reuse_port),
+    },
+    Setting {
+        key: "forwarded_allow_ips",
+        section: Section::ServerSocket,
+        short: None,
+        long: &["forwarded-allow-ips"],
+        value_name: "IPS",
+        arity: Arity::One,
+        env_default: Some(EnvDefault {
+            var: "FORWARDED_ALLOW_IPS",
+            to_raw: |value| Raw::Text(value.to_owned()),
+            doc: "`$FORWARDED_ALLOW_IPS` when set",
+        }),
+        doc: "Front-end addresses trusted to set `X-Forwarded-*` headers, comma-separated; `*` trusts all. \
+              Default `127.0.0.1,::1`.",
+        apply: |settings, raw| {
+            let allowed = || "comma-separated IP addresses, or *".to_owned();
+            let items: Vec<String> = match raw {
+                Raw::Text(text) => text.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect(),
+                Raw::List(_) => parse::list(raw, parse::text)?,
+                _ => return Err(allowed()),
+            };
+            if items.iter().any(|item| item != "*" && item.parse::<std::net::IpAddr>().is_err()) {
+                return Err(allowed());
+            }
+            settings.forwarded_allow_ips = items;
+            Ok(())
+        },
+        show: |settings| string(&settings.forwarded_allow_ips.join(",")),
+    },
+    // --- worker processes
+    Setting {
+        key: "workers",
+        section: Section::WorkerProcesses,
+        short: Some('w'),
+        long: &["workers"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: Some(EnvDefault {
+            var: "WEB_CONCURRENCY",
+            to_raw: |value| Raw::Text(value.to_owned()),
+            doc: "`$WEB_CONCURRENCY` when set",
+        }),
+        doc: "The number of worker processes. A start: 2-4 per core for sync; fewer with threads.",
+        apply: |settings, raw| {
+            settings.workers = parse::count(raw, 1)?;
+            Ok(())
+        },
+        show: |settings| int(settings.workers),
+    },
+    Setting {
+        key: "worker_class",
+        section: Section::WorkerProcesses,
+        short: Some('k'),
+        long: &["worker-class"],
+        value_name: "CLASS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The concurrency model: `sync`, `gthread`, `green`, `async`, or `LIBRARY:SYMBOL` for a class in a \
+              shared library. `--threads` above 1 with `sync` selects `gthread`, as Gunicorn does.",
+        apply: |settings, raw| {
+            settings.worker_class = parse::text(raw)?;
+            Ok(())
+        },
+        show: |settings| string(&settings.worker_class),
+    },
+    Setting {
+        key: "threads",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["threads"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Threads per worker: the pool of `gthread`, the may workers of `green`, the runtimes of `async`.",
+        apply: |settings, raw| {
+            settings.threads = parse::count(raw, 1)?;
+            Ok(())
+        },
+        show: |settings| int(settings.threads),
+    },
+    Setting {
+        key: "worker_connections",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["worker-connections"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The most connections one worker holds at once (gthread, green, async).",
+        apply: |settings, raw| {
+            settings.worker_connections = parse::count(raw, 1)?;
+            Ok(())
+        },
+        show: |settings| int(settings.worker_connections),
+    },
+    Setting {
+        key: "max_requests",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["max-requests"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Restart a worker after this many requests, to bound leaks; 0 never restarts.",
+        apply: |settings, raw| {
+            settings.max_requests = parse::unsigned(raw, 0)?;
+            Ok(())
+        },
+        show: |settings| int(settings.max_requests),
+    },
+    Setting {
+        key: "max_requests_jitter",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["max-requests-jitter"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Add a random 0..=N to each worker's `max_requests`, so workers do not restart together.",
+        apply: |settings, raw| {
+            settings.max_requests_jitter = parse::unsigned(raw, 0)?;
+            Ok(())
+        },
+        show: |settings| int(settings.max_requests_jitter),
+    },
+    Setting {
+        key: "timeout",
+        section: Section::WorkerProcesses,
+        short: Some('t'),
+        long: &["timeout"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "A worker silent for longer than this is killed and replaced; 0 disables the check.",
+        apply: |settings, raw| {
+            settings.timeout = parse::seconds(raw)?;
+            Ok(())
+        },
+        show: |settings| seconds(settings.timeout),
+    },
+    Setting {
+        key: "graceful_timeout",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["graceful-timeout"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "After a graceful stop (TERM, HUP, max-requests), how long workers may finish their requests \
+              before they are killed.",
+        apply: |settings, raw| {
+            settings.graceful_timeout = parse::seconds(raw)?;
+            Ok(())
+        },
+        show: |settings| seconds(settings.graceful_timeout),
+    },
+    Setting {
+        key: "keepalive",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["keep-alive"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "How long an idle keep-alive connection is kept (not `sync`, which closes every connection).",
+        apply: |settings, raw| {
+            settings.keepalive = parse::seconds(raw)?;
+            Ok(())
+        },
+        show: |settings| seconds(settings.keepalive),
+    },
+    Setting {
+        key: "green_stack_size",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["green-stack-size"],
+        value_name: "BYTES",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The stack of each coroutine of the `green` class, in bytes (at least 16384).",
+        apply: |settings, raw| {
+            settings.green_stack_size = parse::count(raw, 16 * 1024)?;
+            Ok(())
+        },
+        show: |settings| int(settings.green_stack_size),
+    },
+    Setting {
+        key: "blocking_threads",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["blocking-threads"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The `async` class's thread pool for apps without an async entry.",
+        apply: |settings, raw| {
+            settings.blocking_threads = parse::count(raw, 1)?;
+            Ok(())
+        },
+        show: |settings| int(settings.blocking_threads),
+    },
+    // --- security
+    Setting {
+        key: "limit_request_line",
+        section: Section::Security,
+        short: None,
+        long: &["limit-request-line"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The longest request line in bytes (0: unlimited). Longer lines get 414.",
+        apply: |settings, raw| {
+            settings.limit_request_line = parse::bounded(raw, 0, 1 << 20)? as usize;
+            Ok(())
+        },
+        show: |settings| int(settings.limit_request_line),
+    },
+    Setting {
+        key: "limit_request_fields",
+        section: Section::Security,
+        short: None,
+        long: &["limit-request-fields"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The most header fields in a request (Gunicorn caps it at 32768).",
+        apply: |settings, raw| {
+            settings.limit_request_fields = parse::bounded(raw, 1, 32768)? as usize;
+            Ok(())
+        },
+        show: |settings| int(settings.limit_request_fields),
+    },
+    Setting {
+        key: "limit_request_field_size",
+        section: Section::Security,
+        short: None,
+        long: &["limit-request-field_size"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The longest header field in bytes (0: unlimited).",
+        apply: |settings, raw| {
+            settings.limit_request_field_size = parse::bounded(raw, 0, 1 << 20)? as usize;
+            Ok(())
+        },
+        show: |settings| int(settings.limit_request_field_size),
+    },
+    Setting {
+        key: "limit_request_body",
+        section: Section::Security,
+        short: None,
+        long: &["limit-request-body"],
+        value_name: "BYTES",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The largest request body in bytes; larger ones get 413.",
+        apply: |settings, raw| {
+            settings.limit_request_body = parse::unsigned(raw, 0)?;
+            Ok(())
+        },
+        show: |settings| int(settings.limit_request_body),
+    },
+    // --- server mechanics
+    Setting {
+        key: "daemon",
+        section: Section::ServerMechanics,
+        short: Some('D'),
+        long: &["daemon"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "Detach from the terminal and run in the background.",
+        apply: |settings, raw| {
+            settings.daemon = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.daemon),
+    },
+    Setting {
+        key: "pidfile",
+        section: Section::ServerMechanics,
+        short: Some('p'),
+        long: &["pid"],
+        value_name: "FILE",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Write the master's pid to this file (refused when it names a live process).",
+        apply: |settings, raw| {
+            settings.pidfile = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.pidfile.as_ref()),
+    },
+    Setting {
+        key: "worker_tmp_dir",
+        section: Section::ServerMechanics,
+        short: None,
+        long: &["worker-tmp-dir"],
+        value_name: "DIR",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Accepted for compatibility: runicorn's heartbeat lives in shared memory, not in temporary files, \
+              so nothing is written there.",
+        apply: |settings, raw| {
+            settings.worker_tmp_dir = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.worker_tmp_dir.as_ref()),
+    },
+    Setting {
+        key: "user",
+        section: Section::ServerMechanics,
+        short: Some('u'),
+        long: &["user"],
+        value_name: "USER",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Workers switch to this user (name or uid) after the master has bound the sockets.",
+        apply: |settings, raw| {
+            settings.user = parse::principal(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.user.as_deref()),
+    },
+    Setting {
+        key: "group",
+        section: Section::ServerMechanics,
+        short: Some('g'),
+        long: &["group"],
+        value_name: "GROUP",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Workers switch to this group (name or gid) after the master has bound the sockets.",
+        apply: |settings, raw| {
+            settings.group = parse::principal(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.group.as_deref()),
+    },
+    Setting {
+        key: "umask",
+        section: Section::ServerMechanics,
+        short: Some('m'),
+        long: &["umask"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The file mode mask of the server (unix sockets, files the app creates): octal `0o022` or `022`, \
+              hex or decimal.",
+        apply: |settings, raw| {
+            settings.umask = parse::umask(raw)?;
+            Ok(())
+        },
+        show: |settings| string(&format!("0o{:03o}", settings.umask)),
+    },
+    Setting {
+        key: "initgroups",
+        section: Section::ServerMechanics,
+        short: None,
+        long: &["initgroups"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "With `--user`: give workers the user's supplementary groups (otherwise they are cleared).",
+        apply: |settings, raw| {
+            settings.initgroups = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.initgroups),
+    },
+    // --- logging
+    Setting {
+        key: "errorlog",
+        section: Section::Logging,
+        short: None,
+        long: &["error-logfile", "log-file"],
+        value_name: "FILE",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The error log file; `-` is stderr. Reopened on USR1.",
+        apply: |settings, raw| {
+            settings.errorlog = parse::text(raw)?;
+            Ok(())
+        },
+        show: |settings| string(&settings.errorlog),
+    },
+    Setting {
+        key: "loglevel",
+        section: Section::Logging,
+        short: None,
+        long: &["log-level"],
+        value_name: "LEVEL",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The error log's level: debug, info, warning, error or critical.",
+        apply: |settings, raw| {
+            settings.loglevel = parse::log_level(raw)?;
+            Ok(())
+        },
+        show: |settings| string(&settings.loglevel),
+    },
+    // --- process naming
+    Setting {
+        key: "proc_name",
+        section: Section::ProcessNaming,
+        short: Some('n'),
+        long: &["name"],
+        value_name: "STRING",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Process titles become `runicorn: master [NAME]` and `runicorn: worker [NAME]` (as `ps` shows them); \
+              without it, the app's name.",
+        apply: |settings, raw| {
+            settings.proc_name = parse::optional_text(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.proc_name.as_deref()),
+    },
+    // --- server hooks (config file only, `module:function` in an app library)
+    hook!("on_starting", "Called in the master just before it initialises."),
+    hook!("on_reload", "Called in the master on HUP, before the new workers start."),
+    hook!("when_ready", "Called in the master once the listeners are bound."),
+    hook!("pre_fork", "Called in the master just before each worker is forked."),
+    hook!("post_fork", "Called in each worker just after fork."),
+    hook!("post_worker_init", "Called in each worker once the app is loaded."),
+    hook!("worker_int", "Called in a worker that received INT or QUIT."),
+    hook!("worker_abort", "Called in a worker that received ABRT (a timeout)."),
+    hook!("pre_exec", "Called in the master just before it re-executes itself (USR2)."),
+    hook!("pre_request", "Called in the worker before each request."),
+    hook!("post_request", "Called in the worker after each request."),
+    hook!("child_exit", "Called in the master after a worker exited."),
+    hook!("worker_exit", "Called in a worker just before it exits."),
+    hook!("nworkers_changed", "Called in the master when the number of workers changed."),
+    hook!("on_exit", "Called in the master just before it exits."),
+];
+
+/// The setting with this key.
+pub fn find(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|setting| setting.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_flags_are_unique() {
+        let mut keys = std::collections::HashSet::new();
+        let mut flags = std::collections::HashSet::new();
+        for setting in SETTINGS {
+            assert!(keys.insert(setting.key), "duplicate key {}", setting.key);
+            for long in setting.long {
+                assert!(flags.insert(long.to_string()), "duplicate flag --{long}");
+            }
+            if let Some(short) = setting.short {
+                assert!(flags.insert(short.to_string()), "duplicate flag -{short}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_reads_back_and_reapplies() {
+        let defaults = Settings::default();
+        let mut reapplied = Settings::default();
+        for setting in SETTINGS {
+            if let Some(value) = (setting.show)(&defaults) {
+                (setting.apply)(&mut reapplied, &Raw::from_toml(&value)).unwrap_or_else(
+                    |allowed| panic!("{}: default refused, expected {allowed}", setting.key),
+                );
+            }
+        }
+        assert_eq!(reapplied, defaults);
+    }
+
+    #[test]
+    fn gunicorn_spellings() {
+        assert_eq!(find("preload_app").map(|s| s.long), Some(&["preload"][..]));
+        assert_eq!(find("keepalive").map(|s| s.long), Some(&["keep-alive"][..]));
+        assert_eq!(
+            find("pidfile").map(|s| s.flags_text()),
+            Some("-p/--pid".to_owned())
+        );
+        assert_eq!(
+            find("limit_request_field_size").map(|s| s.long),
+            Some(&["limit-request-field_size"][..])
+        );
+        assert_eq!(
+            find("errorlog").map(|s| s.flags_text()),
+            Some("--error-logfile/--log-file".to_owned())
+        );
+    }
+}
