@@ -78,8 +78,8 @@ runicorn_bin() {
 # A TCP port nobody listens on, outside the ephemeral range (so wrk's own
 # client ports never collide with it).
 free_port() {
-    local port i
-    for i in $(seq 1 200); do
+    local port
+    for _ in $(seq 1 200); do
         port=$((20000 + RANDOM % 12000))
         if [ -z "$(ss -Htanl "sport = :$port")" ] && [ -z "$(ss -Htan "sport = :$port")" ]; then
             printf '%s\n' "$port"; return
@@ -100,9 +100,9 @@ start_server() {
 
 # stop_server: TERM the process group, wait up to 10 s, then KILL.
 stop_server() {
-    local pg="$SERVER_PID" i
+    local pg="$SERVER_PID"
     kill -TERM -- "-$pg" 2>/dev/null || true
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         kill -0 -- "-$pg" 2>/dev/null || break
         sleep 0.1
     done
@@ -119,6 +119,7 @@ forget_pgid() {
 
 # http_ok PORT PATH: one GET answered with a 2xx status line?
 http_ok() {
+    # shellcheck disable=SC2016 # the inner script expands its own $1 and $2
     timeout 2 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
@@ -250,6 +251,7 @@ bench_case() {
     # shellcheck disable=SC2086
     measure "$conns" "http://127.0.0.1:$PORT$path" $wrk_args
     stop_server
+    # shellcheck disable=SC2034 # read by the scripts
     LAST_RPS="$WRK_RPS" LAST_P99="$WRK_P99_MS" LAST_CPU="$CPU_US_PER_REQ"
     row "$label" "$conns" "$WRK_RPS" "$WRK_P99_MS" "$CPU_US_PER_REQ" "$WRK_ERRS" "$(note "$WRK_RPS")"
 }
@@ -395,6 +397,7 @@ nginx_cmd() { # nginx_cmd: nginx.conf.in filled for a fresh temp dir and the por
 hyper_cmd() { printf '%s\n' "$HYPER_PEER" "127.0.0.1:@PORT@"; }
 may_cmd() { printf '%s\n' "$MAY_PEER" "127.0.0.1:@PORT@"; }
 
+# shellcheck disable=SC2034 # CMD is read by the scripts
 cmd() { mapfile -t CMD < <("$@"); }
 
 # bench_init NAME: checks tools, builds/locates runicorn, raises the fd limit,
@@ -402,8 +405,9 @@ cmd() { mapfile -t CMD < <("$@"); }
 bench_init() {
     require_tools
     raise_nofile 20000
-    [ -x "$HYPER_PEER" ] && [ -x "$MAY_PEER" ] && [ -x "$VENV/bin/gunicorn" ] ||
+    if [ ! -x "$HYPER_PEER" ] || [ ! -x "$MAY_PEER" ] || [ ! -x "$VENV/bin/gunicorn" ]; then
         die "peers missing: run bench/setup.sh"
+    fi
     if [ -n "${BENCH_NO_RUNICORN:-}" ]; then RUNICORN_PATH=""; else RUNICORN_PATH="$(runicorn_bin)"; fi
     begin_result "$1"
 }

@@ -5,7 +5,6 @@
 # Usage: bench/setup.sh            (safe to rerun; skips what is already there)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
 
 need_apt=()
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
@@ -19,7 +18,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q "${need_apt[@]}"
     # The Debian package starts a system nginx on :80; the benchmarks run their own.
     if command -v systemctl >/dev/null 2>&1; then $sudo_ systemctl disable --now nginx >/dev/null 2>&1 || true; fi
-    [ -f /run/nginx.pid ] && $sudo_ kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+    if [ -f /run/nginx.pid ]; then $sudo_ kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
 fi
 
 venv="$here/.venv"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# all.sh: every figure in one quiet run (run it when nothing else is busy on
+# the machine). Installs what is missing, builds runicorn in release once,
+# then runs sync, gthread, green, async, abi and 5 interleaved rounds of the
+# closest comparisons. A script that fails is reported and the rest still
+# run; the exit status is non-zero if any failed. Results: bench/results/.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+bash "$here/setup.sh" || exit 1
+target="${CARGO_TARGET_DIR:-$root/target}"
+(cd "$root" && cargo build --release -q -p runicorn-cli) || { echo "bench: cargo build --release -p runicorn-cli failed" >&2; exit 1; }
+export RUNICORN="${RUNICORN:-$target/release/runicorn}"
+failed=()
+for s in sync gthread green async abi; do
+    echo "== $s" >&2
+    bash "$here/$s.sh" || failed+=("$s")
+done
+echo "== rounds" >&2
+bash "$here/rounds.sh" "${BENCH_ROUNDS:-5}" sync gthread green async || failed+=(rounds)
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "bench: failed: ${failed[*]} (see the messages above)" >&2
+    exit 1
+fi
+echo "bench: all figures written to $here/results/" >&2
