@@ -238,6 +238,15 @@ pub struct LoadedHook {
 }
 
 impl LoadedHook {
+    /// Wrap a checked hook table (the loader does this; tests too).
+    pub fn from_table(hook: HookName, spec: impl Into<String>, table: &'static RcHook) -> Self {
+        LoadedHook {
+            hook,
+            spec: spec.into(),
+            table,
+        }
+    }
+
     /// Call the hook with `event`.
     pub fn call(&self, event: &HookEvent) -> Result<(), AppError> {
         let arbiter = event.arbiter.as_ref().map(|info| RcArbiterView {

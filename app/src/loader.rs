@@ -458,7 +458,7 @@ pub fn load(spec: &str, search: &SearchPath) -> Result<Application, LoadError> {
     })
 }
 
-fn call_factory(
+pub(crate) fn call_factory(
     spec: &str,
     factory: &'static RcFactory,
     args: &[(String, String)],

@@ -25,6 +25,11 @@ mod macros;
 pub mod types;
 pub mod worker_class;
 
+#[cfg(test)]
+mod header_tests;
+#[cfg(test)]
+mod tests;
+
 pub use dylib_app::DylibApp;
 pub use guest::FactoryArgs;
 pub use types::*;

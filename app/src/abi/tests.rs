@@ -1,0 +1,465 @@
+//! In-process round trips through the ABI: a Rust app exported with the
+//! macros, served through `DylibApp` as the host would serve a library,
+//! with an in-memory `Call` standing in for a worker class.
+
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::guest::FactoryArgs;
+use super::worker_class::{
+    LibraryWorkerClass, LoadedWorkerClass, WorkerContext, WorkerHost, WorkerParams, RC_STOP_NONE,
+};
+use super::DylibApp;
+use crate::hooks::{ArbiterInfo, HookEvent, HookName, LoadedHook, WorkerInfoView};
+use crate::{
+    App, AppError, Application, Call, Header, Host, LogLevel, RequestHead, Upstream, WorkerInfo,
+};
+
+#[derive(Default)]
+struct FakeHost {
+    lines: Mutex<Vec<String>>,
+    slept: Mutex<Duration>,
+}
+
+struct EchoUpstream {
+    pending: Vec<u8>,
+}
+
+impl Upstream for EchoUpstream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let count = self.pending.len().min(buf.len());
+        buf[..count].copy_from_slice(&self.pending[..count]);
+        self.pending.drain(..count);
+        Ok(count)
+    }
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.pending.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl Host for FakeHost {
+    fn sleep(&self, duration: Duration) {
+        *self.slept.lock().unwrap() += duration;
+    }
+    fn connect(&self, addr: &str) -> io::Result<Box<dyn Upstream>> {
+        if addr == "refused:1" {
+            return Err(io::Error::from_raw_os_error(111));
+        }
+        Ok(Box::new(EchoUpstream {
+            pending: Vec::new(),
+        }))
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.lines
+            .lock()
+            .unwrap()
+            .push(format!("{level:?} {message}"));
+    }
+}
+
+struct FakeCall {
+    head: RequestHead,
+    body: io::Cursor<Vec<u8>>,
+    trailers: Vec<Header>,
+    status: Option<u16>,
+    headers: Vec<(String, Vec<u8>)>,
+    out: Vec<u8>,
+    host: FakeHost,
+}
+
+impl FakeCall {
+    fn new(method: &str, target: &str, body: &[u8]) -> Self {
+        let head = RequestHead {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            headers: vec![Header {
+                name: "X-Test".to_owned(),
+                value: b"yes".to_vec(),
+            }],
+            ..RequestHead::default()
+        };
+        FakeCall {
+            head,
+            body: io::Cursor::new(body.to_vec()),
+            trailers: vec![Header {
+                name: "X-Trailer".to_owned(),
+                value: b"t".to_vec(),
+            }],
+            status: None,
+            headers: Vec::new(),
+            out: Vec::new(),
+            host: FakeHost::default(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_slice())
+    }
+}
+
+impl Call for FakeCall {
+    fn head(&self) -> &RequestHead {
+        &self.head
+    }
+    fn peer(&self) -> &str {
+        "127.0.0.1:4242"
+    }
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.body.read(buf)
+    }
+    fn trailers(&self) -> &[Header] {
+        &self.trailers
+    }
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        if self.status.is_some() {
+            return Err(io::Error::other("response already started"));
+        }
+        self.status = Some(status);
+        self.headers = headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.to_vec()))
+            .collect();
+        Ok(())
+    }
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+    fn host(&self) -> &dyn Host {
+        &self.host
+    }
+}
+
+/// The app on the library side of the boundary.
+struct TestApp {
+    greeting: String,
+}
+
+impl App for TestApp {
+    fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
+        match call.head().path() {
+            "/echo" => {
+                let mut body = Vec::new();
+                let mut buf = [0u8; 3];
+                loop {
+                    let read = call.read_body(&mut buf)?;
+                    if read == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&buf[..read]);
+                }
+                let trailers = call.trailers().len().to_string();
+                let method = call.head().method.clone();
+                let test = call.head().header("x-test").unwrap_or_default().to_vec();
+                let peer = call.peer().to_owned();
+                call.start_response(
+                    201,
+                    &[
+                        ("X-Method", method.as_bytes()),
+                        ("X-Trailers", trailers.as_bytes()),
+                        ("X-Seen", &test),
+                        ("X-Peer", peer.as_bytes()),
+                    ],
+                )?;
+                call.write(&body)?;
+                Ok(())
+            }
+            "/host" => {
+                call.host().sleep(Duration::from_millis(7));
+                call.host().log(LogLevel::Warning, "from the app");
+                let mut upstream = call.host().connect("upstream:9")?;
+                upstream.write_all(b"ping")?;
+                let mut buf = [0u8; 16];
+                let read = upstream.read(&mut buf)?;
+                let refused = call
+                    .host()
+                    .connect("refused:1")
+                    .err()
+                    .and_then(|err| err.raw_os_error());
+                call.start_response(
+                    200,
+                    &[("X-Refused", refused.unwrap_or(0).to_string().as_bytes())],
+                )?;
+                call.write(&buf[..read])?;
+                call.write(self.greeting.as_bytes())?;
+                Ok(())
+            }
+            "/panic" => panic!("the handler panicked on purpose"),
+            "/error" => Err(AppError::new("a plain failure")),
+            "/bad-header" => {
+                let refused = call.start_response(200, &[("Bad Name\n", b"x")]).is_err();
+                Err(AppError::new(format!("refused={refused}")))
+            }
+            _ => {
+                call.start_response(404, &[])?;
+                Ok(())
+            }
+        }
+    }
+
+    fn init_worker(&self, info: &WorkerInfo) -> Result<(), AppError> {
+        match info.age {
+            98 => Err(AppError::new("cannot reach the database")),
+            99 => panic!("init panicked on purpose"),
+            _ => Ok(()),
+        }
+    }
+}
+
+crate::export_app!(
+    abi_test_app,
+    TestApp {
+        greeting: "hello".to_owned()
+    }
+);
+
+fn make_app(args: &FactoryArgs) -> Result<TestApp, String> {
+    match args.get("greeting") {
+        Some("fail") => Err("greeting may not be 'fail'".to_owned()),
+        Some(greeting) => Ok(TestApp {
+            greeting: greeting.to_owned(),
+        }),
+        None => Ok(TestApp {
+            greeting: "default".to_owned(),
+        }),
+    }
+}
+
+crate::export_factory!(abi_test_factory, make_app);
+
+fn loaded() -> DylibApp {
+    DylibApp::new(&abi_test_app)
+}
+
+#[test]
+fn a_request_crosses_the_boundary_and_back() {
+    let app = loaded();
+    let mut call = FakeCall::new("PUT", "/echo?x=1", b"hello, body");
+    app.call(&mut call).unwrap();
+    assert_eq!(call.status, Some(201));
+    assert_eq!(call.out, b"hello, body");
+    assert_eq!(call.header("X-Method"), Some(&b"PUT"[..]));
+    assert_eq!(call.header("X-Trailers"), Some(&b"1"[..]));
+    assert_eq!(call.header("X-Seen"), Some(&b"yes"[..]));
+    assert_eq!(call.header("X-Peer"), Some(&b"127.0.0.1:4242"[..]));
+}
+
+#[test]
+fn host_services_forward_to_the_worker_classes_host() {
+    let app = loaded();
+    let mut call = FakeCall::new("GET", "/host", b"");
+    app.call(&mut call).unwrap();
+    assert_eq!(call.out, b"pinghello");
+    assert_eq!(call.header("X-Refused"), Some(&b"111"[..]));
+    assert_eq!(*call.host.slept.lock().unwrap(), Duration::from_millis(7));
+    assert_eq!(
+        call.host.lines.lock().unwrap().as_slice(),
+        ["Warning from the app"]
+    );
+}
+
+#[test]
+fn a_panicking_handler_is_an_error_marked_panicked() {
+    let app = loaded();
+    let mut call = FakeCall::new("GET", "/panic", b"");
+    let err = app.call(&mut call).unwrap_err();
+    assert!(err.panicked);
+    assert!(
+        err.message.contains("the handler panicked on purpose"),
+        "{}",
+        err.message
+    );
+    assert_eq!(call.status, None);
+}
+
+#[test]
+fn errors_carry_their_message_and_bad_headers_are_refused() {
+    let app = loaded();
+    let err = app
+        .call(&mut FakeCall::new("GET", "/error", b""))
+        .unwrap_err();
+    assert!(!err.panicked);
+    assert!(err.message.contains("a plain failure"), "{}", err.message);
+    let err = app
+        .call(&mut FakeCall::new("GET", "/bad-header", b""))
+        .unwrap_err();
+    // The fake refuses nothing, so the name reaches it; the host's own
+    // drivers refuse it. Either way the app sees a result, not a crash.
+    assert!(err.message.contains("refused="), "{}", err.message);
+}
+
+#[test]
+fn init_worker_failures_and_panics_are_reported() {
+    let app = loaded();
+    let info = |age| WorkerInfo {
+        pid: 1,
+        worker_class: "sync".to_owned(),
+        age,
+    };
+    app.init_worker(&info(1)).unwrap();
+    let err = loaded().init_worker(&info(98)).unwrap_err();
+    assert!(
+        !err.panicked && err.message.contains("cannot reach the database"),
+        "{}",
+        err.message
+    );
+    let err = loaded().init_worker(&info(99)).unwrap_err();
+    assert!(
+        err.panicked && err.message.contains("init panicked on purpose"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn factories_take_string_arguments() {
+    let args = vec![("greeting".to_owned(), "bonjour".to_owned())];
+    let table = crate::loader::call_factory(
+        "t:abi_test_factory(greeting=bonjour)",
+        &abi_test_factory,
+        &args,
+    )
+    .unwrap();
+    let mut call = FakeCall::new("GET", "/host", b"");
+    DylibApp::new(table).call(&mut call).unwrap();
+    assert_eq!(call.out, b"pingbonjour");
+    let args = vec![("greeting".to_owned(), "fail".to_owned())];
+    let err =
+        crate::loader::call_factory("t:f(greeting=fail)", &abi_test_factory, &args).unwrap_err();
+    assert!(
+        err.to_string().contains("greeting may not be 'fail'"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 4);
+}
+
+static HOOK_EVENTS: Mutex<Vec<HookEvent>> = Mutex::new(Vec::new());
+
+fn record_hook(event: &HookEvent) -> Result<(), String> {
+    HOOK_EVENTS.lock().unwrap().push(event.clone());
+    if event.hook == HookName::OnExit {
+        return Err("on_exit refuses".to_owned());
+    }
+    Ok(())
+}
+
+crate::export_hook!(abi_test_hook, record_hook);
+
+#[test]
+fn hooks_receive_their_views() {
+    let hook = LoadedHook::from_table(HookName::ChildExit, "t:abi_test_hook", &abi_test_hook);
+    let mut event = HookEvent::new(HookName::ChildExit);
+    event.arbiter = Some(ArbiterInfo {
+        pid: 10,
+        num_workers: 3,
+        worker_class: "sync".to_owned(),
+        app: "x:app".to_owned(),
+    });
+    event.worker = Some(WorkerInfoView {
+        pid: 11,
+        age: 4,
+        exit_status: Some(3),
+    });
+    event.old_value = Some(2);
+    event.new_value = 3;
+    hook.call(&event).unwrap();
+    let mut request_event = HookEvent::new(HookName::PreRequest);
+    request_event.request = Some(FakeCall::new("GET", "/r", b"").head);
+    hook.call(&request_event).unwrap();
+    let err = hook.call(&HookEvent::new(HookName::OnExit)).unwrap_err();
+    assert!(err.message.contains("on_exit refuses"), "{}", err.message);
+    let events = HOOK_EVENTS.lock().unwrap();
+    assert_eq!(events[0], event);
+    assert_eq!(events[1], request_event);
+}
+
+/// A worker class on the library side that serves two in-memory requests.
+struct TestWorker;
+
+impl LibraryWorkerClass for TestWorker {
+    fn run(&self, worker: &WorkerContext<'_>) -> i32 {
+        assert_eq!(worker.listener_fds(), &[7, 8]);
+        assert_eq!(worker.should_stop(), RC_STOP_NONE);
+        worker.notify();
+        let mut call = FakeCall::new("POST", "/echo", b"abc");
+        worker.serve(&mut call).unwrap();
+        assert_eq!((call.status, call.out.as_slice()), (Some(201), &b"abc"[..]));
+        let mut failing = FakeCall::new("GET", "/error", b"");
+        worker.serve(&mut failing).unwrap();
+        assert_eq!(
+            failing.status,
+            Some(500),
+            "the host answers 500 for an app that failed early"
+        );
+        let mut panicking = FakeCall::new("GET", "/panic", b"");
+        let err = worker.serve(&mut panicking).unwrap_err();
+        assert!(err.panicked);
+        assert_eq!(panicking.status, Some(500));
+        worker.log(LogLevel::Info, "served three");
+        42
+    }
+}
+
+crate::export_worker_class!(abi_test_worker, "test-worker", || TestWorker);
+
+#[derive(Default)]
+struct FakeWorkerHost {
+    beats: Mutex<u32>,
+    done: Mutex<u32>,
+    lines: Mutex<Vec<String>>,
+    app: Option<Application>,
+}
+
+impl WorkerHost for FakeWorkerHost {
+    fn notify(&self) {
+        *self.beats.lock().unwrap() += 1;
+    }
+    fn should_stop(&self) -> u32 {
+        RC_STOP_NONE
+    }
+    fn app(&self) -> &Application {
+        self.app.as_ref().unwrap()
+    }
+    fn request_done(&self) {
+        *self.done.lock().unwrap() += 1;
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.lines
+            .lock()
+            .unwrap()
+            .push(format!("{level:?} {message}"));
+    }
+}
+
+#[test]
+fn a_library_worker_class_serves_the_hosts_app() {
+    let class = LoadedWorkerClass::new(&abi_test_worker);
+    assert_eq!(class.name(), "test-worker");
+    let host = FakeWorkerHost {
+        app: Some(Application {
+            name: "t:app".to_owned(),
+            sync: Arc::new(loaded()),
+            asynch: None,
+        }),
+        ..FakeWorkerHost::default()
+    };
+    let params = WorkerParams {
+        listener_fds: vec![7, 8],
+        ..WorkerParams::default()
+    };
+    let code = class.run(&params, &host);
+    assert_eq!(code, 42, "log: {:?}", host.lines.lock().unwrap());
+    assert_eq!(*host.beats.lock().unwrap(), 1);
+    assert_eq!(*host.done.lock().unwrap(), 3);
+    assert!(host
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|line| line == "Info served three"));
+}
