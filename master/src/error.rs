@@ -79,6 +79,9 @@ pub enum MasterError {
         /// The value given.
         value: String,
     },
+    /// `--preload`: the app failed to load in the master (exit 4, or 3).
+    #[error("{0}")]
+    AppLoad(#[from] runicorn_app::LoadError),
     /// A system call the master depends on failed.
     #[error("{what} failed: {source}")]
     System {
@@ -95,6 +98,17 @@ impl MasterError {
         MasterError::System {
             what,
             source: source.into(),
+        }
+    }
+}
+
+impl MasterError {
+    /// The master's exit code for this error: Gunicorn's 4 (app load) or 3
+    /// (boot), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            MasterError::AppLoad(err) => err.exit_code(),
+            _ => 1,
         }
     }
 }

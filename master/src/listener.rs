@@ -137,7 +137,7 @@ impl BindSpec {
         }
         let (host, port) = match spec.rsplit_once(':') {
             Some((host, port))
-                if !host.is_empty() && !(host.contains(':') && !host.starts_with('[')) =>
+                if !host.is_empty() && (!host.contains(':') || host.starts_with('[')) =>
             {
                 (host, port)
             }

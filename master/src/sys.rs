@@ -202,3 +202,25 @@ pub fn set_process_name(name: &str) {
         let _ = nix::sys::prctl::set_name(&cname);
     }
 }
+
+/// `-D`: detach from the terminal (fork, setsid, fork), stdin and stdout
+/// to /dev/null, and stderr too when the log goes to a file.
+pub fn daemonize(log_to_file: bool) -> io::Result<()> {
+    if let Forked::Parent(_) = fork()? {
+        std::process::exit(0);
+    }
+    nix::unistd::setsid().map_err(io::Error::from)?;
+    if let Forked::Parent(_) = fork()? {
+        std::process::exit(0);
+    }
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    dup2(null.as_raw_fd(), 0)?;
+    dup2(null.as_raw_fd(), 1)?;
+    if log_to_file {
+        dup2(null.as_raw_fd(), 2)?;
+    }
+    Ok(())
+}

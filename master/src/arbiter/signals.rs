@@ -1,0 +1,191 @@
+//! `handle_<signal>`: what the master does for each queued signal.
+
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+
+use super::{bind_listeners, Arbiter, ChildDone, PendingReload, RetiredListeners, Stop};
+use crate::log;
+
+fn name(signal: Signal) -> String {
+    signal
+        .as_str()
+        .trim_start_matches("SIG")
+        .to_ascii_lowercase()
+}
+
+impl Arbiter {
+    /// TERM: graceful stop, exit 0.
+    pub(super) fn handle_term(&mut self) -> u8 {
+        tracing::info!("Handling signal: term");
+        self.stop(Stop::Graceful);
+        tracing::info!("Shutting down: Master");
+        0
+    }
+
+    /// INT/QUIT: quick stop, exit 0.
+    pub(super) fn handle_quit(&mut self, signal: Signal) -> u8 {
+        tracing::info!("Handling signal: {}", name(signal));
+        self.stop(Stop::Quick);
+        tracing::info!("Shutting down: Master");
+        0
+    }
+
+    /// TTIN: one worker more.
+    pub(super) fn handle_ttin(&mut self) {
+        tracing::info!("Handling signal: ttin");
+        let old = self.num_workers;
+        self.num_workers += 1;
+        self.hooks
+            .nworkers_changed(&self.view(), self.num_workers, Some(old));
+    }
+
+    /// TTOU: one worker fewer, never below one.
+    pub(super) fn handle_ttou(&mut self) {
+        tracing::info!("Handling signal: ttou");
+        if self.num_workers <= 1 {
+            tracing::info!("Keeping 1 worker: TTOU never goes below one");
+            return;
+        }
+        let old = self.num_workers;
+        self.num_workers -= 1;
+        self.hooks
+            .nworkers_changed(&self.view(), self.num_workers, Some(old));
+    }
+
+    /// USR1: reopen the log file here and in every worker.
+    pub(super) fn handle_usr1(&mut self) {
+        log::reopen();
+        tracing::info!("Handling signal: usr1");
+        let pids: Vec<i32> = self.workers.keys().copied().collect();
+        for pid in pids {
+            self.signal_worker(pid, Signal::SIGUSR1);
+        }
+    }
+
+    /// USR2/WINCH (binary upgrade): not supported yet, said plainly.
+    pub(super) fn handle_unsupported(&mut self, signal: Signal) {
+        tracing::warn!(
+            "Ignoring signal: {} (binary upgrade with USR2/WINCH is not supported yet; use HUP to reload)",
+            name(signal)
+        );
+    }
+
+    /// HUP: re-read the configuration and start a new generation; the old
+    /// workers retire once the new ones have booted (see `manage_workers`).
+    pub(super) fn handle_hup(&mut self) -> Result<(), ChildDone> {
+        tracing::info!("Handling signal: hup");
+        tracing::info!("Hang up: Master");
+        let settings = match (self.reload)() {
+            Ok(settings) => settings,
+            Err(err) => {
+                tracing::error!("Reload failed, keeping the running configuration: {err}");
+                return Ok(());
+            }
+        };
+        if let Err(err) = log::configure(&settings.loglevel, &settings.errorlog) {
+            tracing::error!("Reload failed, keeping the running configuration: {err}");
+            return Ok(());
+        }
+        let new_listeners = if settings.bind != self.settings.bind {
+            match bind_listeners(&settings, self.credentials.as_ref(), false) {
+                Ok(listeners) => Some(listeners),
+                Err(err) => {
+                    tracing::error!("Reload failed, keeping the running configuration: {err}");
+                    let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let preloaded = if settings.preload_app {
+            match self.loader.load(&settings) {
+                Ok(app) => Some(app),
+                Err(err) => {
+                    tracing::error!("Reload failed, keeping the running configuration: {err}");
+                    let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let old_settings = std::mem::replace(&mut self.settings, Arc::new(settings));
+        let old_preloaded = std::mem::replace(&mut self.preloaded, preloaded);
+        let old_listeners = new_listeners.map(|listeners| {
+            for listener in &listeners {
+                tracing::info!("Listening at: {} ({})", listener.describe(), self.pid);
+            }
+            for path in super::owned_unix_paths(&self.settings, &listeners) {
+                if !self.unix_paths.contains(&path) {
+                    self.unix_paths.push(path);
+                }
+            }
+            std::mem::replace(&mut self.listeners, listeners)
+        });
+        if self.pending.is_none() {
+            self.pending = Some(PendingReload {
+                generation: self.generation,
+                settings: old_settings,
+                num_workers: self.num_workers,
+                listeners: old_listeners,
+                preloaded: old_preloaded,
+            });
+        } else if let Some(listeners) = old_listeners {
+            // A HUP during a HUP: the intermediate listeners retire with
+            // the intermediate generation.
+            self.retired_listeners.push(RetiredListeners {
+                newest_generation: self.generation,
+                listeners,
+            });
+        }
+        self.generation += 1;
+        let old = self.num_workers;
+        self.num_workers = self.settings.workers.max(1);
+        self.fast_deaths = 0;
+        self.hooks.on_reload(&self.view());
+        if old != self.num_workers {
+            self.hooks
+                .nworkers_changed(&self.view(), self.num_workers, Some(old));
+        }
+        self.manage_workers()
+    }
+
+    /// The new generation cannot boot: go back to the old configuration,
+    /// keep its workers serving, and stop the new ones.
+    pub(super) fn abandon_reload(&mut self, reason: &str) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        tracing::error!(
+            "The reloaded configuration's workers cannot boot ({reason}); keeping the old workers \
+             serving with the previous configuration. Fix the cause and send HUP again."
+        );
+        let failed_generation = self.generation;
+        self.settings = pending.settings;
+        self.preloaded = pending.preloaded;
+        self.generation = pending.generation;
+        self.num_workers = pending.num_workers;
+        let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+        if let Some(listeners) = pending.listeners {
+            let failed = std::mem::replace(&mut self.listeners, listeners);
+            self.retired_listeners.push(RetiredListeners {
+                newest_generation: failed_generation,
+                listeners: failed,
+            });
+        }
+        let doomed: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, record)| record.state.generation > self.generation)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in doomed {
+            self.signal_worker(pid, Signal::SIGQUIT);
+            if let Some(record) = self.workers.get_mut(&pid) {
+                record.state.retiring_since = Some(crate::clock::monotonic_now());
+            }
+        }
+    }
+}
