@@ -1,6 +1,8 @@
 //! App resolution: `builtin:NAME` from the binary, anything else from a
-//! shared library through the app crate's ABI loader.
+//! shared library, both through the app crate's loader
+//! (`runicorn_app::loader::load`), searched on `--chdir` and `--app-path`.
 
+use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LoadError};
 use runicorn_master::{AppLoader, Settings};
 
@@ -10,21 +12,9 @@ pub struct Loader;
 
 impl AppLoader for Loader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
-        let spec = settings.app.as_str();
-        match spec.split_once(':') {
-            Some((runicorn_app::builtin::MODULE, name)) => runicorn_app::builtin::lookup(name),
-            _ => load_library(spec, settings),
-        }
+        let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
+        loader::load(&settings.app, &search)
     }
-}
-
-fn load_library(spec: &str, _settings: &Settings) -> Result<Application, LoadError> {
-    let module = spec.split_once(':').map_or(spec, |(module, _)| module);
-    Err(LoadError::NoModule {
-        module: module.to_owned(),
-        hint: " (apps in libraries are not supported in this build yet; try builtin:hello)"
-            .to_owned(),
-    })
 }
 
 #[cfg(test)]
@@ -49,5 +39,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.exit_code(), 4);
+    }
+
+    #[test]
+    fn missing_libraries_exit_4() {
+        let settings = Settings {
+            app: "no_such_app_lib:app".to_owned(),
+            ..Settings::default()
+        };
+        let err = Loader.load(&settings).unwrap_err();
+        assert_eq!(err.exit_code(), 4, "{err}");
     }
 }

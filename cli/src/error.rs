@@ -165,12 +165,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Clap(err) => u8::try_from(err.exit_code()).unwrap_or(2),
-            CliError::InvalidValue { origin, .. } | CliError::Inapplicable { origin, .. } => {
-                if origin.is_usage() {
-                    2
-                } else {
-                    1
-                }
+            CliError::InvalidValue { origin, .. } | CliError::Inapplicable { origin, .. }
+                if origin.is_usage() =>
+            {
+                2
             }
             CliError::CmdArgs(_) | CliError::NoApp | CliError::UnknownClass { .. } => 2,
             _ => 1,

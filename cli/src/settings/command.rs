@@ -45,13 +45,13 @@ fn arg_for(setting: &'static Setting) -> Option<Arg> {
             arg = arg
                 .action(ArgAction::Set)
                 .value_name(setting.value_name)
-                .allow_negative_numbers(true)
+                .allow_negative_numbers(true);
         }
         Arity::Many => {
             arg = arg
                 .action(ArgAction::Append)
                 .value_name(setting.value_name)
-                .allow_negative_numbers(true)
+                .allow_negative_numbers(true);
         }
     }
     if let Some(short) = setting.short {

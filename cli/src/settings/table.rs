@@ -736,7 +736,6 @@ pub static SETTINGS: &[Setting] = &[
     hook!("post_worker_init", "Called in each worker once the app is loaded."),
     hook!("worker_int", "Called in a worker that received INT or QUIT."),
     hook!("worker_abort", "Called in a worker that received ABRT (a timeout)."),
-    hook!("pre_exec", "Called in the master just before it re-executes itself (USR2)."),
     hook!("pre_request", "Called in the worker before each request."),
     hook!("post_request", "Called in the worker after each request."),
     hook!("child_exit", "Called in the master after a worker exited."),
