@@ -230,7 +230,7 @@ start_case() {
     local args=() a
     PORT="$(free_port)"
     for a in "$@"; do args+=("${a//@PORT@/$PORT}"); done
-    start_server "$(tr -c 'a-zA-Z0-9_-' _ <<<"$label")" "${args[@]}"
+    start_server "$(printf '%s' "$label" | tr -c 'a-zA-Z0-9_-' _)" "${args[@]}"
     wait_ready "$PORT" "$path" || { stop_server; return 1; }
 }
 
