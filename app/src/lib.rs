@@ -9,6 +9,7 @@
 //! This crate never starts a thread or a runtime.
 
 pub mod abi;
+pub mod blocking;
 pub mod builtin;
 pub mod contract;
 pub mod hooks;

@@ -1,1 +1,37 @@
-//! Gunicorn's sync worker: one connection at a time, blocking I/O, `Connection: close` on every response.
+//! Gunicorn's sync worker: one connection at a time, blocking I/O,
+//! `Connection: close` on every response.
+//!
+//! This crate owns the `sync` [`WorkerClass`]: an accept loop that polls the
+//! inherited listeners and the shutdown wake fd with a timeout (so the
+//! heartbeat beats while idle), serves each accepted connection through the
+//! `http` crate's blocking driver and the app crate's blocking glue, counts
+//! requests toward `max_requests`, finishes the current request on TERM and
+//! leaves at once on INT/QUIT or when the master dies. It never keeps a
+//! connection open after its response (one slow client cannot hold the
+//! worker), never parses HTTP itself and never runs in the master.
+#![forbid(unsafe_code)]
+
+mod accept;
+mod error;
+mod quick;
+mod serve;
+
+use std::process::ExitCode;
+
+use runicorn_master::{Worker, WorkerClass};
+
+pub use error::SyncError;
+
+/// The `sync` worker class (`-k sync`, the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncWorker;
+
+impl WorkerClass for SyncWorker {
+    fn name(&self) -> &'static str {
+        "sync"
+    }
+
+    fn run(&self, worker: Worker) -> ExitCode {
+        accept::run(worker)
+    }
+}

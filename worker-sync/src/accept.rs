@@ -1,0 +1,242 @@
+//! The accept loop: poll the listeners and the shutdown wake fd with a
+//! timeout, beat the heartbeat on every pass, accept one connection at a
+//! time and serve it to the end, stop on TERM after the current request,
+//! on max-requests, or when the master is gone.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use runicorn_http::{ConnConfig, Limits};
+use runicorn_master::{Listener, Settings, ShutdownState, Worker};
+
+use crate::error::SyncError;
+use crate::quick;
+use crate::serve::Serving;
+
+/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
+const BOOT_ERROR: u8 = 3;
+
+/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
+/// so a listener that stays readable does not spin the worker.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long one poll waits: half the timeout (Gunicorn's choice), within
+/// 50 ms..1 s, so the heartbeat is never late and a dead master is noticed.
+pub(crate) fn poll_interval(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        return Duration::from_secs(1);
+    }
+    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// The driver settings of a sync worker: keep-alive off.
+pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
+    let limits = Limits::from_settings(
+        settings.limit_request_line,
+        settings.limit_request_fields,
+        settings.limit_request_field_size,
+        settings.limit_request_body,
+    );
+    let mut config = ConnConfig::new(limits);
+    config.keep_alive = false;
+    config.keepalive_timeout = settings.keepalive;
+    config.io_timeout = settings.client_timeout();
+    config
+}
+
+/// Runs the worker until it should exit; its exit code.
+pub(crate) fn run(worker: Worker) -> ExitCode {
+    match boot(&worker) {
+        Ok(()) => {}
+        Err(err) => {
+            tracing::error!("Exception in worker process: {err}");
+            return ExitCode::from(BOOT_ERROR);
+        }
+    }
+    let serving = Serving {
+        app: &*worker.app.sync,
+        slot: &worker.slot,
+        shutdown: &worker.shutdown,
+        config: conn_config(&worker.settings),
+    };
+    serve_until_stopped(&worker, &serving);
+    if worker.shutdown.state() == ShutdownState::Quick {
+        quick::park_for_quick_exit();
+    }
+    worker.app.sync.shutdown_worker();
+    tracing::info!("Worker exiting (pid: {})", std::process::id());
+    ExitCode::SUCCESS
+}
+
+fn boot(worker: &Worker) -> Result<(), SyncError> {
+    for listener in &worker.listeners {
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| SyncError::Nonblocking {
+                listener: listener.describe(),
+                source,
+            })?;
+    }
+    quick::spawn_watcher(worker.shutdown.clone())
+}
+
+fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
+    let interval = poll_interval(worker.settings.timeout);
+    let poll_timeout = PollTimeout::try_from(interval).unwrap_or(PollTimeout::MAX);
+    let mut served: u64 = 0;
+    loop {
+        worker.slot.heartbeat();
+        if !worker.shutdown.is_running() {
+            return;
+        }
+        if !worker.shutdown.master_alive() {
+            tracing::info!("Parent changed, shutting down: {}", std::process::id());
+            return;
+        }
+        let ready = match wait_readable(&worker.listeners, worker, poll_timeout) {
+            Ok(ready) => ready,
+            Err(err) => {
+                tracing::error!("poll on the listeners failed: {err}; the worker exits and the master replaces it");
+                return;
+            }
+        };
+        for index in ready {
+            // Accept until the queue is empty (Gunicorn's sync worker does
+            // too), beating between connections.
+            while worker.shutdown.is_running() {
+                let answered = match accept_and_serve(&worker.listeners[index], worker, serving) {
+                    Ok(Some(answered)) => answered,
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::error!(
+                            "accept on {} failed: {err}",
+                            worker.listeners[index].describe()
+                        );
+                        std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                        break;
+                    }
+                };
+                worker.slot.heartbeat();
+                served += answered;
+                if worker.max_requests > 0 && served >= worker.max_requests {
+                    tracing::info!("Autorestarting worker after current request.");
+                    worker.shutdown.request_graceful();
+                }
+            }
+        }
+    }
+}
+
+/// Polls the listeners and the wake fd; the indices of readable listeners.
+fn wait_readable(
+    listeners: &[Listener],
+    worker: &Worker,
+    timeout: PollTimeout,
+) -> Result<Vec<usize>, Errno> {
+    let mut fds: Vec<PollFd<'_>> = listeners
+        .iter()
+        .map(|listener| PollFd::new(listener.as_fd(), PollFlags::POLLIN))
+        .collect();
+    fds.push(PollFd::new(worker.shutdown.wake_fd(), PollFlags::POLLIN));
+    match poll(&mut fds, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    }
+    let readable = PollFlags::POLLIN | PollFlags::POLLERR | PollFlags::POLLHUP;
+    Ok(fds[..listeners.len()]
+        .iter()
+        .enumerate()
+        .filter(|(_, fd)| {
+            fd.revents()
+                .is_some_and(|events| events.intersects(readable))
+        })
+        .map(|(index, _)| index)
+        .collect())
+}
+
+/// Accepts one connection and serves it. `Ok(None)`: nothing to accept.
+fn accept_and_serve(
+    listener: &Listener,
+    worker: &Worker,
+    serving: &Serving<'_>,
+) -> io::Result<Option<u64>> {
+    let accepted = match listener {
+        Listener::Tcp(tcp) => tcp
+            .accept()
+            .map(|(stream, peer)| Accepted::Tcp(stream, peer.to_string())),
+        Listener::Unix(unix) => unix.accept().map(|(stream, _)| Accepted::Unix(stream)),
+    };
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(err) if is_transient(&err) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    // The connection gets its own fresh heartbeat budget.
+    worker.slot.heartbeat();
+    let answered = match accepted {
+        Accepted::Tcp(stream, peer) => {
+            stream.set_nonblocking(false)?;
+            // Best effort: a response is written in few writes anyway.
+            let _ = stream.set_nodelay(true);
+            serving.connection(stream, peer)
+        }
+        Accepted::Unix(stream) => {
+            stream.set_nonblocking(false)?;
+            serving.connection(stream, String::new())
+        }
+    };
+    Ok(Some(answered))
+}
+
+enum Accepted {
+    Tcp(std::net::TcpStream, String),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// Errors after which the worker simply polls again: nothing to accept
+/// (another worker won the race), or the client gave up before accept.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_interval_keeps_the_heartbeat_on_time() {
+        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(
+            poll_interval(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_millis(20)),
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
+    fn connections_close_after_every_response() {
+        let settings = Settings {
+            timeout: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        let config = conn_config(&settings);
+        assert!(!config.keep_alive);
+        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.request_line, 4094);
+    }
+}
