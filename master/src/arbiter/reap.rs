@@ -33,7 +33,7 @@ impl Arbiter {
             match status {
                 WaitStatus::Exited(pid, code) => self.worker_exited(pid.as_raw(), Some(code), None),
                 WaitStatus::Signaled(pid, signal, _) => {
-                    self.worker_exited(pid.as_raw(), None, Some(signal))
+                    self.worker_exited(pid.as_raw(), None, Some(signal));
                 }
                 _ => {}
             }
@@ -67,7 +67,7 @@ impl Arbiter {
                 tracing::info!("Worker (pid:{pid}) stopped by {}", signal.as_str());
             }
             (None, Some(signal)) => {
-                tracing::error!("Worker (pid:{pid}) was sent {}!", signal.as_str())
+                tracing::error!("Worker (pid:{pid}) was sent {}!", signal.as_str());
             }
             (None, None) => {}
         }
