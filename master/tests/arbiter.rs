@@ -152,7 +152,7 @@ fn read_config(path: &Path) -> Result<Settings, String> {
             "workers" => {
                 settings.workers = value
                     .parse()
-                    .map_err(|_| format!("bad workers {value:?}"))?
+                    .map_err(|_| format!("bad workers {value:?}"))?;
             }
             "timeout" => settings.timeout = secs()?,
             "graceful_timeout" => settings.graceful_timeout = secs()?,
@@ -160,7 +160,7 @@ fn read_config(path: &Path) -> Result<Settings, String> {
             "pidfile" => settings.pidfile = Some(value.into()),
             "errorlog" => settings.errorlog = value.to_owned(),
             "max_requests" => {
-                settings.max_requests = value.parse().map_err(|_| "bad max_requests")?
+                settings.max_requests = value.parse().map_err(|_| "bad max_requests")?;
             }
             other => return Err(format!("unknown key {other}")),
         }
