@@ -319,7 +319,8 @@ impl Server {
         self.wait_for_log_count(pattern, 1, deadline)
     }
 
-    /// Waits until `count` log lines contain `pattern`; returns the last.
+    /// Waits until `count` log lines contain `pattern`; returns the
+    /// `count`-th of them (so [`Server::wait_for_log`] returns the first).
     pub fn wait_for_log_count(
         &self,
         pattern: &str,
@@ -330,7 +331,7 @@ impl Server {
             let text = self.log();
             let matching: Vec<&str> = text.lines().filter(|line| line.contains(pattern)).collect();
             if matching.len() >= count {
-                return matching.last().map(|line| (*line).to_owned());
+                return Some(matching[count.max(1) - 1].to_owned());
             }
             if deadline.passed() {
                 return None;
