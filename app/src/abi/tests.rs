@@ -425,7 +425,9 @@ impl WorkerHost for FakeWorkerHost {
     fn app(&self) -> &Application {
         self.app.as_ref().unwrap()
     }
-    fn request_done(&self) {
+    fn around_request(&self, request_line: &str, serve: &mut dyn FnMut()) {
+        assert!(request_line.starts_with("GET /") || request_line.starts_with("POST /"), "{request_line}");
+        serve();
         *self.done.lock().unwrap() += 1;
     }
     fn log(&self, level: LogLevel, message: &str) {

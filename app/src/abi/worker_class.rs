@@ -127,8 +127,9 @@ pub trait WorkerHost {
     fn should_stop(&self) -> u32;
     /// The loaded app, `init_worker` already called.
     fn app(&self) -> &Application;
-    /// Count one served request (for `max_requests` and the scoreboard).
-    fn request_done(&self);
+    /// Run `serve` as one request: the scoreboard marks it in flight (with
+    /// its request line) and counts it served when it returns.
+    fn around_request(&self, request_line: &str, serve: &mut dyn FnMut());
     /// Log one line.
     fn log(&self, level: LogLevel, message: &str);
 }
@@ -301,35 +302,42 @@ unsafe extern "C" fn host_handle(
     if table.is_null() {
         return RC_ERROR;
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the worker keeps its table and context valid for this call.
-        let mut foreign = unsafe { ForeignCall::new(request, table, call_ctx) };
-        let mut tracked = Tracked {
-            inner: &mut foreign,
-            started: false,
-        };
-        let result = host.app().sync.call(&mut tracked);
-        host.request_done();
-        if let Err(err) = &result {
-            host.log(
-                LogLevel::Error,
-                &format!("error handling request: {}", err.message),
-            );
-            if !tracked.started {
-                let body = b"Internal Server Error";
-                let length = body.len().to_string();
-                let _ = tracked.start_response(
-                    500,
-                    &[
-                        ("Content-Type", b"text/plain"),
-                        ("Content-Length", length.as_bytes()),
-                    ],
-                );
-                let _ = tracked.write(body);
+    let mut outcome: Option<Result<(), AppError>> = None;
+    let mut serve = || {
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the worker keeps its table and context valid for this call.
+            let mut foreign = unsafe { ForeignCall::new(request, table, call_ctx) };
+            let mut tracked = Tracked { inner: &mut foreign, started: false };
+            let result = host.app().sync.call(&mut tracked);
+            if let Err(err) = &result {
+                host.log(LogLevel::Error, &format!("error handling request: {}", err.message));
+                if !tracked.started {
+                    let body = b"Internal Server Error";
+                    let length = body.len().to_string();
+                    let _ = tracked.start_response(
+                        500,
+                        &[("Content-Type", b"text/plain"), ("Content-Length", length.as_bytes())],
+                    );
+                    let _ = tracked.write(body);
+                }
             }
-        }
-        result
-    }));
+            result
+        }));
+        outcome = Some(served.unwrap_or_else(|_| Err(AppError { message: "host panicked".to_owned(), panicked: true })));
+    };
+    // SAFETY: the request's slices are valid for this call.
+    let line = unsafe {
+        format!(
+            "{} {}",
+            String::from_utf8_lossy(request.method.as_bytes()),
+            String::from_utf8_lossy(request.target.as_bytes())
+        )
+    };
+    let around = catch_unwind(AssertUnwindSafe(|| host.around_request(&line, &mut serve)));
+    let outcome = match (around, outcome) {
+        (Ok(()), Some(result)) => Ok(result),
+        _ => Err(()),
+    };
     match outcome {
         Ok(Ok(())) => RC_OK,
         Ok(Err(err)) if err.panicked => {

@@ -1,0 +1,114 @@
+//! Server hooks from app libraries (`post_fork = "myapp:post_fork"`) as the
+//! master's [`runicorn_master::Hooks`].
+//!
+//! The hooks are loaded in the master before it binds (a missing symbol is a
+//! load error, exit 4, before anything starts). Each master-side call builds
+//! the `#[repr(C)]` views of `runicorn_app::hooks` and calls the library; a
+//! failing or panicking hook is logged, as Gunicorn logs an exception in a
+//! hook, and the server goes on. The worker-side hooks that need a request
+//! (`pre_request`, `post_request`) or a signal (`worker_int`,
+//! `worker_abort`) are available to worker classes through [`loaded`].
+
+use std::sync::Arc;
+
+use runicorn_app::hooks::{ArbiterInfo, HookEvent, HookName, Hooks as LoadedHooks, WorkerInfoView};
+use runicorn_app::loader::SearchPath;
+use runicorn_app::LoadError;
+use runicorn_master::{ArbiterView, Hooks, WorkerView};
+
+/// Load the hooks named in the settings; `None` when there are none.
+pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks>>, LoadError> {
+    if settings.hooks.is_empty() {
+        return Ok(None);
+    }
+    let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
+    let hooks = LoadedHooks::load(&settings.hooks, &search)?;
+    Ok(Some(Arc::new(LibraryHooks { hooks })))
+}
+
+/// The loaded hooks, for worker classes that call the worker-side ones.
+pub fn loaded(settings: &runicorn_master::Settings) -> Result<LoadedHooks, LoadError> {
+    let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
+    LoadedHooks::load(&settings.hooks, &search)
+}
+
+/// Hooks exported by app libraries.
+#[derive(Debug)]
+pub struct LibraryHooks {
+    hooks: LoadedHooks,
+}
+
+fn arbiter_info(arbiter: &ArbiterView<'_>) -> ArbiterInfo {
+    ArbiterInfo {
+        pid: arbiter.pid,
+        num_workers: u32::try_from(arbiter.num_workers).unwrap_or(u32::MAX),
+        worker_class: arbiter.settings.worker_class.clone(),
+        app: arbiter.settings.app.clone(),
+    }
+}
+
+fn worker_info(worker: &WorkerView) -> WorkerInfoView {
+    WorkerInfoView {
+        pid: worker.pid,
+        age: worker.age,
+        exit_status: worker.exit_code,
+    }
+}
+
+impl LibraryHooks {
+    fn fire(&self, hook: HookName, arbiter: Option<&ArbiterView<'_>>, worker: Option<&WorkerView>) {
+        if !self.hooks.has(hook) {
+            return;
+        }
+        let mut event = HookEvent::new(hook);
+        event.arbiter = arbiter.map(arbiter_info);
+        event.worker = worker.map(worker_info);
+        self.send(&event);
+    }
+
+    fn send(&self, event: &HookEvent) {
+        if let Err(err) = self.hooks.fire(event) {
+            tracing::error!("exception in {} hook: {}", event.hook, err.message);
+        }
+    }
+}
+
+impl Hooks for LibraryHooks {
+    fn on_starting(&self, arbiter: &ArbiterView<'_>) {
+        self.fire(HookName::OnStarting, Some(arbiter), None);
+    }
+    fn when_ready(&self, arbiter: &ArbiterView<'_>) {
+        self.fire(HookName::WhenReady, Some(arbiter), None);
+    }
+    fn pre_fork(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.fire(HookName::PreFork, Some(arbiter), Some(worker));
+    }
+    fn post_fork(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.fire(HookName::PostFork, Some(arbiter), Some(worker));
+    }
+    fn post_worker_init(&self, worker: &WorkerView) {
+        self.fire(HookName::PostWorkerInit, None, Some(worker));
+    }
+    fn worker_exit(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.fire(HookName::WorkerExit, Some(arbiter), Some(worker));
+    }
+    fn child_exit(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.fire(HookName::ChildExit, Some(arbiter), Some(worker));
+    }
+    fn nworkers_changed(&self, arbiter: &ArbiterView<'_>, new: usize, old: Option<usize>) {
+        if !self.hooks.has(HookName::NworkersChanged) {
+            return;
+        }
+        let mut event = HookEvent::new(HookName::NworkersChanged);
+        event.arbiter = Some(arbiter_info(arbiter));
+        event.new_value = new as u64;
+        event.old_value = old.map(|old| old as u64);
+        self.send(&event);
+    }
+    fn on_reload(&self, arbiter: &ArbiterView<'_>) {
+        self.fire(HookName::OnReload, Some(arbiter), None);
+    }
+    fn on_exit(&self, arbiter: &ArbiterView<'_>) {
+        self.fire(HookName::OnExit, Some(arbiter), None);
+    }
+}
