@@ -9,6 +9,7 @@
 pub mod app;
 pub mod classes;
 pub mod error;
+pub mod hooks;
 pub mod run;
 pub mod settings;
 
