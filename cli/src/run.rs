@@ -100,7 +100,7 @@ pub fn main() -> ExitCode {
         Ok(arbiter) => arbiter.run(),
         Err(err) => {
             tracing::error!("{err}");
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }
