@@ -407,3 +407,67 @@ fn pid_1_in_a_pid_namespace_reaps_double_forked_orphans() {
         .iter()
         .all(|child| !child.is_zombie()));
 }
+
+#[test]
+fn an_unread_request_body_does_not_cost_the_response() {
+    // hello never reads the body; the worker must close lingering so the
+    // client still receives the answer instead of a reset.
+    let server = hello("1");
+    let body = vec![b'x'; 256 * 1024];
+    let mut conn = runicorn_tests::Conn::connect(server.addr()).unwrap();
+    let response = conn
+        .request("POST", "/", &[], &body)
+        .expect("a response despite the unread body");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "Hello, World!");
+}
+
+#[test]
+fn the_builtin_apps_answer_over_the_sync_worker() {
+    let echo = Server::start(["-b", LOCAL, "builtin:echo"]);
+    let chunked = b"POST /e?k=v HTTP/1.1\r\nHost: h\r\nX-Case: A\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT-Rail: z\r\n\r\n";
+    let response = raw_response(echo.addr(), chunked).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let text = response.text();
+    for expected in [
+        r#""method":"POST""#,
+        r#""path":"/e""#,
+        r#""query":"k=v""#,
+        r#"["X-Case","A"]"#,
+        r#""body_b64":"YWJj""#,
+        r#""trailers":[["T-Rail","z"]]"#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from {text}");
+    }
+
+    let stream = Server::start(["-b", LOCAL, "builtin:stream"]);
+    let response = get(stream.addr(), "/?kb=5").unwrap();
+    assert!(response.chunked);
+    assert_eq!(response.body.len(), 5 * 1024);
+
+    let cpu = Server::start(["-b", LOCAL, "builtin:cpu"]);
+    let response = get(cpu.addr(), "/?n=10").unwrap();
+    assert!(
+        response.text().starts_with("cpu 10 rounds: "),
+        "{}",
+        response.text()
+    );
+
+    let upstream = TcpListener::bind(LOCAL).unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let (stream, _) = upstream.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream)
+            .write_all(format!("pong: {line}").as_bytes())
+            .unwrap();
+    });
+    let relay = Server::start(["-b", LOCAL, "builtin:upstream"]);
+    let response = get(relay.addr(), &format!("/?addr={upstream_addr}")).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "pong: ping from runicorn\n");
+    peer.join().unwrap();
+}
