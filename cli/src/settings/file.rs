@@ -50,9 +50,9 @@ pub fn nearest_key(key: &str) -> Option<&'static str> {
     let normalised = key.replace('-', "_").to_ascii_lowercase();
     SETTINGS
         .iter()
-        .map(|setting| (strsim::levenshtein(&normalised, setting.key), setting.key))
-        .filter(|(distance, known)| *distance <= (known.len() / 3).max(2))
-        .min_by_key(|(distance, _)| *distance)
+        .map(|setting| (strsim::jaro_winkler(&normalised, setting.key), setting.key))
+        .filter(|(similarity, _)| *similarity >= 0.8)
+        .max_by(|left, right| left.0.total_cmp(&right.0))
         .map(|(_, known)| known)
 }
 
