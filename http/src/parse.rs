@@ -102,7 +102,7 @@ fn parse_with<'b>(
         }
         Err(err) => {
             check_request_line_length(input, limits)?;
-            return Err(map_httparse_error(err, input, limits));
+            return map_httparse_error(err, input, limits);
         }
     };
     if start + len > limits.head {
@@ -235,43 +235,76 @@ fn check_request_line_length(input: &[u8], limits: &Limits) -> Result<Option<usi
     }
 }
 
-fn map_httparse_error(err: httparse::Error, input: &[u8], limits: &Limits) -> ParseError {
-    match err {
-        httparse::Error::Token => ParseError::BadMethod,
+fn map_httparse_error(
+    err: httparse::Error,
+    input: &[u8],
+    limits: &Limits,
+) -> Result<HeadStatus, ParseError> {
+    let line_end = input.iter().position(|&byte| byte == b'\r' || byte == b'\n');
+    let line = &input[..line_end.unwrap_or(input.len())];
+    let parts = line.split(|&byte| byte == b' ').count();
+    Err(match err {
+        httparse::Error::Token => token_error(input),
         httparse::Error::Version => {
-            if looks_like_other_version(input) {
-                ParseError::UnsupportedVersion
-            } else {
-                ParseError::BadRequestLine
+            // httparse rejects any version but 1.0 and 1.1 as soon as it
+            // sees a byte that differs, so a well-formed other version may
+            // still be arriving: wait for the line to tell 505 from 400.
+            let version = line.rsplit(|&byte| byte == b' ').next().unwrap_or_default();
+            match (parts, line_end) {
+                (3, Some(_)) if is_version(version) => ParseError::UnsupportedVersion,
+                (3, None) if is_version_prefix(version) => return Ok(HeadStatus::Partial),
+                _ => ParseError::BadRequestLine,
             }
         }
         httparse::Error::HeaderName => ParseError::BadHeader,
         httparse::Error::HeaderValue => ParseError::BadHeaderValue,
-        httparse::Error::NewLine => ParseError::BareLineFeed,
+        // A request line with something other than CRLF after the version.
+        httparse::Error::NewLine => ParseError::BadRequestLine,
         // With fewer slots than the limit allows, the caller retries.
         httparse::Error::TooManyHeaders => ParseError::TooManyFields {
             limit: limits.request_fields,
         },
         httparse::Error::Status => ParseError::BadRequestLine,
+    })
+}
+
+/// httparse's `Token` error is about the method or the target: a method
+/// token not followed by one space is a bad method; a target cut short by
+/// the end of the line is a bad request line; any other byte a bad target.
+fn token_error(input: &[u8]) -> ParseError {
+    let method_len = input
+        .iter()
+        .position(|&byte| !framing::is_token_byte(byte))
+        .unwrap_or(input.len());
+    if method_len == 0 || input.get(method_len) != Some(&b' ') {
+        return ParseError::BadMethod;
+    }
+    let target = &input[method_len + 1..];
+    let stop = target
+        .iter()
+        .find(|&&byte| !(0x21..=0x7e).contains(&byte) && byte < 0x80);
+    match stop {
+        Some(b'\r' | b'\n') => ParseError::BadRequestLine,
+        _ => ParseError::BadTarget,
     }
 }
 
-/// A request line ending in `HTTP/d.d` with a version we do not speak.
-fn looks_like_other_version(input: &[u8]) -> bool {
-    let line_end = input
-        .iter()
-        .position(|&byte| byte == b'\r' || byte == b'\n')
-        .unwrap_or(input.len());
-    let line = &input[..line_end];
-    let Some(space) = line.iter().rposition(|&byte| byte == b' ') else {
-        return false;
-    };
-    let version = &line[space + 1..];
-    version.len() == 8
-        && version.starts_with(b"HTTP/")
-        && version[5].is_ascii_digit()
-        && version[6] == b'.'
-        && version[7].is_ascii_digit()
+/// `HTTP/d.d`.
+fn is_version(version: &[u8]) -> bool {
+    version.len() == 8 && is_version_prefix(version)
+}
+
+/// A prefix of `HTTP/d.d`.
+fn is_version_prefix(version: &[u8]) -> bool {
+    const PATTERN: &[u8] = b"HTTP/0.0";
+    version.len() <= PATTERN.len()
+        && version.iter().zip(PATTERN).all(|(&byte, &want)| {
+            if want == b'0' {
+                byte.is_ascii_digit()
+            } else {
+                byte == want
+            }
+        })
 }
 
 /// The target forms of RFC 9112 3.2, in visible ASCII only.
