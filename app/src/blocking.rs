@@ -217,8 +217,10 @@ mod tests {
             String::from_utf8_lossy(&response).into_owned()
         });
         let (stream, _) = listener.accept().unwrap();
-        let mut config = ConnConfig::default();
-        config.keep_alive = false;
+        let config = ConnConfig {
+            keep_alive: false,
+            ..ConnConfig::default()
+        };
         let mut connection = Connection::new(stream, "127.0.0.1:1", config);
         let mut result = None;
         let mut handler = |exchange: &mut Exchange<'_>| {
