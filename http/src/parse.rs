@@ -240,7 +240,9 @@ fn map_httparse_error(
     input: &[u8],
     limits: &Limits,
 ) -> Result<HeadStatus, ParseError> {
-    let line_end = input.iter().position(|&byte| byte == b'\r' || byte == b'\n');
+    let line_end = input
+        .iter()
+        .position(|&byte| byte == b'\r' || byte == b'\n');
     let line = &input[..line_end.unwrap_or(input.len())];
     let parts = line.split(|&byte| byte == b' ').count();
     Err(match err {

@@ -124,9 +124,16 @@ fn replay(pieces: Vec<Vec<u8>>, limits: &Limits, read_size: usize) -> String {
                 match parse_head_into(&buffer, limits, &mut head) {
                     Ok(HeadStatus::Complete(info)) => {
                         buffer.drain(..info.head_len);
-                        let _ = writeln!(out, "request {} {} {}", head.method, head.target, head.version.as_str());
+                        let _ = writeln!(
+                            out,
+                            "request {} {} {}",
+                            head.method,
+                            head.target,
+                            head.version.as_str()
+                        );
                         for field in &head.headers {
-                            let _ = writeln!(out, "header {}: {}", field.name, escape(&field.value));
+                            let _ =
+                                writeln!(out, "header {}: {}", field.name, escape(&field.value));
                         }
                         let framing = match info.body {
                             BodyKind::Empty => "empty".to_owned(),
@@ -209,7 +216,10 @@ fn parse_limits(expect: &str) -> (Limits, String) {
     let mut lines = expect.lines();
     let first = lines.clone().next().unwrap_or_default();
     if let Some(rest) = first.strip_prefix("limits ") {
-        let numbers: Vec<u64> = rest.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        let numbers: Vec<u64> = rest
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
         let limits = Limits::from_settings(
             numbers[0] as usize,
             numbers[1] as usize,
@@ -224,7 +234,9 @@ fn parse_limits(expect: &str) -> (Limits, String) {
 }
 
 fn cases(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind);
     let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -246,33 +258,53 @@ fn run(kind: &str) -> (usize, Vec<String>) {
         let expect_text = fs::read_to_string(&expect_path).unwrap_or_default();
         let (limits, expected) = parse_limits(&expect_text);
         let whole = replay(split(&input, &Mode::Whole), &limits, usize::MAX);
-        let modes = [Mode::Bytes, Mode::Random(1), Mode::Random(7), Mode::Random(0x5eed)];
+        let modes = [
+            Mode::Bytes,
+            Mode::Random(1),
+            Mode::Random(7),
+            Mode::Random(0x5eed),
+        ];
         for (index, mode) in modes.iter().enumerate() {
             let read_size = [1, 3, 64, 5][index];
             let got = replay(split(&input, mode), &limits, read_size);
             if got != whole {
-                failures.push(format!("{kind}/{name}: {mode:?} differs from whole:\n{got}---\n{whole}"));
+                failures.push(format!(
+                    "{kind}/{name}: {mode:?} differs from whole:\n{got}---\n{whole}"
+                ));
             }
         }
         if expected.trim().is_empty() && bless {
-            let limits_line = expect_text.lines().next().filter(|line| line.starts_with("limits "));
+            let limits_line = expect_text
+                .lines()
+                .next()
+                .filter(|line| line.starts_with("limits "));
             let text = limits_line.map_or(String::new(), |line| format!("{line}\n")) + &whole;
             fs::write(&expect_path, text).unwrap();
             continue;
         }
         // A one-line expectation of an invalid case names the error only.
         let compared = if kind == "invalid" && expected.lines().count() == 1 {
-            whole.lines().last().map(|line| format!("{line}\n")).unwrap_or_default()
+            whole
+                .lines()
+                .last()
+                .map(|line| format!("{line}\n"))
+                .unwrap_or_default()
         } else {
             whole.clone()
         };
         if compared != expected {
-            failures.push(format!("{kind}/{name}: expected\n{expected}--- got\n{whole}"));
+            failures.push(format!(
+                "{kind}/{name}: expected\n{expected}--- got\n{whole}"
+            ));
         }
         let rejected = whole.contains("\nerror ") || whole.starts_with("error ");
         match kind {
-            "valid" if rejected => failures.push(format!("{kind}/{name}: a valid case was rejected")),
-            "invalid" if !rejected => failures.push(format!("{kind}/{name}: an invalid case was accepted")),
+            "valid" if rejected => {
+                failures.push(format!("{kind}/{name}: a valid case was rejected"))
+            }
+            "invalid" if !rejected => {
+                failures.push(format!("{kind}/{name}: an invalid case was accepted"))
+            }
             _ => {}
         }
     }
@@ -283,12 +315,22 @@ fn run(kind: &str) -> (usize, Vec<String>) {
 fn valid_corpus() {
     let (count, failures) = run("valid");
     assert!(count >= 80, "only {count} valid cases");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn invalid_corpus() {
     let (count, failures) = run("invalid");
     assert!(count >= 100, "only {count} invalid cases");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
