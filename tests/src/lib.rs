@@ -8,6 +8,23 @@
 //! [`load`] (concurrent request loops that count failures) and [`wait`]
 //! (deadlines and condition polling; tests never synchronise on bare sleeps).
 //! Nothing here talks to anything but 127.0.0.1, ::1 or a unix socket.
+//!
+//! ```no_run
+//! use runicorn_tests::{deadline, get, ClientLoop, Server, Signal};
+//!
+//! // Bind port 0; the harness reads the port from `Listening at:`.
+//! let mut server = Server::start(["-w", "2", "-b", "127.0.0.1:0", "builtin:hello"]);
+//! assert_eq!(get(server.addr(), "/").unwrap().text(), "Hello, World!");
+//! let workers = server.wait_workers(2, 10.0);
+//! let clients = ClientLoop::start(server.addr(), "/", 4);
+//! server.signal(Signal::SIGHUP);
+//! server.expect_log("Booting worker", 10.0);
+//! assert_eq!(clients.stop().failed, 0);
+//! server.signal(Signal::SIGTERM);
+//! assert!(server.wait_exit(deadline(30.0)).unwrap().success());
+//! # let _ = workers;
+//! // Dropping `server` SIGKILLs its whole process group, also on panic.
+//! ```
 
 pub mod binary;
 pub mod client;
