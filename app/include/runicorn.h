@@ -129,11 +129,13 @@ typedef struct rc_app {
     rc_object_header header;
     uint64_t capabilities;
     const void *data;
+    /* may be NULL */
     int32_t (*init_worker)(const void *data, const rc_worker_info *info, rc_error_buf *err);
+    /* required */
     int32_t (*handle)(const void *data, const rc_request *req, const rc_host_table *host, rc_call_ctx *ctx,
                       rc_error_buf *err);
     int32_t (*poll)(const void *data); /* reserved: NULL in ABI v1 */
-    void (*shutdown_worker)(const void *data);
+    void (*shutdown_worker)(const void *data); /* may be NULL */
 } rc_app;
 
 typedef struct rc_factory {
@@ -211,24 +213,13 @@ typedef struct rc_worker_class {
 #define RC_HEADER(type, kind) {RC_MAGIC, RC_ABI_VERSION, (kind), sizeof(type)}
 
 /* Export an app under `symbol`: runicorn mylib:symbol. init and shutdown may be NULL. */
-#define RC_EXPORT_APP(symbol, caps, init, handle_fn, shutdown)                                        \
-    RC_EXPORT const rc_app symbol = {RC_HEADER(rc_app, RC_KIND_APP), (caps), NULL,                    \
-                                     (init) ? (init) : rc_noop_init, (handle_fn), NULL,               \
-                                     (shutdown) ? (shutdown) : rc_noop_shutdown}
+#define RC_EXPORT_APP(symbol, caps, init, handle_fn, shutdown) \
+    RC_EXPORT const rc_app symbol = {RC_HEADER(rc_app, RC_KIND_APP), (caps), NULL, (init), (handle_fn), NULL, (shutdown)}
 
 #define RC_EXPORT_FACTORY(symbol, create_fn) \
     RC_EXPORT const rc_factory symbol = {RC_HEADER(rc_factory, RC_KIND_FACTORY), (create_fn)}
 
 #define RC_EXPORT_HOOK(symbol, call_fn) RC_EXPORT const rc_hook symbol = {RC_HEADER(rc_hook, RC_KIND_HOOK), (call_fn)}
-
-static inline int32_t rc_noop_init(const void *data, const rc_worker_info *info, rc_error_buf *err) {
-    (void)data;
-    (void)info;
-    (void)err;
-    return RC_OK;
-}
-
-static inline void rc_noop_shutdown(const void *data) { (void)data; }
 
 /* Copy a NUL-terminated message into the host's error buffer. */
 static inline void rc_set_error(rc_error_buf *err, const char *message) {

@@ -14,5 +14,5 @@ static int32_t handle(const void *data, const rc_request *req, const rc_host_tab
     return RC_ERROR;
 }
 
-RC_EXPORT const rc_app app = {{RC_MAGIC, 99u, RC_KIND_APP, sizeof(rc_app)}, RC_CAP_THREAD_SAFE, NULL, rc_noop_init,
-                              handle, NULL, rc_noop_shutdown};
+RC_EXPORT const rc_app app = {{RC_MAGIC, 99u, RC_KIND_APP, sizeof(rc_app)}, RC_CAP_THREAD_SAFE, NULL, NULL,
+                              handle, NULL, NULL};

@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock};
 
 use super::errno::ErrorBuffer;
 use super::host_services::lend_call;
-use super::types::{RcApp, RcStr, RcWorkerInfo, RC_CAP_THREAD_SAFE, RC_OK, RC_PANIC};
+use super::types::{RcApp, RcStr, RcWorkerInfo, RC_CAP_THREAD_SAFE, RC_ERROR, RC_OK, RC_PANIC};
 use crate::{App, AppError, Call, WorkerInfo};
 
 /// An app loaded from a library. The library is never unloaded, so the
@@ -70,10 +70,13 @@ impl App for DylibApp {
         let mut error = ErrorBuffer::new();
         let status = lend_call(call, self.info.get(), |request, table, ctx| {
             self.serialized(|| {
+                let Some(handle) = self.table.handle else {
+                    return RC_ERROR;
+                };
                 // SAFETY: the table was checked at load; the request, host
                 // table, context and error buffer outlive this call, and the
                 // library is never unloaded.
-                unsafe { (self.table.handle)(self.table.data, request, table, ctx, error.as_raw()) }
+                unsafe { handle(self.table.data, request, table, ctx, error.as_raw()) }
             })
         });
         status_result(status, &error, "request handler")
@@ -88,16 +91,21 @@ impl App for DylibApp {
         };
         let mut error = ErrorBuffer::new();
         let status = self.serialized(|| {
+            let Some(init_worker) = self.table.init_worker else {
+                return RC_OK;
+            };
             // SAFETY: as in `call`; `raw` borrows `info`, alive for the call.
-            unsafe { (self.table.init_worker)(self.table.data, &raw, error.as_raw()) }
+            unsafe { init_worker(self.table.data, &raw, error.as_raw()) }
         });
         status_result(status, &error, "init_worker")
     }
 
     fn shutdown_worker(&self) {
         self.serialized(|| {
-            // SAFETY: as in `call`.
-            unsafe { (self.table.shutdown_worker)(self.table.data) }
+            if let Some(shutdown_worker) = self.table.shutdown_worker {
+                // SAFETY: as in `call`.
+                unsafe { shutdown_worker(self.table.data) }
+            }
         });
     }
 }

@@ -126,10 +126,10 @@ pub const fn app_table<S: AppSource>(data: *const c_void) -> RcApp {
         header: RcObjectHeader::new::<RcApp>(RC_KIND_APP),
         capabilities: RC_CAP_THREAD_SAFE,
         data,
-        init_worker: init_worker::<S>,
-        handle: handle::<S>,
+        init_worker: Some(init_worker::<S>),
+        handle: Some(handle::<S>),
         poll: None,
-        shutdown_worker: shutdown_worker::<S>,
+        shutdown_worker: Some(shutdown_worker::<S>),
     }
 }
 

@@ -426,7 +426,10 @@ impl WorkerHost for FakeWorkerHost {
         self.app.as_ref().unwrap()
     }
     fn around_request(&self, request_line: &str, serve: &mut dyn FnMut()) {
-        assert!(request_line.starts_with("GET /") || request_line.starts_with("POST /"), "{request_line}");
+        assert!(
+            request_line.starts_with("GET /") || request_line.starts_with("POST /"),
+            "{request_line}"
+        );
         serve();
         *self.done.lock().unwrap() += 1;
     }

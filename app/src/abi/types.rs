@@ -214,6 +214,19 @@ impl RcObjectHeader {
     }
 }
 
+/// `init_worker(data, info, err)`.
+pub type InitWorkerFn =
+    unsafe extern "C" fn(*const c_void, *const RcWorkerInfo, *mut RcErrorBuf) -> i32;
+
+/// `handle(data, request, host, ctx, err)`.
+pub type HandleFn = unsafe extern "C" fn(
+    *const c_void,
+    *const RcRequest,
+    *const RcHostTable,
+    *mut RcCallCtx,
+    *mut RcErrorBuf,
+) -> i32;
+
 /// An app: what `module:variable` names.
 #[repr(C)]
 #[derive(Debug)]
@@ -224,21 +237,15 @@ pub struct RcApp {
     pub capabilities: u64,
     /// The app's own data, passed back to every entry; opaque to the host.
     pub data: *const c_void,
-    /// Called in each worker after fork, before it serves.
-    pub init_worker:
-        unsafe extern "C" fn(*const c_void, *const RcWorkerInfo, *mut RcErrorBuf) -> i32,
+    /// Called in each worker after fork, before it serves; may be null.
+    pub init_worker: Option<InitWorkerFn>,
     /// Serve one request with blocking semantics through the host table.
-    pub handle: unsafe extern "C" fn(
-        *const c_void,
-        *const RcRequest,
-        *const RcHostTable,
-        *mut RcCallCtx,
-        *mut RcErrorBuf,
-    ) -> i32,
+    /// Required: the loader refuses a table without it.
+    pub handle: Option<HandleFn>,
     /// Reserved for a poll-style async entry; null in ABI v1.
     pub poll: Option<unsafe extern "C" fn(*const c_void) -> i32>,
-    /// Called once when the worker exits cleanly.
-    pub shutdown_worker: unsafe extern "C" fn(*const c_void),
+    /// Called once when the worker exits cleanly; may be null.
+    pub shutdown_worker: Option<unsafe extern "C" fn(*const c_void)>,
 }
 
 // SAFETY: an RcApp is immutable after it is made and its `data` points to

@@ -307,23 +307,37 @@ unsafe extern "C" fn host_handle(
         let served = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the worker keeps its table and context valid for this call.
             let mut foreign = unsafe { ForeignCall::new(request, table, call_ctx) };
-            let mut tracked = Tracked { inner: &mut foreign, started: false };
+            let mut tracked = Tracked {
+                inner: &mut foreign,
+                started: false,
+            };
             let result = host.app().sync.call(&mut tracked);
             if let Err(err) = &result {
-                host.log(LogLevel::Error, &format!("error handling request: {}", err.message));
+                host.log(
+                    LogLevel::Error,
+                    &format!("error handling request: {}", err.message),
+                );
                 if !tracked.started {
                     let body = b"Internal Server Error";
                     let length = body.len().to_string();
                     let _ = tracked.start_response(
                         500,
-                        &[("Content-Type", b"text/plain"), ("Content-Length", length.as_bytes())],
+                        &[
+                            ("Content-Type", b"text/plain"),
+                            ("Content-Length", length.as_bytes()),
+                        ],
                     );
                     let _ = tracked.write(body);
                 }
             }
             result
         }));
-        outcome = Some(served.unwrap_or_else(|_| Err(AppError { message: "host panicked".to_owned(), panicked: true })));
+        outcome = Some(served.unwrap_or_else(|_| {
+            Err(AppError {
+                message: "host panicked".to_owned(),
+                panicked: true,
+            })
+        }));
     };
     // SAFETY: the request's slices are valid for this call.
     let line = unsafe {
