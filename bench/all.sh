@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # all.sh: every figure in one quiet run (run it when nothing else is busy on
 # the machine). Installs what is missing, builds runicorn in release once,
-# then runs sync, gthread, green, async, abi and 5 interleaved rounds of the
+# (unless RUNICORN names a binary), then runs sync, gthread, green, async, abi and 5 interleaved rounds of the
 # closest comparisons. A script that fails is reported and the rest still
 # run; the exit status is non-zero if any failed. Results: bench/results/.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 bash "$here/setup.sh" || exit 1
-target="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --release -q -p runicorn-cli) || { echo "bench: cargo build --release -p runicorn-cli failed" >&2; exit 1; }
-export RUNICORN="${RUNICORN:-$target/release/runicorn}"
+if [ -z "${RUNICORN:-}" ]; then
+    (cd "$root" && cargo build --release -q -p runicorn-cli) ||
+        { echo "bench: cargo build --release -p runicorn-cli failed" >&2; exit 1; }
+    RUNICORN="${CARGO_TARGET_DIR:-$root/target}/release/runicorn"
+fi
+export RUNICORN
 failed=()
 for s in sync gthread green async abi; do
     echo "== $s" >&2
