@@ -4,17 +4,20 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use runicorn_master::{log, AppLoader, Arbiter, ArbiterConfig, NoHooks, Settings};
+use runicorn_master::{
+    log, AppLoader, Arbiter, ArbiterConfig, Hooks, NoHooks, Settings, WorkerClass,
+};
 
 use crate::app::Loader;
 use crate::classes;
 use crate::error::CliError;
-use crate::settings::{reload, render, resolve, system, Inputs};
+use crate::reload::{self, WithWatcher};
+use crate::settings::{reload as reread, render, resolve, system, Inputs};
 
 /// Resolves settings for a run: every source, then the system checks and
 /// Gunicorn's `--threads` rule. Returns the settings and the lines to log.
 fn settings_for_run(inputs: &Inputs) -> Result<(Settings, Vec<String>), CliError> {
-    let mut settings = reload(inputs)?;
+    let mut settings = reread(inputs)?;
     system::check(&settings)?;
     let notes = classes::promote_threads(&mut settings)
         .into_iter()
@@ -33,6 +36,9 @@ fn fail(err: &CliError) -> ExitCode {
 
 /// The `runicorn` command.
 pub fn main() -> ExitCode {
+    if let Ok(master) = std::env::var(reload::WATCHER_ENV) {
+        return reload::watcher_main(&master);
+    }
     let inputs = Inputs::from_process();
     let resolved = match resolve(&inputs) {
         Ok(resolved) => resolved,
@@ -60,21 +66,42 @@ pub fn main() -> ExitCode {
     for note in notes {
         tracing::info!("{note}");
     }
-    if !settings.hooks.is_empty() {
-        let names: Vec<&str> = settings
-            .hooks
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect();
-        eprintln!(
-            "error: server hooks ({}) cannot be loaded by this build yet: remove them from the config file",
-            names.join(", ")
-        );
-        return ExitCode::FAILURE;
-    }
+    let hooks = match load_hooks(&settings) {
+        Ok(hooks) => hooks,
+        Err(code) => return code,
+    };
     if resolved.check_config {
         return check_config(&settings);
     }
+    serve(inputs, settings, class, hooks)
+}
+
+/// The server hooks the config names, wrapped with the `--reload` watcher.
+fn load_hooks(settings: &Settings) -> Result<Arc<dyn Hooks>, ExitCode> {
+    let hooks: Arc<dyn Hooks> = match crate::hooks::load(settings) {
+        Ok(Some(hooks)) => hooks,
+        Ok(None) => Arc::new(NoHooks),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Err(ExitCode::from(err.exit_code()));
+        }
+    };
+    if settings.reload {
+        return Ok(Arc::new(WithWatcher::new(
+            hooks,
+            reload::watched_files(settings),
+        )));
+    }
+    Ok(hooks)
+}
+
+/// Hands everything to the arbiter; HUP re-resolves every source.
+fn serve(
+    inputs: Inputs,
+    settings: Settings,
+    class: Arc<dyn WorkerClass>,
+    hooks: Arc<dyn Hooks>,
+) -> ExitCode {
     let running_class = settings.worker_class.clone();
     let reload = Box::new(move || {
         let (settings, notes) = settings_for_run(&inputs).map_err(|err| err.to_string())?;
@@ -94,7 +121,7 @@ pub fn main() -> ExitCode {
         class,
         loader: Arc::new(Loader),
         reload,
-        hooks: Arc::new(NoHooks),
+        hooks,
     };
     match Arbiter::new(config) {
         Ok(arbiter) => arbiter.run(),
@@ -105,8 +132,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `--check-config`: everything was validated; now load the app as a worker
-/// would (after `--chdir`), and say so.
+/// `--check-config`: everything was validated and the hooks loaded; now
+/// load the app as a worker would (after `--chdir`), and say so.
 fn check_config(settings: &Settings) -> ExitCode {
     if let Some(dir) = &settings.chdir {
         if let Err(err) = std::env::set_current_dir(dir) {

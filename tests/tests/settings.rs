@@ -619,3 +619,49 @@ fn workers_drop_privileges_to_nobody_when_run_as_root() {
         master_status["Uid"]
     );
 }
+
+#[test]
+fn reload_rolls_the_workers_when_a_watched_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "runicorn.toml", "workers = 1\n");
+    let extra = write(dir.path(), "extra.txt", "one\n");
+    let server = Server::start([
+        "-c".as_ref(),
+        config.as_os_str(),
+        "--reload".as_ref(),
+        "--reload-extra-file".as_ref(),
+        extra.as_os_str(),
+        "-b".as_ref(),
+        LOCAL.as_ref(),
+        OsStr::new("builtin:hello"),
+    ]);
+    server.expect_log("Reload watcher", 20.0);
+    server.expect_log("Booting worker with pid:", 20.0);
+    // The watcher is up once it logged; give inotify its watch, then touch.
+    assert!(wait_until(deadline(20.0), || {
+        write(dir.path(), "extra.txt", "two\n");
+        server.wait_for_log("Reloading: ", deadline(1.5)).is_some()
+    }));
+    server.expect_log("extra.txt changed", 5.0);
+    server.expect_log("Handling signal: hup", 20.0);
+    assert!(
+        server
+            .wait_for_log_count("Booting worker with pid:", 2, deadline(20.0))
+            .is_some(),
+        "a new generation of workers: {}",
+        server.log()
+    );
+    // A config change rolls them too, and its new value is used.
+    write(dir.path(), "runicorn.toml", "workers = 2\n");
+    assert!(
+        server
+            .wait_for_log_count("Booting worker with pid:", 4, deadline(20.0))
+            .is_some(),
+        "the config change rolled the workers with the new count: {}",
+        server.log()
+    );
+    assert_eq!(
+        get(server.addr(), "/").expect("GET after reload").status,
+        200
+    );
+}

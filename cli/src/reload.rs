@@ -1,0 +1,215 @@
+//! `--reload`: a watcher process that sends the master SIGHUP when the app
+//! library, the config file or a `--reload-extra-file` changes.
+//!
+//! The master must stay single-threaded, and file watching wants a thread
+//! (inotify through the `notify` crate), so the watching happens in a
+//! separate process: once the master is ready (after `-D` detached it), it
+//! spawns this binary again with [`WATCHER_ENV`] naming the master's pid.
+//! The watcher watches the files' directories (so a library replaced by
+//! rename is seen), sends SIGHUP on a change — the master then starts a
+//! new generation of workers, which load the new library — and exits once
+//! the master is gone.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getppid, Pid};
+use notify::{EventKind, RecursiveMode, Watcher};
+use runicorn_app::loader::{self, SearchPath};
+use runicorn_master::{ArbiterView, Hooks, Settings, WorkerView};
+
+/// Set in the watcher's environment to the master's pid.
+pub const WATCHER_ENV: &str = "RUNICORN_RELOAD_WATCHER";
+
+/// How long to wait for more events before signalling: an editor's save or
+/// `cp` + `mv` is several events, and one HUP should cover them.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// The files whose change rolls the workers: the app library (when the app
+/// is one), the config file and every `--reload-extra-file`.
+pub fn watched_files(settings: &Settings) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(spec) = loader::parse_spec(&settings.app) {
+        if spec.module != runicorn_app::builtin::MODULE {
+            let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
+            if let Ok(library) = loader::find_library(&spec.module, &search) {
+                files.push(library);
+            }
+        }
+    }
+    files.extend(settings.config.iter().cloned());
+    files.extend(settings.reload_extra_files.iter().cloned());
+    files.into_iter().map(|file| absolute(&file)).collect()
+}
+
+/// The path with its directory resolved, so events (which name the
+/// watched directory) compare equal.
+fn absolute(path: &Path) -> PathBuf {
+    let path = std::env::current_dir().map_or_else(|_| path.to_owned(), |cwd| cwd.join(path));
+    match (
+        path.parent().and_then(|dir| dir.canonicalize().ok()),
+        path.file_name(),
+    ) {
+        (Some(dir), Some(name)) => dir.join(name),
+        _ => path,
+    }
+}
+
+/// The master's hooks, plus starting the watcher once the master is ready.
+pub struct WithWatcher {
+    inner: Arc<dyn Hooks>,
+    files: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for WithWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithWatcher")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WithWatcher {
+    /// Wraps `inner`; the watcher will watch `files`.
+    pub fn new(inner: Arc<dyn Hooks>, files: Vec<PathBuf>) -> WithWatcher {
+        WithWatcher { inner, files }
+    }
+
+    fn spawn(&self, master: u32, settings: &Settings) {
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(err) => {
+                tracing::error!(
+                    "--reload: cannot find the runicorn binary to start the watcher: {err}"
+                );
+                return;
+            }
+        };
+        let spawned = Command::new(exe)
+            .args(&self.files)
+            .env(WATCHER_ENV, master.to_string())
+            .env("RUNICORN_RELOAD_LOGLEVEL", &settings.loglevel)
+            .env("RUNICORN_RELOAD_ERRORLOG", &settings.errorlog)
+            .stdin(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(child) => {
+                let shown: Vec<String> = self
+                    .files
+                    .iter()
+                    .map(|file| file.display().to_string())
+                    .collect();
+                tracing::info!(
+                    "Reload watcher (pid:{}) watching: {}",
+                    child.id(),
+                    shown.join(", ")
+                );
+            }
+            Err(err) => tracing::error!("--reload: cannot start the watcher: {err}"),
+        }
+    }
+}
+
+impl Hooks for WithWatcher {
+    fn on_starting(&self, arbiter: &ArbiterView<'_>) {
+        self.inner.on_starting(arbiter);
+    }
+    fn when_ready(&self, arbiter: &ArbiterView<'_>) {
+        self.inner.when_ready(arbiter);
+        self.spawn(arbiter.pid, arbiter.settings);
+    }
+    fn pre_fork(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.inner.pre_fork(arbiter, worker);
+    }
+    fn post_fork(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.inner.post_fork(arbiter, worker);
+    }
+    fn post_worker_init(&self, worker: &WorkerView) {
+        self.inner.post_worker_init(worker);
+    }
+    fn worker_exit(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.inner.worker_exit(arbiter, worker);
+    }
+    fn child_exit(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        self.inner.child_exit(arbiter, worker);
+    }
+    fn nworkers_changed(&self, arbiter: &ArbiterView<'_>, new: usize, old: Option<usize>) {
+        self.inner.nworkers_changed(arbiter, new, old);
+    }
+    fn on_reload(&self, arbiter: &ArbiterView<'_>) {
+        self.inner.on_reload(arbiter);
+    }
+    fn on_exit(&self, arbiter: &ArbiterView<'_>) {
+        self.inner.on_exit(arbiter);
+    }
+}
+
+/// The watcher process's `main`: watch, signal, exit with the master.
+pub fn watcher_main(master: &str) -> ExitCode {
+    let loglevel = std::env::var("RUNICORN_RELOAD_LOGLEVEL").unwrap_or_else(|_| "info".to_owned());
+    let errorlog = std::env::var("RUNICORN_RELOAD_ERRORLOG").unwrap_or_else(|_| "-".to_owned());
+    let _ = runicorn_master::log::init(&loglevel, &errorlog);
+    let Ok(master) = master.parse::<i32>() else {
+        tracing::error!("{WATCHER_ENV}={master} is not a pid");
+        return ExitCode::FAILURE;
+    };
+    let files: BTreeSet<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    match watch(Pid::from_raw(master), &files) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(
+                "--reload: the watcher stopped: {err}; restart runicorn to watch again"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn watch(master: Pid, files: &BTreeSet<PathBuf>) -> notify::Result<()> {
+    let (events, received) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(events)?;
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|file| file.parent()).collect();
+    for dir in dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    let relevant = |event: &notify::Event| {
+        !matches!(event.kind, EventKind::Access(_))
+            && event.paths.iter().any(|path| files.contains(path))
+    };
+    loop {
+        match received.recv_timeout(Duration::from_secs(1)) {
+            Ok(Ok(event)) if relevant(&event) => {
+                let mut changed: BTreeSet<PathBuf> = event
+                    .paths
+                    .into_iter()
+                    .filter(|path| files.contains(path))
+                    .collect();
+                // Let the burst of events of one save settle into one HUP.
+                while let Ok(more) = received.recv_timeout(SETTLE) {
+                    if let Ok(event) = more {
+                        changed.extend(event.paths.into_iter().filter(|path| files.contains(path)));
+                    }
+                }
+                let shown: Vec<String> = changed
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect();
+                tracing::info!("Reloading: {} changed", shown.join(", "));
+                if kill(master, Signal::SIGHUP).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!("--reload: watch error: {err}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        if getppid() != master {
+            return Ok(());
+        }
+    }
+}
