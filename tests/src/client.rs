@@ -177,6 +177,13 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body parsed as JSON (`builtin:echo`'s answer); panics with the
+    /// body if it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("response body is not JSON ({err}): {}", self.text()))
+    }
+
     /// Whether the server said it will close the connection.
     pub fn closes(&self) -> bool {
         self.header("connection").is_some_and(|value| {
