@@ -206,7 +206,7 @@ fn replay(pieces: Vec<Vec<u8>>, limits: &Limits, read_size: usize) -> String {
 fn variant(err: &runicorn_http::ParseError) -> String {
     let debug = format!("{err:?}");
     debug
-        .split(|c: char| c == ' ' || c == '{' || c == '(')
+        .split([' ', '{', '('])
         .next()
         .unwrap_or_default()
         .to_owned()
@@ -300,10 +300,10 @@ fn run(kind: &str) -> (usize, Vec<String>) {
         let rejected = whole.contains("\nerror ") || whole.starts_with("error ");
         match kind {
             "valid" if rejected => {
-                failures.push(format!("{kind}/{name}: a valid case was rejected"))
+                failures.push(format!("{kind}/{name}: a valid case was rejected"));
             }
             "invalid" if !rejected => {
-                failures.push(format!("{kind}/{name}: an invalid case was accepted"))
+                failures.push(format!("{kind}/{name}: an invalid case was accepted"));
             }
             _ => {}
         }
