@@ -433,8 +433,9 @@ macro_rules! export_hook {
                 event: *const $crate::hooks::RcHookEvent,
                 error: *mut $crate::abi::RcErrorBuf,
             ) -> i32 {
+                let body: fn(&$crate::hooks::HookEvent) -> ::std::result::Result<(), ::std::string::String> = $body;
                 // SAFETY: forwarded from the host.
-                unsafe { $crate::hooks::hook_shim(event, error, $body) }
+                unsafe { $crate::hooks::hook_shim(event, error, body) }
             }
             $crate::hooks::RcHook {
                 header: $crate::abi::RcObjectHeader::new::<$crate::hooks::RcHook>(

@@ -486,8 +486,9 @@ macro_rules! export_worker_class {
                 services: *const $crate::abi::worker_class::RcWorkerServices,
                 ctx: *mut $crate::abi::worker_class::RcWorkerCtx,
             ) -> i32 {
+                let make = $make;
                 // SAFETY: forwarded from the host.
-                unsafe { $crate::abi::worker_class::run_shim(params, services, ctx, $make) }
+                unsafe { $crate::abi::worker_class::run_shim(params, services, ctx, make) }
             }
             $crate::abi::worker_class::RcWorkerClass {
                 header: $crate::abi::RcObjectHeader::new::<$crate::abi::worker_class::RcWorkerClass>(
