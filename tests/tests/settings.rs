@@ -11,6 +11,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use nix::sys::signal::{killpg, Signal as NixSignal};
 use nix::unistd::Pid;
@@ -663,5 +664,84 @@ fn reload_rolls_the_workers_when_a_watched_file_changes() {
     assert_eq!(
         get(server.addr(), "/").expect("GET after reload").status,
         200
+    );
+}
+
+/// The example cdylibs (`libhello.so`, `libecho.so`, ...), built once per
+/// test run into `<target>/examples`, as `tests/apps.rs` builds them.
+fn examples() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let target = exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .expect("<target>/<profile>/deps")
+            .join("examples");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(root.join("examples/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("run cargo build for the examples");
+        assert!(
+            output.status.success(),
+            "cargo build --manifest-path examples/Cargo.toml failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target.join("debug")
+    })
+}
+
+/// Replaces `path` by `source` the safe way: copy beside it, then rename.
+fn replace_by_rename(source: &Path, path: &Path) {
+    let staged = path.with_extension("so.new");
+    std::fs::copy(source, &staged).expect("stage the new library");
+    std::fs::rename(&staged, path).expect("rename the new library into place");
+}
+
+#[test]
+fn reload_serves_a_replaced_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libswap.so");
+    std::fs::copy(examples().join("libhello.so"), &library).expect("copy libhello.so");
+    let server = Server::start([
+        "--reload".as_ref(),
+        "--app-path".as_ref(),
+        dir.path().as_os_str(),
+        "-b".as_ref(),
+        LOCAL.as_ref(),
+        OsStr::new("swap:app"),
+    ]);
+    assert_eq!(
+        get(server.addr(), "/").expect("GET hello").text(),
+        "Hello, World!\n"
+    );
+    server.expect_log("Reload watcher", 20.0);
+    // Swap in the echo app until the watcher reports it (its watch may
+    // still be settling right after it logged).
+    assert!(
+        wait_until(deadline(20.0), || {
+            replace_by_rename(&examples().join("libecho.so"), &library);
+            server
+                .wait_for_log("libswap.so changed", deadline(1.5))
+                .is_some()
+        }),
+        "the watcher saw the new library: {}",
+        server.log()
+    );
+    assert!(
+        wait_until(deadline(30.0), || {
+            get(server.addr(), "/").is_ok_and(|response| response.text() != "Hello, World!\n")
+        }),
+        "the new generation serves the replaced library: {}",
+        server.log()
     );
 }
