@@ -11,7 +11,9 @@ use super::worker_class::{
     LibraryWorkerClass, LoadedWorkerClass, WorkerContext, WorkerHost, WorkerParams, RC_STOP_NONE,
 };
 use super::DylibApp;
-use crate::hooks::{ArbiterInfo, HookEvent, HookName, LoadedHook, WorkerInfoView};
+use crate::hooks::{
+    with_request_hooks, ArbiterInfo, HookEvent, HookName, Hooks, LoadedHook, WorkerInfoView,
+};
 use crate::{
     App, AppError, Application, Call, Header, Host, LogLevel, RequestHead, Upstream, WorkerInfo,
 };
@@ -467,4 +469,71 @@ fn a_library_worker_class_serves_the_hosts_app() {
         .unwrap()
         .iter()
         .any(|line| line == "Info served three"));
+}
+
+static REQUEST_EVENTS: Mutex<Vec<(HookName, String, u16, u64)>> = Mutex::new(Vec::new());
+
+fn record_request(event: &HookEvent) -> Result<(), String> {
+    let path = event
+        .request
+        .as_ref()
+        .map(|head| head.target.clone())
+        .unwrap_or_default();
+    let age = event.worker.map_or(0, |worker| worker.age);
+    REQUEST_EVENTS
+        .lock()
+        .unwrap()
+        .push((event.hook, path, event.status, age));
+    Ok(())
+}
+
+crate::export_hook!(abi_test_request_hook, record_request);
+
+#[test]
+fn request_hooks_wrap_the_app_for_every_worker_class() {
+    let hooks = Hooks::from_loaded(vec![
+        LoadedHook::from_table(HookName::PreRequest, "t:pre", &abi_test_request_hook),
+        LoadedHook::from_table(HookName::PostRequest, "t:post", &abi_test_request_hook),
+    ]);
+    let app = Application {
+        name: "t:app".to_owned(),
+        sync: Arc::new(loaded()),
+        asynch: None,
+    };
+    let app = with_request_hooks(app, Arc::new(hooks));
+    app.sync
+        .init_worker(&WorkerInfo {
+            pid: 1,
+            worker_class: "sync".to_owned(),
+            age: 5,
+        })
+        .unwrap();
+    app.sync
+        .call(&mut FakeCall::new("POST", "/echo", b"x"))
+        .unwrap();
+    let err = app
+        .sync
+        .call(&mut FakeCall::new("GET", "/panic", b""))
+        .unwrap_err();
+    assert!(err.panicked);
+    let events = REQUEST_EVENTS.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        vec![
+            (HookName::PreRequest, "/echo".to_owned(), 0, 5),
+            (HookName::PostRequest, "/echo".to_owned(), 201, 5),
+            (HookName::PreRequest, "/panic".to_owned(), 0, 5),
+            (HookName::PostRequest, "/panic".to_owned(), 500, 5),
+        ]
+    );
+    let plain = Application {
+        name: "t:app".to_owned(),
+        sync: Arc::new(loaded()),
+        asynch: None,
+    };
+    let unchanged = with_request_hooks(plain.clone(), Arc::new(Hooks::default()));
+    assert!(
+        Arc::ptr_eq(&unchanged.sync, &plain.sync),
+        "no request hooks: no wrapper"
+    );
 }

@@ -1,0 +1,205 @@
+//! `pre_request` and `post_request` for every worker class at once: the
+//! loaded app is wrapped so that each request fires the hooks around the
+//! app's own `call`, with the request head and the response status (500 when
+//! the app failed before responding). Worker classes need no code for them.
+//! A failing hook is logged and the request goes on, as in Gunicorn.
+
+use std::io;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::{HookEvent, HookName, Hooks, WorkerInfoView};
+use crate::{
+    App, AppError, Application, AsyncApp, AsyncCall, BoxFuture, Call, Header, Host, LogLevel,
+    RequestHead, WorkerInfo,
+};
+
+/// Wrap `app` so that the configured `pre_request`/`post_request` hooks run
+/// around each request; returns `app` unchanged when neither is configured.
+pub fn with_request_hooks(app: Application, hooks: Arc<Hooks>) -> Application {
+    if !hooks.has(HookName::PreRequest) && !hooks.has(HookName::PostRequest) {
+        return app;
+    }
+    let age = Arc::new(OnceLock::new());
+    let sync: Arc<dyn App> = Arc::new(HookedApp {
+        inner: app.sync,
+        hooks: hooks.clone(),
+        age: age.clone(),
+    });
+    let asynch = app
+        .asynch
+        .map(|inner| Arc::new(HookedAsyncApp { inner, hooks, age }) as Arc<dyn AsyncApp>);
+    Application {
+        name: app.name,
+        sync,
+        asynch,
+    }
+}
+
+fn event(hook: HookName, head: &RequestHead, age: &OnceLock<u64>, status: u16) -> HookEvent {
+    let mut event = HookEvent::new(hook);
+    event.worker = Some(WorkerInfoView {
+        pid: std::process::id(),
+        age: age.get().copied().unwrap_or(0),
+        exit_status: None,
+    });
+    event.request = Some(head.clone());
+    event.status = status;
+    event
+}
+
+fn status_after(result: &Result<(), AppError>, started: Option<u16>) -> u16 {
+    match (started, result) {
+        (Some(status), _) => status,
+        (None, Err(_)) => 500,
+        // Returning without a response is a 500 too (see `App::call`).
+        (None, Ok(())) => 500,
+    }
+}
+
+struct HookedApp {
+    inner: Arc<dyn App>,
+    hooks: Arc<Hooks>,
+    age: Arc<OnceLock<u64>>,
+}
+
+impl HookedApp {
+    fn fire(&self, host: &dyn Host, event: &HookEvent) {
+        if let Err(err) = self.hooks.fire(event) {
+            host.log(
+                LogLevel::Error,
+                &format!("exception in {} hook: {}", event.hook, err.message),
+            );
+        }
+    }
+}
+
+impl App for HookedApp {
+    fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
+        let head = call.head().clone();
+        self.fire(
+            call.host(),
+            &event(HookName::PreRequest, &head, &self.age, 0),
+        );
+        let mut tracked = StatusCall {
+            inner: call,
+            status: None,
+        };
+        let result = self.inner.call(&mut tracked);
+        let status = status_after(&result, tracked.status);
+        self.fire(
+            tracked.inner.host(),
+            &event(HookName::PostRequest, &head, &self.age, status),
+        );
+        result
+    }
+
+    fn init_worker(&self, info: &WorkerInfo) -> Result<(), AppError> {
+        let _ = self.age.set(info.age);
+        self.inner.init_worker(info)
+    }
+
+    fn shutdown_worker(&self) {
+        self.inner.shutdown_worker();
+    }
+}
+
+/// A `Call` that remembers the status it started the response with.
+struct StatusCall<'a> {
+    inner: &'a mut dyn Call,
+    status: Option<u16>,
+}
+
+impl Call for StatusCall<'_> {
+    fn head(&self) -> &RequestHead {
+        self.inner.head()
+    }
+    fn peer(&self) -> &str {
+        self.inner.peer()
+    }
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_body(buf)
+    }
+    fn trailers(&self) -> &[Header] {
+        self.inner.trailers()
+    }
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        self.inner.start_response(status, headers)?;
+        self.status = Some(status);
+        Ok(())
+    }
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.inner.write(data)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+    fn host(&self) -> &dyn Host {
+        self.inner.host()
+    }
+}
+
+struct HookedAsyncApp {
+    inner: Arc<dyn AsyncApp>,
+    hooks: Arc<Hooks>,
+    age: Arc<OnceLock<u64>>,
+}
+
+impl HookedAsyncApp {
+    fn fire(&self, event: &HookEvent) {
+        if let Err(err) = self.hooks.fire(event) {
+            // An async call has no host logger; stderr is the error log's
+            // fallback in every worker.
+            eprintln!("[ERROR] exception in {} hook: {}", event.hook, err.message);
+        }
+    }
+}
+
+impl AsyncApp for HookedAsyncApp {
+    fn call<'a>(&'a self, call: &'a mut dyn AsyncCall) -> BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            let head = call.head().clone();
+            self.fire(&event(HookName::PreRequest, &head, &self.age, 0));
+            let mut tracked = StatusAsyncCall {
+                inner: call,
+                status: None,
+            };
+            let result = self.inner.call(&mut tracked).await;
+            let status = status_after(&result, tracked.status);
+            self.fire(&event(HookName::PostRequest, &head, &self.age, status));
+            result
+        })
+    }
+}
+
+/// An `AsyncCall` that remembers the status it started the response with.
+struct StatusAsyncCall<'a> {
+    inner: &'a mut dyn AsyncCall,
+    status: Option<u16>,
+}
+
+impl AsyncCall for StatusAsyncCall<'_> {
+    fn head(&self) -> &RequestHead {
+        self.inner.head()
+    }
+    fn peer(&self) -> &str {
+        self.inner.peer()
+    }
+    fn read_body<'b>(&'b mut self, buf: &'b mut [u8]) -> BoxFuture<'b, io::Result<usize>> {
+        self.inner.read_body(buf)
+    }
+    fn trailers(&self) -> &[Header] {
+        self.inner.trailers()
+    }
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        self.inner.start_response(status, headers)?;
+        self.status = Some(status);
+        Ok(())
+    }
+    fn write<'b>(&'b mut self, data: &'b [u8]) -> BoxFuture<'b, io::Result<()>> {
+        self.inner.write(data)
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.inner.sleep(duration)
+    }
+}
