@@ -745,3 +745,58 @@ fn reload_serves_a_replaced_library() {
         server.log()
     );
 }
+
+#[test]
+fn help_and_version_come_from_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = run(&["--help"], &[], dir.path());
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    for expected in [
+        "Worker Processes:",
+        "-w, --workers <INT>",
+        "-k, --worker-class <CLASS>",
+        "--limit-request-field_size <INT>",
+        "-p, --pid <FILE>",
+        "--preload",
+        "--check-config",
+        "RUNICORN_CMD_ARGS",
+    ] {
+        assert!(
+            help.stdout.contains(expected),
+            "--help lacks {expected:?}:\n{}",
+            help.stdout
+        );
+    }
+    assert!(
+        !help.stdout.contains("--statsd-host"),
+        "refused flags stay hidden"
+    );
+    let version = run(&["--version"], &[], dir.path());
+    assert_eq!(version.code, 0);
+    assert!(
+        version.stdout.starts_with("runicorn "),
+        "{}",
+        version.stdout
+    );
+}
+
+#[test]
+fn threads_with_the_sync_class_follow_gunicorns_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        &["--check-config", "--threads", "4", "builtin:hello"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("--threads 4 with the sync worker class: using gthread")
+            || output
+                .stderr
+                .contains("--threads 4 has no effect with the sync worker class"),
+        "the promotion is logged: {}",
+        output.stderr
+    );
+}

@@ -154,56 +154,39 @@ pub fn log_level(raw: &Raw) -> Result<String, Allowed> {
 
 /// What `--bind` accepts, for messages.
 pub const BIND_FORMS: &str =
-    "HOST:PORT, [IPV6]:PORT, an IP address alone (port 8000), unix:PATH or fd://N";
+    "HOST:PORT, [IPV6]:PORT, a host alone (port 8000), unix:PATH or fd://N";
 
-/// A listener address: `HOST:PORT`, `[v6]:PORT`, an IP alone, `unix:PATH`, `fd://N`.
+/// A listener address: `HOST:PORT`, `[v6]:PORT`, a host alone, `unix:PATH`,
+/// `fd://N`. The master's own parser must accept it too; on top of that the
+/// host must look like an IP address or a DNS name, so a typo is refused
+/// here in one line rather than by a failed name lookup at bind time.
 pub fn bind(raw: &Raw) -> Result<String, Allowed> {
     let allowed = || BIND_FORMS.to_owned();
     let Raw::Text(text) = raw else {
         return Err(allowed());
     };
     let address = text.trim();
-    if let Some(path) = address.strip_prefix("unix:") {
-        let path = path.strip_prefix("//").unwrap_or(path);
-        return if path.is_empty() || path.contains('\0') {
-            Err(allowed())
-        } else {
-            Ok(address.to_owned())
-        };
-    }
-    if let Some(fd) = address.strip_prefix("fd://") {
-        return fd
-            .parse::<u32>()
-            .map(|_| address.to_owned())
-            .map_err(|_| allowed());
-    }
-    let tcp = address.strip_prefix("tcp://").unwrap_or(address);
-    if tcp.parse::<std::net::IpAddr>().is_ok() || tcp == "localhost" {
+    let spec = runicorn_master::listener::BindSpec::parse(address).map_err(|_| allowed())?;
+    let runicorn_master::listener::BindSpec::Tcp(hostport) = spec else {
         return Ok(address.to_owned());
-    }
-    if let Some(rest) = tcp.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(allowed)?;
-        host.parse::<std::net::Ipv6Addr>().map_err(|_| allowed())?;
-        return match after {
-            "" => Ok(address.to_owned()),
-            _ => after
-                .strip_prefix(':')
-                .and_then(|port| port.parse::<u16>().ok())
-                .map(|_| address.to_owned())
-                .ok_or_else(allowed),
-        };
-    }
-    let (host, port) = tcp.rsplit_once(':').ok_or_else(allowed)?;
-    port.parse::<u16>().map_err(|_| allowed())?;
-    let host_ok = host.is_empty()
-        || host.parse::<std::net::Ipv4Addr>().is_ok()
-        || host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
-        });
+    };
+    let (host, _) = hostport.rsplit_once(':').ok_or_else(allowed)?;
+    let host_ok = match host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            host.parse::<std::net::Ipv4Addr>().is_ok()
+                || (host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.bytes().all(|byte| {
+                            byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+                        })
+                }) && (address.contains(':') || host == "localhost"))
+        }
+    };
     if host_ok {
         Ok(address.to_owned())
     } else {
@@ -293,20 +276,19 @@ mod tests {
             "localhost:80",
             "localhost",
             "[::1]:8000",
-            "[::]",
-            "::1",
             "127.0.0.1",
             "unix:/tmp/x.sock",
             "unix:///tmp/x.sock",
             "fd://3",
-            "tcp://127.0.0.1:9",
-            ":8000",
             "my-host.example:443",
         ] {
             assert!(bind(&text_raw(good)).is_ok(), "{good}");
         }
         for bad in [
             "nonsense",
+            ":8000",
+            "::1",
+            "tcp://127.0.0.1:9",
             "",
             "unix:",
             "fd://x",
