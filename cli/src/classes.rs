@@ -15,7 +15,10 @@ use crate::error::CliError;
 pub type Factory = fn() -> Arc<dyn WorkerClass>;
 
 /// Every built-in worker class, by the name `-k` selects it with.
-pub static CLASSES: &[(&str, Factory)] = &[("sync", || Arc::new(runicorn_worker_sync::SyncWorker))];
+pub static CLASSES: &[(&str, Factory)] = &[
+    ("sync", || Arc::new(runicorn_worker_sync::SyncWorker)),
+    ("green", || Arc::new(runicorn_worker_green::GreenWorker)),
+];
 
 /// The names of the built-in classes, for messages.
 pub fn names() -> Vec<&'static str> {

@@ -1,1 +1,60 @@
-//! The `green` worker class: one stackful coroutine per connection on the `may` runtime, started only after fork.
+//! Gunicorn's gevent worker without monkey-patching: the `green` worker class,
+//! one stackful may coroutine per connection, thousands of connections per
+//! worker. This crate owns the class: may's configuration (set in the forked
+//! child only: `--threads` worker threads, core pinning off, the
+//! `--green-stack-size` stack), an accept coroutine per inherited listener that
+//! takes one of `--worker-connections` semaphore permits before it accepts, one
+//! coroutine per connection through the `http` crate's blocking driver over
+//! may's sockets (keep-alive and the head deadline as may I/O timeouts), the
+//! [`GreenHost`] whose sleep and upstream I/O yield the coroutine, a heartbeat
+//! coroutine, max-requests, graceful TERM, quick INT/QUIT and exit when the
+//! master dies. It never parses HTTP itself, never runs in the master, and
+//! never cancels a coroutine that holds a client connection.
+//!
+//! **The caveat of every green model: a CPU-bound handler starves its
+//! thread.** A coroutine only lets others run when it waits on may (a socket,
+//! a sleep through the host). A handler that computes for seconds, or blocks
+//! in a plain system call (a std socket, `std::thread::sleep`, a C library's
+//! own I/O), holds its may thread for that time, and every other connection
+//! scheduled on that thread waits — with `--threads 1`, the whole worker. The
+//! heartbeat is a coroutine like the others and only beats from may's worker
+//! threads, so such a worker stops beating and the master's `WORKER TIMEOUT`
+//! line names the request that hogged it. Send CPU-bound work to `sync` or
+//! `gthread` workers, or raise `--threads`. Apps must also not keep a
+//! reference to a thread-local across a wait: a coroutine may resume on
+//! another may thread.
+#![deny(unsafe_code)]
+
+mod accept;
+mod config;
+mod error;
+mod fence;
+mod heartbeat;
+mod host;
+mod lifecycle;
+pub mod runtime;
+mod serve;
+mod tracker;
+mod transport;
+
+use std::process::ExitCode;
+
+use runicorn_master::{Worker, WorkerClass};
+
+pub use config::{RuntimeConfig, MIN_STACK_BYTES};
+pub use error::GreenError;
+pub use host::{connect_tcp, GreenHost, GreenUpstream};
+
+/// The `green` worker class (`-k green`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GreenWorker;
+
+impl WorkerClass for GreenWorker {
+    fn name(&self) -> &'static str {
+        "green"
+    }
+
+    fn run(&self, worker: Worker) -> ExitCode {
+        lifecycle::run(worker)
+    }
+}

@@ -1,0 +1,102 @@
+//! The accept loops: one coroutine per inherited listener. Each takes a
+//! connection permit from the worker's may semaphore *before* it accepts,
+//! so a worker holding `--worker-connections` connections stops accepting
+//! and leaves new clients in the kernel's queue for the other workers; then
+//! it accepts and hands the connection, with its permit, to a coroutine of
+//! its own.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use may::coroutine::JoinHandle;
+use may::sync::Semphore;
+
+use crate::fence::{self, GreenListener};
+use crate::runtime;
+use crate::serve::{self, Shared};
+use crate::tracker::ConnState;
+use crate::transport::Socket;
+
+/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
+/// so a listener that stays readable does not spin the worker.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// One of `--worker-connections` slots; dropping it gives the slot back.
+#[derive(Debug)]
+pub(crate) struct Permit(Arc<Semphore>);
+
+impl Permit {
+    /// Waits (yielding) for a free slot.
+    pub(crate) fn acquire(permits: &Arc<Semphore>) -> Permit {
+        permits.wait();
+        Permit(Arc::clone(permits))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.post();
+    }
+}
+
+/// Starts the accept coroutine of `listener`.
+pub(crate) fn spawn_acceptor(
+    listener: GreenListener,
+    shared: Arc<Shared>,
+    permits: Arc<Semphore>,
+) -> io::Result<JoinHandle<()>> {
+    fence::spawn(move || accept_loop(&listener, &shared, &permits))
+}
+
+fn accept_loop(listener: &GreenListener, shared: &Arc<Shared>, permits: &Arc<Semphore>) {
+    loop {
+        let permit = Permit::acquire(permits);
+        match accept(listener) {
+            Ok((socket, peer)) => {
+                // Busy from now, so a graceful stop waits for it.
+                let state = ConnState::new(Arc::clone(&shared.tracker));
+                let shared = Arc::clone(shared);
+                let spawned = fence::spawn(move || {
+                    let _permit = permit;
+                    serve::connection(&shared, socket, peer, &state);
+                });
+                if let Err(err) = spawned {
+                    // The closure (socket, state, permit) is dropped: the
+                    // client sees the connection closed.
+                    tracing::error!("cannot start a connection coroutine: {err}; lower --worker-connections or --green-stack-size");
+                }
+            }
+            Err(err) if is_transient(&err) => {}
+            Err(err) => {
+                tracing::error!("accept failed: {err}");
+                drop(permit);
+                runtime::sleep(ACCEPT_ERROR_PAUSE);
+            }
+        }
+    }
+}
+
+fn accept(listener: &GreenListener) -> io::Result<(Socket, String)> {
+    match listener {
+        GreenListener::Tcp(tcp) => {
+            let (stream, peer) = tcp.accept()?;
+            // Best effort: a response is written in few writes anyway.
+            let _ = stream.set_nodelay(true);
+            Ok((Socket::Tcp(stream), peer.to_string()))
+        }
+        GreenListener::Unix(unix) => {
+            let (stream, _) = unix.accept()?;
+            Ok((Socket::Unix(stream), String::new()))
+        }
+    }
+}
+
+/// Errors after which the loop simply accepts again: the client gave up
+/// before accept, or a signal interrupted it.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
+}

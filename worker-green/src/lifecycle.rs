@@ -1,0 +1,254 @@
+//! A green worker's life on its main thread: boot may, then supervise.
+//!
+//! The main thread runs no coroutine and never beats the heartbeat (only
+//! the heartbeat coroutine does, so a starved runtime shows). It waits on
+//! the shutdown wake fd, notices a dead master, and runs the stop: on TERM,
+//! max-requests or a panicked app it cancels the accept coroutines (stop
+//! accepting), then waits until every connection is idle or closed, within
+//! `--graceful-timeout`; on INT/QUIT it exits at once.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use may::coroutine::JoinHandle;
+use may::sync::Semphore;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+use runicorn_http::{ConnConfig, Limits};
+use runicorn_master::{Settings, ShutdownState, Worker};
+
+use crate::accept;
+use crate::config::RuntimeConfig;
+use crate::error::GreenError;
+use crate::fence;
+use crate::heartbeat;
+use crate::serve::Shared;
+use crate::tracker::Tracker;
+
+/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
+const BOOT_ERROR: u8 = 3;
+
+/// How often the main thread re-checks the master while running.
+const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often a graceful stop re-checks the busy connections.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+/// The signals the worker handles: blocked in may's threads (they inherit
+/// the mask when the scheduler starts them), so they land on the main
+/// thread and never interrupt app code running in a coroutine.
+const WORKER_SIGNALS: [Signal; 10] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGCHLD,
+];
+
+/// The driver settings of a green worker: keep-alive on.
+pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
+    let limits = Limits::from_settings(
+        settings.limit_request_line,
+        settings.limit_request_fields,
+        settings.limit_request_field_size,
+        settings.limit_request_body,
+    );
+    let mut config = ConnConfig::new(limits);
+    config.keep_alive = true;
+    config.keepalive_timeout = settings.keepalive;
+    config.io_timeout = settings.client_timeout();
+    config
+}
+
+/// What boot started.
+struct Running {
+    acceptors: Vec<JoinHandle<()>>,
+    tracker: Arc<Tracker>,
+}
+
+/// Runs the worker until it should exit; its exit code.
+pub(crate) fn run(worker: Worker) -> ExitCode {
+    let runtime = RuntimeConfig::from_settings(&worker.settings);
+    tracing::info!("{}", runtime.describe(worker.settings.keepalive));
+    let Worker {
+        listeners,
+        settings,
+        app,
+        slot,
+        shutdown,
+        max_requests,
+        ..
+    } = worker;
+    let tracker = Arc::new(Tracker::default());
+    let shared = Arc::new(Shared {
+        app: Arc::clone(&app.sync),
+        slot: slot.clone(),
+        shutdown: shutdown.clone(),
+        config: conn_config(&settings),
+        max_requests,
+        tracker: Arc::clone(&tracker),
+    });
+    let running = match boot(&runtime, listeners, &settings, shared, tracker) {
+        Ok(running) => running,
+        Err(err) => {
+            tracing::error!("Exception in worker process: {err}");
+            return ExitCode::from(BOOT_ERROR);
+        }
+    };
+    supervise(&shutdown);
+    stop_gracefully(&running, &shutdown, settings.graceful_timeout);
+    app.sync.shutdown_worker();
+    tracing::info!("Worker exiting (pid: {})", std::process::id());
+    ExitCode::SUCCESS
+}
+
+fn boot(
+    runtime: &RuntimeConfig,
+    listeners: Vec<runicorn_master::Listener>,
+    settings: &Settings,
+    shared: Arc<Shared>,
+    tracker: Arc<Tracker>,
+) -> Result<Running, GreenError> {
+    if listeners.is_empty() {
+        return Err(GreenError::NoListener);
+    }
+    runtime.apply();
+    let mut blocked = SigSet::empty();
+    for signal in WORKER_SIGNALS {
+        blocked.add(signal);
+    }
+    let mut previous = SigSet::empty();
+    // Best effort: without it signals may only interrupt may's epoll waits,
+    // which it retries.
+    let masked =
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut previous)).is_ok();
+    // may's scheduler (and its threads) start at the first registration.
+    let started = start(runtime, listeners, settings, shared);
+    if masked {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+    }
+    Ok(Running {
+        acceptors: started?,
+        tracker,
+    })
+}
+
+fn start(
+    runtime: &RuntimeConfig,
+    listeners: Vec<runicorn_master::Listener>,
+    settings: &Settings,
+    shared: Arc<Shared>,
+) -> Result<Vec<JoinHandle<()>>, GreenError> {
+    let adopted = listeners
+        .into_iter()
+        .map(fence::adopt)
+        .collect::<Result<Vec<_>, _>>()?;
+    heartbeat::spawn(shared.slot.clone(), heartbeat::interval(settings.timeout)).map_err(
+        |source| GreenError::Spawn {
+            what: "heartbeat",
+            source,
+        },
+    )?;
+    let permits = Arc::new(Semphore::new(runtime.worker_connections));
+    adopted
+        .into_iter()
+        .map(|listener| {
+            accept::spawn_acceptor(listener, Arc::clone(&shared), Arc::clone(&permits)).map_err(
+                |source| GreenError::Spawn {
+                    what: "accept",
+                    source,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Returns when the worker should stop gracefully; exits on a quick stop.
+fn supervise(shutdown: &runicorn_master::Shutdown) {
+    let timeout = PollTimeout::try_from(SUPERVISE_INTERVAL).unwrap_or(PollTimeout::MAX);
+    loop {
+        match shutdown.state() {
+            ShutdownState::Running => {}
+            ShutdownState::Graceful => return,
+            ShutdownState::Quick => quick_exit(),
+        }
+        if !shutdown.master_alive() {
+            tracing::info!("Parent changed, shutting down: {}", std::process::id());
+            shutdown.request_graceful();
+            continue;
+        }
+        let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(err) => {
+                tracing::error!("poll on the shutdown pipe failed: {err}; stopping the worker");
+                shutdown.request_graceful();
+            }
+        }
+    }
+}
+
+/// Stops accepting, then waits until every connection is idle or closed,
+/// within `graceful_timeout`; exits at once if a quick stop arrives.
+fn stop_gracefully(
+    running: &Running,
+    shutdown: &runicorn_master::Shutdown,
+    graceful_timeout: Duration,
+) {
+    for acceptor in &running.acceptors {
+        fence::cancel(acceptor);
+    }
+    let deadline = Instant::now() + graceful_timeout;
+    while running.tracker.busy() > 0 {
+        if shutdown.state() == ShutdownState::Quick {
+            quick_exit();
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "Worker (pid: {}) exiting with {} connection(s) still busy after --graceful-timeout ({:.1}s)",
+                std::process::id(),
+                running.tracker.busy(),
+                graceful_timeout.as_secs_f64()
+            );
+            return;
+        }
+        std::thread::sleep(DRAIN_POLL);
+    }
+    let idle = running.tracker.live();
+    if idle > 0 {
+        tracing::debug!("closing {idle} idle keep-alive connection(s)");
+    }
+}
+
+/// INT/QUIT: leave now, even with requests in flight (Gunicorn's quick
+/// exit). Only this thread ever calls `exit`; may's threads die with it.
+fn quick_exit() -> ! {
+    tracing::info!("Worker exiting (pid: {})", std::process::id());
+    std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_keep_alive_with_the_settings_timeouts() {
+        let settings = Settings {
+            timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(5),
+            ..Settings::default()
+        };
+        let config = conn_config(&settings);
+        assert!(config.keep_alive);
+        assert_eq!(config.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.request_line, 4094);
+    }
+}

@@ -1,0 +1,122 @@
+//! One connection, start to close, in its own coroutine: the blocking http
+//! driver over a may socket (keep-alive on, pipelining as the driver does
+//! it), the app through the blocking glue with [`GreenHost`], the
+//! scoreboard told when each request starts and ends, and the request
+//! count checked against `max_requests`.
+
+use std::sync::Arc;
+
+use runicorn_app::blocking::call_app;
+use runicorn_app::App;
+use runicorn_http::{
+    ConnConfig, Connection, Exchange, Hooks, ParseError, RequestDone, RequestHead, ServeMode,
+};
+use runicorn_master::{RequestGuard, Shutdown, Slot};
+
+use crate::host::GreenHost;
+use crate::tracker::{ConnState, Tracker};
+use crate::transport::{GreenStream, Socket};
+
+/// What every connection coroutine of this worker shares.
+pub(crate) struct Shared {
+    /// The app's blocking entry.
+    pub(crate) app: Arc<dyn App>,
+    /// This worker's scoreboard slot.
+    pub(crate) slot: Slot,
+    /// The worker's stop state.
+    pub(crate) shutdown: Shutdown,
+    /// Driver settings (keep-alive on).
+    pub(crate) config: ConnConfig,
+    /// Requests after which the worker retires (0: never).
+    pub(crate) max_requests: u64,
+    /// Open and busy connections, requests started.
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("max_requests", &self.max_requests)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// True once the next request should be this worker's last on its
+    /// connection: stopping, or the max-requests budget is spent.
+    fn closing(&self) -> bool {
+        !self.shutdown.is_running()
+            || (self.max_requests > 0 && self.tracker.started() + 1 >= self.max_requests)
+    }
+}
+
+/// The driver's per-request hooks.
+struct GreenHooks<'c> {
+    shared: &'c Shared,
+    state: &'c ConnState,
+    peer: &'c str,
+    in_flight: Option<RequestGuard>,
+}
+
+impl Hooks for GreenHooks<'_> {
+    fn should_close(&mut self) -> bool {
+        self.shared.closing()
+    }
+
+    fn request_started(&mut self, head: &RequestHead) {
+        let line = format!("{} {} {}", head.method, head.target, head.version.as_str());
+        self.in_flight = Some(self.shared.slot.begin_request(&line));
+        self.state.request_started();
+        let started = self.shared.tracker.start_request();
+        let max = self.shared.max_requests;
+        if max > 0 && started == max {
+            tracing::info!("Autorestarting worker after current request.");
+            self.shared.shutdown.request_graceful();
+        }
+    }
+
+    fn request_finished(&mut self, _done: &RequestDone<'_>) {
+        // Dropping the guard frees the lane and counts the request served.
+        self.in_flight = None;
+        self.state.request_finished();
+    }
+
+    fn bad_request(&mut self, err: &ParseError) {
+        let peer = if self.peer.is_empty() {
+            "unix socket"
+        } else {
+            self.peer
+        };
+        tracing::debug!("Invalid request from ip={peer}: {err}");
+    }
+}
+
+/// Serves `socket` until it closes. Runs inside the connection's coroutine;
+/// `state` was registered busy when the connection was accepted.
+pub(crate) fn connection(shared: &Shared, socket: Socket, peer: String, state: &ConnState) {
+    let stream = GreenStream::new(socket, state);
+    let mut connection = Connection::new(stream, peer.clone(), shared.config);
+    let mut hooks = GreenHooks {
+        shared,
+        state,
+        peer: &peer,
+        in_flight: None,
+    };
+    let app = &*shared.app;
+    let shutdown = &shared.shutdown;
+    let mut handler = |exchange: &mut Exchange<'_>| {
+        if let Err(err) = call_app(app, exchange, &GreenHost) {
+            if err.panicked {
+                // The app's state may be broken: finish what is in flight
+                // (this response closes its connection) and serve no more.
+                tracing::warn!(
+                    "Retiring worker (pid: {}) after a panic in the app",
+                    std::process::id()
+                );
+                shutdown.request_graceful();
+            }
+        }
+    };
+    connection.serve(&mut handler, &mut hooks, ServeMode::Blocking);
+}
