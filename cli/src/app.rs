@@ -13,7 +13,8 @@ pub struct Loader;
 impl AppLoader for Loader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
         let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
-        loader::load(&settings.app, &search)
+        let app = loader::load(&settings.app, &search)?;
+        crate::hooks::wrap_request_hooks(app, settings)
     }
 }
 

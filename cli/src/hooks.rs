@@ -6,14 +6,19 @@
 //! the `#[repr(C)]` views of `runicorn_app::hooks` and calls the library; a
 //! failing or panicking hook is logged, as Gunicorn logs an exception in a
 //! hook, and the server goes on. The worker-side hooks that need a request
-//! (`pre_request`, `post_request`) or a signal (`worker_int`,
-//! `worker_abort`) are available to worker classes through [`loaded`].
+//! (`pre_request`, `post_request`) run around the app itself
+//! ([`wrap_request_hooks`], called by the app loader), so every worker class
+//! fires them; the signal-driven ones (`worker_int`, `worker_abort`) are
+//! available through [`loaded`] until the master's worker signal handling
+//! calls them.
 
 use std::sync::Arc;
 
-use runicorn_app::hooks::{ArbiterInfo, HookEvent, HookName, Hooks as LoadedHooks, WorkerInfoView};
+use runicorn_app::hooks::{
+    with_request_hooks, ArbiterInfo, HookEvent, HookName, Hooks as LoadedHooks, WorkerInfoView,
+};
 use runicorn_app::loader::SearchPath;
-use runicorn_app::LoadError;
+use runicorn_app::{Application, LoadError};
 use runicorn_master::{ArbiterView, Hooks, WorkerView};
 
 /// Load the hooks named in the settings; `None` when there are none.
@@ -24,6 +29,31 @@ pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks
     let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
     let hooks = LoadedHooks::load(&settings.hooks, &search)?;
     Ok(Some(Arc::new(LibraryHooks { hooks })))
+}
+
+/// Wrap a loaded app so that the `pre_request`/`post_request` hooks the
+/// config names run around each of its requests, under every worker class.
+/// Called by the app loader in each worker (or in the master with
+/// `--preload`); the app is returned as is when neither hook is configured.
+pub fn wrap_request_hooks(
+    app: Application,
+    settings: &runicorn_master::Settings,
+) -> Result<Application, LoadError> {
+    let wanted = |name: &str| {
+        name == HookName::PreRequest.as_str() || name == HookName::PostRequest.as_str()
+    };
+    let request_hooks: Vec<(String, String)> = settings
+        .hooks
+        .iter()
+        .filter(|(name, _)| wanted(name))
+        .cloned()
+        .collect();
+    if request_hooks.is_empty() {
+        return Ok(app);
+    }
+    let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
+    let hooks = LoadedHooks::load(&request_hooks, &search)?;
+    Ok(with_request_hooks(app, Arc::new(hooks)))
 }
 
 /// The loaded hooks, for worker classes that call the worker-side ones.

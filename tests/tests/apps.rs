@@ -604,6 +604,8 @@ fn hooks_from_a_library_are_called_where_gunicorn_calls_them() {
         "nworkers_changed",
         "on_reload",
         "on_exit",
+        "pre_request",
+        "post_request",
     ] {
         text.push_str(&format!("{hook} = \"hooks:{hook}\"\n"));
     }
@@ -666,5 +668,18 @@ fn hooks_from_a_library_are_called_where_gunicorn_calls_them() {
         "{order:?}"
     );
     assert_eq!(order.last(), Some(&"on_exit"), "{order:?}");
+    let pre = lines
+        .lines()
+        .find(|line| line.starts_with("pre_request "))
+        .expect("pre_request was called");
+    assert!(
+        pre.contains("path=/") && !pre.contains(&format!("pid={master} ")),
+        "{pre}"
+    );
+    let post = lines
+        .lines()
+        .find(|line| line.starts_with("post_request "))
+        .expect("post_request was called");
+    assert!(post.contains("status=200"), "{post}");
     let _ = proc::alive(master);
 }
