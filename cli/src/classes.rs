@@ -17,6 +17,7 @@ pub type Factory = fn() -> Arc<dyn WorkerClass>;
 /// Every built-in worker class, by the name `-k` selects it with.
 pub static CLASSES: &[(&str, Factory)] = &[
     ("sync", || Arc::new(runicorn_worker_sync::SyncWorker)),
+    ("gthread", || Arc::new(runicorn_worker_thread::ThreadWorker)),
     ("green", || Arc::new(runicorn_worker_green::GreenWorker)),
 ];
 

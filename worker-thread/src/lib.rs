@@ -1,1 +1,93 @@
-//! The `gthread` worker class: a thread pool, with idle keep-alive connections parked in a poller so they hold no thread.
+//! Gunicorn's gthread worker, without its weak spots: a pool of `--threads`
+//! threads serves requests, and one poller on the worker's main thread owns
+//! the listeners and every connection that is not being served, so an idle
+//! or slow client never holds a thread.
+//!
+//! This crate owns the `gthread` [`WorkerClass`]. Theory of operation: the
+//! poller (`poller`) waits in epoll on the listeners, the stop state's wake
+//! pipe, the pool's doorbell and the parked connections. A fresh connection
+//! waits there for its first bytes (at most the head deadline,
+//! `Settings::client_timeout`), a kept-alive one for its next request (at
+//! most `--keep-alive`). A readable connection goes to the pool (`pool`),
+//! where the `http` crate's blocking driver answers every request that has
+//! arrived, pipelined ones in order, and hands the connection back once
+//! nothing is buffered; an unread request body is drained (bounded) or the
+//! connection closed, so no request is ever parsed from the middle of a
+//! body. The worker accepts only while a thread is free (at most one
+//! connection per free thread per pass) and under `--worker-connections`
+//! (closing the oldest idle kept-alive connection to make room), so a busy
+//! worker leaves new clients in the kernel queue for a worker that can serve
+//! them now. The heartbeat beats from the poller; every request in flight
+//! has a scoreboard lane.
+//!
+//! What `--timeout` means here: the heartbeat only says the poller is alive,
+//! so the master's silent-worker kill applies to a stuck poller, not to a
+//! long request. Instead the worker reads its own scoreboard slot once per
+//! poll interval; when its oldest request has run past `--timeout` it logs
+//! `WORKER TIMEOUT` naming that request, stops accepting and retires
+//! gracefully: its other requests finish, and if the long one has not
+//! finished within `--graceful-timeout` the worker exits and takes it along.
+//! (Gunicorn's gthread never ends a long request.) `--max-requests` (with
+//! jitter), a panicking app, TERM and a dead master all retire the worker the
+//! same way: stop accepting, answer in-flight requests with `Connection:
+//! close`, give idle connections a short grace to send the request they may
+//! already be sending, then exit within `--graceful-timeout`; INT/QUIT exit
+//! at once. It never parses HTTP itself, never blocks the poller on a client
+//! and never runs in the master.
+#![forbid(unsafe_code)]
+
+mod error;
+mod idle;
+mod policy;
+mod poller;
+mod pool;
+mod serve;
+mod stream;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use runicorn_master::{Worker, WorkerClass};
+
+pub use error::ThreadError;
+
+use crate::poller::{Ending, Poller};
+use crate::serve::Shared;
+
+/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
+const BOOT_ERROR: u8 = 3;
+
+/// The `gthread` worker class (`-k gthread`, or `--threads N` with `sync`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadWorker;
+
+impl WorkerClass for ThreadWorker {
+    fn name(&self) -> &'static str {
+        "gthread"
+    }
+
+    fn run(&self, worker: Worker) -> ExitCode {
+        let shared = Arc::new(Shared {
+            app: Arc::clone(&worker.app.sync),
+            slot: worker.slot.clone(),
+            shutdown: worker.shutdown.clone(),
+            max_requests: worker.max_requests,
+            started: AtomicU64::new(0),
+        });
+        let poller = match Poller::boot(&worker, &shared) {
+            Ok(poller) => poller,
+            Err(err) => {
+                tracing::error!("Exception in worker process: {err}");
+                return ExitCode::from(BOOT_ERROR);
+            }
+        };
+        match poller.run() {
+            Ending::Graceful => worker.app.sync.shutdown_worker(),
+            // A thread may still be inside the app: do not call into it again.
+            Ending::GracefulTimeout | Ending::Quick | Ending::Broken => {}
+        }
+        tracing::info!("Worker exiting (pid: {})", std::process::id());
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,223 @@
+//! The connections parked in the poller, with their deadlines.
+//!
+//! Two kinds wait here: *fresh* connections, accepted and not yet sent a
+//! byte (they get the head deadline), and *kept-alive* ones, answered and
+//! waiting for their next request (they get `--keep-alive`). Each kind is
+//! ordered by deadline, so expiry is a look at the front, and the oldest
+//! kept-alive connection (the one closed to make room for a new client) is
+//! the first of its set. Pure bookkeeping over explicit instants, so it is
+//! unit-tested without sockets or clocks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+/// Why a connection is parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdleKind {
+    /// Accepted, waiting for its first bytes.
+    Fresh,
+    /// Answered, waiting for its next request.
+    KeptAlive,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    item: T,
+    kind: IdleKind,
+    deadline: Instant,
+}
+
+/// Parked items keyed by their epoll token.
+#[derive(Debug)]
+pub(crate) struct IdleSet<T> {
+    entries: HashMap<u64, Entry<T>>,
+    fresh: BTreeSet<(Instant, u64)>,
+    kept: BTreeSet<(Instant, u64)>,
+}
+
+impl<T> IdleSet<T> {
+    pub(crate) fn new() -> IdleSet<T> {
+        IdleSet {
+            entries: HashMap::new(),
+            fresh: BTreeSet::new(),
+            kept: BTreeSet::new(),
+        }
+    }
+
+    fn order(&mut self, kind: IdleKind) -> &mut BTreeSet<(Instant, u64)> {
+        match kind {
+            IdleKind::Fresh => &mut self.fresh,
+            IdleKind::KeptAlive => &mut self.kept,
+        }
+    }
+
+    /// Parks `item` under `token` (a token is never reused) until `deadline`.
+    pub(crate) fn park(&mut self, token: u64, item: T, kind: IdleKind, deadline: Instant) {
+        self.order(kind).insert((deadline, token));
+        self.entries.insert(
+            token,
+            Entry {
+                item,
+                kind,
+                deadline,
+            },
+        );
+    }
+
+    /// Takes the item parked under `token` (it became readable).
+    pub(crate) fn take(&mut self, token: u64) -> Option<T> {
+        let entry = self.entries.remove(&token)?;
+        self.order(entry.kind).remove(&(entry.deadline, token));
+        Some(entry.item)
+    }
+
+    /// Removes and returns every item whose deadline is at or before `now`.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<T> {
+        let mut due: Vec<u64> = Vec::new();
+        for order in [&self.fresh, &self.kept] {
+            due.extend(
+                order
+                    .iter()
+                    .take_while(|(deadline, _)| *deadline <= now)
+                    .map(|(_, token)| *token),
+            );
+        }
+        due.into_iter()
+            .filter_map(|token| self.take(token))
+            .collect()
+    }
+
+    /// Removes the kept-alive item parked longest ago, to make room.
+    pub(crate) fn evict_oldest_kept(&mut self) -> Option<T> {
+        let (_, token) = *self.kept.first()?;
+        self.take(token)
+    }
+
+    /// Brings every deadline forward to `cutoff` at the latest (a stopping
+    /// worker gives idle clients only a short grace).
+    pub(crate) fn shorten(&mut self, cutoff: Instant) {
+        for (token, entry) in &mut self.entries {
+            if entry.deadline > cutoff {
+                let order = match entry.kind {
+                    IdleKind::Fresh => &mut self.fresh,
+                    IdleKind::KeptAlive => &mut self.kept,
+                };
+                order.remove(&(entry.deadline, *token));
+                order.insert((cutoff, *token));
+                entry.deadline = cutoff;
+            }
+        }
+    }
+
+    /// The earliest deadline, if anything is parked.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let fresh = self.fresh.first().map(|(deadline, _)| *deadline);
+        let kept = self.kept.first().map(|(deadline, _)| *deadline);
+        match (fresh, kept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How many items are parked.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many kept-alive items are parked.
+    pub(crate) fn kept_len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Removes and returns everything.
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        self.fresh.clear();
+        self.kept.clear();
+        self.entries.drain().map(|(_, entry)| entry.item).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(base: Instant, ms: u64) -> Instant {
+        base + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn take_removes_from_both_indexes() {
+        let base = Instant::now();
+        let mut idle = IdleSet::new();
+        idle.park(1, "a", IdleKind::Fresh, at(base, 100));
+        idle.park(2, "b", IdleKind::KeptAlive, at(base, 50));
+        assert_eq!(idle.len(), 2);
+        assert_eq!(idle.kept_len(), 1);
+        assert_eq!(idle.next_deadline(), Some(at(base, 50)));
+        assert_eq!(idle.take(2), Some("b"));
+        assert_eq!(idle.take(2), None);
+        assert_eq!(idle.kept_len(), 0);
+        assert_eq!(idle.next_deadline(), Some(at(base, 100)));
+    }
+
+    #[test]
+    fn expire_returns_only_what_is_due() {
+        let base = Instant::now();
+        let mut idle = IdleSet::new();
+        idle.park(1, 1, IdleKind::Fresh, at(base, 10));
+        idle.park(2, 2, IdleKind::KeptAlive, at(base, 20));
+        idle.park(3, 3, IdleKind::KeptAlive, at(base, 30));
+        idle.park(4, 4, IdleKind::Fresh, at(base, 40));
+        let mut due = idle.expire(at(base, 25));
+        due.sort_unstable();
+        assert_eq!(due, vec![1, 2]);
+        assert_eq!(idle.len(), 2);
+        assert!(idle.expire(at(base, 29)).is_empty());
+        assert_eq!(idle.next_deadline(), Some(at(base, 30)));
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_kept_alive_never_a_fresh_one() {
+        let base = Instant::now();
+        let mut idle = IdleSet::new();
+        idle.park(1, "fresh", IdleKind::Fresh, at(base, 5));
+        idle.park(2, "older", IdleKind::KeptAlive, at(base, 10));
+        idle.park(3, "newer", IdleKind::KeptAlive, at(base, 20));
+        assert_eq!(idle.evict_oldest_kept(), Some("older"));
+        assert_eq!(idle.evict_oldest_kept(), Some("newer"));
+        assert_eq!(idle.evict_oldest_kept(), None);
+        assert_eq!(idle.len(), 1);
+    }
+
+    #[test]
+    fn shorten_brings_deadlines_forward_only() {
+        let base = Instant::now();
+        let mut idle = IdleSet::new();
+        idle.park(1, 1, IdleKind::KeptAlive, at(base, 10));
+        idle.park(2, 2, IdleKind::KeptAlive, at(base, 2000));
+        idle.park(3, 3, IdleKind::Fresh, at(base, 3000));
+        idle.shorten(at(base, 100));
+        assert_eq!(idle.next_deadline(), Some(at(base, 10)));
+        assert_eq!(idle.expire(at(base, 10)), vec![1]);
+        let mut due = idle.expire(at(base, 100));
+        due.sort_unstable();
+        assert_eq!(due, vec![2, 3]);
+        assert!(idle.is_empty());
+    }
+
+    #[test]
+    fn drain_empties_everything() {
+        let base = Instant::now();
+        let mut idle = IdleSet::new();
+        idle.park(1, 1, IdleKind::KeptAlive, at(base, 10));
+        idle.park(2, 2, IdleKind::Fresh, at(base, 10));
+        assert_eq!(idle.drain().len(), 2);
+        assert!(idle.is_empty());
+        assert_eq!(idle.next_deadline(), None);
+    }
+}

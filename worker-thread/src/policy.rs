@@ -1,0 +1,181 @@
+//! The worker's decisions, as pure functions of its counts and settings:
+//! how long the poller sleeps, when it may accept, which request is the
+//! last, when a long request retires the worker. Unit-tested here; the
+//! poller only applies them.
+
+use std::time::Duration;
+
+use runicorn_http::{ConnConfig, Limits};
+use runicorn_master::Settings;
+
+/// How long idle connections may still send a request once the worker
+/// stops (TERM, max-requests): a client that was about to reuse its
+/// connection gets its answer (with `Connection: close`) instead of a
+/// closed socket; one that stays silent is closed after this.
+pub(crate) const STOP_IDLE_GRACE: Duration = Duration::from_millis(200);
+
+/// How long one epoll wait may last: half the timeout within 50 ms..1 s, so
+/// the heartbeat is never late and a dead master is noticed.
+pub(crate) fn poll_interval(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        return Duration::from_secs(1);
+    }
+    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// The driver settings of a gthread worker: keep-alive on unless
+/// `--keep-alive 0`; the poller, not the driver, times idle connections.
+pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
+    let limits = Limits::from_settings(
+        settings.limit_request_line,
+        settings.limit_request_fields,
+        settings.limit_request_field_size,
+        settings.limit_request_body,
+    );
+    let mut config = ConnConfig::new(limits);
+    config.keep_alive = !settings.keepalive.is_zero();
+    config.keepalive_timeout = settings.keepalive;
+    config.io_timeout = settings.client_timeout();
+    config
+}
+
+/// How long a fresh connection may wait in the poller for its first bytes:
+/// the head deadline, the same bound the driver puts on a whole head.
+pub(crate) fn head_deadline(settings: &Settings) -> Duration {
+    settings.client_timeout()
+}
+
+/// What the poller knows when it decides whether to watch the listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// Connections handed to the pool and not yet back (running or queued).
+    pub(crate) busy: usize,
+    /// `--threads`.
+    pub(crate) threads: usize,
+    /// Connections parked in the poller.
+    pub(crate) parked: usize,
+    /// Of those, kept-alive ones (which may be closed to make room).
+    pub(crate) kept: usize,
+    /// `--worker-connections`.
+    pub(crate) cap: usize,
+}
+
+impl Load {
+    /// Connections this worker holds.
+    pub(crate) fn total(&self) -> usize {
+        self.busy + self.parked
+    }
+
+    /// Whether to accept now: only with a free thread (so a busy worker
+    /// leaves new clients in the kernel queue for another worker), and
+    /// with room under `--worker-connections`, or an idle kept-alive
+    /// connection to close for room.
+    pub(crate) fn may_accept(&self) -> bool {
+        self.busy < self.threads && (self.total() < self.cap.max(1) || self.kept > 0)
+    }
+
+    /// Whether accepting one more first needs an idle connection closed.
+    pub(crate) fn needs_room(&self) -> bool {
+        self.total() >= self.cap.max(1)
+    }
+}
+
+/// Whether the request that is the `started`-th of this worker must be the
+/// last on its connection because of `--max-requests` (0: no limit). The
+/// request reaching the limit and any after it carry `Connection: close`.
+pub(crate) fn past_max_requests(started: u64, max_requests: u64) -> bool {
+    max_requests > 0 && started >= max_requests
+}
+
+/// Whether the oldest request in flight, `age` old, has run past
+/// `--timeout` (zero: never), so the worker must retire.
+pub(crate) fn overdue(age: Duration, timeout: Duration) -> bool {
+    !timeout.is_zero() && age > timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(busy: usize, parked: usize, kept: usize) -> Load {
+        Load {
+            busy,
+            threads: 2,
+            parked,
+            kept,
+            cap: 10,
+        }
+    }
+
+    #[test]
+    fn the_poll_interval_keeps_the_heartbeat_on_time() {
+        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(
+            poll_interval(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_millis(20)),
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
+    fn connections_are_kept_alive_unless_keepalive_is_zero() {
+        let settings = Settings {
+            timeout: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        let config = conn_config(&settings);
+        assert!(config.keep_alive);
+        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert_eq!(head_deadline(&settings), Duration::from_secs(5));
+        let settings = Settings {
+            keepalive: Duration::ZERO,
+            ..Settings::default()
+        };
+        assert!(!conn_config(&settings).keep_alive);
+    }
+
+    #[test]
+    fn a_worker_with_every_thread_busy_does_not_accept() {
+        assert!(load(0, 0, 0).may_accept());
+        assert!(load(1, 3, 0).may_accept());
+        assert!(!load(2, 0, 0).may_accept());
+        assert!(!load(3, 0, 0).may_accept(), "queued work counts as busy");
+    }
+
+    #[test]
+    fn at_the_connection_cap_only_an_idle_kept_alive_connection_makes_room() {
+        assert!(!load(1, 9, 0).may_accept(), "full of fresh connections");
+        let full = load(1, 9, 4);
+        assert!(full.may_accept());
+        assert!(full.needs_room());
+        assert!(!load(1, 8, 4).needs_room());
+        let tiny = Load {
+            cap: 0,
+            ..load(0, 0, 0)
+        };
+        assert!(tiny.may_accept(), "a cap of 0 still lets one in");
+    }
+
+    #[test]
+    fn the_request_reaching_max_requests_is_the_last() {
+        assert!(!past_max_requests(5, 0));
+        assert!(!past_max_requests(4, 5));
+        assert!(past_max_requests(5, 5));
+        assert!(past_max_requests(6, 5));
+    }
+
+    #[test]
+    fn overdue_only_past_a_nonzero_timeout() {
+        let timeout = Duration::from_secs(30);
+        assert!(!overdue(Duration::from_secs(30), timeout));
+        assert!(overdue(Duration::from_secs(31), timeout));
+        assert!(!overdue(Duration::from_secs(3600), Duration::ZERO));
+    }
+}

@@ -1,0 +1,480 @@
+//! The worker's main thread: one epoll set holding the listeners (while the
+//! worker may accept), the stop state's wake pipe, the pool's doorbell, and
+//! every connection that is not on a thread: fresh ones waiting for their
+//! first bytes and kept-alive ones waiting for their next request.
+//!
+//! Each pass beats the heartbeat, takes back connections from the pool
+//! (parking the idle ones), decides whether to watch the listeners, waits
+//! (at most the poll interval, or until the next idle deadline), hands
+//! readable connections to the pool, accepts, and closes what expired.
+//! Connections are registered `EPOLLONESHOT`: an event disarms it, so a
+//! connection on a thread never wakes the poller; parking re-arms it.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use runicorn_http::{ConnConfig, Connection, Outcome};
+use runicorn_master::{Listener, ShutdownState, Worker};
+
+use crate::error::ThreadError;
+use crate::idle::{IdleKind, IdleSet};
+use crate::policy::{self, Load, STOP_IDLE_GRACE};
+use crate::pool::{Pool, Returned};
+use crate::serve::{Client, Shared};
+use crate::stream::Stream;
+
+/// The token of the stop state's wake pipe.
+const TOKEN_SHUTDOWN: u64 = u64::MAX;
+/// The token of the pool's doorbell.
+const TOKEN_POOL: u64 = u64::MAX - 1;
+/// Tokens below this are listener indices; connections count up from it
+/// and a token is never reused.
+const FIRST_CLIENT: u64 = 1 << 16;
+/// Events taken from the kernel per wait.
+const EVENTS_PER_WAIT: usize = 256;
+/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
+/// so a listener that stays readable does not spin the worker.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// How the main loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Every request finished and every connection closed.
+    Graceful,
+    /// `--graceful-timeout` passed with requests still running.
+    GracefulTimeout,
+    /// INT/QUIT: leave now.
+    Quick,
+    /// epoll itself failed; the master replaces the worker.
+    Broken,
+}
+
+/// A graceful stop in progress.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    /// When the worker gives up on its running requests.
+    deadline: Instant,
+}
+
+/// The main loop's state.
+pub(crate) struct Poller<'w> {
+    worker: &'w Worker,
+    epoll: Epoll,
+    pool: Pool,
+    config: ConnConfig,
+    idle: IdleSet<Client>,
+    /// Connections handed to the pool and not yet back.
+    busy: usize,
+    next_token: u64,
+    listening: bool,
+    accept_paused_until: Option<Instant>,
+    stop: Option<Stop>,
+    last_check: Instant,
+    returned: Vec<Returned>,
+}
+
+impl std::fmt::Debug for Poller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("busy", &self.busy)
+            .field("parked", &self.idle.len())
+            .field("listening", &self.listening)
+            .finish_non_exhaustive()
+    }
+}
+
+fn register_error(what: impl Into<String>) -> impl FnOnce(Errno) -> ThreadError {
+    let what = what.into();
+    move |errno| ThreadError::Register {
+        what,
+        source: errno.into(),
+    }
+}
+
+impl<'w> Poller<'w> {
+    /// Makes the listeners non-blocking, the epoll set and the pool.
+    pub(crate) fn boot(
+        worker: &'w Worker,
+        shared: &Arc<Shared>,
+    ) -> Result<Poller<'w>, ThreadError> {
+        for listener in &worker.listeners {
+            listener
+                .set_nonblocking(true)
+                .map_err(|source| ThreadError::Nonblocking {
+                    listener: listener.describe(),
+                    source,
+                })?;
+        }
+        let epoll =
+            Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|errno| ThreadError::Poller {
+                what: "epoll instance",
+                source: errno.into(),
+            })?;
+        epoll
+            .add(
+                worker.shutdown.wake_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SHUTDOWN),
+            )
+            .map_err(register_error("the stop-signal pipe"))?;
+        let pool = Pool::start(worker.settings.threads.max(1), shared)?;
+        epoll
+            .add(
+                pool.wake_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_POOL),
+            )
+            .map_err(register_error("the pool's eventfd"))?;
+        Ok(Poller {
+            worker,
+            epoll,
+            pool,
+            config: policy::conn_config(&worker.settings),
+            idle: IdleSet::new(),
+            busy: 0,
+            next_token: FIRST_CLIENT,
+            listening: false,
+            accept_paused_until: None,
+            stop: None,
+            last_check: Instant::now(),
+            returned: Vec::new(),
+        })
+    }
+
+    /// Runs until the worker should exit; then closes what is parked and
+    /// stops the pool (joining it only when no thread is busy).
+    pub(crate) fn run(mut self) -> Ending {
+        let ending = self.serve();
+        drop(self.idle.drain());
+        if ending != Ending::Quick {
+            self.pool.finish(self.busy == 0);
+        }
+        ending
+    }
+
+    fn serve(&mut self) -> Ending {
+        let interval = policy::poll_interval(self.worker.settings.timeout);
+        let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
+        let mut ready_listeners: Vec<usize> = Vec::new();
+        loop {
+            self.worker.slot.heartbeat();
+            self.take_returned();
+            let now = Instant::now();
+            if let Some(ending) = self.check_state(now, interval) {
+                return ending;
+            }
+            let wanted = self.should_listen(now);
+            self.set_listening(wanted);
+            let wait = self.wait_time(now, interval);
+            let count = match self.epoll.wait(&mut events, wait) {
+                Ok(count) => count,
+                Err(Errno::EINTR) => 0,
+                Err(err) => {
+                    tracing::error!(
+                        "epoll_wait failed: {err}; the worker exits and the master replaces it"
+                    );
+                    return Ending::Broken;
+                }
+            };
+            ready_listeners.clear();
+            for event in &events[..count] {
+                match event.data() {
+                    TOKEN_SHUTDOWN => self.drain_wake_pipe(),
+                    TOKEN_POOL => {}
+                    token if token < FIRST_CLIENT => ready_listeners.push(token as usize),
+                    token => self.client_ready(token, event.events()),
+                }
+            }
+            // Connections back from the pool free threads before accepting.
+            self.take_returned();
+            if !ready_listeners.is_empty() {
+                self.accept_from(&ready_listeners);
+            }
+            for expired in self.idle.expire(Instant::now()) {
+                drop(expired);
+            }
+        }
+    }
+
+    /// The stop decisions, in order: quick, master gone, a request past
+    /// `--timeout`, graceful stop progress.
+    fn check_state(&mut self, now: Instant, interval: Duration) -> Option<Ending> {
+        let state = self.worker.shutdown.state();
+        if state == ShutdownState::Quick {
+            return Some(Ending::Quick);
+        }
+        if state == ShutdownState::Running && now.duration_since(self.last_check) >= interval {
+            self.last_check = now;
+            self.periodic_checks();
+        }
+        if !self.worker.shutdown.is_running() && self.stop.is_none() {
+            self.begin_stop(now);
+        }
+        let stop = self.stop?;
+        if self.busy == 0 && self.idle.is_empty() {
+            return Some(Ending::Graceful);
+        }
+        if now >= stop.deadline {
+            tracing::warn!(
+                "Graceful timeout: {} request(s) still running after --graceful-timeout {}s; the worker exits",
+                self.busy,
+                self.worker.settings.graceful_timeout.as_secs_f64()
+            );
+            return Some(Ending::GracefulTimeout);
+        }
+        None
+    }
+
+    /// Once per poll interval: is the master alive, has a request run past
+    /// `--timeout`?
+    fn periodic_checks(&mut self) {
+        let shutdown = &self.worker.shutdown;
+        if !shutdown.master_alive() {
+            tracing::info!("Parent changed, shutting down: {}", std::process::id());
+            shutdown.request_graceful();
+            return;
+        }
+        let timeout = self.worker.settings.timeout;
+        if let Some((age, line)) = self.worker.slot.oldest_request() {
+            if policy::overdue(age, timeout) {
+                tracing::error!(
+                    "WORKER TIMEOUT (pid:{}): request {line:?} has run {:.1}s, past --timeout {}s; \
+                     the worker stops accepting and exits once its other requests finish (at most \
+                     --graceful-timeout {}s later). Raise --timeout if such requests are expected, \
+                     or find why the handler blocks",
+                    std::process::id(),
+                    age.as_secs_f64(),
+                    timeout.as_secs_f64(),
+                    self.worker.settings.graceful_timeout.as_secs_f64()
+                );
+                shutdown.request_graceful();
+            }
+        }
+    }
+
+    /// Stop accepting; idle connections get a short grace to send the
+    /// request they may already be sending, which is then answered with
+    /// `Connection: close`.
+    fn begin_stop(&mut self, now: Instant) {
+        self.stop = Some(Stop {
+            deadline: now + self.worker.settings.graceful_timeout,
+        });
+        self.set_listening(false);
+        self.idle.shorten(now + STOP_IDLE_GRACE);
+    }
+
+    fn load(&self) -> Load {
+        Load {
+            busy: self.busy,
+            threads: self.worker.settings.threads.max(1),
+            parked: self.idle.len(),
+            kept: self.idle.kept_len(),
+            cap: self.worker.settings.worker_connections,
+        }
+    }
+
+    fn should_listen(&mut self, now: Instant) -> bool {
+        if let Some(until) = self.accept_paused_until {
+            if now < until {
+                return false;
+            }
+            self.accept_paused_until = None;
+        }
+        self.stop.is_none() && self.worker.shutdown.is_running() && self.load().may_accept()
+    }
+
+    /// Adds or removes the listeners. `EPOLLEXCLUSIVE`: of the workers
+    /// waiting on a listener, the kernel wakes one, not all.
+    fn set_listening(&mut self, wanted: bool) {
+        if wanted == self.listening {
+            return;
+        }
+        for (index, listener) in self.worker.listeners.iter().enumerate() {
+            let result = if wanted {
+                self.epoll.add(
+                    listener,
+                    EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+                        index as u64,
+                    ),
+                )
+            } else {
+                self.epoll.delete(listener)
+            };
+            if let Err(err) = result {
+                tracing::error!(
+                    "cannot watch listener {} with epoll: {err}",
+                    listener.describe()
+                );
+            }
+        }
+        self.listening = wanted;
+    }
+
+    fn wait_time(&self, now: Instant, interval: Duration) -> EpollTimeout {
+        let mut wake_at = now + interval;
+        for deadline in [
+            self.idle.next_deadline(),
+            self.stop.map(|stop| stop.deadline),
+            self.accept_paused_until,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            wake_at = wake_at.min(deadline);
+        }
+        // Round up, so the loop never wakes just before a deadline and spins.
+        let millis = wake_at
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000);
+        EpollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
+    }
+
+    /// The stop state's pipe stays readable after a change; this loop is its
+    /// only reader in the process, so it empties it to wait again, and sees
+    /// a later change (graceful, then quick) as a new byte.
+    fn drain_wake_pipe(&self) {
+        let mut buf = [0u8; 64];
+        while let Ok(1..) = nix::unistd::read(self.worker.shutdown.wake_fd(), &mut buf) {}
+    }
+
+    fn take_returned(&mut self) {
+        let mut returned = std::mem::take(&mut self.returned);
+        returned.extend(self.pool.returned());
+        for Returned { client, outcome } in returned.drain(..) {
+            self.busy -= 1;
+            if outcome == Outcome::Idle {
+                self.park(client, IdleKind::KeptAlive);
+            }
+        }
+        self.returned = returned;
+    }
+
+    fn client_ready(&mut self, token: u64, events: EpollFlags) {
+        let Some(client) = self.idle.take(token) else {
+            return;
+        };
+        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP) {
+            self.dispatch(client);
+        }
+        // Error or hang-up with nothing to read: dropping closes it.
+    }
+
+    fn dispatch(&mut self, client: Client) {
+        self.busy += 1;
+        self.pool.submit(client);
+    }
+
+    /// Parks `client` until it is readable or its deadline passes.
+    fn park(&mut self, client: Client, kind: IdleKind) {
+        let now = Instant::now();
+        let wait = match kind {
+            IdleKind::Fresh => policy::head_deadline(&self.worker.settings),
+            IdleKind::KeptAlive => self.worker.settings.keepalive,
+        };
+        let wait = if self.stop.is_some() {
+            wait.min(STOP_IDLE_GRACE)
+        } else {
+            wait
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        let mut event = EpollEvent::new(
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT,
+            token,
+        );
+        let fd = client.stream().as_fd();
+        // Re-arm a connection parked before; a new one (or one that went
+        // straight from accept to a thread) is added.
+        let armed = match self.epoll.modify(fd, &mut event) {
+            Err(Errno::ENOENT) => self.epoll.add(fd, event),
+            other => other,
+        };
+        if let Err(err) = armed {
+            tracing::debug!("cannot park a connection in epoll: {err}; closing it");
+            return;
+        }
+        self.idle.park(token, client, kind, now + wait);
+    }
+
+    /// Accepts from the ready listeners while a thread is free: at most as
+    /// many connections per pass as there are free threads, so a burst is
+    /// shared with the other workers instead of queued behind busy threads.
+    fn accept_from(&mut self, ready: &[usize]) {
+        let mut budget = self.load().threads.saturating_sub(self.busy);
+        for &index in ready {
+            while budget > 0 && self.stop.is_none() && self.worker.shutdown.is_running() {
+                let load = self.load();
+                if !load.may_accept() {
+                    return;
+                }
+                if load.needs_room() {
+                    match self.idle.evict_oldest_kept() {
+                        Some(oldest) => drop(oldest),
+                        None => return,
+                    }
+                }
+                let Some(listener) = self.worker.listeners.get(index) else {
+                    break;
+                };
+                match accept(listener) {
+                    Ok(Some((stream, peer))) => {
+                        budget -= 1;
+                        self.admit(stream, peer);
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::error!("accept on {} failed: {err}", listener.describe());
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_ERROR_PAUSE);
+                        self.set_listening(false);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new connection: straight to a thread when its request is already
+    /// here, else parked until its first bytes.
+    fn admit(&mut self, stream: Stream, peer: String) {
+        let client = Connection::new(stream, peer, self.config);
+        if client.stream().readable_now() {
+            self.dispatch(client);
+        } else {
+            self.park(client, IdleKind::Fresh);
+        }
+    }
+}
+
+/// Accepts one connection; `Ok(None)` when there is nothing to accept.
+fn accept(listener: &Listener) -> io::Result<Option<(Stream, String)>> {
+    // accept(2) on Linux does not pass O_NONBLOCK on: the stream is
+    // blocking, and the driver bounds every read and write with a timeout.
+    let accepted = match listener {
+        Listener::Tcp(tcp) => tcp.accept().map(|(stream, peer)| {
+            // Best effort: responses are written in few writes anyway.
+            let _ = stream.set_nodelay(true);
+            (Stream::Tcp(stream), peer.to_string())
+        }),
+        Listener::Unix(unix) => unix
+            .accept()
+            .map(|(stream, _)| (Stream::Unix(stream), String::new())),
+    };
+    match accepted {
+        Ok(accepted) => Ok(Some(accepted)),
+        Err(err) if is_transient(&err) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Errors after which the worker simply waits again: nothing to accept
+/// (another worker won the race), or the client gave up before accept.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
+}

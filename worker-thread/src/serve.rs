@@ -1,0 +1,223 @@
+//! One dispatch of a readable connection on a pool thread: the blocking
+//! driver in `UntilIdle` mode runs every request that has arrived (pipelined
+//! ones included, in order) and hands the connection back when nothing more
+//! is buffered. The scoreboard learns when each request starts and ends;
+//! `--max-requests` and a stopping worker mark the request that starts as
+//! the last on its connection (`Connection: close`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use runicorn_app::blocking::{call_app, ThreadHost};
+use runicorn_app::App;
+use runicorn_http::{
+    Connection, Exchange, Hooks, Outcome, ParseError, RequestDone, RequestHead, ServeMode,
+};
+use runicorn_master::{RequestGuard, Shutdown, Slot};
+
+use crate::policy::past_max_requests;
+use crate::stream::Stream;
+
+/// A client connection with its driver state (buffers, pipelined bytes).
+pub(crate) type Client = Connection<Stream>;
+
+/// What every pool thread shares.
+pub(crate) struct Shared {
+    /// The app's blocking entry.
+    pub(crate) app: Arc<dyn App>,
+    /// This worker's scoreboard slot.
+    pub(crate) slot: Slot,
+    /// The worker's stop state.
+    pub(crate) shutdown: Shutdown,
+    /// `--max-requests` with jitter applied (0: never).
+    pub(crate) max_requests: u64,
+    /// Requests started by this worker, toward `max_requests`.
+    pub(crate) started: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("max_requests", &self.max_requests)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The driver's hooks for one dispatch.
+struct DispatchHooks<'s> {
+    shared: &'s Shared,
+    /// The driver asks `should_close` once before reading on a connection
+    /// that has served requests; this connection was handed over because
+    /// it is readable, so its request is read and answered (with
+    /// `Connection: close` when stopping) rather than dropped unread.
+    skip_wait_check: bool,
+    in_flight: Option<RequestGuard>,
+}
+
+impl Hooks for DispatchHooks<'_> {
+    fn should_close(&mut self) -> bool {
+        if std::mem::take(&mut self.skip_wait_check) {
+            return false;
+        }
+        // Asked once per request, just before it starts.
+        let started = self.shared.started.fetch_add(1, Ordering::AcqRel) + 1;
+        if past_max_requests(started, self.shared.max_requests) {
+            if started == self.shared.max_requests {
+                tracing::info!("Autorestarting worker after current request.");
+                self.shared.shutdown.request_graceful();
+            }
+            return true;
+        }
+        !self.shared.shutdown.is_running()
+    }
+
+    fn request_started(&mut self, head: &RequestHead) {
+        let line = format!("{} {} {}", head.method, head.target, head.version.as_str());
+        self.in_flight = Some(self.shared.slot.begin_request(&line));
+    }
+
+    fn request_finished(&mut self, _done: &RequestDone<'_>) {
+        // Dropping the guard frees the lane and counts the request served.
+        self.in_flight = None;
+    }
+
+    fn bad_request(&mut self, err: &ParseError) {
+        tracing::debug!("Invalid request: {err}");
+    }
+}
+
+/// Serves every request buffered or arriving on `client` (which is
+/// readable) until it is idle or closed.
+pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
+    let mut hooks = DispatchHooks {
+        shared,
+        skip_wait_check: client.requests() > 0 && !client.has_buffered(),
+        in_flight: None,
+    };
+    let app = &*shared.app;
+    let shutdown = &shared.shutdown;
+    let mut handler = |exchange: &mut Exchange<'_>| {
+        if let Err(err) = call_app(app, exchange, &ThreadHost) {
+            if err.panicked {
+                // The app's state may be broken: this worker serves no more.
+                tracing::warn!(
+                    "Retiring worker (pid: {}) after a panic in the app",
+                    std::process::id()
+                );
+                shutdown.request_graceful();
+            }
+        }
+    };
+    client.serve(&mut handler, &mut hooks, ServeMode::UntilIdle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use runicorn_master::Scoreboard;
+
+    use crate::policy::conn_config;
+
+    fn shared(max_requests: u64) -> Shared {
+        let board = Scoreboard::new(1).unwrap();
+        Shared {
+            app: runicorn_app::builtin::lookup("hello").unwrap().sync,
+            slot: board.slot(0),
+            shutdown: Shutdown::new().unwrap(),
+            max_requests,
+            started: AtomicU64::new(0),
+        }
+    }
+
+    fn pair() -> (UnixStream, Client) {
+        let (client, server) = UnixStream::pair().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let settings = runicorn_master::Settings::default();
+        (
+            client,
+            Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+        )
+    }
+
+    /// Reads until `count` responses (ends of hello bodies) have arrived.
+    fn read_responses(client: &mut UnixStream, count: usize) -> String {
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while text.matches("Hello, World!").count() < count {
+            let read = client.read(&mut buf).unwrap();
+            assert!(read > 0, "closed early: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..read]));
+        }
+        text
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[test]
+    fn pipelined_requests_are_answered_then_the_connection_is_idle() {
+        let shared = shared(0);
+        let (mut client, mut conn) = pair();
+        client.write_all(&GET.repeat(3)).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Idle);
+        let text = read_responses(&mut client, 3);
+        assert!(!text.contains("close"), "{text}");
+        assert_eq!(shared.slot.requests_served(), 3);
+        assert_eq!(shared.slot.in_flight(), 0);
+        // The parked connection serves its next request on the next dispatch.
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Idle);
+        read_responses(&mut client, 1);
+        assert_eq!(conn.requests(), 4);
+    }
+
+    #[test]
+    fn the_request_reaching_max_requests_closes_and_retires_the_worker() {
+        let shared = shared(2);
+        let (mut client, mut conn) = pair();
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Idle);
+        assert!(shared.shutdown.is_running());
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
+        let text = read_responses(&mut client, 2);
+        assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+        assert!(!shared.shutdown.is_running());
+    }
+
+    #[test]
+    fn a_stopping_worker_still_answers_a_request_that_arrived_on_a_kept_connection() {
+        let shared = shared(0);
+        let (mut client, mut conn) = pair();
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Idle);
+        shared.shutdown.request_graceful();
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
+        let text = read_responses(&mut client, 2);
+        assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn an_unread_body_is_drained_before_the_next_pipelined_request() {
+        let shared = shared(0);
+        let (mut client, mut conn) = pair();
+        // The body looks like a request: parsing it as one would answer 3 times.
+        let body = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        let post = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        client.write_all(post.as_bytes()).unwrap();
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Idle);
+        read_responses(&mut client, 2);
+        assert_eq!(shared.slot.requests_served(), 2);
+    }
+}
