@@ -306,3 +306,38 @@ fn limits_from_settings_map_zero_to_unlimited() {
     assert_eq!(limits.request_field_size, usize::MAX);
     assert_eq!(limits.body, 10);
 }
+
+#[test]
+fn output_is_the_same_however_the_input_is_split() {
+    let input: &[u8] = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let whole = serve(Script::new(&[input]), ConnConfig::default(), echo)
+        .0
+        .written;
+    assert_eq!(String::from_utf8_lossy(&whole).matches("200 OK").count(), 4);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20 {
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut rest = input;
+        while !rest.is_empty() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let take = 1 + (seed % 23) as usize;
+            let take = take.min(rest.len());
+            pieces.push(&rest[..take]);
+            rest = &rest[take..];
+        }
+        let split = serve(Script::new(&pieces), ConnConfig::default(), echo)
+            .0
+            .written;
+        // The Date may tick between runs; compare without it.
+        let strip = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .filter(|line| !line.starts_with("Date: "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&split), strip(&whole));
+    }
+}
