@@ -213,3 +213,42 @@ fn watch(master: Pid, files: &BTreeSet<PathBuf>) -> notify::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_the_config_and_extra_files_not_builtin_apps() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("runicorn.toml");
+        let extra = dir.path().join("extra.txt");
+        let settings = Settings {
+            app: "builtin:hello".to_owned(),
+            config: Some(config.clone()),
+            reload_extra_files: vec![extra.clone()],
+            ..Settings::default()
+        };
+        let canonical = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            watched_files(&settings),
+            vec![canonical.join("runicorn.toml"), canonical.join("extra.txt")]
+        );
+    }
+
+    #[test]
+    fn watches_an_app_library_found_on_the_app_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("libmyapp.so"), b"").unwrap();
+        let settings = Settings {
+            app: "myapp:app".to_owned(),
+            app_path: vec![dir.path().to_owned()],
+            ..Settings::default()
+        };
+        let canonical = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            watched_files(&settings),
+            vec![canonical.join("libmyapp.so")]
+        );
+    }
+}
