@@ -168,6 +168,10 @@ pub struct Connection<S> {
     linger: bool,
     /// The buffered bytes may hold a complete head not yet parsed.
     parse_pending: bool,
+    /// Buffered length at the last partial parse: a slow client's bytes
+    /// are re-parsed only when a line ends or 1 KiB more has come, so a
+    /// head sent a byte at a time costs linear, not quadratic, work.
+    partial_len: usize,
 }
 
 /// The buffers and I/O state an [`Exchange`] borrows.
@@ -207,6 +211,7 @@ impl<S: Transport> Connection<S> {
             closed: false,
             linger: false,
             parse_pending: false,
+            partial_len: 0,
         }
     }
 
@@ -268,7 +273,7 @@ impl<S: Transport> Connection<S> {
                         self.run_request(info, handler, hooks);
                         continue;
                     }
-                    Ok(HeadStatus::Partial) => {}
+                    Ok(HeadStatus::Partial) => self.partial_len = self.io.input.len(),
                     Err(err) => {
                         hooks.bad_request(&err);
                         self.reject(err.status(), hooks);
@@ -321,6 +326,15 @@ impl<S: Transport> Connection<S> {
                     return Outcome::Close;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::OutOfMemory => {
+                    // The buffer is full of an unfinished head.
+                    let err = ParseError::HeadTooLarge {
+                        limit: self.config.limits.head,
+                    };
+                    hooks.bad_request(&err);
+                    self.reject(err.status(), hooks);
+                    return Outcome::Close;
+                }
                 Err(_) => {
                     self.closed = true;
                     return Outcome::Close;
@@ -337,7 +351,8 @@ impl<S: Transport> Connection<S> {
     {
         self.requests += 1;
         self.io.date.update(hooks.now());
-        let last = !self.config.keep_alive || hooks.should_close();
+        // Always asked, once per request, so a worker may count requests here.
+        let last = hooks.should_close() || !self.config.keep_alive;
         let options = CycleOptions {
             keep_alive: self.config.keep_alive,
             last,
@@ -431,8 +446,13 @@ impl<S: Transport> Connection<S> {
     }
 
     fn read_more(&mut self, timeout: Duration) -> io::Result<usize> {
+        let before = self.io.input.len();
+        if before == 0 {
+            self.partial_len = 0;
+        }
         let count = self.io.read_more(&mut self.stream, timeout)?;
-        if count > 0 {
+        let data = self.io.input.data();
+        if count > 0 && (data[before..].contains(&b'\n') || data.len() >= self.partial_len + 1024) {
             self.parse_pending = true;
         }
         Ok(count)

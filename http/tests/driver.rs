@@ -341,3 +341,26 @@ fn output_is_the_same_however_the_input_is_split() {
         assert_eq!(strip(&split), strip(&whole));
     }
 }
+
+#[test]
+fn a_head_sent_a_byte_at_a_time_is_served_and_limits_still_apply() {
+    let value = "v".repeat(3000);
+    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {value}\r\n\r\n");
+    let bytes: Vec<&[u8]> = request.as_bytes().chunks(1).collect();
+    let (script, hooks, _) = serve(Script::new(&bytes), ConnConfig::default(), hello);
+    assert!(script.output().starts_with("HTTP/1.1 200 OK\r\n"));
+    assert_eq!(hooks.started.len(), 1);
+
+    // An unterminated field past limit_request_field_size is refused
+    // without waiting for its end.
+    let config = ConnConfig::new(Limits::from_settings(4094, 100, 100, 1 << 20));
+    let flood = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {value}");
+    let bytes: Vec<&[u8]> = flood.as_bytes().chunks(1).collect();
+    let (script, hooks, _) = serve(Script::new(&bytes), config, hello);
+    assert!(
+        script.output().starts_with("HTTP/1.1 431 "),
+        "{}",
+        script.output()
+    );
+    assert_eq!(hooks.bad, [431]);
+}
