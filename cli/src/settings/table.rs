@@ -231,7 +231,8 @@ pub static SETTINGS: &[Setting] = &[
         arity: Arity::Flag,
         env_default: None,
         doc: "Development: roll the workers when the app library, the config file or a `--reload-extra-file` \
-              changes.",
+              changes. A watcher process (inotify) sends the master HUP; replace a library by rename \
+              (`cp new.so lib.so.tmp && mv lib.so.tmp lib.so`), never by writing over it.",
         apply: |settings, raw| {
             settings.reload = parse::flag(raw)?;
             Ok(())
