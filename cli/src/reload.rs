@@ -80,6 +80,13 @@ impl WithWatcher {
     }
 
     fn spawn(&self, master: u32, settings: &Settings) {
+        if self.files.is_empty() {
+            tracing::warn!(
+                "--reload has nothing to watch (a built-in app and no config file): \
+                 name files with --reload-extra-file"
+            );
+            return;
+        }
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
             Err(err) => {
