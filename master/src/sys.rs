@@ -39,12 +39,62 @@ pub fn fork() -> io::Result<Forked> {
             )))
         }
     }
+    // The child starts with the master's signals blocked: until it has
+    // installed its own handlers, a TERM sent to it must not run the
+    // master's handler (which would queue the signal for the master through
+    // the inherited pipe). The child unblocks in `install_worker_signals`
+    // (or `unblock_signals`); the parent at once.
+    let previous = block_signals()?;
     // SAFETY: the process is single-threaded (checked just above), so the
     // child inherits no lock held by another thread and may run any code.
-    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-        ForkResult::Parent { child } => Ok(Forked::Parent(child)),
-        ForkResult::Child => Ok(Forked::Child),
+    let result = unsafe { nix::unistd::fork() }.map_err(io::Error::from);
+    match result {
+        Ok(ForkResult::Child) => Ok(Forked::Child),
+        Ok(ForkResult::Parent { child }) => {
+            restore_signals(&previous);
+            Ok(Forked::Parent(child))
+        }
+        Err(err) => {
+            restore_signals(&previous);
+            Err(err)
+        }
     }
+}
+
+fn handled_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in MASTER_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
+        set.add(signal);
+    }
+    set
+}
+
+fn block_signals() -> io::Result<SigSet> {
+    let mut previous = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&handled_set()),
+        Some(&mut previous),
+    )
+    .map_err(io::Error::from)?;
+    Ok(previous)
+}
+
+fn restore_signals(previous: &SigSet) {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(previous),
+        None,
+    );
+}
+
+/// Unblocks what `fork` blocked, in a child that stays a master (daemon).
+pub fn unblock_signals() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&handled_set()),
+        None,
+    );
 }
 
 /// A shared anonymous mapping of `len` zeroed bytes, inherited across fork.
@@ -175,7 +225,6 @@ pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
     for signal in MASTER_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
         install(signal, SigHandler::SigDfl)?;
     }
-    WORKER_STOP.store(0, Ordering::SeqCst);
     SIGNAL_PIPE.store(pipe.as_raw_fd(), Ordering::SeqCst);
     for signal in [
         Signal::SIGTERM,
@@ -187,6 +236,19 @@ pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
     }
     // A client that hangs up must not kill the worker.
     install(Signal::SIGPIPE, SigHandler::SigIgn)?;
+    // A stray TTIN/TTOU/HUP/WINCH for the master must not stop or kill a
+    // worker (their default actions would).
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGWINCH,
+        Signal::SIGUSR2,
+    ] {
+        install(signal, SigHandler::SigIgn)?;
+    }
+    // Signals sent between fork and here were held; they arrive now.
+    unblock_signals();
     Ok(())
 }
 
@@ -213,6 +275,7 @@ pub fn daemonize(log_to_file: bool) -> io::Result<()> {
     if let Forked::Parent(_) = fork()? {
         std::process::exit(0);
     }
+    unblock_signals();
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -223,4 +286,40 @@ pub fn daemonize(log_to_file: bool) -> io::Result<()> {
         dup2(null.as_raw_fd(), 2)?;
     }
     Ok(())
+}
+
+/// The `[start, end)` addresses of this process's argv strings, from
+/// `/proc/self/stat` (fields 48 and 49).
+fn argv_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // `fields[0]` is field 3 (state), so field N is `fields[N - 3]`.
+    let start: usize = fields.get(45)?.parse().ok()?;
+    let end: usize = fields.get(46)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
+/// Sets the title `ps` shows (`runicorn: master [name]`) by writing over
+/// the argv strings, as Gunicorn's setproctitle does, plus the short name.
+/// A title longer than the original command line is cut to fit. After this
+/// `std::env::args()` reads the title: parse arguments before calling it.
+pub fn set_process_title(title: &str, short_name: &str) {
+    set_process_name(short_name);
+    let Some((start, end)) = argv_area() else {
+        return;
+    };
+    let room = end - start;
+    let bytes = title.as_bytes();
+    let kept = bytes.len().min(room.saturating_sub(1));
+    let area: *mut u8 = std::ptr::with_exposed_provenance_mut(start);
+    // SAFETY: `[start, end)` is this process's own argv string area (the
+    // kernel reports it in /proc/self/stat), mapped writable on the initial
+    // stack for the whole life of the process. No Rust reference points
+    // into it: std keeps only raw `argv` pointers, read as C strings, so
+    // overwriting it with NUL-terminated bytes keeps those reads in bounds.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), area, kept);
+        std::ptr::write_bytes(area.add(kept), 0, room - kept);
+    }
 }

@@ -36,6 +36,9 @@ impl WorkerClass for ToyClass {
         for listener in &worker.listeners {
             listener.set_nonblocking(true).unwrap();
         }
+        if worker.settings.app == "toy:crash" {
+            return ExitCode::from(1);
+        }
         let mut served = 0;
         while worker.shutdown.is_running() {
             worker.slot.heartbeat();
@@ -49,13 +52,19 @@ impl WorkerClass for ToyClass {
                 continue;
             }
             for listener in &worker.listeners {
-                let Listener::Tcp(tcp) = listener else {
-                    continue;
+                let accepted = match listener {
+                    Listener::Tcp(tcp) => tcp.accept().map(|(stream, _)| {
+                        stream.set_nonblocking(false).unwrap();
+                        serve(stream, &worker);
+                    }),
+                    Listener::Unix(unix) => unix.accept().map(|(stream, _)| {
+                        stream.set_nonblocking(false).unwrap();
+                        serve(stream, &worker);
+                    }),
                 };
-                let Ok((stream, _)) = tcp.accept() else {
+                if accepted.is_err() {
                     continue;
-                };
-                serve(stream, &worker);
+                }
                 served += 1;
                 if worker.max_requests > 0 && served >= worker.max_requests {
                     worker.shutdown.request_graceful();
@@ -66,11 +75,7 @@ impl WorkerClass for ToyClass {
     }
 }
 
-fn serve(mut stream: TcpStream, worker: &Worker) {
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+fn serve(mut stream: impl Read + Write, worker: &Worker) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
@@ -114,7 +119,7 @@ struct ToyLoader;
 impl AppLoader for ToyLoader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
         match settings.app.as_str() {
-            "toy:ok" | "toy:boot" => Ok(Application {
+            "toy:ok" | "toy:boot" | "toy:crash" => Ok(Application {
                 name: settings.app.clone(),
                 sync: Arc::new(ToyApp {
                     fail_boot: settings.app == "toy:boot",
@@ -159,6 +164,8 @@ fn read_config(path: &Path) -> Result<Settings, String> {
             "app" => settings.app = value.to_owned(),
             "pidfile" => settings.pidfile = Some(value.into()),
             "errorlog" => settings.errorlog = value.to_owned(),
+            "daemon" => settings.daemon = value == "1",
+            "name" => settings.proc_name = Some(value.to_owned()),
             "max_requests" => {
                 settings.max_requests = value.parse().map_err(|_| "bad max_requests")?;
             }
@@ -197,6 +204,8 @@ fn toy_server(config: PathBuf) -> ExitCode {
 /// A running toy master; its process group is killed on drop.
 struct Server {
     child: Child,
+    /// Process groups of daemonized masters, killed on drop too.
+    daemon_groups: std::cell::RefCell<Vec<i32>>,
     dir: tempfile::TempDir,
     config: PathBuf,
 }
@@ -224,7 +233,13 @@ impl Server {
             .process_group(0)
             .spawn()
             .unwrap();
-        Server { child, dir, config }
+        LIVE_GROUPS.lock().unwrap().push(child.id() as i32);
+        Server {
+            child,
+            daemon_groups: Default::default(),
+            dir,
+            config,
+        }
     }
 
     fn pid(&self) -> i32 {
@@ -297,9 +312,39 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        for group in self.daemon_groups.borrow().iter() {
+            let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+            LIVE_GROUPS.lock().unwrap().retain(|live| live != group);
+        }
+        LIVE_GROUPS
+            .lock()
+            .unwrap()
+            .retain(|live| *live != self.pid());
         let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// Every process group a test started and has not killed yet, for the
+/// watchdog.
+static LIVE_GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// The longest one test may take before the run is abandoned.
+const TEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills every live group and exits if `done` is not signalled in time.
+fn watchdog(name: &'static str) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(TEST_DEADLINE) {
+            eprintln!("test {name} ... TIMED OUT after {TEST_DEADLINE:?}");
+            for group in LIVE_GROUPS.lock().unwrap().iter() {
+                let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+            }
+            std::process::exit(1);
+        }
+    });
+    done
 }
 
 fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
@@ -421,12 +466,20 @@ fn hup_replaces_every_worker() {
         "Reload failed, keeping the running configuration",
         Duration::from_secs(5),
     );
-    assert!(all[2..].iter().all(|pid| alive(*pid)));
+    assert!(
+        all[2..].iter().all(|pid| alive(*pid)),
+        "{all:?} log:\n{}",
+        server.log()
+    );
     // A config whose workers cannot boot keeps the old workers serving.
     server.set_config(&["bind=127.0.0.1:0", "workers=2", "app=toy:boot"]);
     server.signal(Signal::SIGHUP);
     server.wait_log("cannot boot", Duration::from_secs(10));
-    assert!(all[2..].iter().all(|pid| alive(*pid)));
+    assert!(
+        all[2..].iter().all(|pid| alive(*pid)),
+        "{all:?} log:\n{}",
+        server.log()
+    );
     let served: i32 = get(port, "/").unwrap().parse().unwrap();
     assert!(all[2..].contains(&served));
     server.signal(Signal::SIGTERM);
@@ -525,6 +578,132 @@ fn max_requests_recycles() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
 }
 
+fn process_titles_name_the_role() {
+    let mut server = Server::start(&["workers=1", "name=shop"]);
+    let pids = server.wait_booted(1);
+    let cmdline = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        cmdline(server.pid()).starts_with("runicorn: master [shop]"),
+        "{:?}",
+        cmdline(server.pid())
+    );
+    assert!(
+        cmdline(pids[0]).starts_with("runicorn: worker [shop]"),
+        "{:?}",
+        cmdline(pids[0])
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pids[0])).unwrap();
+    assert_eq!(comm.trim(), "runicorn-worker");
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
+}
+
+fn usr1_reopens_the_log_in_master_and_workers() {
+    let mut server = Server::start(&["workers=1"]);
+    let port = server.port();
+    let pids = server.wait_booted(1);
+    let log = server.dir.path().join("error.log");
+    std::fs::rename(&log, server.dir.path().join("error.log.1")).unwrap();
+    server.signal(Signal::SIGUSR1);
+    server.wait_log("Handling signal: usr1", Duration::from_secs(5));
+    // Give the worker its USR1 before its next line: wait for it to be
+    // delivered by asking until the worker's line lands in the new file.
+    let landed = wait_for(Duration::from_secs(5), || {
+        get(port, "/").ok()?;
+        server.log().contains("toy: handling GET /").then_some(())
+    });
+    assert!(
+        landed.is_some(),
+        "worker kept the old file; new log:\n{}",
+        server.log()
+    );
+    assert!(alive(pids[0]));
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
+}
+
+fn hup_rebinds_when_bind_changes() {
+    let mut server = Server::start(&["workers=1"]);
+    let port = server.port();
+    let old = server.wait_booted(1);
+    let socket = server.dir.path().join("new.sock");
+    let bind_line = format!("bind=unix:{}", socket.display());
+    server.set_config(&[&bind_line, "workers=1"]);
+    server.signal(Signal::SIGHUP);
+    let booted = server.wait_booted(2);
+    assert!(workers_gone(&old), "log:\n{}", server.log());
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.ends_with(&booted[1].to_string()), "{response}");
+    // The old listener closes once its generation is gone.
+    let closed = wait_for(Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
+    });
+    assert!(
+        closed.is_some(),
+        "old port still open; log:\n{}",
+        server.log()
+    );
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
+    assert!(!socket.exists());
+}
+
+fn fast_deaths_back_off() {
+    let mut server = Server::start(&["workers=1", "app=toy:crash"]);
+    server.wait_log("respawning in 0.4s", Duration::from_secs(10));
+    // 100 + 200 + 400 ms of back-off: a handful of boots, not a tight loop.
+    let boots = server.booted().len();
+    assert!(
+        (3..=12).contains(&boots),
+        "{boots} boots; log:\n{}",
+        server.log()
+    );
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
+}
+
+fn daemon_detaches_and_writes_the_pidfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("d.pid");
+    let pid_line = format!("pidfile={}", pidfile.display());
+    let mut server = Server::start(&["workers=1", "daemon=1", &pid_line]);
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(10)),
+        0,
+        "the launcher exits at once"
+    );
+    let daemon =
+        wait_for(Duration::from_secs(10), || pidfile::read(&pidfile)).expect("pidfile written");
+    if let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(daemon))) {
+        server.daemon_groups.borrow_mut().push(group.as_raw());
+    }
+    assert_ne!(daemon, server.pid());
+    let port = server.port();
+    let body = wait_for(Duration::from_secs(10), || {
+        get(port, "/").ok().filter(|body| !body.is_empty())
+    });
+    assert!(body.is_some());
+    kill(Pid::from_raw(daemon), Signal::SIGTERM).unwrap();
+    let removed = wait_for(Duration::from_secs(10), || {
+        (!pidfile.exists()).then_some(())
+    });
+    assert!(removed.is_some(), "log:\n{}", server.log());
+}
+
+mod pidfile {
+    pub fn read(path: &std::path::Path) -> Option<i32> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--toy-server") {
@@ -535,7 +714,7 @@ fn main() -> ExitCode {
         .skip(1)
         .find(|arg| !arg.starts_with('-'))
         .cloned();
-    let tests: &[(&str, fn())] = &[
+    let tests: &[(&'static str, fn())] = &[
         (
             "workers_spawned_and_replaced_after_sigkill",
             workers_spawned_and_replaced_after_sigkill,
@@ -567,6 +746,20 @@ fn main() -> ExitCode {
             port_in_use_is_one_clear_line,
         ),
         ("max_requests_recycles", max_requests_recycles),
+        ("process_titles_name_the_role", process_titles_name_the_role),
+        (
+            "usr1_reopens_the_log_in_master_and_workers",
+            usr1_reopens_the_log_in_master_and_workers,
+        ),
+        (
+            "hup_rebinds_when_bind_changes",
+            hup_rebinds_when_bind_changes,
+        ),
+        ("fast_deaths_back_off", fast_deaths_back_off),
+        (
+            "daemon_detaches_and_writes_the_pidfile",
+            daemon_detaches_and_writes_the_pidfile,
+        ),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -579,7 +772,9 @@ fn main() -> ExitCode {
         }
         ran += 1;
         let started = Instant::now();
+        let done = watchdog(name);
         let outcome = std::panic::catch_unwind(test);
+        let _ = done.send(());
         let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
         eprintln!(
             "test {name} ... {verdict} ({:.1}s)",

@@ -171,7 +171,10 @@ impl Arbiter {
                 .map_err(|err| MasterError::system("daemonizing", err))?;
         }
         let pid = nix::unistd::getpid();
-        sys::set_process_name("runicorn-master");
+        sys::set_process_title(
+            &format!("runicorn: master [{}]", proc_name(&settings)),
+            "runicorn-master",
+        );
         let view = ArbiterView {
             pid: pid.as_raw() as u32,
             settings: &settings,
@@ -540,6 +543,11 @@ impl Arbiter {
         }
         let _ = &self.signal_write;
     }
+}
+
+/// The `[name]` of process titles: `-n/--name`, else the app, as Gunicorn.
+fn proc_name(settings: &Settings) -> &str {
+    settings.proc_name.as_deref().unwrap_or(&settings.app)
 }
 
 /// Binds `settings.bind` (or takes systemd's sockets at first start),

@@ -95,7 +95,10 @@ impl Arbiter {
                 return ExitCode::from(3);
             }
         };
-        sys::set_process_name("runicorn-worker");
+        sys::set_process_title(
+            &format!("runicorn: worker [{}]", super::proc_name(&self.settings)),
+            "runicorn-worker",
+        );
         tracing::info!("Booting worker with pid: {pid}");
         let settings = Arc::clone(&self.settings);
         let worker_view = WorkerView {
