@@ -22,6 +22,7 @@ use crate::contract::{App, AppError, Call, Host, LogLevel, Upstream};
 pub struct ExchangeCall<'e, 'a> {
     exchange: &'e mut Exchange<'a>,
     host: &'e dyn Host,
+    close_check: Option<&'e dyn Fn() -> bool>,
 }
 
 impl std::fmt::Debug for ExchangeCall<'_, '_> {
@@ -35,7 +36,19 @@ impl std::fmt::Debug for ExchangeCall<'_, '_> {
 impl<'e, 'a> ExchangeCall<'e, 'a> {
     /// Wraps `exchange`, with `host` for the app's sleeps and connections.
     pub fn new(exchange: &'e mut Exchange<'a>, host: &'e dyn Host) -> Self {
-        ExchangeCall { exchange, host }
+        ExchangeCall {
+            exchange,
+            host,
+            close_check: None,
+        }
+    }
+
+    /// Asks `close_check` just before the response starts; when it says
+    /// yes, the response carries `Connection: close` (a worker that began
+    /// stopping while the app ran, as gthread's TERM and max-requests).
+    pub fn with_close_check(mut self, close_check: &'e dyn Fn() -> bool) -> Self {
+        self.close_check = Some(close_check);
+        self
     }
 }
 
@@ -57,6 +70,9 @@ impl Call for ExchangeCall<'_, '_> {
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        if self.close_check.is_some_and(|close_check| close_check()) {
+            self.exchange.close_after();
+        }
         self.exchange.start_response(status, headers)
     }
 
@@ -86,10 +102,34 @@ pub fn call_app(
     exchange: &mut Exchange<'_>,
     host: &dyn Host,
 ) -> Result<(), AppError> {
+    call_app_inner(app, exchange, host, None)
+}
+
+/// [`call_app`], asking `close_check` just before the response starts
+/// whether it must carry `Connection: close` (see
+/// [`ExchangeCall::with_close_check`]).
+pub fn call_app_with_close_check(
+    app: &dyn App,
+    exchange: &mut Exchange<'_>,
+    host: &dyn Host,
+    close_check: &dyn Fn() -> bool,
+) -> Result<(), AppError> {
+    call_app_inner(app, exchange, host, Some(close_check))
+}
+
+fn call_app_inner(
+    app: &dyn App,
+    exchange: &mut Exchange<'_>,
+    host: &dyn Host,
+    close_check: Option<&dyn Fn() -> bool>,
+) -> Result<(), AppError> {
     let target = exchange.head().target.clone();
     tracing::debug!("{} {}", exchange.head().method, target);
     let outcome = {
         let mut call = ExchangeCall::new(exchange, host);
+        if let Some(close_check) = close_check {
+            call = call.with_close_check(close_check);
+        }
         catch_unwind(AssertUnwindSafe(|| app.call(&mut call)))
     };
     let result = match outcome {

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use runicorn_app::blocking::{call_app, ThreadHost};
+use runicorn_app::blocking::{call_app_with_close_check, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
     Connection, Exchange, Hooks, Outcome, ParseError, RequestDone, RequestHead, ServeMode,
@@ -97,8 +97,11 @@ pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
     };
     let app = &*shared.app;
     let shutdown = &shared.shutdown;
+    // A worker that began stopping while the app ran still answers, and
+    // says so: the response carries `Connection: close`.
+    let stopping = || !shutdown.is_running();
     let mut handler = |exchange: &mut Exchange<'_>| {
-        if let Err(err) = call_app(app, exchange, &ThreadHost) {
+        if let Err(err) = call_app_with_close_check(app, exchange, &ThreadHost, &stopping) {
             if err.panicked {
                 // The app's state may be broken: this worker serves no more.
                 tracing::warn!(
@@ -202,6 +205,29 @@ mod tests {
         assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
         let text = read_responses(&mut client, 2);
         assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+    }
+
+    /// Answers like hello, but the worker is told to stop while it runs.
+    struct StopsTheWorker(Shutdown);
+
+    impl App for StopsTheWorker {
+        fn call(&self, call: &mut dyn runicorn_app::Call) -> Result<(), runicorn_app::AppError> {
+            self.0.request_graceful();
+            call.start_response(200, &[("Content-Length", b"13")])?;
+            call.write(b"Hello, World!")?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_response_started_after_the_stop_began_closes_the_connection() {
+        let mut shared = shared(0);
+        shared.app = Arc::new(StopsTheWorker(shared.shutdown.clone()));
+        let (mut client, mut conn) = pair();
+        client.write_all(GET).unwrap();
+        assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
+        let text = read_responses(&mut client, 1);
+        assert!(text.contains("Connection: close"), "{text}");
     }
 
     #[test]
