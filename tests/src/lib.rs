@@ -30,6 +30,7 @@ pub mod binary;
 pub mod client;
 pub mod load;
 pub mod proc;
+pub mod rlimit;
 pub mod server;
 pub mod wait;
 

@@ -91,6 +91,28 @@ pub fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|proc| !proc.is_zombie())
 }
 
+/// The thread ids of `pid` (`/proc/<pid>/task`), sorted; empty when gone.
+pub fn threads(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut tids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// The CPUs thread `tid` of `pid` may run on, as the kernel lists them
+/// (`Cpus_allowed_list`: `0-3`, `0,2`); a pinned thread shows one CPU.
+pub fn cpus_allowed(pid: u32, tid: u32) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +132,8 @@ mod tests {
     fn sees_itself() {
         let me = std::process::id();
         assert!(alive(me));
+        assert!(threads(me).contains(&me));
+        assert!(cpus_allowed(me, me).is_some_and(|list| !list.is_empty()));
         assert!(all().iter().any(|proc| proc.pid == me));
     }
 }

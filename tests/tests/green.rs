@@ -1,0 +1,271 @@
+//! End-to-end tests of the green worker class (issue 5): the real binary
+//! with `-k green`, loopback and unix sockets, real signals. Every server
+//! binds `127.0.0.1:0` or a unix socket in a temp dir and is killed (its
+//! whole process group) when the test ends, also on failure.
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use runicorn_tests::{
+    concurrent, deadline, get, proc, rlimit, wait_until, ClientLoop, Conn, Server, Signal,
+};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// `runicorn -k green -b 127.0.0.1:0 EXTRA... APP`.
+fn green(extra: &[&str], app: &str) -> Server {
+    let mut args = vec!["-k", "green", "-b", LOCAL];
+    args.extend_from_slice(extra);
+    args.push(app);
+    Server::start(args)
+}
+
+fn exit_code(server: &mut Server, secs: f64) -> i32 {
+    match server.wait_exit(deadline(secs)) {
+        Some(status) => status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
+        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_sleeps_share_one_thread() {
+    // 1,000 client sockets here and 1,000 in the worker (which inherits the
+    // limit), plus the listeners and pipes.
+    let limit = rlimit::raise_nofile(4096);
+    assert!(
+        limit >= 2200,
+        "RLIMIT_NOFILE is {limit}: the test needs ~2,200 descriptors"
+    );
+    let server = green(&["-w", "1", "--threads", "1"], "builtin:sleep");
+    server.wait_workers(1, 10.0);
+    let started = Instant::now();
+    let report = concurrent(server.addr(), 1000, 1, "/?ms=200");
+    let took = started.elapsed();
+    assert_eq!(report.ok, 1000, "{report:?}\n{}", server.log());
+    // Served one after another this would take 200 s; a generous bound, not
+    // a benchmark figure.
+    assert!(
+        took < Duration::from_secs(10),
+        "1,000 sleeps of 200 ms took {took:?}"
+    );
+}
+
+#[test]
+fn worker_connections_caps_concurrency() {
+    let server = green(
+        &[
+            "-w",
+            "1",
+            "--worker-connections",
+            "10",
+            "--log-level",
+            "debug",
+        ],
+        "builtin:sleep",
+    );
+    server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    let slow: Vec<_> = (0..10)
+        .map(|_| {
+            let addr = addr.clone();
+            thread::spawn(move || get(&addr, "/?ms=3000"))
+        })
+        .collect();
+    assert!(
+        server
+            .wait_for_log_count("GET /?ms=3000", 10, deadline(10.0))
+            .is_some(),
+        "the 10 slow requests did not all start:\n{}",
+        server.log()
+    );
+    // The 11th connects (the kernel queues it) but is not accepted while
+    // the 10 hold every permit.
+    let mut eleventh = Conn::connect(&addr).expect("connect the 11th");
+    eleventh.set_timeout(Duration::from_millis(1000)).unwrap();
+    let early = eleventh.get("/?ms=1");
+    match early {
+        Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the 11th connection was served while 10 were busy: {other:?}"),
+    }
+    eleventh.set_timeout(Duration::from_secs(10)).unwrap();
+    let late = eleventh
+        .read_final_response(false)
+        .expect("the 11th is served once a slot frees");
+    assert_eq!(late.status, 200);
+    assert_eq!(late.text(), "slept 1 ms\n");
+    for client in slow {
+        let response = client.join().unwrap().expect("a slow request");
+        assert_eq!(response.status, 200);
+    }
+}
+
+#[test]
+fn keep_alive_serves_many_requests_on_one_connection() {
+    let server = green(&["-w", "1"], "builtin:hello");
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    for attempt in 0..5 {
+        let response = conn
+            .get("/")
+            .unwrap_or_else(|err| panic!("request {attempt} on the kept connection: {err}"));
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "Hello, World!");
+        assert!(!response.closes(), "{:?}", response.headers);
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = green(&["-w", "1"], "builtin:sleep");
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    let host = server.addr().host_header();
+    let pipelined = format!(
+        "GET /?ms=150 HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         GET /?ms=1 HTTP/1.1\r\nHost: {host}\r\n\r\n\
+         GET /?ms=2 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    conn.send(pipelined.as_bytes()).unwrap();
+    for expected in ["slept 150 ms\n", "slept 1 ms\n", "slept 2 ms\n"] {
+        let response = conn.read_final_response(false).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), expected);
+    }
+    assert!(conn.at_eof().unwrap(), "the server closes after `close`");
+}
+
+#[test]
+fn term_lets_in_flight_sleeps_finish() {
+    let mut server = green(
+        &["-w", "1", "--log-level", "debug", "--graceful-timeout", "20"],
+        "builtin:sleep",
+    );
+    server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            thread::spawn(move || get(&addr, "/?ms=1500"))
+        })
+        .collect();
+    assert!(
+        server
+            .wait_for_log_count("GET /?ms=1500", 20, deadline(10.0))
+            .is_some(),
+        "the 20 sleeps did not all start:\n{}",
+        server.log()
+    );
+    server.signal(Signal::SIGTERM);
+    for client in clients {
+        let response = client
+            .join()
+            .unwrap()
+            .expect("an in-flight request is answered after TERM");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "slept 1500 ms\n");
+    }
+    assert_eq!(exit_code(&mut server, 30.0), 0, "{}", server.log());
+}
+
+#[test]
+fn max_requests_recycling_loses_no_request() {
+    let server = green(
+        &["-w", "1", "--max-requests", "15", "--max-requests-jitter", "5"],
+        "builtin:hello",
+    );
+    let mut seen: BTreeSet<u32> = server.wait_workers(1, 10.0).into_iter().collect();
+    let clients = ClientLoop::start(server.addr(), "/", 4);
+    let recycled = wait_until(deadline(30.0), || {
+        seen.extend(server.worker_pids());
+        seen.len() >= 3
+    });
+    let report = clients.stop();
+    assert!(
+        recycled,
+        "fewer than two recycles, workers seen {seen:?}, {report:?}:\n{}",
+        server.log()
+    );
+    assert!(report.ok >= 30, "{report:?}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests lost across recycling: {report:?}\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn worker_pinning_is_off() {
+    let me = std::process::id();
+    let ours = proc::cpus_allowed(me, me).expect("the test's own Cpus_allowed_list");
+    if !ours.contains(['-', ',']) {
+        eprintln!("SKIPPED: this test process may only run on CPU {ours}, so pinning cannot show");
+        return;
+    }
+    let server = green(&["-w", "2", "--threads", "2"], "builtin:hello");
+    server.expect_log("worker pinning off", 10.0);
+    let workers = server.wait_workers(2, 10.0);
+    // main + may's timer thread + 2 may workers, at least.
+    let started = wait_until(deadline(10.0), || {
+        workers.iter().all(|pid| proc::threads(*pid).len() >= 4)
+    });
+    assert!(started, "may's threads did not start in {workers:?}");
+    for pid in workers {
+        for tid in proc::threads(pid) {
+            let Some(list) = proc::cpus_allowed(pid, tid) else {
+                continue;
+            };
+            assert_eq!(
+                list, ours,
+                "thread {tid} of worker {pid} is pinned to {list} (the process may use {ours})"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_spinning_handler_stops_the_heartbeat_and_is_named() {
+    let server = green(
+        &["-w", "1", "--threads", "1", "-t", "2"],
+        "builtin:cpu",
+    );
+    let old = server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    // Far more rounds than 2 s of work: the master kills the worker first.
+    let client = thread::spawn(move || get(&addr, "/?n=4000000000"));
+    let line = server.expect_log("WORKER TIMEOUT", 30.0);
+    assert!(
+        line.contains("GET /?n=4000000000"),
+        "the log does not name the request: {line}"
+    );
+    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
+    let outcome = client.join().unwrap();
+    assert!(
+        outcome
+            .as_ref()
+            .map_or(true, |response| response.status >= 500),
+        "{outcome:?}"
+    );
+    let replaced = wait_until(deadline(15.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != old
+    });
+    assert!(replaced, "the hung worker was not replaced:\n{}", server.log());
+}
+
+#[test]
+fn a_unix_socket_is_served_with_keep_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("green.sock");
+    let bind = format!("unix:{}", socket.display());
+    let server = Server::start(["-k", "green", "-w", "1", "-b", &bind, "builtin:hello"]);
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    for _ in 0..3 {
+        let response = conn.get("/").expect("GET over the unix socket");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "Hello, World!");
+        assert!(!response.closes());
+    }
+}
