@@ -3,7 +3,8 @@
 //! with an in-memory `Call` standing in for a worker class.
 
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::guest::FactoryArgs;
@@ -191,6 +192,14 @@ impl App for TestApp {
                 call.write(self.greeting.as_bytes())?;
                 Ok(())
             }
+            "/slow" => {
+                let now = IN_SLOW.fetch_add(1, Ordering::AcqRel) + 1;
+                PEAK_SLOW.fetch_max(now, Ordering::AcqRel);
+                std::thread::sleep(Duration::from_millis(20));
+                IN_SLOW.fetch_sub(1, Ordering::AcqRel);
+                call.start_response(200, &[])?;
+                Ok(())
+            }
             "/panic" => panic!("the handler panicked on purpose"),
             "/error" => Err(AppError::new("a plain failure")),
             "/bad-header" => {
@@ -212,6 +221,9 @@ impl App for TestApp {
         }
     }
 }
+
+static IN_SLOW: AtomicUsize = AtomicUsize::new(0);
+static PEAK_SLOW: AtomicUsize = AtomicUsize::new(0);
 
 crate::export_app!(
     abi_test_app,
@@ -536,4 +548,40 @@ fn request_hooks_wrap_the_app_for_every_worker_class() {
         Arc::ptr_eq(&unchanged.sync, &plain.sync),
         "no request hooks: no wrapper"
     );
+}
+
+/// The same app declared not thread-safe: its table without the capability.
+static SINGLE_THREADED: OnceLock<&'static super::RcApp> = OnceLock::new();
+
+#[test]
+fn an_app_that_is_not_thread_safe_is_called_one_request_at_a_time() {
+    let table = *SINGLE_THREADED.get_or_init(|| {
+        let copy = super::RcApp {
+            capabilities: 0,
+            ..super::guest::app_table::<AbiTestSource>(std::ptr::null())
+        };
+        Box::leak(Box::new(copy))
+    });
+    let app = Arc::new(DylibApp::new(table));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let app = app.clone();
+            std::thread::spawn(move || app.call(&mut FakeCall::new("GET", "/slow", b"")).unwrap())
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(PEAK_SLOW.load(Ordering::Acquire), 1);
+}
+
+struct AbiTestSource;
+
+impl super::guest::AppSource for AbiTestSource {
+    fn app(_data: *const std::ffi::c_void) -> &'static dyn App {
+        static INSTANCE: OnceLock<TestApp> = OnceLock::new();
+        INSTANCE.get_or_init(|| TestApp {
+            greeting: "single".to_owned(),
+        })
+    }
 }
