@@ -139,7 +139,14 @@ fn pipelined_requests_are_answered_in_order() {
 #[test]
 fn term_lets_in_flight_sleeps_finish() {
     let mut server = green(
-        &["-w", "1", "--log-level", "debug", "--graceful-timeout", "20"],
+        &[
+            "-w",
+            "1",
+            "--log-level",
+            "debug",
+            "--graceful-timeout",
+            "20",
+        ],
         "builtin:sleep",
     );
     server.wait_workers(1, 10.0);
@@ -172,7 +179,14 @@ fn term_lets_in_flight_sleeps_finish() {
 #[test]
 fn max_requests_recycling_loses_no_request() {
     let server = green(
-        &["-w", "1", "--max-requests", "15", "--max-requests-jitter", "5"],
+        &[
+            "-w",
+            "1",
+            "--max-requests",
+            "15",
+            "--max-requests-jitter",
+            "5",
+        ],
         "builtin:hello",
     );
     let mut seen: BTreeSet<u32> = server.wait_workers(1, 10.0).into_iter().collect();
@@ -227,10 +241,7 @@ fn worker_pinning_is_off() {
 
 #[test]
 fn a_spinning_handler_stops_the_heartbeat_and_is_named() {
-    let server = green(
-        &["-w", "1", "--threads", "1", "-t", "2"],
-        "builtin:cpu",
-    );
+    let server = green(&["-w", "1", "--threads", "1", "-t", "2"], "builtin:cpu");
     let old = server.wait_workers(1, 10.0);
     let addr = server.addr().clone();
     // Far more rounds than 2 s of work: the master kills the worker first.
@@ -252,7 +263,11 @@ fn a_spinning_handler_stops_the_heartbeat_and_is_named() {
         let now = server.worker_pids();
         now.len() == 1 && now != old
     });
-    assert!(replaced, "the hung worker was not replaced:\n{}", server.log());
+    assert!(
+        replaced,
+        "the hung worker was not replaced:\n{}",
+        server.log()
+    );
 }
 
 #[test]
