@@ -45,6 +45,7 @@ fn a_thousand_concurrent_sleeps_share_one_thread() {
     let started = Instant::now();
     let report = concurrent(server.addr(), 1000, 1, "/?ms=200");
     let took = started.elapsed();
+    eprintln!("1,000 concurrent sleeps of 200 ms on one may thread took {took:?}");
     assert_eq!(report.ok, 1000, "{report:?}\n{}", server.log());
     // Served one after another this would take 200 s; a generous bound, not
     // a benchmark figure.
@@ -283,4 +284,69 @@ fn a_unix_socket_is_served_with_keep_alive() {
         assert_eq!(response.text(), "Hello, World!");
         assert!(!response.closes());
     }
+}
+
+#[test]
+fn quit_exits_at_once_even_with_sleeps_in_flight() {
+    let mut server = green(
+        &[
+            "-w",
+            "1",
+            "--log-level",
+            "debug",
+            "--graceful-timeout",
+            "30",
+        ],
+        "builtin:sleep",
+    );
+    server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
+    server.expect_log("GET /?ms=20000", 10.0);
+    let started = Instant::now();
+    server.signal(Signal::SIGQUIT);
+    exit_code(&mut server, 10.0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The in-flight request was cut, not answered after 20 s.
+    assert!(client.join().unwrap().is_err());
+}
+
+#[test]
+fn workers_exit_when_the_master_dies() {
+    let server = green(&["-w", "2"], "builtin:hello");
+    let workers = server.wait_workers(2, 10.0);
+    server.signal(Signal::SIGKILL);
+    let gone = wait_until(deadline(15.0), || {
+        workers.iter().all(|pid| !proc::alive(*pid))
+    });
+    assert!(gone, "green workers {workers:?} outlived their master");
+}
+
+#[test]
+fn the_head_deadline_and_keep_alive_timeout_are_enforced() {
+    // -t 2: a started head must be complete within 1 s (half the timeout).
+    let server = green(
+        &["-w", "1", "-t", "2", "--keep-alive", "1"],
+        "builtin:hello",
+    );
+    let mut slow = Conn::connect(server.addr()).unwrap();
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let response = slow
+        .read_final_response(false)
+        .expect("a 408 for an unfinished head");
+    assert_eq!(response.status, 408);
+    assert!(response.closes());
+
+    // An idle keep-alive connection is closed after --keep-alive.
+    let mut idle = Conn::connect(server.addr()).unwrap();
+    assert_eq!(idle.get("/").unwrap().status, 200);
+    let waited = Instant::now();
+    assert!(idle
+        .at_eof()
+        .expect("the server closes the idle connection"));
+    assert!(
+        waited.elapsed() < Duration::from_secs(9),
+        "closed only after {:?}",
+        waited.elapsed()
+    );
 }
