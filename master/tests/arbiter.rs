@@ -651,6 +651,13 @@ fn hup_rebinds_when_bind_changes() {
         "old port still open; log:\n{}",
         server.log()
     );
+    // A spec kept across a HUP is reused, not rebound: same socket file.
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&socket).unwrap().ino();
+    server.set_config(&[&bind_line, "bind=127.0.0.1:0", "workers=1"]);
+    server.signal(Signal::SIGHUP);
+    server.wait_booted(3);
+    assert_eq!(std::fs::metadata(&socket).unwrap().ino(), inode);
     server.signal(Signal::SIGTERM);
     assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
     assert!(!socket.exists());

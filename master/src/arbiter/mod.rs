@@ -88,7 +88,7 @@ struct PendingReload {
     generation: u64,
     settings: Arc<Settings>,
     num_workers: usize,
-    listeners: Option<Vec<Listener>>,
+    listeners: Option<(Vec<String>, Vec<Listener>)>,
     preloaded: Option<Application>,
 }
 
@@ -120,6 +120,8 @@ pub struct Arbiter {
     hooks: Arc<dyn Hooks>,
     pid: Pid,
     listeners: Vec<Listener>,
+    /// The `-b` value each listener came from (parallel to `listeners`).
+    listener_specs: Vec<String>,
     retired_listeners: Vec<RetiredListeners>,
     /// Unix socket files this master created, removed at exit.
     unix_paths: Vec<PathBuf>,
@@ -191,15 +193,16 @@ impl Arbiter {
             .map_err(|err| MasterError::system("creating the signal pipe", err))?;
         sys::install_master_signals(&signal_write)
             .map_err(|err| MasterError::system("installing signal handlers", err))?;
-        let listeners = match bind_listeners(&settings, credentials.as_ref(), true) {
-            Ok(listeners) => listeners,
-            Err(err) => {
-                if let Some(pidfile) = &pidfile {
-                    pidfile.remove();
+        let (listener_specs, listeners): (Vec<String>, Vec<Listener>) =
+            match bind_listeners(&settings, credentials.as_ref(), true, &[]) {
+                Ok(bound) => bound.into_iter().unzip(),
+                Err(err) => {
+                    if let Some(pidfile) = &pidfile {
+                        pidfile.remove();
+                    }
+                    return Err(err);
                 }
-                return Err(err);
-            }
-        };
+            };
         let unix_paths = owned_unix_paths(&settings, &listeners);
         let capacity = (settings.workers * 4).max(256);
         let scoreboard = Scoreboard::new(capacity)
@@ -229,6 +232,7 @@ impl Arbiter {
             hooks,
             pid,
             listeners,
+            listener_specs,
             retired_listeners: Vec::new(),
             unix_paths,
             scoreboard,
@@ -414,13 +418,21 @@ impl Arbiter {
     fn manage_workers(&mut self) -> Result<(), ChildDone> {
         let now = monotonic_now();
         let plan = supervisor::manage(&self.worker_states(), self.num_workers, self.generation);
+        if plan.generation_ready {
+            if let Some(pending) = self.pending.take() {
+                tracing::info!(
+                    "Reload complete: the new workers have booted; old workers are stopping gracefully"
+                );
+                if let Some((_, listeners)) = pending.listeners {
+                    self.retired_listeners.push(RetiredListeners {
+                        newest_generation: self.generation.saturating_sub(1),
+                        listeners,
+                    });
+                }
+            }
+        }
         for pid in plan.retire {
             self.retire_worker(pid, now);
-        }
-        if plan.generation_ready && self.pending.take().is_some() {
-            tracing::info!(
-                "Reload complete: the new workers have booted; old workers are stopping gracefully"
-            );
         }
         self.close_retired_listeners();
         if plan.spawn > 0 && now >= self.next_spawn_at {
@@ -551,15 +563,21 @@ fn proc_name(settings: &Settings) -> &str {
 }
 
 /// Binds `settings.bind` (or takes systemd's sockets at first start),
-/// under `--umask`, handing unix sockets to the workers' user.
+/// under `--umask`, handing unix sockets to the workers' user. A spec
+/// already bound (in `current`, on HUP) is reused, never rebound: its
+/// accept queue carries over.
 fn bind_listeners(
     settings: &Settings,
     credentials: Option<&Credentials>,
     first_start: bool,
-) -> Result<Vec<Listener>, MasterError> {
+    current: &[(&String, &Listener)],
+) -> Result<Vec<(String, Listener)>, MasterError> {
     if first_start {
         if let Some(listeners) = listener::systemd_listeners()? {
-            return Ok(listeners);
+            return Ok(listeners
+                .into_iter()
+                .map(|listener| ("LISTEN_FDS".to_owned(), listener))
+                .collect());
         }
     }
     let options = BindOptions {
@@ -576,17 +594,50 @@ fn bind_listeners(
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         settings.umask as _,
     ));
-    let result = listener::bind_all(&settings.bind, options);
+    let mut bound = Vec::new();
+    let mut fresh_paths = Vec::new();
+    let mut failure = None;
+    for spec in &settings.bind {
+        let reused: Vec<Listener> = current
+            .iter()
+            .filter(|(known, _)| *known == spec)
+            .filter_map(|(_, listener)| listener.try_clone().ok())
+            .collect();
+        if !reused.is_empty() {
+            bound.extend(reused.into_iter().map(|listener| (spec.clone(), listener)));
+            continue;
+        }
+        match listener::BindSpec::parse(spec).and_then(|parsed| listener::bind(&parsed, options)) {
+            Ok(listeners) => {
+                fresh_paths.extend(listeners.iter().filter_map(Listener::unix_path));
+                bound.extend(
+                    listeners
+                        .into_iter()
+                        .map(|listener| (spec.clone(), listener)),
+                );
+            }
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
     nix::sys::stat::umask(old_umask);
-    let listeners = result?;
+    if let Some(err) = failure {
+        // Do not leave socket files of a half-done bind behind.
+        for path in fresh_paths {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(err);
+    }
     if let Some(credentials) = credentials {
-        for path in listeners.iter().filter_map(Listener::unix_path) {
+        for path in fresh_paths {
             if let Err(err) = credentials.chown(&path) {
                 tracing::warn!("cannot give {} to the workers' user: {err}", path.display());
             }
         }
     }
-    Ok(listeners)
+    Ok(bound)
 }
 
 /// The unix socket files among `listeners` that came from `-b unix:` (not

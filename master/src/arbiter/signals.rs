@@ -88,8 +88,13 @@ impl Arbiter {
             return Ok(());
         }
         let new_listeners = if settings.bind != self.settings.bind {
-            match bind_listeners(&settings, self.credentials.as_ref(), false) {
-                Ok(listeners) => Some(listeners),
+            let current: Vec<(&String, &crate::listener::Listener)> = self
+                .listener_specs
+                .iter()
+                .zip(self.listeners.iter())
+                .collect();
+            match bind_listeners(&settings, self.credentials.as_ref(), false, &current) {
+                Ok(bound) => Some(bound.into_iter().unzip::<_, _, Vec<_>, Vec<_>>()),
                 Err(err) => {
                     tracing::error!("Reload failed, keeping the running configuration: {err}");
                     let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
@@ -113,7 +118,7 @@ impl Arbiter {
         };
         let old_settings = std::mem::replace(&mut self.settings, Arc::new(settings));
         let old_preloaded = std::mem::replace(&mut self.preloaded, preloaded);
-        let old_listeners = new_listeners.map(|listeners| {
+        let old_listeners = new_listeners.map(|(specs, listeners)| {
             for listener in &listeners {
                 tracing::info!("Listening at: {} ({})", listener.describe(), self.pid);
             }
@@ -122,7 +127,10 @@ impl Arbiter {
                     self.unix_paths.push(path);
                 }
             }
-            std::mem::replace(&mut self.listeners, listeners)
+            (
+                std::mem::replace(&mut self.listener_specs, specs),
+                std::mem::replace(&mut self.listeners, listeners),
+            )
         });
         if self.pending.is_none() {
             self.pending = Some(PendingReload {
@@ -132,7 +140,7 @@ impl Arbiter {
                 listeners: old_listeners,
                 preloaded: old_preloaded,
             });
-        } else if let Some(listeners) = old_listeners {
+        } else if let Some((_, listeners)) = old_listeners {
             // A HUP during a HUP: the intermediate listeners retire with
             // the intermediate generation.
             self.retired_listeners.push(RetiredListeners {
@@ -168,7 +176,8 @@ impl Arbiter {
         self.generation = pending.generation;
         self.num_workers = pending.num_workers;
         let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
-        if let Some(listeners) = pending.listeners {
+        if let Some((specs, listeners)) = pending.listeners {
+            self.listener_specs = specs;
             let failed = std::mem::replace(&mut self.listeners, listeners);
             self.retired_listeners.push(RetiredListeners {
                 newest_generation: failed_generation,
