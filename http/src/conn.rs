@@ -17,15 +17,16 @@
 //! I/O and reads the clock.
 
 use std::io;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::buffer::ReadBuffer;
+use crate::config::{ConnConfig, Outcome, ServeMode};
 use crate::cycle::{Cycle, CycleOptions};
 use crate::date::DateCache;
 use crate::error::ParseError;
 use crate::exchange::Exchange;
 use crate::head::RequestHead;
-use crate::limits::Limits;
+use crate::hooks::{Handler, Hooks, RequestDone};
 use crate::parse::{parse_head_into, HeadStatus};
 use crate::status::encode_error;
 use crate::transport::Transport;
@@ -34,125 +35,6 @@ use crate::transport::Transport;
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// Most bytes read and discarded during a lingering close.
 const LINGER_BYTES: usize = 1 << 20;
-
-/// The knobs a worker class sets for its connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnConfig {
-    /// Request limits.
-    pub limits: Limits,
-    /// Keep connections open between requests. False (the sync class)
-    /// sends `Connection: close` on every response.
-    pub keep_alive: bool,
-    /// `--keep-alive`: how long to wait for the next request on an idle
-    /// connection (Blocking mode; in UntilIdle mode the poller times it).
-    pub keepalive_timeout: Duration,
-    /// The client I/O timeout: each read and write within a request, and
-    /// the deadline for receiving a whole head once its first byte came.
-    pub io_timeout: Duration,
-    /// Unread request-body bytes read and discarded to keep a connection
-    /// open; a larger unread body closes it (with `Connection: close`).
-    pub max_drain: u64,
-    /// How long a lingering close waits for the client's unread input, so
-    /// an error response is not destroyed by a TCP reset.
-    pub linger: Duration,
-}
-
-impl ConnConfig {
-    /// Defaults: keep-alive on, 2 s keep-alive (Gunicorn's), 30 s I/O
-    /// timeout, 64 KiB drain, 1 s linger.
-    pub fn new(limits: Limits) -> ConnConfig {
-        ConnConfig {
-            limits,
-            keep_alive: true,
-            keepalive_timeout: Duration::from_secs(2),
-            io_timeout: Duration::from_secs(30),
-            max_drain: 64 * 1024,
-            linger: Duration::from_secs(1),
-        }
-    }
-}
-
-impl Default for ConnConfig {
-    fn default() -> Self {
-        ConnConfig::new(Limits::default())
-    }
-}
-
-/// How long [`Connection::serve`] keeps the calling thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServeMode {
-    /// Serve until the connection closes, waiting between requests for up
-    /// to the keep-alive timeout (sync, green).
-    Blocking,
-    /// Read (the caller knows the stream is readable), serve every request
-    /// that arrives, and return [`Outcome::Idle`] once none is buffered
-    /// (gthread). A partly received head is waited for, within the I/O timeout.
-    UntilIdle,
-}
-
-/// Why [`Connection::serve`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing is buffered and the connection may be kept: park it and
-    /// call `serve` again when it is readable (UntilIdle mode only).
-    Idle,
-    /// The connection is finished (closed by either side, timed out, an
-    /// error, or `Connection: close`); any lingering close was done. Drop it.
-    Close,
-}
-
-/// What a finished request looked like, for the access log and scoreboard.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestDone<'a> {
-    /// The request.
-    pub head: &'a RequestHead,
-    /// The status sent.
-    pub status: u16,
-    /// Response body bytes the app wrote.
-    pub body_bytes: u64,
-    /// The connection stays open.
-    pub keep_alive: bool,
-}
-
-/// The worker's per-request hooks. Every method has a default.
-pub trait Hooks {
-    /// The time for the `Date` header (read once per request).
-    fn now(&mut self) -> SystemTime {
-        SystemTime::now()
-    }
-    /// Should the request about to start be the last on this connection?
-    /// (graceful shutdown, max-requests). If so its response carries
-    /// `Connection: close`. Also asked before waiting for another request.
-    fn should_close(&mut self) -> bool {
-        false
-    }
-    /// A request head was parsed and is about to be handled.
-    fn request_started(&mut self, _head: &RequestHead) {}
-    /// A request was answered (the response may still be buffered).
-    fn request_finished(&mut self, _done: &RequestDone<'_>) {}
-    /// A request was rejected before any app saw it; its status was sent.
-    fn bad_request(&mut self, _err: &ParseError) {}
-}
-
-/// Hooks that do nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoHooks;
-
-impl Hooks for NoHooks {}
-
-/// The app callback: serve one request through its [`Exchange`].
-/// Returning without starting a response sends 500; a started response is
-/// finished by the driver (last chunk).
-pub trait Handler {
-    /// Serve one request.
-    fn handle(&mut self, exchange: &mut Exchange<'_>);
-}
-
-impl<F: FnMut(&mut Exchange<'_>)> Handler for F {
-    fn handle(&mut self, exchange: &mut Exchange<'_>) {
-        self(exchange);
-    }
-}
 
 /// The state of one client connection across requests and dispatches.
 #[derive(Debug)]

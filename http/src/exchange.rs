@@ -4,7 +4,8 @@
 
 use std::io;
 
-use crate::conn::{ConnConfig, ConnIo, FLUSH_THRESHOLD};
+use crate::config::ConnConfig;
+use crate::conn::{ConnIo, FLUSH_THRESHOLD};
 use crate::cycle::Cycle;
 use crate::error::ResponseError;
 use crate::head::{Header, RequestHead};

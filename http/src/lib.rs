@@ -18,6 +18,7 @@
 
 mod body;
 mod buffer;
+mod config;
 mod conn;
 mod cycle;
 mod date;
@@ -26,16 +27,15 @@ mod error;
 mod exchange;
 mod framing;
 pub mod head;
+mod hooks;
 mod limits;
 mod parse;
 mod status;
 mod transport;
 
 pub use body::BodyDecoder;
-pub use conn::{
-    ConnConfig, Connection, Handler, Hooks, NoHooks, Outcome, RequestDone, ServeMode,
-    FLUSH_THRESHOLD,
-};
+pub use config::{ConnConfig, Outcome, ServeMode};
+pub use conn::{Connection, FLUSH_THRESHOLD};
 pub use cycle::{Cycle, CycleOptions, Finish};
 pub use date::DateCache;
 pub use encode::{encode_response_head, BodyEncoder, EncodedHead, ResponseContext};
@@ -43,6 +43,7 @@ pub use error::{ParseError, ResponseError};
 pub use exchange::Exchange;
 pub use framing::{BodyKind, RequestInfo};
 pub use head::{Header, RequestHead, Version};
+pub use hooks::{Handler, Hooks, NoHooks, RequestDone};
 pub use limits::{
     Limits, DEFAULT_LIMIT_REQUEST_BODY, DEFAULT_LIMIT_REQUEST_FIELDS,
     DEFAULT_LIMIT_REQUEST_FIELD_SIZE, DEFAULT_LIMIT_REQUEST_LINE, MAX_CHUNK_LINE, MIN_HEAD_CAP,

@@ -1,0 +1,73 @@
+//! What a worker class tells the blocking driver: [`ConnConfig`] (limits,
+//! keep-alive, timeouts, drain, linger), [`ServeMode`] (how long `serve`
+//! keeps the thread) and [`Outcome`] (why it returned).
+
+use std::time::Duration;
+
+use crate::limits::Limits;
+
+/// The knobs a worker class sets for its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnConfig {
+    /// Request limits.
+    pub limits: Limits,
+    /// Keep connections open between requests. False (the sync class)
+    /// sends `Connection: close` on every response.
+    pub keep_alive: bool,
+    /// `--keep-alive`: how long to wait for the next request on an idle
+    /// connection (Blocking mode; in UntilIdle mode the poller times it).
+    pub keepalive_timeout: Duration,
+    /// The client I/O timeout: each read and write within a request, and
+    /// the deadline for receiving a whole head once its first byte came.
+    pub io_timeout: Duration,
+    /// Unread request-body bytes read and discarded to keep a connection
+    /// open; a larger unread body closes it (with `Connection: close`).
+    pub max_drain: u64,
+    /// How long a lingering close waits for the client's unread input, so
+    /// an error response is not destroyed by a TCP reset.
+    pub linger: Duration,
+}
+
+impl ConnConfig {
+    /// Defaults: keep-alive on, 2 s keep-alive (Gunicorn's), 30 s I/O
+    /// timeout, 64 KiB drain, 1 s linger.
+    pub fn new(limits: Limits) -> ConnConfig {
+        ConnConfig {
+            limits,
+            keep_alive: true,
+            keepalive_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(30),
+            max_drain: 64 * 1024,
+            linger: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig::new(Limits::default())
+    }
+}
+
+/// How long [`Connection::serve`](crate::Connection::serve) keeps the calling thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeMode {
+    /// Serve until the connection closes, waiting between requests for up
+    /// to the keep-alive timeout (sync, green).
+    Blocking,
+    /// Read (the caller knows the stream is readable), serve every request
+    /// that arrives, and return [`Outcome::Idle`] once none is buffered
+    /// (gthread). A partly received head is waited for, within the I/O timeout.
+    UntilIdle,
+}
+
+/// Why [`Connection::serve`](crate::Connection::serve) returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing is buffered and the connection may be kept: park it and
+    /// call `serve` again when it is readable (UntilIdle mode only).
+    Idle,
+    /// The connection is finished (closed by either side, timed out, an
+    /// error, or `Connection: close`); any lingering close was done. Drop it.
+    Close,
+}
