@@ -247,3 +247,140 @@ fn an_unread_body_is_never_parsed_as_the_next_request() {
         "no third response (the body was drained, not parsed)"
     );
 }
+
+#[test]
+fn quit_exits_at_once_with_a_request_in_flight() {
+    let mut server = gthread(
+        &[
+            "-w",
+            "1",
+            "--threads",
+            "2",
+            "--graceful-timeout",
+            "30",
+            "--log-level",
+            "debug",
+        ],
+        "builtin:sleep",
+    );
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/long?ms=20000"));
+    server.expect_log("GET /long?ms=20000", 10.0);
+    server.signal(Signal::SIGQUIT);
+    exit_code(&mut server, 10.0);
+    assert!(
+        client.join().unwrap().is_err(),
+        "the in-flight request was cut, not answered"
+    );
+}
+
+#[test]
+fn a_request_past_timeout_retires_the_worker_and_names_the_request() {
+    let server = gthread(
+        &[
+            "-w",
+            "1",
+            "--threads",
+            "2",
+            "--timeout",
+            "2",
+            "--graceful-timeout",
+            "1",
+            "--log-level",
+            "debug",
+        ],
+        "builtin:sleep",
+    );
+    let first = server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    let stuck = thread::spawn(move || get(&addr, "/stuck?ms=30000"));
+    let line = server.expect_log("WORKER TIMEOUT", 15.0);
+    assert!(line.contains("GET /stuck?ms=30000"), "{line}");
+    // The worker leaves after --graceful-timeout; the master replaces it.
+    let replaced = runicorn_tests::wait_until(deadline(20.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != first
+    });
+    assert!(replaced, "worker not replaced:\n{}", server.log());
+    assert!(
+        stuck.join().unwrap().is_err(),
+        "the stuck request was ended"
+    );
+    let response = get(server.addr(), "/after?ms=0").expect("the new worker serves");
+    assert_eq!(response.status, 200);
+}
+
+#[test]
+fn silent_clients_hold_no_thread_and_are_closed_at_the_head_deadline() {
+    // --timeout 4: the head deadline (the client I/O timeout) is 2 s.
+    let server = gthread(
+        &["-w", "1", "--threads", "1", "--timeout", "4"],
+        "builtin:hello",
+    );
+    let mut silent: Vec<Conn> = (0..5)
+        .map(|_| Conn::connect(server.addr()).expect("connect"))
+        .collect();
+    let started = Instant::now();
+    let response = get(server.addr(), "/").expect("GET beside five silent clients");
+    assert_eq!(response.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a silent client held the only thread: {:?}",
+        started.elapsed()
+    );
+    for conn in &mut silent {
+        conn.set_timeout(Duration::from_secs(10)).unwrap();
+        assert!(conn.at_eof().expect("the silent client is closed"));
+    }
+}
+
+#[test]
+fn at_the_connection_cap_the_oldest_idle_connection_makes_room() {
+    let server = gthread(
+        &[
+            "-w",
+            "1",
+            "--threads",
+            "2",
+            "--worker-connections",
+            "10",
+            "--keep-alive",
+            "60",
+        ],
+        "builtin:hello",
+    );
+    let mut kept: Vec<Conn> = (0..10)
+        .map(|n| {
+            let mut conn = Conn::connect(server.addr()).expect("connect");
+            conn.get(&format!("/kept{n}")).expect("kept-alive request");
+            conn
+        })
+        .collect();
+    let response = get(server.addr(), "/new").expect("a new client at the cap");
+    assert_eq!(response.status, 200);
+    kept[0].set_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        kept[0]
+            .at_eof()
+            .expect("the oldest idle connection was closed"),
+        "the oldest idle connection is still open"
+    );
+    let newest = kept[9]
+        .get("/still-here")
+        .expect("the newest kept connection");
+    assert_eq!(newest.status, 200);
+}
+
+#[test]
+fn workers_exit_when_the_master_dies() {
+    let server = gthread(&["-w", "2", "--threads", "2"], "builtin:hello");
+    let workers = server.wait_workers(2, 10.0);
+    // An idle keep-alive client must not keep a worker alive.
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    conn.get("/").expect("GET");
+    server.signal(Signal::SIGKILL);
+    let gone = runicorn_tests::wait_until(deadline(15.0), || {
+        workers.iter().all(|pid| !runicorn_tests::proc::alive(*pid))
+    });
+    assert!(gone, "workers outlived their master:\n{}", server.log());
+}

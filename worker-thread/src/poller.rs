@@ -285,21 +285,18 @@ impl<'w> Poller<'w> {
         self.stop.is_none() && self.worker.shutdown.is_running() && self.load().may_accept()
     }
 
-    /// Adds or removes the listeners. `EPOLLEXCLUSIVE`: of the workers
-    /// waiting on a listener, the kernel wakes one, not all.
+    /// Adds or removes the listeners. Not `EPOLLEXCLUSIVE`: a worker woken
+    /// for a connection it then declines (its threads filled up in the same
+    /// pass) must not leave that connection unseen by the other workers, so
+    /// every worker that is listening is woken and they race for `accept`.
     fn set_listening(&mut self, wanted: bool) {
         if wanted == self.listening {
             return;
         }
         for (index, listener) in self.worker.listeners.iter().enumerate() {
             let result = if wanted {
-                self.epoll.add(
-                    listener,
-                    EpollEvent::new(
-                        EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-                        index as u64,
-                    ),
-                )
+                self.epoll
+                    .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, index as u64))
             } else {
                 self.epoll.delete(listener)
             };
