@@ -350,3 +350,49 @@ fn the_head_deadline_and_keep_alive_timeout_are_enforced() {
         waited.elapsed()
     );
 }
+
+#[test]
+fn upstream_waits_yield_the_coroutine() {
+    // An upstream that answers each connection after 500 ms, one thread per
+    // connection, so only the worker can serialise the requests.
+    let upstream = std::net::TcpListener::bind(LOCAL).unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in upstream.incoming().take(40) {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let mut line = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut line);
+                thread::sleep(Duration::from_millis(500));
+                let _ = stream.write_all(b"pong\n");
+            });
+        }
+    });
+    let server = green(&["-w", "1", "--threads", "1"], "builtin:upstream");
+    server.wait_workers(1, 10.0);
+    let started = Instant::now();
+    let report = concurrent(server.addr(), 40, 1, &format!("/?addr={upstream_addr}"));
+    let took = started.elapsed();
+    assert_eq!(report.ok, 40, "{report:?}\n{}", server.log());
+    // Serialised this would take 20 s.
+    assert!(
+        took < Duration::from_secs(10),
+        "40 upstream calls took {took:?}"
+    );
+}
+
+#[test]
+fn echo_and_stream_run_on_coroutine_stacks() {
+    let echo = green(&["-w", "1"], "builtin:echo");
+    let mut conn = Conn::connect(echo.addr()).unwrap();
+    let body = vec![b'x'; 200 * 1024];
+    let response = conn.request("POST", "/e?q=1", &[], &body).unwrap();
+    assert_eq!(response.status, 200, "{}", echo.log());
+    assert!(response.text().contains("\"query\":\"q=1\""));
+    let stream = green(&["-w", "1"], "builtin:stream");
+    let response = get(stream.addr(), "/?kb=256").unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.chunked);
+    assert_eq!(response.body.len(), 256 * 1024);
+}
