@@ -419,6 +419,21 @@ fn term_is_graceful_and_exits_zero() {
     assert!(server.log().contains("Shutting down: Master"));
 }
 
+fn term_kills_what_overruns_graceful_timeout() {
+    let mut server = Server::start(&["workers=1", "graceful_timeout=1", "timeout=60"]);
+    let port = server.port();
+    let pids = server.wait_booted(1);
+    let client = std::thread::spawn(move || get(port, "/slow"));
+    server.wait_log("toy: handling GET /slow", Duration::from_secs(5));
+    let started = Instant::now();
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
+    // Generous bound: 1 s of grace, then SIGKILL, far below the 30 s request.
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(workers_gone(&pids));
+    let _ = client.join();
+}
+
 fn quit_is_quick() {
     let mut server = Server::start(&["workers=2", "graceful_timeout=20"]);
     let pids = server.wait_booted(2);
@@ -729,6 +744,10 @@ fn main() -> ExitCode {
         (
             "term_is_graceful_and_exits_zero",
             term_is_graceful_and_exits_zero,
+        ),
+        (
+            "term_kills_what_overruns_graceful_timeout",
+            term_kills_what_overruns_graceful_timeout,
         ),
         ("quit_is_quick", quit_is_quick),
         (

@@ -49,6 +49,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The longest the loop sleeps without a signal.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the loop looks for a booting worker's first heartbeat.
+const BOOT_POLL: Duration = Duration::from_millis(100);
 
 /// What the cli hands the master.
 pub struct ArbiterConfig {
@@ -289,7 +291,8 @@ impl Arbiter {
             .nworkers_changed(&self.view(), self.num_workers, None);
         self.manage_workers()?;
         loop {
-            for signal in self.wait_for_signals(TICK) {
+            let tick = self.next_tick();
+            for signal in self.wait_for_signals(tick) {
                 match signal {
                     Signal::SIGCHLD => {}
                     Signal::SIGTERM => return Ok(self.handle_term()),
@@ -308,6 +311,25 @@ impl Arbiter {
             self.murder_workers();
             self.manage_workers()?;
         }
+    }
+
+    /// How long the loop may sleep: a second, less while a worker is still
+    /// booting (so a HUP retires the old generation promptly) or a delayed
+    /// respawn is due.
+    fn next_tick(&self) -> Duration {
+        let now = monotonic_now();
+        let mut tick = TICK;
+        if self.next_spawn_at > now {
+            tick = tick.min(self.next_spawn_at - now);
+        }
+        let booting = self.workers.values().any(|record| {
+            record.state.retiring_since.is_none()
+                && self.scoreboard.slot(record.slot).booted_at().is_none()
+        });
+        if booting {
+            tick = tick.min(BOOT_POLL);
+        }
+        tick.max(Duration::from_millis(1))
     }
 
     /// Waits up to `timeout` for signals; returns them in arrival order,
