@@ -312,17 +312,22 @@ fn check_config_loads_the_app_as_a_worker_would() {
 
 #[test]
 fn a_failing_or_panicking_init_worker_is_a_boot_failure_exit_3() {
-    for mode in ["fail", "panic"] {
-        let exited = Launch::new([
-            "-b",
-            LOCAL,
-            "--app-path",
-            &examples().display().to_string(),
-            "hello:app",
-        ])
-        .env("HELLO_INIT", mode)
-        .expect_exit(30.0);
-        assert_eq!(exited.code(), 3, "HELLO_INIT={mode}:\n{}", exited.log);
+    // With --preload the library opens in the master, but init_worker still
+    // runs in each child after fork, so it fails the same way.
+    for (mode, preload) in [("fail", false), ("panic", false), ("fail", true)] {
+        let mut args = vec!["-b".to_owned(), LOCAL.to_owned(), "--app-path".to_owned()];
+        args.push(examples().display().to_string());
+        if preload {
+            args.push("--preload".to_owned());
+        }
+        args.push("hello:app".to_owned());
+        let exited = Launch::new(args).env("HELLO_INIT", mode).expect_exit(30.0);
+        assert_eq!(
+            exited.code(),
+            3,
+            "HELLO_INIT={mode} preload={preload}:\n{}",
+            exited.log
+        );
         assert!(
             exited.log.contains(&format!("HELLO_INIT={mode}")),
             "{}",
