@@ -16,9 +16,11 @@ pub struct ConnConfig {
     pub keep_alive: bool,
     /// `--keep-alive`: how long to wait for the next request on an idle
     /// connection (Blocking mode; in UntilIdle mode the poller times it).
+    /// Zero turns keep-alive off, as `--keep-alive 0` does in Gunicorn.
     pub keepalive_timeout: Duration,
     /// The client I/O timeout: each read and write within a request, and
     /// the deadline for receiving a whole head once its first byte came.
+    /// Zero means no timeout.
     pub io_timeout: Duration,
     /// Unread request-body bytes read and discarded to keep a connection
     /// open; a larger unread body closes it (with `Connection: close`).

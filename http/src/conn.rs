@@ -71,7 +71,10 @@ pub(crate) struct ConnIo {
 impl<S: Transport> Connection<S> {
     /// Wrap an accepted stream. `peer` is the client address as text
     /// (`""` for unix sockets). Sets the stream's write timeout.
-    pub fn new(mut stream: S, peer: impl Into<String>, config: ConnConfig) -> Connection<S> {
+    pub fn new(mut stream: S, peer: impl Into<String>, mut config: ConnConfig) -> Connection<S> {
+        if config.keepalive_timeout.is_zero() {
+            config.keep_alive = false;
+        }
         // A failure here shows up on the first write instead.
         let _ = stream.set_write_timeout(Some(config.io_timeout).filter(|t| !t.is_zero()));
         Connection {

@@ -364,3 +364,16 @@ fn a_head_sent_a_byte_at_a_time_is_served_and_limits_still_apply() {
     );
     assert_eq!(hooks.bad, [431]);
 }
+
+#[test]
+fn zero_keep_alive_timeout_turns_keep_alive_off() {
+    let config = ConnConfig {
+        keepalive_timeout: Duration::ZERO,
+        ..ConnConfig::default()
+    };
+    let script =
+        Script::new(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    let (script, hooks, _) = serve(script, config, hello);
+    assert_eq!(hooks.started.len(), 1);
+    assert!(script.output().contains("Connection: close\r\n"));
+}
