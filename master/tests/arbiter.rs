@@ -20,7 +20,8 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use runicorn_app::{App, AppError, Application, Call, LoadError, WorkerInfo};
 use runicorn_master::{
-    AppLoader, Arbiter, ArbiterConfig, Listener, NoHooks, Settings, Worker, WorkerClass,
+    AppLoader, Arbiter, ArbiterConfig, ArbiterView, Hooks, Listener, NoHooks, Settings, Worker,
+    WorkerClass, WorkerView,
 };
 
 // --- the toy server -------------------------------------------------------
@@ -114,6 +115,42 @@ impl App for ToyApp {
     }
 }
 
+/// Logs each hook as it is called, so tests can read the order.
+struct ToyHooks;
+
+impl Hooks for ToyHooks {
+    fn on_starting(&self, _arbiter: &ArbiterView<'_>) {
+        tracing::info!("hook: on_starting");
+    }
+    fn when_ready(&self, arbiter: &ArbiterView<'_>) {
+        tracing::info!("hook: when_ready workers={}", arbiter.num_workers);
+    }
+    fn pre_fork(&self, _arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        tracing::info!("hook: pre_fork age={}", worker.age);
+    }
+    fn post_fork(&self, _arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        tracing::info!("hook: post_fork pid={}", worker.pid);
+    }
+    fn post_worker_init(&self, worker: &WorkerView) {
+        tracing::info!("hook: post_worker_init pid={}", worker.pid);
+    }
+    fn worker_exit(&self, _arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        tracing::info!("hook: worker_exit pid={}", worker.pid);
+    }
+    fn child_exit(&self, _arbiter: &ArbiterView<'_>, worker: &WorkerView) {
+        tracing::info!("hook: child_exit pid={}", worker.pid);
+    }
+    fn nworkers_changed(&self, _arbiter: &ArbiterView<'_>, new: usize, old: Option<usize>) {
+        tracing::info!("hook: nworkers_changed {old:?} -> {new}");
+    }
+    fn on_reload(&self, _arbiter: &ArbiterView<'_>) {
+        tracing::info!("hook: on_reload");
+    }
+    fn on_exit(&self, _arbiter: &ArbiterView<'_>) {
+        tracing::info!("hook: on_exit");
+    }
+}
+
 struct ToyLoader;
 
 impl AppLoader for ToyLoader {
@@ -165,6 +202,8 @@ fn read_config(path: &Path) -> Result<Settings, String> {
             "pidfile" => settings.pidfile = Some(value.into()),
             "errorlog" => settings.errorlog = value.to_owned(),
             "daemon" => settings.daemon = value == "1",
+            "user" => settings.user = Some(value.to_owned()),
+            "group" => settings.group = Some(value.to_owned()),
             "name" => settings.proc_name = Some(value.to_owned()),
             "max_requests" => {
                 settings.max_requests = value.parse().map_err(|_| "bad max_requests")?;
@@ -188,7 +227,11 @@ fn toy_server(config: PathBuf) -> ExitCode {
         class: Arc::new(ToyClass),
         loader: Arc::new(ToyLoader),
         reload: Box::new(move || read_config(&config)),
-        hooks: Arc::new(NoHooks),
+        hooks: if std::env::var_os("TOY_HOOKS").is_some() {
+            Arc::new(ToyHooks)
+        } else {
+            Arc::new(NoHooks)
+        },
     });
     match arbiter {
         Ok(arbiter) => arbiter.run(),
@@ -432,6 +475,100 @@ fn term_kills_what_overruns_graceful_timeout() {
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(workers_gone(&pids));
     let _ = client.join();
+}
+
+fn hooks_are_called_where_gunicorn_calls_them() {
+    std::env::set_var("TOY_HOOKS", "1");
+    let mut server = Server::start(&["workers=1"]);
+    std::env::remove_var("TOY_HOOKS");
+    let pids = server.wait_booted(1);
+    server.wait_log(
+        &format!("hook: post_worker_init pid={}", pids[0]),
+        Duration::from_secs(5),
+    );
+    server.signal(Signal::SIGTTIN);
+    server.wait_log(
+        "hook: nworkers_changed Some(1) -> 2",
+        Duration::from_secs(5),
+    );
+    server.wait_booted(2);
+    server.signal(Signal::SIGHUP);
+    server.wait_log("hook: on_reload", Duration::from_secs(5));
+    server.wait_log(
+        &format!("hook: child_exit pid={}", pids[0]),
+        Duration::from_secs(5),
+    );
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
+    let log = server.log();
+    let order = [
+        "hook: on_starting",
+        "hook: when_ready workers=1",
+        "hook: nworkers_changed None -> 1",
+        "hook: pre_fork age=1",
+        "hook: post_fork pid=",
+        "hook: post_worker_init pid=",
+        "hook: worker_exit pid=",
+        "hook: on_exit",
+    ];
+    let mut from = 0;
+    for hook in order {
+        let at = log[from..]
+            .find(hook)
+            .unwrap_or_else(|| panic!("{hook} missing or out of order:\n{log}"));
+        from += at;
+    }
+}
+
+fn workers_drop_privileges_when_root() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("(skipped: not root)");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("(skipped: no user nobody)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("p.sock");
+    let bind_line = format!("bind=unix:{}", socket.display());
+    let mut server = Server::start(&["workers=1", "user=nobody", &bind_line]);
+    let pids = server.wait_booted(1);
+    let status = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .map(|line| {
+                line.split_whitespace()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let worker = wait_for(Duration::from_secs(5), || {
+        let text = status(pids[0]);
+        field(&text, "Uid:")
+            .starts_with(&nobody.uid.to_string())
+            .then_some(text)
+    })
+    .unwrap_or_else(|| panic!("worker still {}", field(&status(pids[0]), "Uid:")));
+    let uid = nobody.uid.to_string();
+    let gid = nobody.gid.to_string();
+    assert_eq!(field(&worker, "Uid:"), [uid.as_str(); 4].join(" "));
+    assert_eq!(field(&worker, "Gid:"), [gid.as_str(); 4].join(" "));
+    assert_eq!(field(&worker, "Groups:"), "");
+    assert!(
+        field(&status(server.pid()), "Uid:").starts_with("0 "),
+        "master keeps root"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&socket).unwrap().uid(),
+        nobody.uid.as_raw()
+    );
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), 0);
 }
 
 fn quit_is_quick() {
@@ -748,6 +885,14 @@ fn main() -> ExitCode {
         (
             "term_kills_what_overruns_graceful_timeout",
             term_kills_what_overruns_graceful_timeout,
+        ),
+        (
+            "hooks_are_called_where_gunicorn_calls_them",
+            hooks_are_called_where_gunicorn_calls_them,
+        ),
+        (
+            "workers_drop_privileges_when_root",
+            workers_drop_privileges_when_root,
         ),
         ("quit_is_quick", quit_is_quick),
         (
