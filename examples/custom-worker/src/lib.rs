@@ -12,7 +12,9 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use runicorn_app::abi::worker_class::{LibraryWorkerClass, WorkerContext, RC_STOP_NONE};
-use runicorn_app::{export_worker_class, Call, Header, Host, LogLevel, RequestHead, Upstream, Version};
+use runicorn_app::{
+    export_worker_class, Call, Header, Host, LogLevel, RequestHead, Upstream, Version,
+};
 
 struct CustomWorker;
 
@@ -30,10 +32,16 @@ impl LibraryWorkerClass for CustomWorker {
                         listeners.push(listener);
                     }
                 }
-                Err(err) => worker.log(LogLevel::Error, &format!("custom worker: cannot use fd {fd}: {err}")),
+                Err(err) => worker.log(
+                    LogLevel::Error,
+                    &format!("custom worker: cannot use fd {fd}: {err}"),
+                ),
             }
         }
-        worker.log(LogLevel::Info, &format!("custom worker serving {} listener(s)", listeners.len()));
+        worker.log(
+            LogLevel::Info,
+            &format!("custom worker serving {} listener(s)", listeners.len()),
+        );
         let max_requests = worker.params().max_requests;
         let mut served = 0u64;
         while worker.should_stop() == RC_STOP_NONE {
@@ -46,10 +54,16 @@ impl LibraryWorkerClass for CustomWorker {
                         match serve_connection(worker, stream, peer.to_string()) {
                             Ok(true) => {}
                             Ok(false) => {
-                                worker.log(LogLevel::Warning, "custom worker: app panicked, recycling");
+                                worker.log(
+                                    LogLevel::Warning,
+                                    "custom worker: app panicked, recycling",
+                                );
                                 return 0;
                             }
-                            Err(err) => worker.log(LogLevel::Debug, &format!("custom worker: connection: {err}")),
+                            Err(err) => worker.log(
+                                LogLevel::Debug,
+                                &format!("custom worker: connection: {err}"),
+                            ),
                         }
                         served += 1;
                         if max_requests > 0 && served >= max_requests {
@@ -57,7 +71,9 @@ impl LibraryWorkerClass for CustomWorker {
                         }
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(err) => worker.log(LogLevel::Debug, &format!("custom worker: accept: {err}")),
+                    Err(err) => {
+                        worker.log(LogLevel::Debug, &format!("custom worker: accept: {err}"))
+                    }
                 }
             }
             if !accepted {
@@ -71,7 +87,11 @@ impl LibraryWorkerClass for CustomWorker {
 export_worker_class!(Worker, "custom", || CustomWorker);
 
 /// Serve one request; `Ok(false)` when the app panicked.
-fn serve_connection(worker: &WorkerContext<'_>, mut stream: TcpStream, peer: String) -> io::Result<bool> {
+fn serve_connection(
+    worker: &WorkerContext<'_>,
+    mut stream: TcpStream,
+    peer: String,
+) -> io::Result<bool> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buffer = Vec::new();
@@ -91,14 +111,29 @@ fn serve_connection(worker: &WorkerContext<'_>, mut stream: TcpStream, peer: Str
     };
     let mut fields = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut fields);
-    if request.parse(&buffer[..head_end]).map_err(io::Error::other)?.is_partial() {
+    if request
+        .parse(&buffer[..head_end])
+        .map_err(io::Error::other)?
+        .is_partial()
+    {
         return Err(io::Error::other("partial head"));
     }
     let head = RequestHead {
         method: request.method.unwrap_or("GET").to_owned(),
         target: request.path.unwrap_or("/").to_owned(),
-        version: if request.version == Some(0) { Version::Http10 } else { Version::Http11 },
-        headers: request.headers.iter().map(|h| Header { name: h.name.to_owned(), value: h.value.to_vec() }).collect(),
+        version: if request.version == Some(0) {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        headers: request
+            .headers
+            .iter()
+            .map(|h| Header {
+                name: h.name.to_owned(),
+                value: h.value.to_vec(),
+            })
+            .collect(),
     };
     let body_length = head
         .header("content-length")
@@ -140,7 +175,9 @@ impl Call for StreamCall {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let read = if !self.leftover.is_empty() {
             let count = want.min(self.leftover.len());
             buf[..count].copy_from_slice(&self.leftover[..count]);
@@ -150,7 +187,10 @@ impl Call for StreamCall {
             self.stream.read(&mut buf[..want])?
         };
         if read == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body shorter than content-length"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "body shorter than content-length",
+            ));
         }
         self.remaining -= read as u64;
         Ok(read)
@@ -166,7 +206,10 @@ impl Call for StreamCall {
         let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
         for (name, value) in headers {
             if name.eq_ignore_ascii_case("connection") || name.contains(['\r', '\n', ':', ' ']) {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refused header '{name}'")));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("refused header '{name}'"),
+                ));
             }
             head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");

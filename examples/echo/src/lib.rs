@@ -16,9 +16,19 @@ impl App for Echo {
             }
             body.extend_from_slice(&buf[..read]);
         }
-        let content_type = call.head().header("content-type").unwrap_or(b"application/octet-stream").to_vec();
+        let content_type = call
+            .head()
+            .header("content-type")
+            .unwrap_or(b"application/octet-stream")
+            .to_vec();
         let length = body.len().to_string();
-        call.start_response(200, &[("Content-Type", &content_type), ("Content-Length", length.as_bytes())])?;
+        call.start_response(
+            200,
+            &[
+                ("Content-Type", &content_type),
+                ("Content-Length", length.as_bytes()),
+            ],
+        )?;
         call.write(&body)?;
         Ok(())
     }

@@ -11,7 +11,13 @@ struct Greeter {
 impl App for Greeter {
     fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
         let length = self.text.len().to_string();
-        call.start_response(200, &[("Content-Type", b"text/plain"), ("Content-Length", length.as_bytes())])?;
+        call.start_response(
+            200,
+            &[
+                ("Content-Type", b"text/plain"),
+                ("Content-Length", length.as_bytes()),
+            ],
+        )?;
         call.write(self.text.as_bytes())?;
         Ok(())
     }
@@ -20,12 +26,16 @@ impl App for Greeter {
 fn create(args: &FactoryArgs) -> Result<Greeter, String> {
     for (key, _) in &args.pairs {
         if key != "greeting" && key != "name" {
-            return Err(format!("unknown argument '{key}': create_app takes greeting and name"));
+            return Err(format!(
+                "unknown argument '{key}': create_app takes greeting and name"
+            ));
         }
     }
     let greeting = args.get("greeting").unwrap_or("Hello");
     let name = args.get("name").unwrap_or("World");
-    Ok(Greeter { text: format!("{greeting}, {name}!\n") })
+    Ok(Greeter {
+        text: format!("{greeting}, {name}!\n"),
+    })
 }
 
 export_factory!(create_app, create);

@@ -15,12 +15,21 @@ impl App for Hello {
             "/pid" => {
                 let body = std::process::id().to_string();
                 let length = body.len().to_string();
-                call.start_response(200, &[("Content-Type", b"text/plain"), ("Content-Length", length.as_bytes())])?;
+                call.start_response(
+                    200,
+                    &[
+                        ("Content-Type", b"text/plain"),
+                        ("Content-Length", length.as_bytes()),
+                    ],
+                )?;
                 call.write(body.as_bytes())?;
             }
             _ => {
                 let body = b"Hello, World!\n";
-                call.start_response(200, &[("Content-Type", b"text/plain"), ("Content-Length", b"14")])?;
+                call.start_response(
+                    200,
+                    &[("Content-Type", b"text/plain"), ("Content-Length", b"14")],
+                )?;
                 call.write(body)?;
             }
         }

@@ -25,8 +25,13 @@ fn record(event: &HookEvent) -> Result<(), String> {
         line.push_str(&format!(" status={}", event.status));
     }
     line.push('\n');
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| err.to_string())?;
-    file.write_all(line.as_bytes()).map_err(|err| err.to_string())
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|err| err.to_string())?;
+    file.write_all(line.as_bytes())
+        .map_err(|err| err.to_string())
 }
 
 export_hook!(on_starting, record);

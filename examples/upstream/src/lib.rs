@@ -20,7 +20,8 @@ impl App for UpstreamApp {
             return Ok(());
         };
         let mut upstream = call.host().connect(&addr)?;
-        upstream.write_all(format!("{} {}\n", call.head().method, call.head().target).as_bytes())?;
+        upstream
+            .write_all(format!("{} {}\n", call.head().method, call.head().target).as_bytes())?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -31,7 +32,13 @@ impl App for UpstreamApp {
             reply.extend_from_slice(&buf[..read]);
         }
         let length = reply.len().to_string();
-        call.start_response(200, &[("Content-Type", b"text/plain"), ("Content-Length", length.as_bytes())])?;
+        call.start_response(
+            200,
+            &[
+                ("Content-Type", b"text/plain"),
+                ("Content-Length", length.as_bytes()),
+            ],
+        )?;
         call.write(&reply)?;
         Ok(())
     }
