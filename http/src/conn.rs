@@ -182,6 +182,9 @@ impl<S: Transport> Connection<S> {
                 } else {
                     self.config.io_timeout
                 }
+            } else if self.config.io_timeout.is_zero() {
+                // No I/O timeout configured: no head deadline either.
+                Duration::ZERO
             } else {
                 let started = *head_started.get_or_insert_with(Instant::now);
                 let left = self.config.io_timeout.saturating_sub(started.elapsed());

@@ -377,3 +377,19 @@ fn zero_keep_alive_timeout_turns_keep_alive_off() {
     assert_eq!(hooks.started.len(), 1);
     assert!(script.output().contains("Connection: close\r\n"));
 }
+
+#[test]
+fn zero_io_timeout_means_no_head_deadline() {
+    let config = ConnConfig {
+        io_timeout: Duration::ZERO,
+        ..ConnConfig::default()
+    };
+    let script = Script::new(&[b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"]);
+    let (script, hooks, _) = serve(script, config, hello);
+    assert!(
+        script.output().starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        script.output()
+    );
+    assert_eq!(hooks.started.len(), 1);
+}
