@@ -2,15 +2,21 @@
 //!
 //! Gunicorn's steps, top to bottom: wait for a signal or a second, handle
 //! each queued signal (`handle_<signal>`, in `signals.rs`), reap exited
-//! workers (`reap.rs`), murder silent ones, fix the number of workers
-//! (`manage_workers`, forking with `spawn_worker` in `spawn.rs`). The
-//! decisions are pure code in `supervisor.rs`. Single-threaded for its whole
-//! life; signal handlers only write a byte to a self-pipe.
+//! workers (`reap.rs`), murder silent ones and fix the number of workers
+//! (`manage.rs`, forking with `spawn_worker` in `spawn.rs`); `stop.rs`
+//! brings them all down, `bind.rs` binds `-b`. The decisions are pure code
+//! in `supervisor.rs`. Single-threaded for its whole life; signal handlers
+//! only write a byte to a self-pipe.
 
+mod bind;
+mod manage;
 mod reap;
 mod signals;
 mod spawn;
+mod stop;
 pub mod supervisor;
+
+use bind::{bind_listeners, owned_unix_paths};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,7 +35,7 @@ use runicorn_app::Application;
 use crate::clock::monotonic_now;
 use crate::error::MasterError;
 use crate::hooks::{ArbiterView, Hooks};
-use crate::listener::{self, BindOptions, Listener};
+use crate::listener::Listener;
 use crate::loader::AppLoader;
 use crate::oom::{self, OomCount};
 use crate::pidfile::Pidfile;
@@ -38,7 +44,7 @@ use crate::scoreboard::Scoreboard;
 use crate::settings::Settings;
 use crate::worker::WorkerClass;
 use crate::{log, sys};
-use supervisor::{Murder, WorkerState};
+use supervisor::WorkerState;
 
 /// Re-reads every configuration source on HUP; an error keeps the running
 /// configuration and is logged.
@@ -370,143 +376,6 @@ impl Arbiter {
             .collect()
     }
 
-    /// Gunicorn's `murder_workers`: SIGABRT the silent, SIGKILL the stuck.
-    fn murder_workers(&mut self) {
-        let now = monotonic_now();
-        let actions = supervisor::murder(
-            &self.worker_states(),
-            now,
-            self.settings.timeout,
-            self.settings.graceful_timeout,
-        );
-        for action in actions {
-            match action {
-                Murder::Abort(pid) => {
-                    let Some(record) = self.workers.get(&pid) else {
-                        continue;
-                    };
-                    let slot = self.scoreboard.slot(record.slot);
-                    let silent =
-                        now.saturating_sub(slot.last_heartbeat().unwrap_or(record.state.spawned));
-                    let what = match (slot.last_heartbeat(), slot.oldest_request()) {
-                        (_, Some((age, line))) => {
-                            format!(
-                                "handling \"{line}\" (started {:.1}s ago)",
-                                age.as_secs_f64()
-                            )
-                        }
-                        (None, None) => {
-                            "while booting (loading the app or init_worker took longer than \
-                                         --timeout: raise -t or make the app's start faster)"
-                                .to_owned()
-                        }
-                        (Some(_), None) => {
-                            "while idle: no request in flight (stuck outside any request, \
-                                            e.g. in the app's own threads or the worker's loop)"
-                                .to_owned()
-                        }
-                    };
-                    tracing::error!(
-                        "WORKER TIMEOUT (pid:{pid}) after {:.1}s {what}",
-                        silent.as_secs_f64()
-                    );
-                    self.signal_worker(pid, Signal::SIGABRT);
-                    if let Some(record) = self.workers.get_mut(&pid) {
-                        record.state.aborted_at = Some(now);
-                    }
-                }
-                Murder::Kill(pid) => {
-                    if self
-                        .workers
-                        .get(&pid)
-                        .is_some_and(|record| record.state.retiring_since.is_some())
-                    {
-                        tracing::warn!(
-                            "Worker (pid:{pid}) did not stop within --graceful-timeout ({:.1}s): sending SIGKILL",
-                            self.settings.graceful_timeout.as_secs_f64()
-                        );
-                    }
-                    self.signal_worker(pid, Signal::SIGKILL);
-                    if let Some(record) = self.workers.get_mut(&pid) {
-                        record.state.killed = true;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Gunicorn's `manage_workers`: spawn to the target, retire extras and
-    /// old generations, close listeners nobody uses any more.
-    fn manage_workers(&mut self) -> Result<(), ChildDone> {
-        let now = monotonic_now();
-        let plan = supervisor::manage(&self.worker_states(), self.num_workers, self.generation);
-        if plan.generation_ready {
-            if let Some(pending) = self.pending.take() {
-                tracing::info!(
-                    "Reload complete: the new workers have booted; old workers are stopping gracefully"
-                );
-                if let Some((_, listeners)) = pending.listeners {
-                    self.retired_listeners.push(RetiredListeners {
-                        newest_generation: self.generation.saturating_sub(1),
-                        listeners,
-                    });
-                }
-            }
-        }
-        for pid in plan.retire {
-            self.retire_worker(pid, now);
-        }
-        self.close_retired_listeners();
-        if plan.spawn > 0 && now >= self.next_spawn_at {
-            let count = if self.fast_deaths > 0 { 1 } else { plan.spawn };
-            for _ in 0..count {
-                self.spawn_worker()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn retire_worker(&mut self, pid: i32, now: Duration) {
-        self.signal_worker(pid, Signal::SIGTERM);
-        if let Some(record) = self.workers.get_mut(&pid) {
-            record.state.retiring_since = Some(now);
-        }
-    }
-
-    fn close_retired_listeners(&mut self) {
-        let oldest_alive = self
-            .workers
-            .values()
-            .map(|record| record.state.generation)
-            .min();
-        let mut still = Vec::new();
-        for retired in std::mem::take(&mut self.retired_listeners) {
-            if oldest_alive.is_some_and(|oldest| oldest <= retired.newest_generation) {
-                still.push(retired);
-                continue;
-            }
-            for listener in retired.listeners {
-                tracing::info!("Closing listener {} (no longer bound)", listener.describe());
-                let path = listener.unix_path();
-                drop(listener);
-                if let Some(path) = path {
-                    if self.unix_paths.contains(&path) && !self.bound_unix_paths().contains(&path) {
-                        let _ = std::fs::remove_file(&path);
-                        self.unix_paths.retain(|known| known != &path);
-                    }
-                }
-            }
-        }
-        self.retired_listeners = still;
-    }
-
-    fn bound_unix_paths(&self) -> Vec<PathBuf> {
-        self.listeners
-            .iter()
-            .filter_map(Listener::unix_path)
-            .collect()
-    }
-
     /// Sends `signal` to one worker; the master then expects its death.
     fn signal_worker(&mut self, pid: i32, signal: Signal) {
         if let Some(record) = self.workers.get_mut(&pid) {
@@ -522,46 +391,6 @@ impl Arbiter {
         for pid in pids {
             self.signal_worker(pid, signal);
         }
-    }
-
-    /// Gunicorn's `stop`: TERM (graceful) or QUIT (quick) to every worker,
-    /// wait up to `graceful_timeout`, then SIGKILL what is left.
-    fn stop(&mut self, mut stop: Stop) {
-        self.signal_all(if stop == Stop::Graceful {
-            Signal::SIGTERM
-        } else {
-            Signal::SIGQUIT
-        });
-        let deadline = monotonic_now() + self.settings.graceful_timeout;
-        while !self.workers.is_empty() {
-            let now = monotonic_now();
-            if now >= deadline {
-                break;
-            }
-            for signal in self.wait_for_signals((deadline - now).min(TICK)) {
-                if stop == Stop::Graceful && matches!(signal, Signal::SIGINT | Signal::SIGQUIT) {
-                    stop = Stop::Quick;
-                    self.signal_all(Signal::SIGQUIT);
-                }
-            }
-            self.reap_workers();
-        }
-        if !self.workers.is_empty() {
-            self.signal_all(Signal::SIGKILL);
-            for pid in self.workers.keys().copied().collect::<Vec<_>>() {
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
-                self.workers.remove(&pid);
-            }
-        }
-        self.reap_workers();
-    }
-
-    /// Gunicorn's `halt`: stop the workers, say why, exit with `code`.
-    fn halt_with(&mut self, reason: &str, code: u8) -> u8 {
-        self.stop(Stop::Graceful);
-        tracing::info!("Shutting down: Master");
-        tracing::info!("Reason: {reason}");
-        code
     }
 
     fn cleanup(&mut self) {
@@ -582,97 +411,4 @@ impl Arbiter {
 /// The `[name]` of process titles: `-n/--name`, else the app, as Gunicorn.
 fn proc_name(settings: &Settings) -> &str {
     settings.proc_name.as_deref().unwrap_or(&settings.app)
-}
-
-/// Binds `settings.bind` (or takes systemd's sockets at first start),
-/// under `--umask`, handing unix sockets to the workers' user. A spec
-/// already bound (in `current`, on HUP) is reused, never rebound: its
-/// accept queue carries over.
-fn bind_listeners(
-    settings: &Settings,
-    credentials: Option<&Credentials>,
-    first_start: bool,
-    current: &[(&String, &Listener)],
-) -> Result<Vec<(String, Listener)>, MasterError> {
-    if first_start {
-        if let Some(listeners) = listener::systemd_listeners()? {
-            return Ok(listeners
-                .into_iter()
-                .map(|listener| ("LISTEN_FDS".to_owned(), listener))
-                .collect());
-        }
-    }
-    let options = BindOptions {
-        backlog: settings.backlog,
-        reuse_port: settings.reuse_port,
-        // On HUP, do not block the running master in retries.
-        attempts: if first_start {
-            listener::BIND_ATTEMPTS
-        } else {
-            1
-        },
-        ..BindOptions::default()
-    };
-    let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        settings.umask as _,
-    ));
-    let mut bound = Vec::new();
-    let mut fresh_paths = Vec::new();
-    let mut failure = None;
-    for spec in &settings.bind {
-        let reused: Vec<Listener> = current
-            .iter()
-            .filter(|(known, _)| *known == spec)
-            .filter_map(|(_, listener)| listener.try_clone().ok())
-            .collect();
-        if !reused.is_empty() {
-            bound.extend(reused.into_iter().map(|listener| (spec.clone(), listener)));
-            continue;
-        }
-        match listener::BindSpec::parse(spec).and_then(|parsed| listener::bind(&parsed, options)) {
-            Ok(listeners) => {
-                fresh_paths.extend(listeners.iter().filter_map(Listener::unix_path));
-                bound.extend(
-                    listeners
-                        .into_iter()
-                        .map(|listener| (spec.clone(), listener)),
-                );
-            }
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
-    nix::sys::stat::umask(old_umask);
-    if let Some(err) = failure {
-        // Do not leave socket files of a half-done bind behind.
-        for path in fresh_paths {
-            let _ = std::fs::remove_file(path);
-        }
-        return Err(err);
-    }
-    if let Some(credentials) = credentials {
-        for path in fresh_paths {
-            if let Err(err) = credentials.chown(&path) {
-                tracing::warn!("cannot give {} to the workers' user: {err}", path.display());
-            }
-        }
-    }
-    Ok(bound)
-}
-
-/// The unix socket files among `listeners` that came from `-b unix:` (not
-/// inherited), so the master removes them at exit.
-fn owned_unix_paths(settings: &Settings, listeners: &[Listener]) -> Vec<PathBuf> {
-    listeners
-        .iter()
-        .filter_map(Listener::unix_path)
-        .filter(|path| {
-            settings.bind.iter().any(|spec| {
-                spec.strip_prefix("unix:")
-                    .is_some_and(|p| path.ends_with(p.trim_start_matches("//")))
-            })
-        })
-        .collect()
 }

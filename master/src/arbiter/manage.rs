@@ -1,0 +1,150 @@
+//! `murder_workers` and `manage_workers`: act on the supervisor's decisions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::supervisor::{self, Murder};
+use super::{Arbiter, ChildDone, RetiredListeners};
+use crate::clock::monotonic_now;
+use crate::listener::Listener;
+
+impl Arbiter {
+    /// Gunicorn's `murder_workers`: SIGABRT the silent, SIGKILL the stuck.
+    pub(super) fn murder_workers(&mut self) {
+        let now = monotonic_now();
+        let actions = supervisor::murder(
+            &self.worker_states(),
+            now,
+            self.settings.timeout,
+            self.settings.graceful_timeout,
+        );
+        for action in actions {
+            match action {
+                Murder::Abort(pid) => {
+                    let Some(record) = self.workers.get(&pid) else {
+                        continue;
+                    };
+                    let slot = self.scoreboard.slot(record.slot);
+                    let silent =
+                        now.saturating_sub(slot.last_heartbeat().unwrap_or(record.state.spawned));
+                    let what = match (slot.last_heartbeat(), slot.oldest_request()) {
+                        (_, Some((age, line))) => {
+                            format!(
+                                "handling \"{line}\" (started {:.1}s ago)",
+                                age.as_secs_f64()
+                            )
+                        }
+                        (None, None) => {
+                            "while booting (loading the app or init_worker took longer than \
+                                         --timeout: raise -t or make the app's start faster)"
+                                .to_owned()
+                        }
+                        (Some(_), None) => {
+                            "while idle: no request in flight (stuck outside any request, \
+                                            e.g. in the app's own threads or the worker's loop)"
+                                .to_owned()
+                        }
+                    };
+                    tracing::error!(
+                        "WORKER TIMEOUT (pid:{pid}) after {:.1}s {what}",
+                        silent.as_secs_f64()
+                    );
+                    self.signal_worker(pid, Signal::SIGABRT);
+                    if let Some(record) = self.workers.get_mut(&pid) {
+                        record.state.aborted_at = Some(now);
+                    }
+                }
+                Murder::Kill(pid) => {
+                    if self
+                        .workers
+                        .get(&pid)
+                        .is_some_and(|record| record.state.retiring_since.is_some())
+                    {
+                        tracing::warn!(
+                            "Worker (pid:{pid}) did not stop within --graceful-timeout ({:.1}s): sending SIGKILL",
+                            self.settings.graceful_timeout.as_secs_f64()
+                        );
+                    }
+                    self.signal_worker(pid, Signal::SIGKILL);
+                    if let Some(record) = self.workers.get_mut(&pid) {
+                        record.state.killed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gunicorn's `manage_workers`: spawn to the target, retire extras and
+    /// old generations, close listeners nobody uses any more.
+    pub(super) fn manage_workers(&mut self) -> Result<(), ChildDone> {
+        let now = monotonic_now();
+        let plan = supervisor::manage(&self.worker_states(), self.num_workers, self.generation);
+        if plan.generation_ready {
+            if let Some(pending) = self.pending.take() {
+                tracing::info!(
+                    "Reload complete: the new workers have booted; old workers are stopping gracefully"
+                );
+                if let Some((_, listeners)) = pending.listeners {
+                    self.retired_listeners.push(RetiredListeners {
+                        newest_generation: self.generation.saturating_sub(1),
+                        listeners,
+                    });
+                }
+            }
+        }
+        for pid in plan.retire {
+            self.retire_worker(pid, now);
+        }
+        self.close_retired_listeners();
+        if plan.spawn > 0 && now >= self.next_spawn_at {
+            let count = if self.fast_deaths > 0 { 1 } else { plan.spawn };
+            for _ in 0..count {
+                self.spawn_worker()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn retire_worker(&mut self, pid: i32, now: Duration) {
+        self.signal_worker(pid, Signal::SIGTERM);
+        if let Some(record) = self.workers.get_mut(&pid) {
+            record.state.retiring_since = Some(now);
+        }
+    }
+
+    pub(super) fn close_retired_listeners(&mut self) {
+        let oldest_alive = self
+            .workers
+            .values()
+            .map(|record| record.state.generation)
+            .min();
+        let mut still = Vec::new();
+        for retired in std::mem::take(&mut self.retired_listeners) {
+            if oldest_alive.is_some_and(|oldest| oldest <= retired.newest_generation) {
+                still.push(retired);
+                continue;
+            }
+            for listener in retired.listeners {
+                tracing::info!("Closing listener {} (no longer bound)", listener.describe());
+                let path = listener.unix_path();
+                drop(listener);
+                if let Some(path) = path {
+                    if self.unix_paths.contains(&path) && !self.bound_unix_paths().contains(&path) {
+                        let _ = std::fs::remove_file(&path);
+                        self.unix_paths.retain(|known| known != &path);
+                    }
+                }
+            }
+        }
+        self.retired_listeners = still;
+    }
+
+    pub(super) fn bound_unix_paths(&self) -> Vec<PathBuf> {
+        self.listeners
+            .iter()
+            .filter_map(Listener::unix_path)
+            .collect()
+    }
+}

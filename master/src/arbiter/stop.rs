@@ -1,0 +1,49 @@
+//! `stop` and `halt`: bring every worker down, gracefully or quickly.
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{Arbiter, Stop, TICK};
+use crate::clock::monotonic_now;
+
+impl Arbiter {
+    /// Gunicorn's `stop`: TERM (graceful) or QUIT (quick) to every worker,
+    /// wait up to `graceful_timeout`, then SIGKILL what is left.
+    pub(super) fn stop(&mut self, mut stop: Stop) {
+        self.signal_all(if stop == Stop::Graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        });
+        let deadline = monotonic_now() + self.settings.graceful_timeout;
+        while !self.workers.is_empty() {
+            let now = monotonic_now();
+            if now >= deadline {
+                break;
+            }
+            for signal in self.wait_for_signals((deadline - now).min(TICK)) {
+                if stop == Stop::Graceful && matches!(signal, Signal::SIGINT | Signal::SIGQUIT) {
+                    stop = Stop::Quick;
+                    self.signal_all(Signal::SIGQUIT);
+                }
+            }
+            self.reap_workers();
+        }
+        if !self.workers.is_empty() {
+            self.signal_all(Signal::SIGKILL);
+            for pid in self.workers.keys().copied().collect::<Vec<_>>() {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                self.workers.remove(&pid);
+            }
+        }
+        self.reap_workers();
+    }
+
+    /// Gunicorn's `halt`: stop the workers, say why, exit with `code`.
+    pub(super) fn halt_with(&mut self, reason: &str, code: u8) -> u8 {
+        self.stop(Stop::Graceful);
+        tracing::info!("Shutting down: Master");
+        tracing::info!("Reason: {reason}");
+        code
+    }
+}
