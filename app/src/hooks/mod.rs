@@ -4,12 +4,22 @@
 //! Each hook is an exported [`RcHook`] table (`export_hook!` in Rust,
 //! `RC_EXPORT_HOOK` in C) whose entry receives one [`RcHookEvent`]: which
 //! hook, and `#[repr(C)]` views of the arbiter, the worker and the request
-//! as far as they apply. [`Hooks`] holds the loaded ones; the master-side
-//! hooks are called through `cli/src/hooks.rs` (an impl of `master::Hooks`),
-//! the worker-side ones (`pre_request`, `post_request`, `worker_int`,
-//! `worker_abort`) by the worker classes through [`Hooks::fire`]. A failing
-//! or panicking hook is logged and otherwise ignored, except `on_starting`
-//! (the caller decides: Gunicorn halts).
+//! as far as they apply. [`Hooks`] holds the loaded ones. Who calls what:
+//!
+//! - the master-side hooks and `post_fork`, `post_worker_init`,
+//!   `worker_exit`: the arbiter, through `cli/src/hooks.rs` (an impl of
+//!   `master::Hooks`);
+//! - `pre_request`, `post_request`: the app itself, wrapped by
+//!   [`with_request_hooks`] when it is loaded, so every worker class fires
+//!   them with no code of its own;
+//! - `worker_int`, `worker_abort`: not called yet. Gunicorn runs them in the
+//!   worker's SIGINT/SIGQUIT and SIGABRT handlers; here a worker class (or
+//!   the master's child-side code, once `master::Hooks` has them) would call
+//!   [`Hooks::fire`] with [`HookName::WorkerInt`] when it sees a quick stop.
+//!   Calling library code from a signal handler is not async-signal-safe,
+//!   so `worker_abort` can at best run after the hung request returns.
+//!
+//! A failing or panicking hook is logged and otherwise ignored.
 
 use std::fmt;
 
