@@ -9,7 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_tests::{
-    concurrent, deadline, get, proc, rlimit, wait_until, ClientLoop, Conn, Server, Signal,
+    concurrent, deadline, get, keepalive, proc, rlimit, wait_until, ClientLoop, Conn, Server,
+    Signal,
 };
 
 const LOCAL: &str = "127.0.0.1:0";
@@ -238,6 +239,9 @@ fn worker_pinning_is_off() {
             );
         }
     }
+    // Two may threads per worker serve keep-alive traffic correctly.
+    let report = keepalive(server.addr(), 8, 50, "/");
+    assert_eq!(report.ok, 400, "{report:?}\n{}", server.log());
 }
 
 #[test]

@@ -20,9 +20,12 @@
 //! `mmap` whose pages are only committed when touched: 1,000 coroutines
 //! reserve 64 MiB of address space but cost a page or two of RSS each for
 //! ordinary handlers, so memory does not argue for the smaller size; apps
-//! with deep recursion or big stack buffers raise it. Each stack has a guard page, so
-//! an overflow stops the worker with "coroutine has overflowed its stack"
-//! (raise `--green-stack-size`), never silent corruption.
+//! with deep recursion or big stack buffers raise it. Each stack has a guard
+//! page, so an overflow is caught, never silent corruption: may's
+//! `generator` prints "coroutine has overflowed its stack" and abandons that
+//! coroutine without unwinding it, so its client gets no answer (it times
+//! out) and its connection slot is not given back until the worker is
+//! recycled. Raise `--green-stack-size` when that line appears.
 
 use std::time::Duration;
 

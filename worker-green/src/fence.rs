@@ -34,9 +34,9 @@ where
     // value. The worker's own code (the http driver, the scoreboard,
     // tracing) touches thread-locals only inside calls that never yield;
     // apps are warned in the crate doc. (2) Stack overflow: every stack has
-    // a guard page and may's `generator` reports the overflow and aborts the
-    // process, so an overflow is a crash the master sees and replaces, never
-    // silent memory corruption.
+    // a guard page; may's `generator` catches the fault, prints "coroutine
+    // has overflowed its stack" and abandons that coroutine (see `config`),
+    // so an overflow never silently corrupts memory.
     unsafe { Builder::new().spawn(body) }
 }
 
