@@ -19,6 +19,7 @@ pub static CLASSES: &[(&str, Factory)] = &[
     ("sync", || Arc::new(runicorn_worker_sync::SyncWorker)),
     ("gthread", || Arc::new(runicorn_worker_thread::ThreadWorker)),
     ("green", || Arc::new(runicorn_worker_green::GreenWorker)),
+    ("async", || Arc::new(runicorn_worker_async::AsyncWorker)),
 ];
 
 /// The names of the built-in classes, for messages.

@@ -1,1 +1,58 @@
-//! The `async` worker class: a tokio `current_thread` runtime per thread, one task per connection, sync apps on a bounded blocking pool.
+//! The `async` worker class (Gunicorn users know it as `uvicorn.workers.UvicornWorker`): in each
+//! forked worker, one tokio `current_thread` runtime per `--threads` (default 1), each on its own
+//! thread and sharing the inherited listeners; one task per connection driven over the `http`
+//! crate's sans-IO parser and cycle (no second parser); a semaphore of `--worker-connections`
+//! permits taken *before* accept, so a full worker leaves clients in the kernel's queue for its
+//! siblings; accept errors such as EMFILE back off (10 ms doubling to 1 s) instead of spinning.
+//! Apps with an async entry are awaited on the runtime, their sleeps tokio timers. Sync apps run on
+//! a bounded blocking pool, `--blocking-threads` (default 40, shared out between the runtimes): 40
+//! is AnyIO's default thread limiter, the pool in which Starlette and FastAPI run sync endpoints,
+//! so an app moved from there sees the same concurrency for blocking code; the connection is handed
+//! to the pool thread and its waits are the runtime's I/O driven with `Handle::block_on`, so a sync
+//! app never stalls the event loop. Keep-alive, a head deadline, pipelining with one write per
+//! batch of responses, a heartbeat from each runtime's tick task that beats only while every
+//! runtime ticks (a stuck runtime thread stops it, and the master's timeout log names the request),
+//! `--max-requests` (+ jitter), graceful TERM within `--graceful-timeout`, quick INT/QUIT, exit
+//! when the master dies, and a panicking app recycles the worker after its 500. Test-only: with
+//! `RUNICORN_ASYNC_INLINE_SYNC=1` in its environment a worker calls a sync app on the runtime
+//! thread itself (bodies only from bytes already received, the response buffered whole), which is
+//! how the tests show a stuck runtime being caught by the heartbeat; never use it to serve. This
+//! crate never runs in the master, never starts a runtime or thread before `run` is called in the
+//! forked child, and never parses HTTP itself.
+#![forbid(unsafe_code)]
+
+mod accept;
+mod buffer;
+mod call;
+mod driver;
+mod error;
+mod exchange;
+mod heartbeat;
+mod request;
+mod runtime;
+mod shared;
+mod supervise;
+
+#[cfg(test)]
+mod tests;
+
+use std::process::ExitCode;
+
+use runicorn_master::{Worker, WorkerClass};
+
+pub use error::AsyncError;
+pub use supervise::INLINE_SYNC_ENV;
+
+/// The `async` worker class (`-k async`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncWorker;
+
+impl WorkerClass for AsyncWorker {
+    fn name(&self) -> &'static str {
+        "async"
+    }
+
+    fn run(&self, worker: Worker) -> ExitCode {
+        supervise::run(worker)
+    }
+}

@@ -1,0 +1,172 @@
+//! The accept loops: one task per listener on each runtime. Each takes one
+//! of the `--worker-connections` permits *before* it accepts, so a full
+//! worker leaves new clients in the kernel's queue for the other workers;
+//! then it accepts and spawns the connection's task with its permit. An
+//! accept error such as EMFILE pauses this loop with a doubling back-off
+//! (10 ms up to 1 s) instead of spinning on a listener that stays readable.
+
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::driver;
+use crate::exchange::Exchange;
+use crate::shared::Local;
+
+/// The first pause after a failed accept.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between accept attempts while they keep failing.
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+
+/// A listener registered with one runtime.
+#[derive(Debug)]
+pub(crate) enum AsyncListener {
+    /// TCP, v4 or v6.
+    Tcp(TcpListener),
+    /// A unix stream socket.
+    Unix(UnixListener),
+}
+
+/// The doubling pause of an accept loop whose accepts fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST_PAUSE }
+    }
+}
+
+impl Backoff {
+    /// The pause to take now; the next one is twice as long, up to 1 s.
+    pub(crate) fn pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(LONGEST_PAUSE);
+        pause
+    }
+
+    /// An accept succeeded.
+    pub(crate) fn reset(&mut self) {
+        self.next = FIRST_PAUSE;
+    }
+}
+
+/// Accepts on `listener` until the worker stops accepting.
+pub(crate) async fn accept_loop(listener: AsyncListener, name: String, local: Rc<Local>) {
+    let mut stop = local.stop.clone();
+    let mut backoff = Backoff::default();
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        let permits = std::sync::Arc::clone(&local.shared.permits);
+        let permit = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            permit = permits.acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            accepted = accept(&listener) => accepted,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(stream, peer)) => {
+                backoff.reset();
+                // Best effort: responses are written in few writes anyway.
+                let _ = stream.set_nodelay(true);
+                spawn_connection(stream, peer, permit, &local);
+            }
+            Ok(Accepted::Unix(stream)) => {
+                backoff.reset();
+                spawn_connection(stream, String::new(), permit, &local);
+            }
+            Err(err) if is_transient(&err) => {}
+            Err(err) => {
+                drop(permit);
+                let pause = backoff.pause();
+                tracing::error!(
+                    "accept on {name} failed: {err}; pausing accepts for {} ms; raise the descriptor limit (ulimit -n) or lower --worker-connections",
+                    pause.as_millis()
+                );
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, String),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &AsyncListener) -> io::Result<Accepted> {
+    match listener {
+        AsyncListener::Tcp(tcp) => {
+            let (stream, peer) = tcp.accept().await?;
+            Ok(Accepted::Tcp(stream, peer.to_string()))
+        }
+        AsyncListener::Unix(unix) => {
+            let (stream, _) = unix.accept().await?;
+            Ok(Accepted::Unix(stream))
+        }
+    }
+}
+
+fn spawn_connection<S>(stream: S, peer: String, permit: OwnedSemaphorePermit, local: &Rc<Local>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let exchange = Exchange::new(stream, peer, local.shared.config);
+    let live = local.open();
+    let local = Rc::clone(local);
+    tokio::task::spawn_local(async move {
+        let _permit = permit;
+        let _live = live;
+        driver::serve(exchange, local).await;
+    });
+}
+
+/// Errors after which the loop simply accepts again: the client gave up
+/// before accept, or a signal interrupted it.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_to_a_second_and_resets() {
+        let mut backoff = Backoff::default();
+        let pauses: Vec<u128> = (0..9).map(|_| backoff.pause().as_millis()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        backoff.reset();
+        assert_eq!(backoff.pause(), FIRST_PAUSE);
+    }
+
+    #[test]
+    fn emfile_is_not_transient() {
+        assert!(!is_transient(&io::Error::from_raw_os_error(
+            nix::libc::EMFILE
+        )));
+        assert!(is_transient(&io::ErrorKind::WouldBlock.into()));
+    }
+}

@@ -1,0 +1,195 @@
+//! The app's view of one exchange, three ways:
+//!
+//! - [`TaskCall`] implements [`AsyncCall`] for apps with an async entry:
+//!   awaited on the connection's own task, their sleeps are tokio timers,
+//!   so a thousand sleeping requests cost no thread.
+//! - [`BlockingCall`] implements [`Call`] for sync apps, on a thread of the
+//!   runtime's blocking pool: each of its waits (`read_body`, a flush) is
+//!   the connection's async I/O driven with [`Handle::block_on`], so the
+//!   pool thread blocks and the event loop never does. Host services are
+//!   [`ThreadHost`]'s: a sleep blocks that pool thread, like a sync
+//!   endpoint in Starlette's thread pool.
+//! - [`InlineCall`] implements [`Call`] on the runtime thread itself, for
+//!   the test-only inline mode (see the crate doc): it reads only body bytes
+//!   already buffered and buffers the whole response.
+//!
+//! [`CatchUnwind`] turns a panic inside an app future into a value.
+
+use std::any::Any;
+use std::future::Future;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use runicorn_app::blocking::ThreadHost;
+use runicorn_app::{AsyncCall, BoxFuture, Call, Header, Host, RequestHead};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::runtime::Handle;
+
+use crate::exchange::Exchange;
+
+/// An async app's view of the exchange, on the connection task.
+pub(crate) struct TaskCall<'e, S> {
+    pub(crate) exchange: &'e mut Exchange<S>,
+}
+
+/// The future of a write that only buffered: zero-sized, so boxing it
+/// allocates nothing on the hot path.
+struct Buffered;
+
+impl Future for Buffered {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S> AsyncCall for TaskCall<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    fn head(&self) -> &RequestHead {
+        &self.exchange.head
+    }
+
+    fn peer(&self) -> &str {
+        &self.exchange.peer
+    }
+
+    fn read_body<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
+        Box::pin(self.exchange.read_body(buf))
+    }
+
+    fn trailers(&self) -> &[Header] {
+        self.exchange.cycle.trailers()
+    }
+
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        self.exchange.start_response(status, headers)
+    }
+
+    fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        match self.exchange.write_buffered(data) {
+            Ok(false) => Box::pin(Buffered),
+            Ok(true) => Box::pin(self.exchange.flush_for_app()),
+            Err(err) => Box::pin(std::future::ready(Err(err))),
+        }
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A sync app's view of the exchange, on a blocking-pool thread.
+pub(crate) struct BlockingCall<'e, S> {
+    pub(crate) exchange: &'e mut Exchange<S>,
+    pub(crate) handle: &'e Handle,
+}
+
+impl<S> Call for BlockingCall<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn head(&self) -> &RequestHead {
+        &self.exchange.head
+    }
+
+    fn peer(&self) -> &str {
+        &self.exchange.peer
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.handle.block_on(self.exchange.read_body(buf))
+    }
+
+    fn trailers(&self) -> &[Header] {
+        self.exchange.cycle.trailers()
+    }
+
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        self.exchange.start_response(status, headers)
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.exchange.write_buffered(data)? {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.handle.block_on(self.exchange.flush_for_app())
+    }
+
+    fn host(&self) -> &dyn Host {
+        &ThreadHost
+    }
+}
+
+/// A sync app's view of the exchange on the runtime thread (test-only
+/// inline mode): nothing here waits on the network.
+pub(crate) struct InlineCall<'e, S> {
+    pub(crate) exchange: &'e mut Exchange<S>,
+}
+
+impl<S> Call for InlineCall<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn head(&self) -> &RequestHead {
+        &self.exchange.head
+    }
+
+    fn peer(&self) -> &str {
+        &self.exchange.peer
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.exchange.decode_buffered(buf)? {
+            Some(count) => Ok(count),
+            None => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "inline sync apps read only body bytes already received",
+            )),
+        }
+    }
+
+    fn trailers(&self) -> &[Header] {
+        self.exchange.cycle.trailers()
+    }
+
+    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        self.exchange.start_response(status, headers)
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.exchange.write_buffered(data).map(drop)
+    }
+
+    fn host(&self) -> &dyn Host {
+        &ThreadHost
+    }
+}
+
+/// Polls an app future, catching a panic as `Err(payload)`.
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The worker's main thread: boots the runtimes, then watches the stop
+//! state (the shutdown wake fd, with a timeout so a dead master is noticed)
+//! while the runtime threads serve. On a graceful stop (TERM, max-requests,
+//! a panicking app, the master gone) it tells every runtime to stop
+//! accepting and waits for their connections within `--graceful-timeout`;
+//! on a quick stop (INT/QUIT) it ends the process at once, even with a
+//! runtime thread stuck in app code.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use runicorn_http::Limits;
+use runicorn_master::{Settings, ShutdownState, Worker};
+use tokio::sync::{watch, Semaphore};
+
+use crate::error::AsyncError;
+use crate::exchange::DriverConfig;
+use crate::heartbeat::{self, Beats};
+use crate::runtime::{self, Launch};
+use crate::shared::Shared;
+
+/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
+const BOOT_ERROR: u8 = 3;
+
+/// How often the main thread re-checks while a graceful stop runs (the
+/// wake fd then stays readable, so it can no longer wait on it).
+const GRACEFUL_RECHECK: Duration = Duration::from_millis(50);
+
+/// The environment variable of the test-only inline mode (see the crate doc).
+pub const INLINE_SYNC_ENV: &str = "RUNICORN_ASYNC_INLINE_SYNC";
+
+/// The driver settings of an async worker: keep-alive on.
+pub(crate) fn driver_config(settings: &Settings) -> DriverConfig {
+    let limits = Limits::from_settings(
+        settings.limit_request_line,
+        settings.limit_request_fields,
+        settings.limit_request_field_size,
+        settings.limit_request_body,
+    );
+    let mut config = DriverConfig::new(limits);
+    config.keepalive = settings.keepalive;
+    config.io_timeout = settings.client_timeout();
+    config
+}
+
+/// Runs the worker until it should exit; its exit code.
+pub(crate) fn run(worker: Worker) -> ExitCode {
+    let runtimes = worker.settings.threads.max(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = mpsc::channel();
+    if let Err(err) = boot(&worker, runtimes, stop_rx, done_tx) {
+        tracing::error!("Exception in worker process: {err}");
+        return ExitCode::from(BOOT_ERROR);
+    }
+    wait_for_stop(&worker, &done_rx);
+    // Stop accepting everywhere; idle keep-alive connections close, busy
+    // ones finish their request.
+    let _ = stop_tx.send(true);
+    let finished = wait_for_runtimes(&worker, &done_rx, runtimes);
+    if finished {
+        worker.app.sync.shutdown_worker();
+    } else {
+        tracing::warn!(
+            "Worker (pid: {}) still had requests in flight after the graceful timeout ({:?}); exiting",
+            std::process::id(),
+            worker.settings.graceful_timeout
+        );
+    }
+    tracing::info!("Worker exiting (pid: {})", std::process::id());
+    ExitCode::SUCCESS
+}
+
+fn boot(
+    worker: &Worker,
+    runtimes: usize,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<usize>,
+) -> Result<(), AsyncError> {
+    let settings = &worker.settings;
+    let inline_sync =
+        worker.app.asynch.is_none() && std::env::var_os(INLINE_SYNC_ENV).is_some_and(|v| v == "1");
+    if inline_sync {
+        tracing::warn!(
+            "{INLINE_SYNC_ENV}=1: the sync app runs on the event loop; one slow request stalls every connection of its runtime (for tests and diagnosis only)"
+        );
+    }
+    let shared = Arc::new(Shared {
+        app: worker.app.clone(),
+        slot: worker.slot.clone(),
+        shutdown: worker.shutdown.clone(),
+        config: driver_config(settings),
+        max_requests: worker.max_requests,
+        started: AtomicU64::new(0),
+        inline_sync,
+        permits: Arc::new(Semaphore::new(settings.worker_connections.max(1))),
+    });
+    let every = heartbeat::interval(settings.timeout);
+    let beats = Arc::new(Beats::new(worker.slot.clone(), runtimes, every));
+    // The pool is shared out between the runtimes, so `--blocking-threads`
+    // bounds the worker's threads for sync apps whatever `--threads` is.
+    let per_runtime = settings.blocking_threads.div_ceil(runtimes);
+    let prepared = (0..runtimes)
+        .map(|index| runtime::prepare(index, per_runtime, &worker.listeners))
+        .collect::<Result<Vec<_>, _>>()?;
+    let launch = Launch {
+        shared,
+        beats,
+        every,
+        stop,
+        done,
+    };
+    for runtime in prepared {
+        runtime::spawn(runtime, launch.clone())?;
+    }
+    Ok(())
+}
+
+/// Blocks the main thread until the worker should stop accepting.
+fn wait_for_stop(worker: &Worker, done: &mpsc::Receiver<usize>) {
+    let every = heartbeat::interval(worker.settings.timeout);
+    let timeout = PollTimeout::try_from(every).unwrap_or(PollTimeout::MAX);
+    loop {
+        match worker.shutdown.state() {
+            ShutdownState::Quick => quick_exit(),
+            ShutdownState::Graceful => return,
+            ShutdownState::Running => {}
+        }
+        if !worker.shutdown.master_alive() {
+            tracing::info!("Parent changed, shutting down: {}", std::process::id());
+            worker.shutdown.request_graceful();
+            return;
+        }
+        if let Ok(index) = done.try_recv() {
+            tracing::error!(
+                "runtime {index} of worker (pid: {}) ended unexpectedly; the worker exits and the master replaces it",
+                std::process::id()
+            );
+            worker.shutdown.request_graceful();
+            return;
+        }
+        let mut fds = [PollFd::new(worker.shutdown.wake_fd(), PollFlags::POLLIN)];
+        // Readable on any state change; a timeout or EINTR re-checks.
+        let _ = poll(&mut fds, timeout);
+    }
+}
+
+/// Waits until every runtime finished, within the graceful timeout; true
+/// when they all did. A quick stop meanwhile ends the process.
+fn wait_for_runtimes(worker: &Worker, done: &mpsc::Receiver<usize>, runtimes: usize) -> bool {
+    let deadline = Instant::now() + worker.settings.graceful_timeout;
+    let mut finished = 0;
+    while finished < runtimes {
+        if worker.shutdown.state() == ShutdownState::Quick {
+            quick_exit();
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match done.recv_timeout(left.min(GRACEFUL_RECHECK)) {
+            Ok(_) => finished += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return finished >= runtimes,
+        }
+    }
+    true
+}
+
+/// INT/QUIT: leave now, whatever the runtimes are doing (Gunicorn's workers
+/// `sys.exit(0)` from the signal handler).
+fn quick_exit() -> ! {
+    tracing::info!("Worker exiting (pid: {})", std::process::id());
+    std::process::exit(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_keep_alive_with_half_the_timeout_for_io() {
+        let settings = Settings {
+            timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(5),
+            ..Settings::default()
+        };
+        let config = driver_config(&settings);
+        assert_eq!(config.keepalive, Duration::from_secs(5));
+        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.request_line, 4094);
+    }
+}
