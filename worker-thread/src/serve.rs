@@ -60,19 +60,20 @@ impl Hooks for DispatchHooks<'_> {
         if std::mem::take(&mut self.skip_wait_check) {
             return false;
         }
-        // Asked once per request, just before it starts.
-        let started = self.shared.started.fetch_add(1, Ordering::AcqRel) + 1;
-        if past_max_requests(started, self.shared.max_requests) {
-            if started == self.shared.max_requests {
-                tracing::info!("Autorestarting worker after current request.");
-                self.shared.shutdown.request_graceful();
-            }
-            return true;
-        }
-        !self.shared.shutdown.is_running()
+        // Asked just before a request starts (unless keep-alive is off, when
+        // every request is the last anyway).
+        let upcoming = self.shared.started.load(Ordering::Acquire) + 1;
+        past_max_requests(upcoming, self.shared.max_requests) || !self.shared.shutdown.is_running()
     }
 
     fn request_started(&mut self, head: &RequestHead) {
+        let started = self.shared.started.fetch_add(1, Ordering::AcqRel) + 1;
+        if started == self.shared.max_requests {
+            // Requests racing this one on other threads learn it when their
+            // response starts (the close check in `serve_readable`).
+            tracing::info!("Autorestarting worker after current request.");
+            self.shared.shutdown.request_graceful();
+        }
         let line = format!("{} {} {}", head.method, head.target, head.version.as_str());
         self.in_flight = Some(self.shared.slot.begin_request(&line));
     }
@@ -191,6 +192,22 @@ mod tests {
         assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
         let text = read_responses(&mut client, 2);
         assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+        assert!(!shared.shutdown.is_running());
+    }
+
+    #[test]
+    fn max_requests_counts_with_keep_alive_off() {
+        let shared = shared(2);
+        let settings = runicorn_master::Settings {
+            keepalive: Duration::ZERO,
+            ..runicorn_master::Settings::default()
+        };
+        for _ in 0..2 {
+            let (mut client, server) = UnixStream::pair().unwrap();
+            let mut conn = Connection::new(Stream::Unix(server), "", conn_config(&settings));
+            client.write_all(GET).unwrap();
+            assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
+        }
         assert!(!shared.shutdown.is_running());
     }
 

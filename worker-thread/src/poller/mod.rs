@@ -10,22 +10,23 @@
 //! Connections are registered `EPOLLONESHOT`: an event disarms it, so a
 //! connection on a thread never wakes the poller; parking re-arms it.
 
-use std::io;
+mod accept;
+mod stop;
+
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use runicorn_http::{ConnConfig, Connection, Outcome};
-use runicorn_master::{Listener, ShutdownState, Worker};
+use runicorn_http::{ConnConfig, Outcome};
+use runicorn_master::Worker;
 
 use crate::error::ThreadError;
 use crate::idle::{IdleKind, IdleSet};
 use crate::policy::{self, Load, STOP_IDLE_GRACE};
 use crate::pool::{Pool, Returned};
 use crate::serve::{Client, Shared};
-use crate::stream::Stream;
 
 /// The token of the stop state's wake pipe.
 const TOKEN_SHUTDOWN: u64 = u64::MAX;
@@ -36,9 +37,6 @@ const TOKEN_POOL: u64 = u64::MAX - 1;
 const FIRST_CLIENT: u64 = 1 << 16;
 /// Events taken from the kernel per wait.
 const EVENTS_PER_WAIT: usize = 256;
-/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
-/// so a listener that stays readable does not spin the worker.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,74 +195,6 @@ impl<'w> Poller<'w> {
             }
         }
     }
-
-    /// The stop decisions, in order: quick, master gone, a request past
-    /// `--timeout`, graceful stop progress.
-    fn check_state(&mut self, now: Instant, interval: Duration) -> Option<Ending> {
-        let state = self.worker.shutdown.state();
-        if state == ShutdownState::Quick {
-            return Some(Ending::Quick);
-        }
-        if state == ShutdownState::Running && now.duration_since(self.last_check) >= interval {
-            self.last_check = now;
-            self.periodic_checks();
-        }
-        if !self.worker.shutdown.is_running() && self.stop.is_none() {
-            self.begin_stop(now);
-        }
-        let stop = self.stop?;
-        if self.busy == 0 && self.idle.is_empty() {
-            return Some(Ending::Graceful);
-        }
-        if now >= stop.deadline {
-            tracing::warn!(
-                "Graceful timeout: {} request(s) still running after --graceful-timeout {}s; the worker exits",
-                self.busy,
-                self.worker.settings.graceful_timeout.as_secs_f64()
-            );
-            return Some(Ending::GracefulTimeout);
-        }
-        None
-    }
-
-    /// Once per poll interval: is the master alive, has a request run past
-    /// `--timeout`?
-    fn periodic_checks(&mut self) {
-        let shutdown = &self.worker.shutdown;
-        if !shutdown.master_alive() {
-            tracing::info!("Parent changed, shutting down: {}", std::process::id());
-            shutdown.request_graceful();
-            return;
-        }
-        let timeout = self.worker.settings.timeout;
-        if let Some((age, line)) = self.worker.slot.oldest_request() {
-            if policy::overdue(age, timeout) {
-                tracing::error!(
-                    "WORKER TIMEOUT (pid:{}): request {line:?} has run {:.1}s, past --timeout {}s; \
-                     the worker stops accepting and exits once its other requests finish (at most \
-                     --graceful-timeout {}s later). Raise --timeout if such requests are expected, \
-                     or find why the handler blocks",
-                    std::process::id(),
-                    age.as_secs_f64(),
-                    timeout.as_secs_f64(),
-                    self.worker.settings.graceful_timeout.as_secs_f64()
-                );
-                shutdown.request_graceful();
-            }
-        }
-    }
-
-    /// Stop accepting; idle connections get a short grace to send the
-    /// request they may already be sending, which is then answered with
-    /// `Connection: close`.
-    fn begin_stop(&mut self, now: Instant) {
-        self.stop = Some(Stop {
-            deadline: now + self.worker.settings.graceful_timeout,
-        });
-        self.set_listening(false);
-        self.idle.shorten(now + STOP_IDLE_GRACE);
-    }
-
     fn load(&self) -> Load {
         Load {
             busy: self.busy,
@@ -274,42 +204,6 @@ impl<'w> Poller<'w> {
             cap: self.worker.settings.worker_connections,
         }
     }
-
-    fn should_listen(&mut self, now: Instant) -> bool {
-        if let Some(until) = self.accept_paused_until {
-            if now < until {
-                return false;
-            }
-            self.accept_paused_until = None;
-        }
-        self.stop.is_none() && self.worker.shutdown.is_running() && self.load().may_accept()
-    }
-
-    /// Adds or removes the listeners. Not `EPOLLEXCLUSIVE`: a worker woken
-    /// for a connection it then declines (its threads filled up in the same
-    /// pass) must not leave that connection unseen by the other workers, so
-    /// every worker that is listening is woken and they race for `accept`.
-    fn set_listening(&mut self, wanted: bool) {
-        if wanted == self.listening {
-            return;
-        }
-        for (index, listener) in self.worker.listeners.iter().enumerate() {
-            let result = if wanted {
-                self.epoll
-                    .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, index as u64))
-            } else {
-                self.epoll.delete(listener)
-            };
-            if let Err(err) = result {
-                tracing::error!(
-                    "cannot watch listener {} with epoll: {err}",
-                    listener.describe()
-                );
-            }
-        }
-        self.listening = wanted;
-    }
-
     fn wait_time(&self, now: Instant, interval: Duration) -> EpollTimeout {
         let mut wake_at = now + interval;
         for deadline in [
@@ -396,82 +290,4 @@ impl<'w> Poller<'w> {
         }
         self.idle.park(token, client, kind, now + wait);
     }
-
-    /// Accepts from the ready listeners while a thread is free: at most as
-    /// many connections per pass as there are free threads, so a burst is
-    /// shared with the other workers instead of queued behind busy threads.
-    fn accept_from(&mut self, ready: &[usize]) {
-        let mut budget = self.load().threads.saturating_sub(self.busy);
-        for &index in ready {
-            while budget > 0 && self.stop.is_none() && self.worker.shutdown.is_running() {
-                let load = self.load();
-                if !load.may_accept() {
-                    return;
-                }
-                if load.needs_room() {
-                    match self.idle.evict_oldest_kept() {
-                        Some(oldest) => drop(oldest),
-                        None => return,
-                    }
-                }
-                let Some(listener) = self.worker.listeners.get(index) else {
-                    break;
-                };
-                match accept(listener) {
-                    Ok(Some((stream, peer))) => {
-                        budget -= 1;
-                        self.admit(stream, peer);
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        tracing::error!("accept on {} failed: {err}", listener.describe());
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_ERROR_PAUSE);
-                        self.set_listening(false);
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A new connection: straight to a thread when its request is already
-    /// here, else parked until its first bytes.
-    fn admit(&mut self, stream: Stream, peer: String) {
-        let client = Connection::new(stream, peer, self.config);
-        if client.stream().readable_now() {
-            self.dispatch(client);
-        } else {
-            self.park(client, IdleKind::Fresh);
-        }
-    }
-}
-
-/// Accepts one connection; `Ok(None)` when there is nothing to accept.
-fn accept(listener: &Listener) -> io::Result<Option<(Stream, String)>> {
-    // accept(2) on Linux does not pass O_NONBLOCK on: the stream is
-    // blocking, and the driver bounds every read and write with a timeout.
-    let accepted = match listener {
-        Listener::Tcp(tcp) => tcp.accept().map(|(stream, peer)| {
-            // Best effort: responses are written in few writes anyway.
-            let _ = stream.set_nodelay(true);
-            (Stream::Tcp(stream), peer.to_string())
-        }),
-        Listener::Unix(unix) => unix
-            .accept()
-            .map(|(stream, _)| (Stream::Unix(stream), String::new())),
-    };
-    match accepted {
-        Ok(accepted) => Ok(Some(accepted)),
-        Err(err) if is_transient(&err) => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
-/// Errors after which the worker simply waits again: nothing to accept
-/// (another worker won the race), or the client gave up before accept.
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
 }

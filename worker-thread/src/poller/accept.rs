@@ -1,0 +1,132 @@
+//! Accepting: whether the listeners are watched, and taking new
+//! connections from them while a thread is free and there is room.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use runicorn_http::Connection;
+use runicorn_master::Listener;
+
+use super::Poller;
+use crate::idle::IdleKind;
+use crate::stream::Stream;
+
+/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
+/// so a listener that stays readable does not spin the worker.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+impl Poller<'_> {
+    pub(super) fn should_listen(&mut self, now: Instant) -> bool {
+        if let Some(until) = self.accept_paused_until {
+            if now < until {
+                return false;
+            }
+            self.accept_paused_until = None;
+        }
+        self.stop.is_none() && self.worker.shutdown.is_running() && self.load().may_accept()
+    }
+
+    /// Adds or removes the listeners. Not `EPOLLEXCLUSIVE`: a worker woken
+    /// for a connection it then declines (its threads filled up in the same
+    /// pass) must not leave that connection unseen by the other workers, so
+    /// every worker that is listening is woken and they race for `accept`.
+    pub(super) fn set_listening(&mut self, wanted: bool) {
+        if wanted == self.listening {
+            return;
+        }
+        for (index, listener) in self.worker.listeners.iter().enumerate() {
+            let result = if wanted {
+                self.epoll
+                    .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, index as u64))
+            } else {
+                self.epoll.delete(listener)
+            };
+            if let Err(err) = result {
+                tracing::error!(
+                    "cannot watch listener {} with epoll: {err}",
+                    listener.describe()
+                );
+            }
+        }
+        self.listening = wanted;
+    }
+
+    /// Accepts from the ready listeners while a thread is free: at most as
+    /// many connections per pass as there are free threads, so a burst is
+    /// shared with the other workers instead of queued behind busy threads.
+    pub(super) fn accept_from(&mut self, ready: &[usize]) {
+        let mut budget = self.load().threads.saturating_sub(self.busy);
+        for &index in ready {
+            while budget > 0 && self.stop.is_none() && self.worker.shutdown.is_running() {
+                let load = self.load();
+                if !load.may_accept() {
+                    return;
+                }
+                if load.needs_room() {
+                    match self.idle.evict_oldest_kept() {
+                        Some(oldest) => drop(oldest),
+                        None => return,
+                    }
+                }
+                let Some(listener) = self.worker.listeners.get(index) else {
+                    break;
+                };
+                match accept(listener) {
+                    Ok(Some((stream, peer))) => {
+                        budget -= 1;
+                        self.admit(stream, peer);
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::error!("accept on {} failed: {err}", listener.describe());
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_ERROR_PAUSE);
+                        self.set_listening(false);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new connection: straight to a thread when its request is already
+    /// here, else parked until its first bytes.
+    fn admit(&mut self, stream: Stream, peer: String) {
+        let client = Connection::new(stream, peer, self.config);
+        if client.stream().readable_now() {
+            self.dispatch(client);
+        } else {
+            self.park(client, IdleKind::Fresh);
+        }
+    }
+}
+
+/// Accepts one connection; `Ok(None)` when there is nothing to accept.
+fn accept(listener: &Listener) -> io::Result<Option<(Stream, String)>> {
+    // accept(2) on Linux does not pass O_NONBLOCK on: the stream is
+    // blocking, and the driver bounds every read and write with a timeout.
+    let accepted = match listener {
+        Listener::Tcp(tcp) => tcp.accept().map(|(stream, peer)| {
+            // Best effort: responses are written in few writes anyway.
+            let _ = stream.set_nodelay(true);
+            (Stream::Tcp(stream), peer.to_string())
+        }),
+        Listener::Unix(unix) => unix
+            .accept()
+            .map(|(stream, _)| (Stream::Unix(stream), String::new())),
+    };
+    match accepted {
+        Ok(accepted) => Ok(Some(accepted)),
+        Err(err) if is_transient(&err) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Errors after which the worker simply waits again: nothing to accept
+/// (another worker won the race), or the client gave up before accept.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
+}
