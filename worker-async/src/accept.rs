@@ -62,7 +62,10 @@ pub(crate) async fn accept_loop(listener: AsyncListener, name: String, local: Rc
     let mut stop = local.stop.clone();
     let mut backoff = Backoff::default();
     loop {
-        if *stop.borrow_and_update() {
+        // The stop state is read directly too: a max-requests or panic
+        // retirement on this runtime stops accepting at once, before the
+        // main thread has broadcast the stop.
+        if *stop.borrow_and_update() || !local.shared.shutdown.is_running() {
             return;
         }
         let permits = std::sync::Arc::clone(&local.shared.permits);

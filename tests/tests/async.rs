@@ -1,0 +1,356 @@
+//! End-to-end tests of the async worker class (issue 6): the real binary,
+//! loopback and unix sockets, real signals. Every server binds
+//! `127.0.0.1:0` or a unix socket in a temp dir and is killed (its whole
+//! process group) when the test ends, also on failure.
+
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use runicorn_tests::{concurrent, deadline, get, wait_until, Conn, Launch, Server, Signal};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// `runicorn -k async -b 127.0.0.1:0 ARGS... APP`.
+fn serve(args: &[&str], app: &str) -> Server {
+    launch(args, app).start()
+}
+
+fn launch(args: &[&str], app: &str) -> Launch {
+    let mut all = vec!["-k", "async", "-b", LOCAL];
+    all.extend_from_slice(args);
+    all.push(app);
+    Launch::new(all)
+}
+
+fn exit_code(server: &mut Server, secs: f64) -> i32 {
+    match server.wait_exit(deadline(secs)) {
+        Some(status) => status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
+        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
+    }
+}
+
+#[test]
+fn a_thousand_sleeping_requests_share_one_worker() {
+    const CLIENTS: usize = 1000;
+    let server = serve(&["-w", "1"], "builtin:sleep");
+    server.wait_workers(1, 10.0);
+    let start = Arc::new(Barrier::new(CLIENTS + 1));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (addr, start) = (server.addr().clone(), Arc::clone(&start));
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    start.wait();
+                    get(&addr, "/?ms=200").map(|response| (response.status, response.text()))
+                })
+                .expect("spawn a client thread")
+        })
+        .collect();
+    start.wait();
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for handle in handles {
+        match handle.join().expect("client thread") {
+            Ok((200, text)) if text == "slept 200 ms\n" => {}
+            other => failures.push(format!("{other:?}")),
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        failures.is_empty(),
+        "{} of {CLIENTS} failed, first: {:?}\n{}",
+        failures.len(),
+        failures.first(),
+        server.log()
+    );
+    // Served one at a time they would take 200 s.
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "{CLIENTS} sleeps of 200 ms took {elapsed:?}"
+    );
+    eprintln!("{CLIENTS} concurrent 200 ms sleeps on one async worker: {elapsed:?}");
+}
+
+/// `builtin:cpu` has no async entry, so it runs on the blocking pool: a long
+/// computation there must not stop the event loop from answering a short
+/// request of the same app (`?n=1`, as cheap as `builtin:hello`).
+#[test]
+fn a_sync_app_on_the_pool_does_not_stall_the_event_loop() {
+    let server = serve(&["-w", "1", "--log-level", "debug"], "builtin:cpu");
+    server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    let long = thread::spawn(move || get(&addr, "/?n=3000000"));
+    server.expect_log("GET /?n=3000000", 10.0);
+    for attempt in 0..5 {
+        let response = get(server.addr(), "/?n=1")
+            .unwrap_or_else(|err| panic!("short request {attempt}: {err}\n{}", server.log()));
+        assert_eq!(response.status, 200);
+        assert!(response.text().starts_with("cpu 1 rounds: "));
+    }
+    assert!(
+        !long.is_finished(),
+        "the long computation ended before the short requests; the test proves nothing"
+    );
+    drop(server);
+    let _ = long.join();
+}
+
+#[test]
+fn worker_connections_caps_the_open_connections() {
+    let server = serve(
+        &["-w", "1", "--worker-connections", "2", "--keep-alive", "30"],
+        "builtin:hello",
+    );
+    server.wait_workers(1, 10.0);
+    let mut first = Conn::connect(server.addr()).unwrap();
+    let mut second = Conn::connect(server.addr()).unwrap();
+    for conn in [&mut first, &mut second] {
+        let response = conn.get("/").unwrap();
+        assert_eq!(response.status, 200);
+        assert!(!response.closes());
+    }
+    // Both permits are held by idle keep-alive connections: the third
+    // connection waits in the kernel's queue, unanswered.
+    let mut third = Conn::connect(server.addr()).unwrap();
+    third.set_timeout(Duration::from_secs(1)).unwrap();
+    third
+        .send(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        third.read_response(false).is_err(),
+        "a third connection was served past --worker-connections 2"
+    );
+    // One closes, its permit frees, and the third is accepted and answered.
+    drop(first);
+    third.set_timeout(Duration::from_secs(10)).unwrap();
+    let response = third
+        .read_response(false)
+        .expect("answered once a permit frees");
+    assert_eq!(response.text(), "Hello, World!");
+    assert_eq!(second.get("/").unwrap().status, 200);
+}
+
+#[test]
+fn connections_are_kept_alive_for_http_1_1_and_1_0() {
+    let server = serve(&["-w", "1"], "builtin:hello");
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    for _ in 0..5 {
+        let response = conn.get("/").unwrap();
+        assert_eq!(response.text(), "Hello, World!");
+        assert!(!response.closes(), "{:?}", response.headers);
+    }
+
+    let mut old = Conn::connect(server.addr()).unwrap();
+    for _ in 0..3 {
+        old.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let response = old.read_response(false).unwrap();
+        assert_eq!(response.text(), "Hello, World!");
+        assert_eq!(response.header("connection"), Some("keep-alive"));
+    }
+    // Without the header, 1.0 closes.
+    old.send(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let response = old.read_response(false).unwrap();
+    assert!(response.closes());
+    old.set_timeout(Duration::from_secs(5)).unwrap();
+    assert!(old.at_eof().unwrap(), "the 1.0 connection was not closed");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = serve(&["-w", "1"], "builtin:echo");
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    let mut batch = Vec::new();
+    for index in 0..10 {
+        batch.extend_from_slice(format!("GET /{index} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    conn.send(&batch).unwrap();
+    for index in 0..10 {
+        let response = conn.read_response(false).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.json()["path"], format!("/{index}"));
+    }
+    // The async entry of hello pipelines the same way.
+    let hello = serve(&["-w", "1"], "builtin:hello");
+    let mut conn = Conn::connect(hello.addr()).unwrap();
+    conn.send(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50))
+        .unwrap();
+    for _ in 0..50 {
+        assert_eq!(conn.read_response(false).unwrap().text(), "Hello, World!");
+    }
+}
+
+#[test]
+fn term_finishes_in_flight_requests_and_closes_idle_connections() {
+    let mut server = serve(
+        &["-w", "1", "--log-level", "debug", "--keep-alive", "30"],
+        "builtin:sleep",
+    );
+    let mut idle = Conn::connect(server.addr()).unwrap();
+    assert_eq!(idle.get("/?ms=0").unwrap().status, 200);
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/?ms=1500"));
+    server.expect_log("GET /?ms=1500", 10.0);
+    server.signal(Signal::SIGTERM);
+    // The idle keep-alive connection is closed at once, not after 30 s.
+    idle.set_timeout(Duration::from_secs(5)).unwrap();
+    assert!(idle.at_eof().unwrap(), "the idle connection was kept");
+    let response = client
+        .join()
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.text(), "slept 1500 ms\n");
+    assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
+}
+
+#[test]
+fn quit_exits_fast_even_with_a_request_in_flight() {
+    let mut server = serve(
+        &[
+            "-w",
+            "1",
+            "--log-level",
+            "debug",
+            "--graceful-timeout",
+            "30",
+        ],
+        "builtin:sleep",
+    );
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
+    server.expect_log("GET /?ms=20000", 10.0);
+    let started = Instant::now();
+    server.signal(Signal::SIGQUIT);
+    exit_code(&mut server, 10.0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        wait_until(deadline(5.0), || server.group().is_empty()),
+        "left behind: {:?}",
+        server.group()
+    );
+    assert!(client.join().unwrap().is_err(), "the request was not cut");
+}
+
+#[test]
+fn max_requests_recycles_the_worker_without_losing_a_request() {
+    let server = serve(&["-w", "1", "--max-requests", "20"], "builtin:hello");
+    let first = server.wait_workers(1, 10.0);
+    let report = concurrent(server.addr(), 4, 25, "/");
+    assert_eq!(report.ok, 100, "{report:?}\n{}", server.log());
+    assert_eq!(report.failed, 0, "{report:?}");
+    let recycled = wait_until(deadline(15.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != first
+    });
+    assert!(
+        recycled,
+        "worker {first:?} was not recycled:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log_count("Autorestarting worker after current request.") >= 2,
+        "{}",
+        server.log()
+    );
+}
+
+/// A runtime thread stuck in app code must stop the heartbeat. A sync app
+/// cannot get onto a runtime thread by design (it runs on the blocking
+/// pool), so this uses the worker's test-only inline mode
+/// (`RUNICORN_ASYNC_INLINE_SYNC=1`), which calls it on the runtime thread.
+/// With two runtimes, the other one keeps ticking: the beat must still stop.
+#[test]
+fn a_stuck_runtime_stops_the_heartbeat_and_the_request_is_named() {
+    let server = launch(&["-w", "1", "-t", "2", "--threads", "2"], "builtin:cpu")
+        .env("RUNICORN_ASYNC_INLINE_SYNC", "1")
+        .start();
+    let old = server.wait_workers(1, 10.0);
+    server.expect_log("RUNICORN_ASYNC_INLINE_SYNC=1", 10.0);
+    let outcome = get(server.addr(), "/?n=1000000000");
+    assert!(
+        outcome
+            .as_ref()
+            .map_or(true, |response| response.status >= 500),
+        "{outcome:?}"
+    );
+    let line = server.expect_log("WORKER TIMEOUT", 20.0);
+    assert!(
+        line.contains("GET /?n=1000000000"),
+        "the log does not name the request: {line}"
+    );
+    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
+    let replaced = wait_until(deadline(15.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != old
+    });
+    assert!(
+        replaced,
+        "the stuck worker was not replaced:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn emfile_pauses_accepts_with_a_back_off_and_recovers() {
+    let probe = std::process::Command::new("prlimit")
+        .args(["--nofile=64:64", "true"])
+        .output();
+    if !probe.as_ref().is_ok_and(|output| output.status.success()) {
+        eprintln!("SKIPPED: prlimit is not available here: {probe:?}");
+        return;
+    }
+    let server = launch(&["-w", "1"], "builtin:hello")
+        .wrapper(["prlimit", "--nofile=64:64"])
+        .start();
+    server.wait_workers(1, 10.0);
+    assert_eq!(get(server.addr(), "/").unwrap().status, 200);
+    // Silent connections use up the worker's 64 descriptors.
+    let addr = server.addr().tcp();
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(addr).expect("connect (the kernel queues it)"))
+        .collect();
+    server.expect_log("Too many open files", 15.0);
+    // The pause doubles from 10 ms; by the time it reaches 1 s a spinning
+    // loop would have logged thousands of lines, the back-off eight.
+    server.expect_log("pausing accepts for 1000 ms", 15.0);
+    let failures = server.log_count("pausing accepts");
+    assert!(
+        failures < 20,
+        "{failures} accept failures logged: the loop spins\n{}",
+        server.log()
+    );
+    drop(held);
+    let recovered = wait_until(deadline(20.0), || {
+        get(server.addr(), "/").is_ok_and(|response| response.status == 200)
+    });
+    assert!(
+        recovered,
+        "no answer after the descriptors freed:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_unix_socket_serves_with_keep_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("async.sock");
+    let bind = format!("unix:{}", socket.display());
+    let mut server = Server::start(["-k", "async", "-w", "1", "-b", &bind, "builtin:sleep"]);
+    let response = get(server.addr(), "/?ms=1").unwrap();
+    assert_eq!(response.text(), "slept 1 ms\n");
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    for _ in 0..3 {
+        let response = conn.get("/?ms=1").unwrap();
+        assert_eq!(response.status, 200);
+        assert!(!response.closes());
+    }
+    drop(conn);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
+    assert!(!socket.exists(), "unix socket left behind");
+}
