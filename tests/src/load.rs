@@ -155,6 +155,46 @@ impl ClientLoop {
         }
     }
 
+    /// Like [`ClientLoop::start`], but each thread keeps one keep-alive
+    /// connection, reconnecting only when the server closes it
+    /// (`Connection: close`) or it fails.
+    pub fn start_keepalive(addr: &Addr, path: &str, threads: usize) -> ClientLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(Mutex::new(LoadReport::default()));
+        let handles = (0..threads)
+            .map(|_| {
+                let (stop, report, addr, path) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&report),
+                    addr.clone(),
+                    path.to_owned(),
+                );
+                thread::spawn(move || {
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let outcome = match conn.as_mut() {
+                            Some(open) => open.get(&path),
+                            None => Conn::connect(&addr).and_then(|mut fresh| {
+                                let response = fresh.get(&path);
+                                conn = Some(fresh);
+                                response
+                            }),
+                        };
+                        if !outcome.as_ref().is_ok_and(|response| !response.closes()) {
+                            conn = None;
+                        }
+                        report.lock().expect("report lock").record(&outcome);
+                    }
+                })
+            })
+            .collect();
+        ClientLoop {
+            stop,
+            report,
+            handles,
+        }
+    }
+
     /// A snapshot of what the loop has seen so far.
     pub fn report(&self) -> LoadReport {
         self.report.lock().expect("report lock").clone()

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use runicorn_tests::{deadline, get, keepalive, Conn, Server, Signal};
+use runicorn_tests::{deadline, get, keepalive, ClientLoop, Conn, Server, Signal};
 
 const LOCAL: &str = "127.0.0.1:0";
 
@@ -383,4 +383,25 @@ fn workers_exit_when_the_master_dies() {
         workers.iter().all(|pid| !runicorn_tests::proc::alive(*pid))
     });
     assert!(gone, "workers outlived their master:\n{}", server.log());
+}
+
+#[test]
+fn a_saturated_worker_still_takes_a_client_no_other_worker_can() {
+    let server = gthread(
+        &["-w", "1", "--threads", "2", "--keep-alive", "30"],
+        "builtin:sleep",
+    );
+    // Four kept-alive clients on two threads: a thread never frees up.
+    let busy = ClientLoop::start_keepalive(server.addr(), "/busy?ms=50", 4);
+    assert!(busy.wait_ok(20, deadline(20.0)), "{:?}", busy.report());
+    let started = Instant::now();
+    let response = get(server.addr(), "/new?ms=0").expect("a new client is not starved");
+    assert_eq!(response.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the new client waited {:?}",
+        started.elapsed()
+    );
+    let report = busy.stop();
+    assert_eq!(report.failed, 0, "{report:?}");
 }

@@ -14,6 +14,14 @@ use runicorn_master::Settings;
 /// closed socket; one that stays silent is closed after this.
 pub(crate) const STOP_IDLE_GRACE: Duration = Duration::from_millis(200);
 
+/// How long a saturated worker lets a connection wait in the kernel queue
+/// for a worker with a free thread. A worker that is free takes it within
+/// microseconds; one still there after two looks this far apart means every
+/// worker is saturated (kept-alive clients refill their threads as soon as
+/// they free up), so the saturated workers take the queue and serve it
+/// behind their busy threads rather than let it starve.
+pub(crate) const ACCEPT_PATIENCE: Duration = Duration::from_millis(50);
+
 /// How long one epoll wait may last: half the timeout within 50 ms..1 s, so
 /// the heartbeat is never late and a dead master is noticed.
 pub(crate) fn poll_interval(timeout: Duration) -> Duration {
@@ -71,7 +79,19 @@ impl Load {
     /// with room under `--worker-connections`, or an idle kept-alive
     /// connection to close for room.
     pub(crate) fn may_accept(&self) -> bool {
-        self.busy < self.threads && (self.total() < self.cap.max(1) || self.kept > 0)
+        self.busy < self.threads && self.has_room()
+    }
+
+    /// Whether one more connection fits under `--worker-connections`, or
+    /// an idle kept-alive connection can be closed to make room.
+    pub(crate) fn has_room(&self) -> bool {
+        self.total() < self.cap.max(1) || self.kept > 0
+    }
+
+    /// Every thread is busy (running or queued work) but there is room:
+    /// the case where new clients wait in the kernel queue.
+    pub(crate) fn saturated(&self) -> bool {
+        self.busy >= self.threads && self.has_room()
     }
 
     /// Whether accepting one more first needs an idle connection closed.
@@ -161,6 +181,18 @@ mod tests {
             ..load(0, 0, 0)
         };
         assert!(tiny.may_accept(), "a cap of 0 still lets one in");
+    }
+
+    #[test]
+    fn saturated_means_every_thread_busy_and_room_left() {
+        assert!(!load(1, 3, 0).saturated());
+        assert!(load(2, 3, 0).saturated());
+        assert!(load(5, 3, 0).saturated());
+        assert!(
+            !load(2, 8, 0).saturated(),
+            "at the cap with nothing to close"
+        );
+        assert!(load(2, 8, 1).saturated());
     }
 
     #[test]

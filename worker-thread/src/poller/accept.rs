@@ -4,12 +4,16 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use runicorn_http::Connection;
 use runicorn_master::Listener;
 
 use super::Poller;
 use crate::idle::IdleKind;
+use crate::policy::ACCEPT_PATIENCE;
 use crate::stream::Stream;
 
 /// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
@@ -56,11 +60,77 @@ impl Poller<'_> {
     /// many connections per pass as there are free threads, so a burst is
     /// shared with the other workers instead of queued behind busy threads.
     pub(super) fn accept_from(&mut self, ready: &[usize]) {
-        let mut budget = self.load().threads.saturating_sub(self.busy);
+        let budget = self.load().threads.saturating_sub(self.busy);
+        self.accept_up_to(ready, budget, false);
+    }
+
+    /// Once per [`ACCEPT_PATIENCE`] while saturated: if a connection has sat
+    /// in a listener's queue across two looks, no worker has a free thread,
+    /// so this one takes every waiting connection (within
+    /// `--worker-connections`) and serves them in turn behind its busy
+    /// threads. Without this, kept-alive clients that refill the threads as
+    /// soon as they free up would starve new clients for good.
+    pub(super) fn take_starving_connections(&mut self, now: Instant) {
+        let load = self.load();
+        let running = self.stop.is_none() && self.worker.shutdown.is_running();
+        if !running || !load.saturated() || self.accept_paused_until.is_some() {
+            self.next_probe = None;
+            self.pending_seen = false;
+            return;
+        }
+        let due = *self.next_probe.get_or_insert(now + ACCEPT_PATIENCE);
+        if now < due {
+            return;
+        }
+        self.next_probe = Some(now + ACCEPT_PATIENCE);
+        let pending = self.pending_listeners();
+        if pending.is_empty() {
+            self.pending_seen = false;
+            return;
+        }
+        if !std::mem::replace(&mut self.pending_seen, true) {
+            // First sighting: give a free worker its chance.
+            return;
+        }
+        self.pending_seen = false;
+        tracing::debug!("every worker is saturated; taking the waiting connections");
+        self.accept_up_to(&pending, usize::MAX, true);
+    }
+
+    /// The listeners with a connection waiting (a zero-timeout poll).
+    fn pending_listeners(&self) -> Vec<usize> {
+        let mut fds: Vec<PollFd<'_>> = self
+            .worker
+            .listeners
+            .iter()
+            .map(|listener| PollFd::new(listener.as_fd(), PollFlags::POLLIN))
+            .collect();
+        if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0 {
+            return Vec::new();
+        }
+        fds.iter()
+            .enumerate()
+            .filter(|(_, fd)| {
+                fd.revents()
+                    .is_some_and(|events| events.contains(PollFlags::POLLIN))
+            })
+            .map(|(index, _)| index)
+            .collect()
+    }
+
+    /// Accepts up to `budget` connections from `ready`; `saturated`: the
+    /// worker takes them although no thread is free (see
+    /// [`Poller::take_starving_connections`]).
+    fn accept_up_to(&mut self, ready: &[usize], mut budget: usize, saturated: bool) {
         for &index in ready {
             while budget > 0 && self.stop.is_none() && self.worker.shutdown.is_running() {
                 let load = self.load();
-                if !load.may_accept() {
+                let allowed = if saturated {
+                    load.has_room()
+                } else {
+                    load.may_accept()
+                };
+                if !allowed {
                     return;
                 }
                 if load.needs_room() {

@@ -70,6 +70,10 @@ pub(crate) struct Poller<'w> {
     next_token: u64,
     listening: bool,
     accept_paused_until: Option<Instant>,
+    /// While saturated: when to look for starving connections next.
+    next_probe: Option<Instant>,
+    /// The last look saw a connection waiting.
+    pending_seen: bool,
     stop: Option<Stop>,
     last_check: Instant,
     returned: Vec<Returned>,
@@ -135,6 +139,8 @@ impl<'w> Poller<'w> {
             next_token: FIRST_CLIENT,
             listening: false,
             accept_paused_until: None,
+            next_probe: None,
+            pending_seen: false,
             stop: None,
             last_check: Instant::now(),
             returned: Vec::new(),
@@ -190,7 +196,9 @@ impl<'w> Poller<'w> {
             if !ready_listeners.is_empty() {
                 self.accept_from(&ready_listeners);
             }
-            for expired in self.idle.expire(Instant::now()) {
+            let now = Instant::now();
+            self.take_starving_connections(now);
+            for expired in self.idle.expire(now) {
                 drop(expired);
             }
         }
@@ -210,6 +218,7 @@ impl<'w> Poller<'w> {
             self.idle.next_deadline(),
             self.stop.map(|stop| stop.deadline),
             self.accept_paused_until,
+            self.next_probe,
         ]
         .into_iter()
         .flatten()
