@@ -405,3 +405,29 @@ fn a_saturated_worker_still_takes_a_client_no_other_worker_can() {
     let report = busy.stop();
     assert_eq!(report.failed, 0, "{report:?}");
 }
+
+#[test]
+fn unix_socket_clients_are_kept_alive_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("gthread.sock");
+    let bind = format!("unix:{}", socket.display());
+    let server = Server::start([
+        "-k",
+        "gthread",
+        "-w",
+        "1",
+        "--threads",
+        "2",
+        "-b",
+        &bind,
+        "builtin:hello",
+    ]);
+    let mut conn = Conn::connect(server.addr()).expect("connect over the unix socket");
+    for n in 0..20 {
+        let response = conn
+            .get("/")
+            .unwrap_or_else(|err| panic!("request {n}: {err}"));
+        assert_eq!(response.text(), "Hello, World!");
+        assert!(!response.closes());
+    }
+}

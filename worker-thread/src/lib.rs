@@ -17,8 +17,11 @@
 //! connection per free thread per pass) and under `--worker-connections`
 //! (closing the oldest idle kept-alive connection to make room), so a busy
 //! worker leaves new clients in the kernel queue for a worker that can serve
-//! them now. The heartbeat beats from the poller; every request in flight
-//! has a scoreboard lane.
+//! them now; only when a connection has waited there across two looks
+//! (`ACCEPT_PATIENCE` apart, so no worker had a free thread) does a
+//! saturated worker take the queue and serve it behind its busy threads,
+//! so kept-alive clients can never starve new ones. The heartbeat beats from
+//! the poller; every request in flight has a scoreboard lane.
 //!
 //! What `--timeout` means here: the heartbeat only says the poller is alive,
 //! so the master's silent-worker kill applies to a stuck poller, not to a
