@@ -237,6 +237,31 @@ fn quit_exits_fast_even_with_a_request_in_flight() {
 }
 
 #[test]
+fn a_request_longer_than_the_graceful_timeout_is_cut() {
+    let mut server = serve(
+        &["-w", "1", "--log-level", "debug", "--graceful-timeout", "1"],
+        "builtin:sleep",
+    );
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
+    server.expect_log("GET /?ms=20000", 10.0);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(exit_code(&mut server, 15.0), 0, "{}", server.log());
+    assert!(client.join().unwrap().is_err(), "the request was not cut");
+}
+
+#[test]
+fn workers_exit_when_the_master_dies() {
+    let server = serve(&["-w", "2"], "builtin:hello");
+    let workers = server.wait_workers(2, 10.0);
+    server.signal(Signal::SIGKILL);
+    let gone = wait_until(deadline(15.0), || {
+        workers.iter().all(|pid| !runicorn_tests::proc::alive(*pid))
+    });
+    assert!(gone, "workers {workers:?} outlived their master");
+}
+
+#[test]
 fn max_requests_recycles_the_worker_without_losing_a_request() {
     let server = serve(&["-w", "1", "--max-requests", "20"], "builtin:hello");
     let first = server.wait_workers(1, 10.0);

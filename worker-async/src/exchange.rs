@@ -7,7 +7,10 @@
 //! task can hand it whole to a blocking-pool thread for a sync app and get
 //! it back when the app returns.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use runicorn_http::{Cycle, DateCache, Limits, ParseError, RequestHead, ResponseError, CONTINUE};
@@ -99,14 +102,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<S> {
 
     /// Writes out and clears the output buffer, within the I/O timeout.
     /// (TCP and unix streams need no `flush` after `write_all`.)
+    ///
+    /// One write is tried first without a timer: a batch of responses
+    /// almost always fits the socket buffer, so the common case costs one
+    /// syscall and no timer entry.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
         }
-        let deadline = Instant::now() + self.config.io_timeout;
-        let result = match timeout_at(deadline, self.stream.write_all(&self.output)).await {
-            Ok(result) => result,
-            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        let mut written = 0;
+        let first = poll_fn(|cx| {
+            Poll::Ready(
+                match Pin::new(&mut self.stream).poll_write(cx, &self.output) {
+                    Poll::Ready(result) => Some(result),
+                    Poll::Pending => None,
+                },
+            )
+        })
+        .await;
+        let result = match first {
+            Some(Ok(0)) => Err(io::ErrorKind::WriteZero.into()),
+            Some(Ok(count)) => {
+                written = count;
+                Ok(())
+            }
+            Some(Err(err)) if err.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Some(Err(err)) => Err(err),
+            None => Ok(()),
+        };
+        let result = match result {
+            Ok(()) if written < self.output.len() => {
+                let deadline = Instant::now() + self.config.io_timeout;
+                let rest = &self.output[written..];
+                match timeout_at(deadline, self.stream.write_all(rest)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
+            other => other,
         };
         self.output.clear();
         if result.is_err() {

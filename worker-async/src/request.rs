@@ -7,7 +7,6 @@
 //! pool, the boxed [`Exchange`] moved to the pool thread and back; or, in
 //! the test-only inline mode, its sync entry right here on the runtime thread.
 
-use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -51,13 +50,11 @@ where
         exchange.io_failed = false;
         line.clear();
         let head = &exchange.head;
-        let _ = write!(
-            line,
-            "{} {} {}",
-            head.method,
-            head.target,
-            head.version.as_str()
-        );
+        line.push_str(&head.method);
+        line.push(' ');
+        line.push_str(&head.target);
+        line.push(' ');
+        line.push_str(head.version.as_str());
     }
     // Dropping the guard frees the lane and counts the request served.
     let in_flight = shared.slot.begin_request(line);

@@ -56,11 +56,11 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
         tracing::error!("Exception in worker process: {err}");
         return ExitCode::from(BOOT_ERROR);
     }
-    wait_for_stop(&worker, &done_rx);
+    let ended_early = wait_for_stop(&worker, &done_rx);
     // Stop accepting everywhere; idle keep-alive connections close, busy
     // ones finish their request.
     let _ = stop_tx.send(true);
-    let finished = wait_for_runtimes(&worker, &done_rx, runtimes);
+    let finished = wait_for_runtimes(&worker, &done_rx, runtimes - ended_early);
     if finished {
         worker.app.sync.shutdown_worker();
     } else {
@@ -119,20 +119,21 @@ fn boot(
     Ok(())
 }
 
-/// Blocks the main thread until the worker should stop accepting.
-fn wait_for_stop(worker: &Worker, done: &mpsc::Receiver<usize>) {
+/// Blocks the main thread until the worker should stop accepting; the
+/// number of runtimes that already ended (0, or 1 when one ended early).
+fn wait_for_stop(worker: &Worker, done: &mpsc::Receiver<usize>) -> usize {
     let every = heartbeat::interval(worker.settings.timeout);
     let timeout = PollTimeout::try_from(every).unwrap_or(PollTimeout::MAX);
     loop {
         match worker.shutdown.state() {
             ShutdownState::Quick => quick_exit(),
-            ShutdownState::Graceful => return,
+            ShutdownState::Graceful => return 0,
             ShutdownState::Running => {}
         }
         if !worker.shutdown.master_alive() {
             tracing::info!("Parent changed, shutting down: {}", std::process::id());
             worker.shutdown.request_graceful();
-            return;
+            return 0;
         }
         if let Ok(index) = done.try_recv() {
             tracing::error!(
@@ -140,7 +141,7 @@ fn wait_for_stop(worker: &Worker, done: &mpsc::Receiver<usize>) {
                 std::process::id()
             );
             worker.shutdown.request_graceful();
-            return;
+            return 1;
         }
         let mut fds = [PollFd::new(worker.shutdown.wake_fd(), PollFlags::POLLIN)];
         // Readable on any state change; a timeout or EINTR re-checks.
