@@ -203,6 +203,8 @@ impl<'w> Poller<'w> {
             }
         }
     }
+
+    /// The counts the accept decisions read.
     fn load(&self) -> Load {
         Load {
             busy: self.busy,
@@ -212,6 +214,9 @@ impl<'w> Poller<'w> {
             cap: self.worker.settings.worker_connections,
         }
     }
+
+    /// Until the next deadline: poll interval, idle expiry, graceful
+    /// timeout, accept pause or starvation probe, whichever comes first.
     fn wait_time(&self, now: Instant, interval: Duration) -> EpollTimeout {
         let mut wake_at = now + interval;
         for deadline in [
