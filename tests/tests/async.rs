@@ -162,6 +162,24 @@ fn connections_are_kept_alive_for_http_1_1_and_1_0() {
 }
 
 #[test]
+fn an_idle_connection_is_closed_after_the_keep_alive_timeout() {
+    let server = serve(&["-w", "1", "--keep-alive", "1"], "builtin:hello");
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    // Requests spaced well within the timeout keep the connection open...
+    for _ in 0..3 {
+        assert!(!conn.get("/").unwrap().closes());
+    }
+    // ...and silence closes it, long before the client's own 10 s timeout.
+    let started = Instant::now();
+    assert!(conn.at_eof().unwrap(), "the idle connection was kept");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = serve(&["-w", "1"], "builtin:echo");
     let mut conn = Conn::connect(server.addr()).unwrap();

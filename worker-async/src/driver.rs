@@ -29,7 +29,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut exchange = Box::new(exchange);
-    let mut stop = local.stop.clone();
+    // Registered now, so a stop that comes while a request runs is seen at
+    // the next idle wait.
+    let stopped = local.stopped();
+    tokio::pin!(stopped);
+    stopped.as_mut().enable();
+    // One timer per connection, moved lazily: a later deadline does not
+    // re-arm it; when it fires early it is re-armed to the deadline then in
+    // force. So keep-alive costs no timer operation per request.
+    let mut timer = Box::pin(tokio::time::sleep_until(
+        Instant::now() + exchange.config.io_timeout,
+    ));
     let mut requests: u64 = 0;
     let mut parse_pending = false;
     let mut head_started: Option<Instant> = None;
@@ -70,7 +80,7 @@ where
         let between_requests = exchange.input.is_empty();
         let now = Instant::now();
         let deadline = if between_requests {
-            if requests > 0 && !local.shared.shutdown.is_running() {
+            if requests > 0 && (local.is_stopping() || !local.shared.shutdown.is_running()) {
                 close(&mut exchange, false).await;
                 return;
             }
@@ -93,17 +103,28 @@ where
         if exchange.flush().await.is_err() {
             return;
         }
-        let read = if between_requests && requests > 0 {
-            tokio::select! {
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
+        let idle = between_requests && requests > 0;
+        let read = loop {
+            let woke = tokio::select! {
                 biased;
-                read = exchange.read_more(deadline) => read,
-                _ = stop.changed() => {
+                read = exchange.read_some() => Wake::Read(read),
+                () = &mut stopped, if idle => Wake::Stop,
+                () = timer.as_mut() => Wake::Timer,
+            };
+            match woke {
+                Wake::Read(read) => break read,
+                Wake::Stop => {
                     close(&mut exchange, false).await;
                     return;
                 }
+                Wake::Timer if Instant::now() >= deadline => {
+                    break Err(std::io::ErrorKind::TimedOut.into());
+                }
+                Wake::Timer => timer.as_mut().reset(deadline),
             }
-        } else {
-            exchange.read_more(deadline).await
         };
         match read {
             Ok(0) => {
@@ -129,6 +150,13 @@ where
             Err(_) => return,
         }
     }
+}
+
+/// What ended a wait for more bytes.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Stop,
+    Timer,
 }
 
 fn bad_request<S>(exchange: &Exchange<S>, err: &ParseError) {

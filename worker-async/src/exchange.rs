@@ -89,15 +89,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<S> {
 
     /// One read into the input buffer, by `deadline`; `TimedOut` after it.
     pub(crate) async fn read_more(&mut self, deadline: Instant) -> io::Result<usize> {
-        let spare = self.input.spare(self.head_cap)?;
-        match timeout_at(deadline, self.stream.read(spare)).await {
-            Ok(Ok(count)) => {
-                self.input.filled(count);
-                Ok(count)
-            }
-            Ok(Err(err)) => Err(err),
+        match timeout_at(deadline, self.read_some()).await {
+            Ok(result) => result,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
         }
+    }
+
+    /// One read into the input buffer, unbounded (the caller times it).
+    pub(crate) async fn read_some(&mut self) -> io::Result<usize> {
+        let spare = self.input.spare(self.head_cap)?;
+        let count = self.stream.read(spare).await?;
+        self.input.filled(count);
+        Ok(count)
     }
 
     /// Writes out and clears the output buffer, within the I/O timeout.

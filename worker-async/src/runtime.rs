@@ -136,6 +136,7 @@ fn run(prepared: Prepared, launch: Launch) {
                 break;
             }
         }
+        local.begin_stop();
         local.drained().await;
         tracing::debug!(
             "runtime {index} finished its connections ({} open)",

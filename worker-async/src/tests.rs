@@ -277,7 +277,7 @@ async fn a_graceful_stop_closes_an_idle_keep_alive_connection() {
     writer.write_all(HELLO).await.unwrap();
     let serve = driver::serve(
         Exchange::new(server, String::new(), fixture.shared.config),
-        local,
+        Rc::clone(&local),
     );
     let client = async {
         let mut first = vec![0u8; 4096];
@@ -285,7 +285,7 @@ async fn a_graceful_stop_closes_an_idle_keep_alive_connection() {
         assert!(String::from_utf8_lossy(&first[..read]).ends_with("Hello, World!"));
         // The connection is idle now; stopping must close it long before
         // its 30 s keep-alive.
-        fixture.stop.send(true).unwrap();
+        local.begin_stop();
         let mut rest = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
             .await
