@@ -397,3 +397,52 @@ fn a_unix_socket_serves_with_keep_alive() {
     assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
     assert!(!socket.exists(), "unix socket left behind");
 }
+
+#[test]
+fn the_builtin_apps_answer_over_the_async_worker() {
+    // echo (sync, on the pool): a chunked body with a trailer.
+    let echo = serve(&["-w", "1"], "builtin:echo");
+    let chunked = b"POST /e?k=v HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT-Rail: z\r\n\r\n";
+    let response = runicorn_tests::raw_response(echo.addr(), chunked).unwrap();
+    assert_eq!(response.status, 200);
+    let json = response.json();
+    assert_eq!(json["body_b64"], "YWJj");
+    assert_eq!(json["trailers"], serde_json::json!([["T-Rail", "z"]]));
+    // A body larger than the socket buffers, read through the pool thread.
+    let body = vec![b'x'; 300 * 1024];
+    let mut conn = Conn::connect(echo.addr()).unwrap();
+    let response = conn.request("POST", "/big", &[], &body).unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.text().contains("\"body_b64\":\"eHh4"));
+
+    // stream (sync, chunked, larger than the flush threshold).
+    let stream = serve(&["-w", "1"], "builtin:stream");
+    let response = get(stream.addr(), "/?kb=200").unwrap();
+    assert!(response.chunked);
+    assert_eq!(response.body.len(), 200 * 1024);
+
+    // upstream (sync): its connection is the pool thread's blocking one.
+    let upstream = std::net::TcpListener::bind(LOCAL).unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let (stream, _) = upstream.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream)
+            .write_all(format!("pong: {line}").as_bytes())
+            .unwrap();
+    });
+    let relay = serve(&["-w", "1"], "builtin:upstream");
+    let response = get(relay.addr(), &format!("/?addr={upstream_addr}")).unwrap();
+    assert_eq!(response.text(), "pong: ping from runicorn\n");
+    peer.join().unwrap();
+
+    // HEAD gets the headers of GET and no body.
+    let hello = serve(&["-w", "1"], "builtin:hello");
+    let mut conn = Conn::connect(hello.addr()).unwrap();
+    let response = conn.request("HEAD", "/", &[], b"").unwrap();
+    assert_eq!(response.header("content-length"), Some("13"));
+    assert!(response.body.is_empty());
+    assert_eq!(conn.get("/").unwrap().text(), "Hello, World!");
+}
