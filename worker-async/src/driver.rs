@@ -37,9 +37,8 @@ where
     // One timer per connection, moved lazily: a later deadline does not
     // re-arm it; when it fires early it is re-armed to the deadline then in
     // force. So keep-alive costs no timer operation per request.
-    let mut timer = Box::pin(tokio::time::sleep_until(
-        Instant::now() + exchange.config.io_timeout,
-    ));
+    let timer = tokio::time::sleep_until(Instant::now() + exchange.config.io_timeout);
+    tokio::pin!(timer);
     let mut requests: u64 = 0;
     let mut parse_pending = false;
     let mut head_started: Option<Instant> = None;
