@@ -188,11 +188,19 @@ server_rss() {
 established() { ss -Htn state established "sport = :$1" | wc -l; }
 
 # run_wrk CONNS SECONDS URL [wrk args...]: sets WRK_RPS, WRK_P99_MS, WRK_REQS,
-# WRK_ERRS (socket errors + non-2xx), WRK_OUT (raw output).
+# WRK_ERRS (socket errors + non-2xx), WRK_CPU (wrk's own CPU, % of its one
+# core: near 100 means the load generator, not the server, is the limit),
+# WRK_OUT (raw output).
 run_wrk() {
     local conns="$1" secs="$2" url="$3"; shift 3
-    WRK_OUT="$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s --latency "$@" "$url" 2>&1)" ||
-        die "wrk failed: $WRK_OUT"
+    # `times` in the same subshell prints wrk's user and system time last;
+    # the line before it is the wall time wrk ran, in nanoseconds.
+    WRK_OUT="$(t0="$(date +%s%N)" && taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s --latency \
+        "$@" "$url" 2>&1 && echo "wall_ns $(($(date +%s%N) - t0))" && times)" || die "wrk failed: $WRK_OUT"
+    WRK_CPU="$(awk '
+        $1 == "wall_ns" { wall = $2 / 1e9; getline; getline
+            for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60 + p[2] } }
+        END { if (wall > 0) printf "%.0f", 100 * t / wall; else print "?" }' <<<"$WRK_OUT")"
     WRK_RPS="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$WRK_OUT")"
     WRK_REQS="$(awk '/ requests in / { print $1 }' <<<"$WRK_OUT")"
     WRK_P99_MS="$(awk '$1 == "99%" {
@@ -245,7 +253,7 @@ bench_case() {
     [ "$1" = -- ] && shift
     if ! start_case "$label" "$path" "$@"; then
         LAST_RPS=0 LAST_P99="?" LAST_CPU="?"
-        row "$label" "$conns" "-" "-" "-" "-" "FAILED: did not serve $path (log tail on stderr)"
+        row "$label" "$conns" "-" "-" "-" "-" "-" "FAILED: did not serve $path (log tail on stderr)"
         return 0
     fi
     # shellcheck disable=SC2086
@@ -253,7 +261,7 @@ bench_case() {
     stop_server
     # shellcheck disable=SC2034 # read by the scripts
     LAST_RPS="$WRK_RPS" LAST_P99="$WRK_P99_MS" LAST_CPU="$CPU_US_PER_REQ"
-    row "$label" "$conns" "$WRK_RPS" "$WRK_P99_MS" "$CPU_US_PER_REQ" "$WRK_ERRS" "$(note "$WRK_RPS")"
+    row "$label" "$conns" "$WRK_RPS" "$WRK_P99_MS" "$CPU_US_PER_REQ" "$WRK_CPU" "$WRK_ERRS" "$(note "$WRK_RPS")"
 }
 
 # note RPS: the last column from VS, LITTLE and GOAL (see bench_case).
@@ -328,12 +336,12 @@ table_head() {
 
 ### $1
 
-| server | conns | req/s | p99 ms | CPU µs/req | errors | note |
-|---|---:|---:|---:|---:|---:|---|
+| server | conns | req/s | p99 ms | CPU µs/req | wrk CPU % | errors | note |
+|---|---:|---:|---:|---:|---:|---:|---|
 EOF
 }
 
-row() { printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$@" | out; }
+row() { printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$@" | out; }
 
 mem_head() {
     out <<EOF
