@@ -32,7 +32,10 @@ fn main() -> std::io::Result<()> {
         .build()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
-        eprintln!("async-hyper-hello listening at http://{}", listener.local_addr()?);
+        eprintln!(
+            "async-hyper-hello listening at http://{}",
+            listener.local_addr()?
+        );
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
