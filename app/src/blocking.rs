@@ -354,7 +354,10 @@ mod tests {
         assert_eq!(&upstream.join().unwrap(), b"ping from runicorn\n");
         // A port that was just free: bind port 0, note it, close it. A fixed
         // port (say 1) may be in use on a shared machine.
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         assert!(ThreadHost.connect(&closed.to_string()).is_err());
     }
 

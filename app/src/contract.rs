@@ -26,7 +26,10 @@ pub struct AppError {
 impl AppError {
     /// An ordinary failure of one request.
     pub fn new(message: impl Into<String>) -> Self {
-        AppError { message: message.into(), panicked: false }
+        AppError {
+            message: message.into(),
+            panicked: false,
+        }
     }
 }
 

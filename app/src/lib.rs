@@ -16,7 +16,7 @@ pub mod hooks;
 pub mod loader;
 
 pub use contract::{
-    AppError, Application, App, AsyncApp, AsyncCall, BoxFuture, Call, Host, LoadError,
-    LogLevel, Upstream, WorkerInfo,
+    App, AppError, Application, AsyncApp, AsyncCall, BoxFuture, Call, Host, LoadError, LogLevel,
+    Upstream, WorkerInfo,
 };
 pub use runicorn_http::{Header, RequestHead, Version};
