@@ -53,7 +53,12 @@ impl Arbiter {
             (Some(0), _) => {}
             (Some(code), _) => tracing::error!("Worker (pid:{pid}) exited with code {code}."),
             (None, Some(Signal::SIGKILL)) if record.state.killed => {
-                tracing::error!("Worker (pid:{pid}) was sent SIGKILL! (by the master, after it overran its timeout)");
+                let why = if record.state.retiring_since.is_some() {
+                    "it overran --graceful-timeout while stopping"
+                } else {
+                    "it stayed silent past --timeout and SIGABRT did not end it"
+                };
+                tracing::error!("Worker (pid:{pid}) was sent SIGKILL! (by the master: {why})");
             }
             (None, Some(Signal::SIGKILL)) => {
                 let now_count = oom::read_oom_kills();
