@@ -388,9 +388,10 @@ gunicorn_cmd() { # gunicorn_cmd APP [gunicorn flags...]
     printf '%s\n' "$VENV/bin/gunicorn" --chdir "$PEERS_DIR" -b "127.0.0.1:@PORT@" --log-level warning "$@" "$app"
 }
 
-uvicorn_cmd() { # uvicorn_cmd APP
+uvicorn_cmd() { # uvicorn_cmd APP [uvicorn flags...]
+    local app="$1"; shift
     printf '%s\n' "$VENV/bin/uvicorn" --app-dir "$PEERS_DIR" --host 127.0.0.1 --port "@PORT@" \
-        --log-level warning --no-access-log "$1"
+        --log-level warning --no-access-log "$@" "$app"
 }
 
 runicorn_cmd() { # runicorn_cmd APP [runicorn flags...]
