@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use runicorn_http::{ConnConfig, Limits};
+
 /// Every setting, with Gunicorn's key as its field name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -163,5 +165,42 @@ impl Settings {
         } else {
             (self.timeout / 2).max(Duration::from_millis(500))
         }
+    }
+
+    /// The blocking driver's settings for a worker class: Gunicorn's
+    /// request limits, `--keep-alive` as the idle timeout, and
+    /// [`Settings::client_timeout`] on every client read and write. Whether
+    /// a connection is kept alive at all is the class's rule.
+    pub fn conn_config(&self, keep_alive: bool) -> ConnConfig {
+        let limits = Limits::from_settings(
+            self.limit_request_line,
+            self.limit_request_fields,
+            self.limit_request_field_size,
+            self.limit_request_body,
+        );
+        let mut config = ConnConfig::new(limits);
+        config.keep_alive = keep_alive;
+        config.keepalive_timeout = self.keepalive;
+        config.io_timeout = self.client_timeout();
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_config_carries_the_limits_and_the_client_timeout() {
+        let settings = Settings {
+            timeout: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        let config = settings.conn_config(true);
+        assert!(config.keep_alive);
+        assert_eq!(config.keepalive_timeout, settings.keepalive);
+        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert_eq!(config.limits.request_line, 4094);
+        assert!(!settings.conn_config(false).keep_alive);
     }
 }

@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use runicorn_app::Application;
 
@@ -44,4 +45,51 @@ pub struct Worker {
     /// Requests after which this worker retires gracefully (jitter applied);
     /// 0 means never.
     pub max_requests: u64,
+}
+
+/// How long a worker's accept loop may wait between two heartbeats: half
+/// the timeout (Gunicorn's choice) within 50 ms..1 s, so the heartbeat is
+/// never late and a dead master is noticed; 1 s when there is no timeout.
+pub fn poll_interval(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        return Duration::from_secs(1);
+    }
+    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// Whether a worker that has served (or started) `served` requests has
+/// reached `--max-requests` (0: no limit) and must retire after the
+/// current request: the request reaching the limit is the last.
+pub fn past_max_requests(served: u64, max_requests: u64) -> bool {
+    max_requests > 0 && served >= max_requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_interval_keeps_the_heartbeat_on_time() {
+        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(
+            poll_interval(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_millis(20)),
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
+    fn the_request_reaching_max_requests_is_the_last() {
+        assert!(!past_max_requests(5, 0));
+        assert!(!past_max_requests(4, 5));
+        assert!(past_max_requests(5, 5));
+        assert!(past_max_requests(6, 5));
+    }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_http::{ConnConfig, Limits};
+use runicorn_http::ConnConfig;
+use runicorn_master::worker::{past_max_requests, poll_interval};
 use runicorn_master::{Listener, Settings, ShutdownState, Worker};
 
 use crate::error::SyncError;
@@ -24,28 +25,9 @@ const BOOT_ERROR: u8 = 3;
 /// so a listener that stays readable does not spin the worker.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// How long one poll waits: half the timeout (Gunicorn's choice), within
-/// 50 ms..1 s, so the heartbeat is never late and a dead master is noticed.
-pub(crate) fn poll_interval(timeout: Duration) -> Duration {
-    if timeout.is_zero() {
-        return Duration::from_secs(1);
-    }
-    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
-
 /// The driver settings of a sync worker: keep-alive off.
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
-    let limits = Limits::from_settings(
-        settings.limit_request_line,
-        settings.limit_request_fields,
-        settings.limit_request_field_size,
-        settings.limit_request_body,
-    );
-    let mut config = ConnConfig::new(limits);
-    config.keep_alive = false;
-    config.keepalive_timeout = settings.keepalive;
-    config.io_timeout = settings.client_timeout();
-    config
+    settings.conn_config(false)
 }
 
 /// Runs the worker until it should exit; its exit code.
@@ -122,7 +104,7 @@ fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
                 };
                 worker.slot.heartbeat();
                 served += answered;
-                if worker.max_requests > 0 && served >= worker.max_requests {
+                if past_max_requests(served, worker.max_requests) {
                     tracing::info!("Autorestarting worker after current request.");
                     worker.shutdown.request_graceful();
                 }
@@ -210,23 +192,6 @@ fn is_transient(err: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_poll_interval_keeps_the_heartbeat_on_time() {
-        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(
-            poll_interval(Duration::from_secs(30)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            poll_interval(Duration::from_secs(1)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            poll_interval(Duration::from_millis(20)),
-            Duration::from_millis(50)
-        );
-    }
 
     #[test]
     fn connections_close_after_every_response() {

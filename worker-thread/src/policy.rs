@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use runicorn_http::{ConnConfig, Limits};
+use runicorn_http::ConnConfig;
 use runicorn_master::Settings;
 
 /// How long idle connections may still send a request once the worker
@@ -22,29 +22,13 @@ pub(crate) const STOP_IDLE_GRACE: Duration = Duration::from_millis(200);
 /// behind their busy threads rather than let it starve.
 pub(crate) const ACCEPT_PATIENCE: Duration = Duration::from_millis(50);
 
-/// How long one epoll wait may last: half the timeout within 50 ms..1 s, so
-/// the heartbeat is never late and a dead master is noticed.
-pub(crate) fn poll_interval(timeout: Duration) -> Duration {
-    if timeout.is_zero() {
-        return Duration::from_secs(1);
-    }
-    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
+/// How long one epoll wait may last: the master's heartbeat interval.
+pub(crate) use runicorn_master::worker::poll_interval;
 
 /// The driver settings of a gthread worker: keep-alive on unless
 /// `--keep-alive 0`; the poller, not the driver, times idle connections.
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
-    let limits = Limits::from_settings(
-        settings.limit_request_line,
-        settings.limit_request_fields,
-        settings.limit_request_field_size,
-        settings.limit_request_body,
-    );
-    let mut config = ConnConfig::new(limits);
-    config.keep_alive = !settings.keepalive.is_zero();
-    config.keepalive_timeout = settings.keepalive;
-    config.io_timeout = settings.client_timeout();
-    config
+    settings.conn_config(!settings.keepalive.is_zero())
 }
 
 /// How long a fresh connection may wait in the poller for its first bytes:
@@ -100,12 +84,9 @@ impl Load {
     }
 }
 
-/// Whether the request that is the `started`-th of this worker must be the
-/// last on its connection because of `--max-requests` (0: no limit). The
-/// request reaching the limit and any after it carry `Connection: close`.
-pub(crate) fn past_max_requests(started: u64, max_requests: u64) -> bool {
-    max_requests > 0 && started >= max_requests
-}
+/// Whether the `started`-th request of this worker must be the last on
+/// its connection because of `--max-requests`: the master's rule.
+pub(crate) use runicorn_master::worker::past_max_requests;
 
 /// Whether the oldest request in flight, `age` old, has run past
 /// `--timeout` (zero: never), so the worker must retire.
@@ -125,23 +106,6 @@ mod tests {
             kept,
             cap: 10,
         }
-    }
-
-    #[test]
-    fn the_poll_interval_keeps_the_heartbeat_on_time() {
-        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(
-            poll_interval(Duration::from_secs(30)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            poll_interval(Duration::from_secs(1)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            poll_interval(Duration::from_millis(20)),
-            Duration::from_millis(50)
-        );
     }
 
     #[test]
@@ -193,14 +157,6 @@ mod tests {
             "at the cap with nothing to close"
         );
         assert!(load(2, 8, 1).saturated());
-    }
-
-    #[test]
-    fn the_request_reaching_max_requests_is_the_last() {
-        assert!(!past_max_requests(5, 0));
-        assert!(!past_max_requests(4, 5));
-        assert!(past_max_requests(5, 5));
-        assert!(past_max_requests(6, 5));
     }
 
     #[test]
