@@ -5,8 +5,10 @@
 //! Every e2e test file uses these instead of its own copies: [`Server`] (the
 //! running master and its log), [`client`] (one response read correctly:
 //! Content-Length, chunked, or to end of stream; keep-alive reuse),
-//! [`load`] (concurrent request loops that count failures) and [`wait`]
-//! (deadlines and condition polling; tests never synchronise on bare sleeps).
+//! [`load`] (concurrent request loops that count failures), [`scenario`]
+//! (the checks every worker class passes, parameterised by the running
+//! server) and [`wait`] (deadlines and condition polling; tests never
+//! synchronise on bare sleeps).
 //! Nothing here talks to anything but 127.0.0.1, ::1 or a unix socket.
 //!
 //! ```no_run
@@ -31,6 +33,7 @@ pub mod client;
 pub mod load;
 pub mod proc;
 pub mod rlimit;
+pub mod scenario;
 pub mod server;
 pub mod wait;
 
@@ -38,5 +41,6 @@ pub use binary::runicorn_bin;
 pub use client::{get, raw, raw_response, Addr, Conn, Response};
 pub use load::{concurrent, keepalive, ClientLoop, LoadReport};
 pub use nix::sys::signal::Signal;
+pub use scenario::{exit_code, wait_replaced, Class, InFlight, LOCAL};
 pub use server::{Exited, Launch, Server};
 pub use wait::{deadline, wait_until, Deadline};

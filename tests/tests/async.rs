@@ -8,29 +8,14 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use runicorn_tests::{concurrent, deadline, get, wait_until, Conn, Launch, Server, Signal};
-
-const LOCAL: &str = "127.0.0.1:0";
+use runicorn_tests::{
+    concurrent, deadline, exit_code, get, scenario, wait_replaced, wait_until, Class, Conn,
+    InFlight, Server, Signal,
+};
 
 /// `runicorn -k async -b 127.0.0.1:0 ARGS... APP`.
 fn serve(args: &[&str], app: &str) -> Server {
-    launch(args, app).start()
-}
-
-fn launch(args: &[&str], app: &str) -> Launch {
-    let mut all = vec!["-k", "async", "-b", LOCAL];
-    all.extend_from_slice(args);
-    all.push(app);
-    Launch::new(all)
-}
-
-fn exit_code(server: &mut Server, secs: f64) -> i32 {
-    match server.wait_exit(deadline(secs)) {
-        Some(status) => status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
-        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
-    }
+    Class::Async.start(args, app)
 }
 
 #[test]
@@ -138,12 +123,7 @@ fn worker_connections_caps_the_open_connections() {
 #[test]
 fn connections_are_kept_alive_for_http_1_1_and_1_0() {
     let server = serve(&["-w", "1"], "builtin:hello");
-    let mut conn = Conn::connect(server.addr()).unwrap();
-    for _ in 0..5 {
-        let response = conn.get("/").unwrap();
-        assert_eq!(response.text(), "Hello, World!");
-        assert!(!response.closes(), "{:?}", response.headers);
-    }
+    scenario::keep_alive(&server, 5);
 
     let mut old = Conn::connect(server.addr()).unwrap();
     for _ in 0..3 {
@@ -182,17 +162,7 @@ fn an_idle_connection_is_closed_after_the_keep_alive_timeout() {
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = serve(&["-w", "1"], "builtin:echo");
-    let mut conn = Conn::connect(server.addr()).unwrap();
-    let mut batch = Vec::new();
-    for index in 0..10 {
-        batch.extend_from_slice(format!("GET /{index} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-    }
-    conn.send(&batch).unwrap();
-    for index in 0..10 {
-        let response = conn.read_response(false).unwrap();
-        assert_eq!(response.status, 200);
-        assert_eq!(response.json()["path"], format!("/{index}"));
-    }
+    scenario::pipelined_in_order(&server, 10);
     // The async entry of hello pipelines the same way.
     let hello = serve(&["-w", "1"], "builtin:hello");
     let mut conn = Conn::connect(hello.addr()).unwrap();
@@ -211,18 +181,13 @@ fn term_finishes_in_flight_requests_and_closes_idle_connections() {
     );
     let mut idle = Conn::connect(server.addr()).unwrap();
     assert_eq!(idle.get("/?ms=0").unwrap().status, 200);
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/?ms=1500"));
-    server.expect_log("GET /?ms=1500", 10.0);
+    let in_flight = InFlight::start(&server, &["/?ms=1500"]);
     server.signal(Signal::SIGTERM);
     // The idle keep-alive connection is closed at once, not after 30 s.
     idle.set_timeout(Duration::from_secs(5)).unwrap();
     assert!(idle.at_eof().unwrap(), "the idle connection was kept");
-    let response = client
-        .join()
-        .unwrap()
-        .expect("the in-flight request is answered");
-    assert_eq!(response.text(), "slept 1500 ms\n");
+    let answers = in_flight.answered(&server);
+    assert_eq!(answers[0].text(), "slept 1500 ms\n");
     assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
 }
 
@@ -239,19 +204,7 @@ fn quit_exits_fast_even_with_a_request_in_flight() {
         ],
         "builtin:sleep",
     );
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
-    server.expect_log("GET /?ms=20000", 10.0);
-    let started = Instant::now();
-    server.signal(Signal::SIGQUIT);
-    exit_code(&mut server, 10.0);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(
-        wait_until(deadline(5.0), || server.group().is_empty()),
-        "left behind: {:?}",
-        server.group()
-    );
-    assert!(client.join().unwrap().is_err(), "the request was not cut");
+    scenario::quit_cuts_in_flight(&mut server, "/?ms=20000");
 }
 
 #[test]
@@ -260,23 +213,15 @@ fn a_request_longer_than_the_graceful_timeout_is_cut() {
         &["-w", "1", "--log-level", "debug", "--graceful-timeout", "1"],
         "builtin:sleep",
     );
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
-    server.expect_log("GET /?ms=20000", 10.0);
+    let in_flight = InFlight::start(&server, &["/?ms=20000"]);
     server.signal(Signal::SIGTERM);
     assert_eq!(exit_code(&mut server, 15.0), 0, "{}", server.log());
-    assert!(client.join().unwrap().is_err(), "the request was not cut");
+    in_flight.cut();
 }
 
 #[test]
 fn workers_exit_when_the_master_dies() {
-    let server = serve(&["-w", "2"], "builtin:hello");
-    let workers = server.wait_workers(2, 10.0);
-    server.signal(Signal::SIGKILL);
-    let gone = wait_until(deadline(15.0), || {
-        workers.iter().all(|pid| !runicorn_tests::proc::alive(*pid))
-    });
-    assert!(gone, "workers {workers:?} outlived their master");
+    scenario::workers_exit_with_the_master(&serve(&["-w", "2"], "builtin:hello"), 2);
 }
 
 #[test]
@@ -286,10 +231,7 @@ fn max_requests_recycles_the_worker_without_losing_a_request() {
     let report = concurrent(server.addr(), 4, 25, "/");
     assert_eq!(report.ok, 100, "{report:?}\n{}", server.log());
     assert_eq!(report.failed, 0, "{report:?}");
-    let recycled = wait_until(deadline(15.0), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != first
-    });
+    let recycled = wait_replaced(&server, &first, 15.0);
     assert!(
         recycled,
         "worker {first:?} was not recycled:\n{}",
@@ -309,33 +251,12 @@ fn max_requests_recycles_the_worker_without_losing_a_request() {
 /// With two runtimes, the other one keeps ticking: the beat must still stop.
 #[test]
 fn a_stuck_runtime_stops_the_heartbeat_and_the_request_is_named() {
-    let server = launch(&["-w", "1", "-t", "2", "--threads", "2"], "builtin:cpu")
+    let server = Class::Async
+        .launch(&["-w", "1", "-t", "2", "--threads", "2"], "builtin:cpu")
         .env("RUNICORN_ASYNC_INLINE_SYNC", "1")
         .start();
-    let old = server.wait_workers(1, 10.0);
     server.expect_log("RUNICORN_ASYNC_INLINE_SYNC=1", 10.0);
-    let outcome = get(server.addr(), "/?n=1000000000");
-    assert!(
-        outcome
-            .as_ref()
-            .map_or(true, |response| response.status >= 500),
-        "{outcome:?}"
-    );
-    let line = server.expect_log("WORKER TIMEOUT", 20.0);
-    assert!(
-        line.contains("GET /?n=1000000000"),
-        "the log does not name the request: {line}"
-    );
-    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
-    let replaced = wait_until(deadline(15.0), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != old
-    });
-    assert!(
-        replaced,
-        "the stuck worker was not replaced:\n{}",
-        server.log()
-    );
+    scenario::hung_request_is_named(&server, "/?n=1000000000", 20.0);
 }
 
 #[test]
@@ -347,7 +268,8 @@ fn emfile_pauses_accepts_with_a_back_off_and_recovers() {
         eprintln!("SKIPPED: prlimit is not available here: {probe:?}");
         return;
     }
-    let server = launch(&["-w", "1"], "builtin:hello")
+    let server = Class::Async
+        .launch(&["-w", "1"], "builtin:hello")
         .wrapper(["prlimit", "--nofile=64:64"])
         .start();
     server.wait_workers(1, 10.0);
@@ -422,17 +344,7 @@ fn the_builtin_apps_answer_over_the_async_worker() {
     assert_eq!(response.body.len(), 200 * 1024);
 
     // upstream (sync): its connection is the pool thread's blocking one.
-    let upstream = std::net::TcpListener::bind(LOCAL).unwrap();
-    let upstream_addr = upstream.local_addr().unwrap();
-    let peer = thread::spawn(move || {
-        use std::io::{BufRead, BufReader, Write};
-        let (stream, _) = upstream.accept().unwrap();
-        let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line).unwrap();
-        (&stream)
-            .write_all(format!("pong: {line}").as_bytes())
-            .unwrap();
-    });
+    let (upstream_addr, peer) = scenario::pong_upstream();
     let relay = serve(&["-w", "1"], "builtin:upstream");
     let response = get(relay.addr(), &format!("/?addr={upstream_addr}")).unwrap();
     assert_eq!(response.text(), "pong: ping from runicorn\n");

@@ -9,27 +9,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_tests::{
-    concurrent, deadline, get, keepalive, proc, rlimit, wait_until, ClientLoop, Conn, Server,
-    Signal,
+    concurrent, deadline, exit_code, get, keepalive, proc, rlimit, scenario, wait_until, Class,
+    ClientLoop, Conn, InFlight, Server, Signal, LOCAL,
 };
-
-const LOCAL: &str = "127.0.0.1:0";
 
 /// `runicorn -k green -b 127.0.0.1:0 EXTRA... APP`.
 fn green(extra: &[&str], app: &str) -> Server {
-    let mut args = vec!["-k", "green", "-b", LOCAL];
-    args.extend_from_slice(extra);
-    args.push(app);
-    Server::start(args)
-}
-
-fn exit_code(server: &mut Server, secs: f64) -> i32 {
-    match server.wait_exit(deadline(secs)) {
-        Some(status) => status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
-        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
-    }
+    Class::Green.start(extra, app)
 }
 
 #[test]
@@ -71,19 +57,7 @@ fn worker_connections_caps_concurrency() {
     );
     server.wait_workers(1, 10.0);
     let addr = server.addr().clone();
-    let slow: Vec<_> = (0..10)
-        .map(|_| {
-            let addr = addr.clone();
-            thread::spawn(move || get(&addr, "/?ms=3000"))
-        })
-        .collect();
-    assert!(
-        server
-            .wait_for_log_count("GET /?ms=3000", 10, deadline(10.0))
-            .is_some(),
-        "the 10 slow requests did not all start:\n{}",
-        server.log()
-    );
+    let slow = InFlight::start(&server, &["/?ms=3000"; 10]);
     // The 11th connects (the kernel queues it) but is not accepted while
     // the 10 hold every permit.
     let mut eleventh = Conn::connect(&addr).expect("connect the 11th");
@@ -99,24 +73,13 @@ fn worker_connections_caps_concurrency() {
         .expect("the 11th is served once a slot frees");
     assert_eq!(late.status, 200);
     assert_eq!(late.text(), "slept 1 ms\n");
-    for client in slow {
-        let response = client.join().unwrap().expect("a slow request");
-        assert_eq!(response.status, 200);
-    }
+    slow.answered(&server);
 }
 
 #[test]
 fn keep_alive_serves_many_requests_on_one_connection() {
     let server = green(&["-w", "1"], "builtin:hello");
-    let mut conn = Conn::connect(server.addr()).unwrap();
-    for attempt in 0..5 {
-        let response = conn
-            .get("/")
-            .unwrap_or_else(|err| panic!("request {attempt} on the kept connection: {err}"));
-        assert_eq!(response.status, 200);
-        assert_eq!(response.text(), "Hello, World!");
-        assert!(!response.closes(), "{:?}", response.headers);
-    }
+    scenario::keep_alive(&server, 5);
 }
 
 #[test]
@@ -136,6 +99,8 @@ fn pipelined_requests_are_answered_in_order() {
         assert_eq!(response.text(), expected);
     }
     assert!(conn.at_eof().unwrap(), "the server closes after `close`");
+    let echo = green(&["-w", "1"], "builtin:echo");
+    scenario::pipelined_in_order(&echo, 10);
 }
 
 #[test]
@@ -152,30 +117,10 @@ fn term_lets_in_flight_sleeps_finish() {
         "builtin:sleep",
     );
     server.wait_workers(1, 10.0);
-    let addr = server.addr().clone();
-    let clients: Vec<_> = (0..20)
-        .map(|_| {
-            let addr = addr.clone();
-            thread::spawn(move || get(&addr, "/?ms=1500"))
-        })
-        .collect();
-    assert!(
-        server
-            .wait_for_log_count("GET /?ms=1500", 20, deadline(10.0))
-            .is_some(),
-        "the 20 sleeps did not all start:\n{}",
-        server.log()
-    );
-    server.signal(Signal::SIGTERM);
-    for client in clients {
-        let response = client
-            .join()
-            .unwrap()
-            .expect("an in-flight request is answered after TERM");
-        assert_eq!(response.status, 200);
+    let answers = scenario::term_answers_in_flight(&mut server, &["/?ms=1500"; 20]);
+    for response in answers {
         assert_eq!(response.text(), "slept 1500 ms\n");
     }
-    assert_eq!(exit_code(&mut server, 30.0), 0, "{}", server.log());
 }
 
 #[test]
@@ -247,32 +192,8 @@ fn worker_pinning_is_off() {
 #[test]
 fn a_spinning_handler_stops_the_heartbeat_and_is_named() {
     let server = green(&["-w", "1", "--threads", "1", "-t", "2"], "builtin:cpu");
-    let old = server.wait_workers(1, 10.0);
-    let addr = server.addr().clone();
     // Far more rounds than 2 s of work: the master kills the worker first.
-    let client = thread::spawn(move || get(&addr, "/?n=4000000000"));
-    let line = server.expect_log("WORKER TIMEOUT", 30.0);
-    assert!(
-        line.contains("GET /?n=4000000000"),
-        "the log does not name the request: {line}"
-    );
-    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
-    let outcome = client.join().unwrap();
-    assert!(
-        outcome
-            .as_ref()
-            .map_or(true, |response| response.status >= 500),
-        "{outcome:?}"
-    );
-    let replaced = wait_until(deadline(15.0), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != old
-    });
-    assert!(
-        replaced,
-        "the hung worker was not replaced:\n{}",
-        server.log()
-    );
+    scenario::hung_request_is_named(&server, "/?n=4000000000", 30.0);
 }
 
 #[test]
@@ -281,13 +202,7 @@ fn a_unix_socket_is_served_with_keep_alive() {
     let socket = dir.path().join("green.sock");
     let bind = format!("unix:{}", socket.display());
     let server = Server::start(["-k", "green", "-w", "1", "-b", &bind, "builtin:hello"]);
-    let mut conn = Conn::connect(server.addr()).unwrap();
-    for _ in 0..3 {
-        let response = conn.get("/").expect("GET over the unix socket");
-        assert_eq!(response.status, 200);
-        assert_eq!(response.text(), "Hello, World!");
-        assert!(!response.closes());
-    }
+    scenario::keep_alive(&server, 3);
 }
 
 #[test]
@@ -304,26 +219,12 @@ fn quit_exits_at_once_even_with_sleeps_in_flight() {
         "builtin:sleep",
     );
     server.wait_workers(1, 10.0);
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
-    server.expect_log("GET /?ms=20000", 10.0);
-    let started = Instant::now();
-    server.signal(Signal::SIGQUIT);
-    exit_code(&mut server, 10.0);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    // The in-flight request was cut, not answered after 20 s.
-    assert!(client.join().unwrap().is_err());
+    scenario::quit_cuts_in_flight(&mut server, "/?ms=20000");
 }
 
 #[test]
 fn workers_exit_when_the_master_dies() {
-    let server = green(&["-w", "2"], "builtin:hello");
-    let workers = server.wait_workers(2, 10.0);
-    server.signal(Signal::SIGKILL);
-    let gone = wait_until(deadline(15.0), || {
-        workers.iter().all(|pid| !proc::alive(*pid))
-    });
-    assert!(gone, "green workers {workers:?} outlived their master");
+    scenario::workers_exit_with_the_master(&green(&["-w", "2"], "builtin:hello"), 2);
 }
 
 #[test]

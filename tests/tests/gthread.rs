@@ -3,46 +3,20 @@
 //! (its whole process group) when the test ends, also on failure. Timing
 //! bounds are generous and only where the issue asks for one.
 
-use std::io::Write;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use runicorn_tests::{deadline, get, keepalive, ClientLoop, Conn, Server, Signal};
+use runicorn_tests::scenario;
+use runicorn_tests::{deadline, get, keepalive, Class, ClientLoop, Conn, InFlight, Server};
 
-const LOCAL: &str = "127.0.0.1:0";
-
+/// `runicorn -k gthread -b 127.0.0.1:0 EXTRA... APP`.
 fn gthread(extra: &[&str], app: &str) -> Server {
-    let mut args = vec!["-k", "gthread", "-b", LOCAL];
-    args.extend_from_slice(extra);
-    args.push(app);
-    Server::start(args)
-}
-
-fn exit_code(server: &mut Server, secs: f64) -> i32 {
-    match server.wait_exit(deadline(secs)) {
-        Some(status) => status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
-        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
-    }
+    Class::Gthread.start(extra, app)
 }
 
 #[test]
 fn keep_alive_reuses_one_connection_for_many_requests() {
     let server = gthread(&["-w", "1", "--threads", "2"], "builtin:hello");
-    let mut conn = Conn::connect(server.addr()).expect("connect");
-    for n in 0..200 {
-        let response = conn
-            .get(&format!("/{n}"))
-            .unwrap_or_else(|err| panic!("request {n} on the kept connection: {err}"));
-        assert_eq!(response.status, 200);
-        assert_eq!(response.text(), "Hello, World!");
-        assert!(
-            !response.closes(),
-            "request {n} closed: {:?}",
-            response.headers
-        );
-    }
+    scenario::keep_alive(&server, 200);
 }
 
 #[test]
@@ -91,18 +65,8 @@ fn a_worker_with_every_thread_busy_leaves_new_clients_to_another_worker() {
     server.wait_workers(2, 10.0);
     // Three long sleeps, one at a time: by then one worker has both threads
     // busy and the other one free thread.
-    let sleepers: Vec<_> = (0..3)
-        .map(|n| {
-            let addr = server.addr().clone();
-            let target = format!("/sleeper{n}?ms=6000");
-            let handle = thread::spawn({
-                let target = target.clone();
-                move || get(&addr, &target)
-            });
-            server.expect_log(&format!("GET {target}"), 10.0);
-            handle
-        })
-        .collect();
+    let paths: Vec<String> = (0..3).map(|n| format!("/sleeper{n}?ms=6000")).collect();
+    let sleepers = InFlight::start(&server, &paths);
     // Had the busy worker accepted any of these, it would wait for a sleep.
     for n in 0..6 {
         let started = Instant::now();
@@ -114,9 +78,7 @@ fn a_worker_with_every_thread_busy_leaves_new_clients_to_another_worker() {
             started.elapsed()
         );
     }
-    for sleeper in sleepers {
-        assert_eq!(sleeper.join().unwrap().expect("sleeper").status, 200);
-    }
+    sleepers.answered(&server);
 }
 
 #[test]
@@ -170,25 +132,8 @@ fn term_lets_in_flight_sleeps_finish_and_their_responses_close() {
         &["-w", "1", "--threads", "4", "--log-level", "debug"],
         "builtin:sleep",
     );
-    let clients: Vec<_> = (0..3)
-        .map(|n| {
-            let addr = server.addr().clone();
-            let target = format!("/inflight{n}?ms=1500");
-            let handle = thread::spawn({
-                let target = target.clone();
-                move || {
-                    let mut conn = Conn::connect(&addr)?;
-                    conn.get(&target)
-                }
-            });
-            server.expect_log(&format!("GET {target}"), 10.0);
-            handle
-        })
-        .collect();
-    server.signal(Signal::SIGTERM);
-    for client in clients {
-        let response = client.join().unwrap().expect("in-flight request answered");
-        assert_eq!(response.status, 200);
+    let paths: Vec<String> = (0..3).map(|n| format!("/inflight{n}?ms=1500")).collect();
+    for response in scenario::term_answers_in_flight(&mut server, &paths) {
         assert_eq!(response.text(), "slept 1500 ms\n");
         assert!(
             response.closes(),
@@ -196,34 +141,12 @@ fn term_lets_in_flight_sleeps_finish_and_their_responses_close() {
             response.headers
         );
     }
-    assert_eq!(exit_code(&mut server, 30.0), 0, "{}", server.log());
 }
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = gthread(&["-w", "1", "--threads", "2"], "builtin:echo");
-    let mut conn = Conn::connect(server.addr()).expect("connect");
-    let mut batch = Vec::new();
-    for n in 0..10 {
-        let body = format!("request {n}");
-        write!(
-            batch,
-            "POST /{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-    }
-    conn.send(&batch).expect("send the pipelined batch");
-    for n in 0..10 {
-        let response = conn.read_final_response(false).expect("pipelined response");
-        assert_eq!(response.status, 200);
-        // echo describes the request it parsed: its path says which one.
-        let text = response.text();
-        assert!(
-            text.contains(&format!("\"path\":\"/{n}\"")),
-            "response {n}: {text}"
-        );
-    }
+    scenario::pipelined_in_order(&server, 10);
 }
 
 #[test]
@@ -263,15 +186,7 @@ fn quit_exits_at_once_with_a_request_in_flight() {
         ],
         "builtin:sleep",
     );
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/long?ms=20000"));
-    server.expect_log("GET /long?ms=20000", 10.0);
-    server.signal(Signal::SIGQUIT);
-    exit_code(&mut server, 10.0);
-    assert!(
-        client.join().unwrap().is_err(),
-        "the in-flight request was cut, not answered"
-    );
+    scenario::quit_cuts_in_flight(&mut server, "/long?ms=20000");
 }
 
 #[test]
@@ -291,21 +206,9 @@ fn a_request_past_timeout_retires_the_worker_and_names_the_request() {
         ],
         "builtin:sleep",
     );
-    let first = server.wait_workers(1, 10.0);
-    let addr = server.addr().clone();
-    let stuck = thread::spawn(move || get(&addr, "/stuck?ms=30000"));
-    let line = server.expect_log("WORKER TIMEOUT", 15.0);
-    assert!(line.contains("GET /stuck?ms=30000"), "{line}");
     // The worker leaves after --graceful-timeout; the master replaces it.
-    let replaced = runicorn_tests::wait_until(deadline(20.0), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != first
-    });
-    assert!(replaced, "worker not replaced:\n{}", server.log());
-    assert!(
-        stuck.join().unwrap().is_err(),
-        "the stuck request was ended"
-    );
+    let cut = scenario::hung_request_is_named(&server, "/stuck?ms=30000", 15.0);
+    assert!(cut, "the stuck request was ended, not answered with a 5xx");
     let response = get(server.addr(), "/after?ms=0").expect("the new worker serves");
     assert_eq!(response.status, 200);
 }
@@ -374,15 +277,11 @@ fn at_the_connection_cap_the_oldest_idle_connection_makes_room() {
 #[test]
 fn workers_exit_when_the_master_dies() {
     let server = gthread(&["-w", "2", "--threads", "2"], "builtin:hello");
-    let workers = server.wait_workers(2, 10.0);
+    server.wait_workers(2, 10.0);
     // An idle keep-alive client must not keep a worker alive.
     let mut conn = Conn::connect(server.addr()).expect("connect");
     conn.get("/").expect("GET");
-    server.signal(Signal::SIGKILL);
-    let gone = runicorn_tests::wait_until(deadline(15.0), || {
-        workers.iter().all(|pid| !runicorn_tests::proc::alive(*pid))
-    });
-    assert!(gone, "workers outlived their master:\n{}", server.log());
+    scenario::workers_exit_with_the_master(&server, 2);
 }
 
 #[test]
@@ -422,12 +321,5 @@ fn unix_socket_clients_are_kept_alive_too() {
         &bind,
         "builtin:hello",
     ]);
-    let mut conn = Conn::connect(server.addr()).expect("connect over the unix socket");
-    for n in 0..20 {
-        let response = conn
-            .get("/")
-            .unwrap_or_else(|err| panic!("request {n}: {err}"));
-        assert_eq!(response.text(), "Hello, World!");
-        assert!(!response.closes());
-    }
+    scenario::keep_alive(&server, 20);
 }

@@ -4,24 +4,16 @@
 //! process group) when the test ends, also on failure.
 
 use std::net::TcpListener;
-use std::thread;
 
-use runicorn_tests::proc;
-use runicorn_tests::{deadline, get, raw_response, wait_until, ClientLoop, Launch, Server, Signal};
+use runicorn_tests::{
+    deadline, exit_code, get, raw_response, wait_replaced, wait_until, Class, ClientLoop, Launch,
+    Server, Signal, LOCAL,
+};
+use runicorn_tests::{proc, scenario};
 
-const LOCAL: &str = "127.0.0.1:0";
-
+/// `runicorn -k sync -w WORKERS -b 127.0.0.1:0 builtin:hello`.
 fn hello(workers: &str) -> Server {
-    Server::start(["-w", workers, "-b", LOCAL, "builtin:hello"])
-}
-
-fn exit_code(server: &mut Server, secs: f64) -> i32 {
-    match server.wait_exit(deadline(secs)) {
-        Some(status) => status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
-        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
-    }
+    Class::Sync.start(&["-w", workers], "builtin:hello")
 }
 
 #[test]
@@ -75,55 +67,25 @@ fn term_exits_zero_leaving_no_children_pidfile_or_socket() {
 
 #[test]
 fn quit_exits_fast_even_with_a_request_in_flight() {
-    let mut server = Server::start([
-        "-w",
-        "1",
-        "-b",
-        LOCAL,
-        "--log-level",
-        "debug",
-        "--graceful-timeout",
-        "30",
+    let mut server = Class::Sync.start(
+        &[
+            "-w",
+            "1",
+            "--log-level",
+            "debug",
+            "--graceful-timeout",
+            "30",
+        ],
         "builtin:sleep",
-    ]);
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/?ms=20000"));
-    server.expect_log("GET /?ms=20000", 10.0);
-    let started = std::time::Instant::now();
-    server.signal(Signal::SIGQUIT);
-    exit_code(&mut server, 10.0);
-    assert!(started.elapsed().as_secs_f64() < 10.0);
-    assert!(
-        wait_until(deadline(5.0), || server.group().is_empty()),
-        "left behind: {:?}",
-        server.group()
     );
-    // The in-flight request was cut, not answered after 20 s.
-    assert!(client.join().unwrap().is_err());
+    scenario::quit_cuts_in_flight(&mut server, "/?ms=20000");
 }
 
 #[test]
 fn term_lets_an_in_flight_request_finish() {
-    let mut server = Server::start([
-        "-w",
-        "1",
-        "-b",
-        LOCAL,
-        "--log-level",
-        "debug",
-        "builtin:sleep",
-    ]);
-    let addr = server.addr().clone();
-    let client = thread::spawn(move || get(&addr, "/?ms=1500"));
-    server.expect_log("GET /?ms=1500", 10.0);
-    server.signal(Signal::SIGTERM);
-    let response = client
-        .join()
-        .unwrap()
-        .expect("the in-flight request is answered");
-    assert_eq!(response.status, 200);
-    assert_eq!(response.text(), "slept 1500 ms\n");
-    assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
+    let mut server = Class::Sync.start(&["-w", "1", "--log-level", "debug"], "builtin:sleep");
+    let answers = scenario::term_answers_in_flight(&mut server, &["/?ms=1500"]);
+    assert_eq!(answers[0].text(), "slept 1500 ms\n");
 }
 
 #[test]
@@ -197,28 +159,10 @@ fn a_killed_worker_is_replaced_and_named_in_the_log() {
 
 #[test]
 fn a_hung_request_gets_its_worker_killed_and_named() {
-    let server = Server::start(["-w", "1", "-t", "1", "-b", LOCAL, "builtin:sleep"]);
-    let old = server.wait_workers(1, 10.0);
+    let server = Class::Sync.start(&["-w", "1", "-t", "1"], "builtin:sleep");
     // The worker is killed mid-request: the client sees the connection cut
     // (or a 5xx), never the answer after 3 s.
-    let outcome = get(server.addr(), "/?ms=3000");
-    assert!(
-        outcome
-            .as_ref()
-            .map_or(true, |response| response.status >= 500),
-        "{outcome:?}"
-    );
-    let line = server.expect_log("WORKER TIMEOUT", 10.0);
-    assert!(
-        line.contains("GET /?ms=3000"),
-        "the log does not name the request: {line}"
-    );
-    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
-    let replaced = wait_until(deadline(15.0), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != old
-    });
-    assert!(replaced, "hung worker not replaced:\n{}", server.log());
+    scenario::hung_request_is_named(&server, "/?ms=3000", 10.0);
 }
 
 #[test]
@@ -238,10 +182,7 @@ fn max_requests_recycles_the_worker() {
             get(server.addr(), "/").unwrap_or_else(|err| panic!("request {attempt}: {err}"));
         assert_eq!(response.status, 200, "request {attempt}");
     }
-    let recycled = wait_until(deadline(15.0), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != first
-    });
+    let recycled = wait_replaced(&server, &first, 15.0);
     assert!(
         recycled,
         "worker {first:?} not recycled after 12 requests:\n{}",
@@ -307,13 +248,7 @@ fn an_unknown_builtin_app_exits_4_with_gunicorns_words() {
 
 #[test]
 fn a_worker_dies_with_its_master() {
-    let server = hello("2");
-    let workers = server.wait_workers(2, 10.0);
-    server.signal(Signal::SIGKILL);
-    let gone = wait_until(deadline(15.0), || {
-        workers.iter().all(|pid| !proc::alive(*pid))
-    });
-    assert!(gone, "workers {workers:?} outlived their master");
+    scenario::workers_exit_with_the_master(&hello("2"), 2);
 }
 
 #[test]
@@ -450,17 +385,7 @@ fn the_builtin_apps_answer_over_the_sync_worker() {
         response.text()
     );
 
-    let upstream = TcpListener::bind(LOCAL).unwrap();
-    let upstream_addr = upstream.local_addr().unwrap();
-    let peer = thread::spawn(move || {
-        use std::io::{BufRead, BufReader, Write};
-        let (stream, _) = upstream.accept().unwrap();
-        let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line).unwrap();
-        (&stream)
-            .write_all(format!("pong: {line}").as_bytes())
-            .unwrap();
-    });
+    let (upstream_addr, peer) = scenario::pong_upstream();
     let relay = Server::start(["-b", LOCAL, "builtin:upstream"]);
     let response = get(relay.addr(), &format!("/?addr={upstream_addr}")).unwrap();
     assert_eq!(response.status, 200);

@@ -1,0 +1,285 @@
+//! Scenarios every worker class must pass, written once and parameterised
+//! by the running server: keep-alive loops, pipelining, TERM with requests
+//! in flight, QUIT cutting them, a hung request named and its worker
+//! replaced, workers outliving no master. Each per-class e2e file starts its
+//! server the way the class needs (`-k`, `--threads`, the app) and calls
+//! these; what stays in those files is what only that class does.
+//!
+//! Every scenario panics with the server's log on failure and waits on
+//! conditions with deadlines, never on bare sleeps.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use nix::sys::signal::Signal;
+
+use crate::client::{get, Conn, Response};
+use crate::proc;
+use crate::server::{Launch, Server};
+use crate::wait::{deadline, wait_until};
+
+/// Where every e2e server binds: loopback, a port the kernel picks.
+pub const LOCAL: &str = "127.0.0.1:0";
+
+/// A built-in worker class, as `-k` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// `-k sync`.
+    Sync,
+    /// `-k gthread`.
+    Gthread,
+    /// `-k green`.
+    Green,
+    /// `-k async`.
+    Async,
+}
+
+impl Class {
+    /// The name `-k` selects the class by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Sync => "sync",
+            Class::Gthread => "gthread",
+            Class::Green => "green",
+            Class::Async => "async",
+        }
+    }
+
+    /// `runicorn -k CLASS -b 127.0.0.1:0 EXTRA... APP`, not yet started.
+    pub fn launch(self, extra: &[&str], app: &str) -> Launch {
+        let mut args = vec!["-k", self.name(), "-b", LOCAL];
+        args.extend_from_slice(extra);
+        args.push(app);
+        Launch::new(args)
+    }
+
+    /// `runicorn -k CLASS -b 127.0.0.1:0 EXTRA... APP`, started.
+    pub fn start(self, extra: &[&str], app: &str) -> Server {
+        self.launch(extra, app).start()
+    }
+}
+
+/// The exit code of a master expected to exit within `secs`; panics with
+/// the log if it was killed by a signal or is still running.
+pub fn exit_code(server: &mut Server, secs: f64) -> i32 {
+    match server.wait_exit(deadline(secs)) {
+        Some(status) => status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", server.log())),
+        None => panic!("runicorn did not exit within {secs}s:\n{}", server.log()),
+    }
+}
+
+/// Waits up to `secs` until the workers `old` are replaced: as many live
+/// workers as before, and not the same ones.
+pub fn wait_replaced(server: &Server, old: &[u32], secs: f64) -> bool {
+    wait_until(deadline(secs), || {
+        let now = server.worker_pids();
+        now.len() == old.len() && now != old
+    })
+}
+
+/// Requests started one after another, each on its own keep-alive-capable
+/// connection, and each seen in the server's access log (which needs
+/// `--log-level debug`) before the next is sent.
+#[derive(Debug)]
+pub struct InFlight {
+    clients: Vec<(String, JoinHandle<io::Result<Response>>)>,
+}
+
+impl InFlight {
+    /// Sends `GET path` for each of `paths` and waits (10 s each) until the
+    /// server logged it. A path may repeat: its n-th copy waits for the
+    /// n-th log line.
+    pub fn start<S: AsRef<str>>(server: &Server, paths: &[S]) -> InFlight {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let clients = paths
+            .iter()
+            .map(|path| {
+                let path = path.as_ref();
+                let addr = server.addr().clone();
+                let target = path.to_owned();
+                let handle = thread::spawn(move || Conn::connect(&addr)?.get(&target));
+                let count = seen.entry(path).or_default();
+                *count += 1;
+                let pattern = format!("GET {path}");
+                if server
+                    .wait_for_log_count(&pattern, *count, deadline(10.0))
+                    .is_none()
+                {
+                    panic!(
+                        "request {count} of {pattern:?} did not start within 10s:\n{}",
+                        server.log()
+                    );
+                }
+                (path.to_owned(), handle)
+            })
+            .collect();
+        InFlight { clients }
+    }
+
+    /// Joins every client; each must have been answered with 200.
+    pub fn answered(self, server: &Server) -> Vec<Response> {
+        self.clients
+            .into_iter()
+            .map(|(path, handle)| {
+                let response = handle
+                    .join()
+                    .expect("client thread panicked")
+                    .unwrap_or_else(|err| {
+                        panic!("in-flight GET {path} unanswered: {err}\n{}", server.log())
+                    });
+                assert_eq!(response.status, 200, "GET {path}: {response:?}");
+                response
+            })
+            .collect()
+    }
+
+    /// Joins every client; each must have been cut (an I/O error), not
+    /// answered.
+    pub fn cut(self) {
+        for (path, handle) in self.clients {
+            let outcome = handle.join().expect("client thread panicked");
+            assert!(outcome.is_err(), "GET {path} was answered: {outcome:?}");
+        }
+    }
+}
+
+/// `requests` requests on one connection to `builtin:hello`, each answered
+/// and none closing the connection.
+pub fn keep_alive(server: &Server, requests: usize) {
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    for n in 0..requests {
+        let response = conn
+            .get(&format!("/{n}"))
+            .unwrap_or_else(|err| panic!("request {n} on the kept connection: {err}"));
+        assert_eq!(response.status, 200, "request {n}");
+        assert_eq!(response.text(), "Hello, World!", "request {n}");
+        assert!(
+            !response.closes(),
+            "request {n} closed: {:?}",
+            response.headers
+        );
+    }
+}
+
+/// `requests` POSTs to `builtin:echo` sent in one write; the answers come
+/// back in order, each describing its own request (path and body).
+pub fn pipelined_in_order(server: &Server, requests: usize) {
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    let mut batch = Vec::new();
+    for n in 0..requests {
+        let body = format!("request {n}");
+        write!(
+            batch,
+            "POST /{n} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write to a Vec");
+    }
+    conn.send(&batch).expect("send the pipelined batch");
+    for n in 0..requests {
+        let response = conn
+            .read_final_response(false)
+            .unwrap_or_else(|err| panic!("pipelined response {n}: {err}\n{}", server.log()));
+        assert_eq!(response.status, 200, "response {n}");
+        let json = response.json();
+        assert_eq!(json["path"], format!("/{n}"), "response {n}: {json}");
+        assert_eq!(
+            json["body_b64"],
+            STANDARD.encode(format!("request {n}")),
+            "response {n}: {json}"
+        );
+    }
+}
+
+/// TERM with `paths` in flight (a sleeping app, `--log-level debug`): each
+/// is answered with 200, then the master exits 0 within 30 s. Returns the
+/// answers for the class's own checks.
+pub fn term_answers_in_flight<S: AsRef<str>>(server: &mut Server, paths: &[S]) -> Vec<Response> {
+    let in_flight = InFlight::start(server, paths);
+    server.signal(Signal::SIGTERM);
+    let answers = in_flight.answered(server);
+    assert_eq!(exit_code(server, 30.0), 0, "{}", server.log());
+    answers
+}
+
+/// QUIT with `path` in flight (`--log-level debug`, a long sleep): the
+/// master exits within 10 s, its whole process group is gone within 5 s
+/// more, and the request is cut rather than answered.
+pub fn quit_cuts_in_flight(server: &mut Server, path: &str) {
+    let in_flight = InFlight::start(server, &[path]);
+    let started = Instant::now();
+    server.signal(Signal::SIGQUIT);
+    exit_code(server, 10.0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        wait_until(deadline(5.0), || server.group().is_empty()),
+        "left behind: {:?}",
+        server.group()
+    );
+    in_flight.cut();
+}
+
+/// One worker (`-w 1`, a short `--timeout`) gets `path`, which never ends
+/// in time: within `secs` a `WORKER TIMEOUT` line names the request and the
+/// worker's pid, the client gets no 2xx-4xx answer, and a new worker takes
+/// the old one's place within 15 s. True when the request was cut (an I/O
+/// error), false when it got a 5xx.
+pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> bool {
+    let old = server.wait_workers(1, 10.0);
+    let addr = server.addr().clone();
+    let target = path.to_owned();
+    let client = thread::spawn(move || get(&addr, &target));
+    let line = server.expect_log("WORKER TIMEOUT", secs);
+    assert!(
+        line.contains(&format!("GET {path}")),
+        "the log does not name the request: {line}"
+    );
+    assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
+    let outcome = client.join().expect("client thread panicked");
+    assert!(
+        outcome
+            .as_ref()
+            .map_or(true, |response| response.status >= 500),
+        "{outcome:?}"
+    );
+    assert!(
+        wait_replaced(server, &old, 15.0),
+        "the hung worker {old:?} was not replaced:\n{}",
+        server.log()
+    );
+    outcome.is_err()
+}
+
+/// SIGKILL to the master: every one of its `workers` workers exits within
+/// 15 s.
+pub fn workers_exit_with_the_master(server: &Server, workers: usize) {
+    let pids = server.wait_workers(workers, 10.0);
+    server.signal(Signal::SIGKILL);
+    let gone = wait_until(deadline(15.0), || pids.iter().all(|pid| !proc::alive(*pid)));
+    assert!(gone, "workers {pids:?} outlived their master");
+}
+
+/// A one-shot upstream on loopback for `builtin:upstream`: it reads one
+/// line and answers `pong: LINE`. Join the handle once the request is done.
+pub fn pong_upstream() -> (SocketAddr, JoinHandle<()>) {
+    let upstream = TcpListener::bind(LOCAL).expect("bind the upstream");
+    let addr = upstream.local_addr().expect("upstream address");
+    let peer = thread::spawn(move || {
+        let (stream, _) = upstream.accept().expect("accept the relay");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("read the relayed line");
+        (&stream)
+            .write_all(format!("pong: {line}").as_bytes())
+            .expect("answer the relay");
+    });
+    (addr, peer)
+}
