@@ -69,39 +69,70 @@ impl LoadReport {
 /// `threads` threads each sending `per_thread` `GET path`, each on a fresh
 /// connection; returns when all are done.
 pub fn concurrent(addr: &Addr, threads: usize, per_thread: usize, path: &str) -> LoadReport {
-    run_threads(threads, |_| {
-        let mut report = LoadReport::default();
-        for _ in 0..per_thread {
-            report.record(&get(addr, path));
-        }
-        report
-    })
+    batch(addr, threads, per_thread, path, false)
 }
 
 /// `threads` threads each sending `per_thread` `GET path` over one
 /// keep-alive connection, reconnecting only when the server closes it
 /// (`Connection: close`) or the connection fails.
 pub fn keepalive(addr: &Addr, threads: usize, per_thread: usize, path: &str) -> LoadReport {
+    batch(addr, threads, per_thread, path, true)
+}
+
+fn batch(
+    addr: &Addr,
+    threads: usize,
+    per_thread: usize,
+    path: &str,
+    keep_alive: bool,
+) -> LoadReport {
     run_threads(threads, |_| {
+        let mut client = Client::new(addr.clone(), path.to_owned(), keep_alive);
         let mut report = LoadReport::default();
-        let mut conn: Option<Conn> = None;
         for _ in 0..per_thread {
-            let outcome = match conn.as_mut() {
-                Some(open) => open.get(path),
-                None => Conn::connect(addr).and_then(|mut fresh| {
-                    let response = fresh.get(path);
-                    conn = Some(fresh);
-                    response
-                }),
-            };
-            let reusable = outcome.as_ref().is_ok_and(|response| !response.closes());
-            report.record(&outcome);
-            if !reusable {
-                conn = None;
-            }
+            report.record(&client.request());
         }
         report
     })
+}
+
+/// One client thread's requests: each on a fresh connection, or (with
+/// `keep_alive`) on one kept connection, reconnecting only when the server
+/// closes it (`Connection: close`) or it fails.
+struct Client {
+    addr: Addr,
+    path: String,
+    keep_alive: bool,
+    conn: Option<Conn>,
+}
+
+impl Client {
+    fn new(addr: Addr, path: String, keep_alive: bool) -> Client {
+        Client {
+            addr,
+            path,
+            keep_alive,
+            conn: None,
+        }
+    }
+
+    fn request(&mut self) -> std::io::Result<Response> {
+        if !self.keep_alive {
+            return get(&self.addr, &self.path);
+        }
+        let outcome = match self.conn.as_mut() {
+            Some(open) => open.get(&self.path),
+            None => Conn::connect(&self.addr).and_then(|mut fresh| {
+                let response = fresh.get(&self.path);
+                self.conn = Some(fresh);
+                response
+            }),
+        };
+        if !outcome.as_ref().is_ok_and(|response| !response.closes()) {
+            self.conn = None;
+        }
+        outcome
+    }
 }
 
 fn run_threads(threads: usize, work: impl Fn(usize) -> LoadReport + Sync) -> LoadReport {
@@ -130,59 +161,26 @@ pub struct ClientLoop {
 impl ClientLoop {
     /// Starts the loop.
     pub fn start(addr: &Addr, path: &str, threads: usize) -> ClientLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let report = Arc::new(Mutex::new(LoadReport::default()));
-        let handles = (0..threads)
-            .map(|_| {
-                let (stop, report, addr, path) = (
-                    Arc::clone(&stop),
-                    Arc::clone(&report),
-                    addr.clone(),
-                    path.to_owned(),
-                );
-                thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let outcome = get(&addr, &path);
-                        report.lock().expect("report lock").record(&outcome);
-                    }
-                })
-            })
-            .collect();
-        ClientLoop {
-            stop,
-            report,
-            handles,
-        }
+        ClientLoop::spawn(addr, path, threads, false)
     }
 
     /// Like [`ClientLoop::start`], but each thread keeps one keep-alive
     /// connection, reconnecting only when the server closes it
     /// (`Connection: close`) or it fails.
     pub fn start_keepalive(addr: &Addr, path: &str, threads: usize) -> ClientLoop {
+        ClientLoop::spawn(addr, path, threads, true)
+    }
+
+    fn spawn(addr: &Addr, path: &str, threads: usize, keep_alive: bool) -> ClientLoop {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(LoadReport::default()));
         let handles = (0..threads)
             .map(|_| {
-                let (stop, report, addr, path) = (
-                    Arc::clone(&stop),
-                    Arc::clone(&report),
-                    addr.clone(),
-                    path.to_owned(),
-                );
+                let (stop, report) = (Arc::clone(&stop), Arc::clone(&report));
+                let mut client = Client::new(addr.clone(), path.to_owned(), keep_alive);
                 thread::spawn(move || {
-                    let mut conn: Option<Conn> = None;
                     while !stop.load(Ordering::Relaxed) {
-                        let outcome = match conn.as_mut() {
-                            Some(open) => open.get(&path),
-                            None => Conn::connect(&addr).and_then(|mut fresh| {
-                                let response = fresh.get(&path);
-                                conn = Some(fresh);
-                                response
-                            }),
-                        };
-                        if !outcome.as_ref().is_ok_and(|response| !response.closes()) {
-                            conn = None;
-                        }
+                        let outcome = client.request();
                         report.lock().expect("report lock").record(&outcome);
                     }
                 })
