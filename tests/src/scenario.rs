@@ -209,14 +209,25 @@ pub fn term_answers_in_flight<S: AsRef<str>>(server: &mut Server, paths: &[S]) -
     answers
 }
 
-/// QUIT with `path` in flight (`--log-level debug`, a long sleep): the
-/// master exits within 10 s, its whole process group is gone within 5 s
-/// more, and the request is cut rather than answered.
-pub fn quit_cuts_in_flight(server: &mut Server, path: &str) {
-    let in_flight = InFlight::start(server, &[path]);
+/// QUIT to a one-worker `builtin:sleep` server of `class` (`EXTRA` added,
+/// `--graceful-timeout 30`) with a 20 s request in flight: the master exits
+/// within 10 s, its whole process group is gone within 5 s more, and the
+/// request is cut rather than answered.
+pub fn quit_cuts_a_request_in_flight(class: Class, extra: &[&str]) {
+    let mut args = vec![
+        "-w",
+        "1",
+        "--log-level",
+        "debug",
+        "--graceful-timeout",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    let mut server = class.start(&args, "builtin:sleep");
+    let in_flight = InFlight::start(&server, &["/?ms=20000"]);
     let started = Instant::now();
     server.signal(Signal::SIGQUIT);
-    exit_code(server, 10.0);
+    exit_code(&mut server, 10.0);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
         wait_until(deadline(5.0), || server.group().is_empty()),
@@ -224,6 +235,33 @@ pub fn quit_cuts_in_flight(server: &mut Server, path: &str) {
         server.group()
     );
     in_flight.cut();
+}
+
+/// On a `--keep-alive 1` server of `builtin:hello`: requests in quick
+/// succession keep one connection open, and silence then closes it after
+/// about a second (0.5 s..8 s, long before the client's own 10 s timeout).
+pub fn idle_connection_closes_after_keep_alive(server: &Server) {
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    for n in 0..3 {
+        let response = conn
+            .get("/")
+            .unwrap_or_else(|err| panic!("request {n} on the kept connection: {err}"));
+        assert_eq!(response.status, 200, "request {n}");
+        assert!(!response.closes(), "request {n}: {:?}", response.headers);
+    }
+    let idle_since = Instant::now();
+    conn.set_timeout(Duration::from_secs(10))
+        .expect("set the client timeout");
+    assert!(
+        conn.at_eof()
+            .expect("the server closes the idle connection"),
+        "the idle connection was kept"
+    );
+    let idle_for = idle_since.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(500) && idle_for < Duration::from_secs(8),
+        "closed after {idle_for:?} with --keep-alive 1"
+    );
 }
 
 /// One worker (`-w 1`, a short `--timeout`) gets `path`, which never ends

@@ -144,19 +144,7 @@ fn connections_are_kept_alive_for_http_1_1_and_1_0() {
 #[test]
 fn an_idle_connection_is_closed_after_the_keep_alive_timeout() {
     let server = serve(&["-w", "1", "--keep-alive", "1"], "builtin:hello");
-    let mut conn = Conn::connect(server.addr()).unwrap();
-    // Requests spaced well within the timeout keep the connection open...
-    for _ in 0..3 {
-        assert!(!conn.get("/").unwrap().closes());
-    }
-    // ...and silence closes it, long before the client's own 10 s timeout.
-    let started = Instant::now();
-    assert!(conn.at_eof().unwrap(), "the idle connection was kept");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
+    scenario::idle_connection_closes_after_keep_alive(&server);
 }
 
 #[test]
@@ -193,18 +181,7 @@ fn term_finishes_in_flight_requests_and_closes_idle_connections() {
 
 #[test]
 fn quit_exits_fast_even_with_a_request_in_flight() {
-    let mut server = serve(
-        &[
-            "-w",
-            "1",
-            "--log-level",
-            "debug",
-            "--graceful-timeout",
-            "30",
-        ],
-        "builtin:sleep",
-    );
-    scenario::quit_cuts_in_flight(&mut server, "/?ms=20000");
+    scenario::quit_cuts_a_request_in_flight(Class::Async, &[]);
 }
 
 #[test]

@@ -207,19 +207,7 @@ fn a_unix_socket_is_served_with_keep_alive() {
 
 #[test]
 fn quit_exits_at_once_even_with_sleeps_in_flight() {
-    let mut server = green(
-        &[
-            "-w",
-            "1",
-            "--log-level",
-            "debug",
-            "--graceful-timeout",
-            "30",
-        ],
-        "builtin:sleep",
-    );
-    server.wait_workers(1, 10.0);
-    scenario::quit_cuts_in_flight(&mut server, "/?ms=20000");
+    scenario::quit_cuts_a_request_in_flight(Class::Green, &[]);
 }
 
 #[test]
@@ -243,17 +231,7 @@ fn the_head_deadline_and_keep_alive_timeout_are_enforced() {
     assert!(response.closes());
 
     // An idle keep-alive connection is closed after --keep-alive.
-    let mut idle = Conn::connect(server.addr()).unwrap();
-    assert_eq!(idle.get("/").unwrap().status, 200);
-    let waited = Instant::now();
-    assert!(idle
-        .at_eof()
-        .expect("the server closes the idle connection"));
-    assert!(
-        waited.elapsed() < Duration::from_secs(9),
-        "closed only after {:?}",
-        waited.elapsed()
-    );
+    scenario::idle_connection_closes_after_keep_alive(&server);
 }
 
 #[test]

@@ -87,18 +87,7 @@ fn idle_connections_are_closed_after_keep_alive() {
         &["-w", "1", "--threads", "2", "--keep-alive", "1"],
         "builtin:hello",
     );
-    let mut conn = Conn::connect(server.addr()).expect("connect");
-    assert!(!conn.get("/").expect("first request").closes());
-    let idle_since = Instant::now();
-    conn.set_timeout(Duration::from_secs(10)).unwrap();
-    assert!(conn
-        .at_eof()
-        .expect("the server closes the idle connection"));
-    let idle_for = idle_since.elapsed();
-    assert!(
-        idle_for >= Duration::from_millis(500) && idle_for < Duration::from_secs(8),
-        "closed after {idle_for:?} with --keep-alive 1"
-    );
+    scenario::idle_connection_closes_after_keep_alive(&server);
 }
 
 #[test]
@@ -173,20 +162,7 @@ fn an_unread_body_is_never_parsed_as_the_next_request() {
 
 #[test]
 fn quit_exits_at_once_with_a_request_in_flight() {
-    let mut server = gthread(
-        &[
-            "-w",
-            "1",
-            "--threads",
-            "2",
-            "--graceful-timeout",
-            "30",
-            "--log-level",
-            "debug",
-        ],
-        "builtin:sleep",
-    );
-    scenario::quit_cuts_in_flight(&mut server, "/long?ms=20000");
+    scenario::quit_cuts_a_request_in_flight(Class::Gthread, &["--threads", "2"]);
 }
 
 #[test]

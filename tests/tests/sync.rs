@@ -67,18 +67,7 @@ fn term_exits_zero_leaving_no_children_pidfile_or_socket() {
 
 #[test]
 fn quit_exits_fast_even_with_a_request_in_flight() {
-    let mut server = Class::Sync.start(
-        &[
-            "-w",
-            "1",
-            "--log-level",
-            "debug",
-            "--graceful-timeout",
-            "30",
-        ],
-        "builtin:sleep",
-    );
-    scenario::quit_cuts_in_flight(&mut server, "/?ms=20000");
+    scenario::quit_cuts_a_request_in_flight(Class::Sync, &[]);
 }
 
 #[test]
