@@ -39,15 +39,6 @@ impl App for Cpu {
             Err(message) => return super::bad_request(call, &message),
         };
         let body = format!("cpu {rounds} rounds: {:016x}\n", burn(rounds)).into_bytes();
-        let length = body.len().to_string();
-        call.start_response(
-            200,
-            &[
-                ("Content-Type", b"text/plain"),
-                ("Content-Length", length.as_bytes()),
-            ],
-        )?;
-        call.write(&body)?;
-        Ok(())
+        super::plain(call, 200, &body)
     }
 }

@@ -64,15 +64,25 @@ fn bad_request(
     call: &mut dyn crate::contract::Call,
     message: &str,
 ) -> Result<(), crate::contract::AppError> {
-    let length = message.len().to_string();
+    plain(call, 400, message.as_bytes())
+}
+
+/// Answers `status` with `body` as text/plain with its Content-Length: the
+/// whole response of every small built-in app.
+fn plain(
+    call: &mut dyn crate::contract::Call,
+    status: u16,
+    body: &[u8],
+) -> Result<(), crate::contract::AppError> {
+    let length = body.len().to_string();
     call.start_response(
-        400,
+        status,
         &[
             ("Content-Type", b"text/plain"),
             ("Content-Length", length.as_bytes()),
         ],
     )?;
-    call.write(message.as_bytes())?;
+    call.write(body)?;
     Ok(())
 }
 

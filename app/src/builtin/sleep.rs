@@ -26,16 +26,7 @@ impl App for Sleep {
         };
         call.host().sleep(Duration::from_millis(ms));
         let body = reply(ms);
-        let length = body.len().to_string();
-        call.start_response(
-            200,
-            &[
-                ("Content-Type", b"text/plain"),
-                ("Content-Length", length.as_bytes()),
-            ],
-        )?;
-        call.write(&body)?;
-        Ok(())
+        super::plain(call, 200, &body)
     }
 }
 

@@ -40,15 +40,6 @@ impl App for UpstreamApp {
             Ok(reply) => (200, reply),
             Err(err) => (502, format!("upstream {addr} failed: {err}\n").into_bytes()),
         };
-        let length = body.len().to_string();
-        call.start_response(
-            status,
-            &[
-                ("Content-Type", b"text/plain"),
-                ("Content-Length", length.as_bytes()),
-            ],
-        )?;
-        call.write(&body)?;
-        Ok(())
+        super::plain(call, status, &body)
     }
 }
