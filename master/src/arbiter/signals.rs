@@ -96,8 +96,7 @@ impl Arbiter {
             match bind_listeners(&settings, self.credentials.as_ref(), false, &current) {
                 Ok(bound) => Some(bound.into_iter().unzip::<_, _, Vec<_>, Vec<_>>()),
                 Err(err) => {
-                    tracing::error!("Reload failed, keeping the running configuration: {err}");
-                    let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+                    self.keep_running_configuration(&err);
                     return Ok(());
                 }
             }
@@ -108,8 +107,7 @@ impl Arbiter {
             match self.loader.load(&settings) {
                 Ok(app) => Some(app),
                 Err(err) => {
-                    tracing::error!("Reload failed, keeping the running configuration: {err}");
-                    let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+                    self.keep_running_configuration(&err);
                     return Ok(());
                 }
             }
@@ -158,6 +156,13 @@ impl Arbiter {
                 .nworkers_changed(&self.view(), self.num_workers, Some(old));
         }
         self.manage_workers()
+    }
+
+    /// A reload that failed after the new log configuration was applied:
+    /// say why and put the running configuration's logging back.
+    fn keep_running_configuration(&self, err: &dyn std::fmt::Display) {
+        tracing::error!("Reload failed, keeping the running configuration: {err}");
+        let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
     }
 
     /// The new generation cannot boot: go back to the old configuration,
