@@ -322,9 +322,40 @@ fn adopt(fd: RawFd, shown: &str) -> Result<Listener, MasterError> {
     }
 }
 
+/// Whether an accept error only means "accept again later": nothing to
+/// accept (another worker won the race, or a signal interrupted the call),
+/// or the client gave up before accept. Every worker class's accept loop
+/// applies this one rule; anything else (EMFILE, ENOBUFS) needs a pause.
+pub fn is_transient_accept_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+    ) || err.raw_os_error() == Some(libc::EPROTO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_lost_race_or_a_gone_client_is_a_transient_accept_error() {
+        for kind in [
+            io::ErrorKind::WouldBlock,
+            io::ErrorKind::Interrupted,
+            io::ErrorKind::ConnectionAborted,
+        ] {
+            assert!(
+                is_transient_accept_error(&io::Error::from(kind)),
+                "{kind:?}"
+            );
+        }
+        assert!(is_transient_accept_error(&io::Error::from_raw_os_error(
+            libc::EPROTO
+        )));
+        assert!(!is_transient_accept_error(&io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+    }
 
     #[test]
     fn specs_parse() {

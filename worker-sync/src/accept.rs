@@ -11,6 +11,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_http::ConnConfig;
+use runicorn_master::listener::is_transient_accept_error;
 use runicorn_master::worker::{past_max_requests, poll_interval};
 use runicorn_master::{Listener, Settings, ShutdownState, Worker};
 
@@ -155,7 +156,7 @@ fn accept_and_serve(
     };
     let accepted = match accepted {
         Ok(accepted) => accepted,
-        Err(err) if is_transient(&err) => return Ok(None),
+        Err(err) if is_transient_accept_error(&err) => return Ok(None),
         Err(err) => return Err(err),
     };
     // The connection gets its own fresh heartbeat budget.
@@ -178,15 +179,6 @@ fn accept_and_serve(
 enum Accepted {
     Tcp(std::net::TcpStream, String),
     Unix(std::os::unix::net::UnixStream),
-}
-
-/// Errors after which the worker simply polls again: nothing to accept
-/// (another worker won the race), or the client gave up before accept.
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
 }
 
 #[cfg(test)]
