@@ -8,9 +8,9 @@
 //! hook, and the server goes on. The worker-side hooks that need a request
 //! (`pre_request`, `post_request`) run around the app itself
 //! ([`wrap_request_hooks`], called by the app loader), so every worker class
-//! fires them; the signal-driven ones (`worker_int`, `worker_abort`) are
-//! available through [`loaded`] until the master's worker signal handling
-//! calls them.
+//! fires them; the signal-driven ones (`worker_int`, `worker_abort`) run on
+//! the worker's signal-hook watcher thread (see `runicorn_master::Shutdown`),
+//! never inside a signal handler.
 
 use std::sync::Arc;
 
@@ -54,12 +54,6 @@ pub fn wrap_request_hooks(
     let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
     let hooks = LoadedHooks::load(&request_hooks, &search)?;
     Ok(with_request_hooks(app, Arc::new(hooks)))
-}
-
-/// The loaded hooks, for worker classes that call the worker-side ones.
-pub fn loaded(settings: &runicorn_master::Settings) -> Result<LoadedHooks, LoadError> {
-    let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
-    LoadedHooks::load(&settings.hooks, &search)
 }
 
 /// Hooks exported by app libraries.
@@ -118,6 +112,18 @@ impl Hooks for LibraryHooks {
     }
     fn post_worker_init(&self, worker: &WorkerView) {
         self.fire(HookName::PostWorkerInit, None, Some(worker));
+    }
+    fn worker_int(&self, worker: &WorkerView) {
+        self.fire(HookName::WorkerInt, None, Some(worker));
+    }
+    fn worker_abort(&self, worker: &WorkerView) {
+        self.fire(HookName::WorkerAbort, None, Some(worker));
+    }
+    fn has_worker_int(&self) -> bool {
+        self.hooks.has(HookName::WorkerInt)
+    }
+    fn has_worker_abort(&self) -> bool {
+        self.hooks.has(HookName::WorkerAbort)
     }
     fn worker_exit(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
         self.fire(HookName::WorkerExit, Some(arbiter), Some(worker));

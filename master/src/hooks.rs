@@ -6,8 +6,10 @@
 //! `post_worker_init` in the child once the app is loaded, `worker_exit` in
 //! the child as it exits, `child_exit` in the master after reaping,
 //! `nworkers_changed` whenever the target count moves, `on_reload` on HUP,
-//! `on_exit` just before the master exits. The app-library loader
-//! implements this from exported functions (issue 7).
+//! `on_exit` just before the master exits. `worker_int` and `worker_abort`
+//! run in the worker on INT/QUIT and ABRT, on a watcher thread (never in the
+//! signal handler), when `has_worker_int` / `has_worker_abort` say so. The
+//! app-library loader implements this from exported functions (issue 7).
 
 use std::fmt;
 
@@ -47,6 +49,20 @@ pub trait Hooks: Send + Sync {
     fn post_fork(&self, _arbiter: &ArbiterView<'_>, _worker: &WorkerView) {}
     /// Child, after the app loaded and `init_worker` ran.
     fn post_worker_init(&self, _worker: &WorkerView) {}
+    /// Child, on SIGINT or SIGQUIT, before the quick stop (exit 0). Runs on
+    /// a watcher thread; a hook that never returns dies by the master's SIGKILL.
+    fn worker_int(&self, _worker: &WorkerView) {}
+    /// Child, on SIGABRT (the master's timeout), before exit 1.
+    fn worker_abort(&self, _worker: &WorkerView) {}
+    /// Whether `worker_int` does anything (without it no watcher runs and
+    /// INT/QUIT stop the worker at once).
+    fn has_worker_int(&self) -> bool {
+        false
+    }
+    /// Whether `worker_abort` does anything (without it SIGABRT exits 1 at once).
+    fn has_worker_abort(&self) -> bool {
+        false
+    }
     /// Child, after the worker class returned, just before the process exits.
     fn worker_exit(&self, _arbiter: &ArbiterView<'_>, _worker: &WorkerView) {}
     /// Master, after a worker was reaped.

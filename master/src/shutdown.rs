@@ -6,12 +6,21 @@
 //! kernel sends SIGTERM if the master dies (`PR_SET_PDEATHSIG`). Each state
 //! change writes a byte to a self-pipe whose read end ([`Shutdown::wake_fd`])
 //! stays readable from then on, so poll/epoll loops wake at once.
+//!
+//! With `worker_int` / `worker_abort` hooks configured
+//! ([`Shutdown::watch_signal_hooks`]), the handler only writes the signal's
+//! number to a second pipe and a watcher thread runs the hook: after
+//! `worker_int` (INT/QUIT) it asks for the quick stop (exit 0), after
+//! `worker_abort` (ABRT, the master's timeout) it exits 1. Without them,
+//! INT/QUIT stop at once and ABRT exits 1 from the handler (no core dump).
 
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::sys;
@@ -46,7 +55,23 @@ struct Inner {
     wake_read: OwnedFd,
     wake_write: OwnedFd,
     master_pid: Pid,
+    /// Where the `worker_int` watcher is, for [`Shutdown::finish_signal_hooks`].
+    hook_progress: Mutex<HookProgress>,
+    hook_done: Condvar,
 }
+
+/// The `worker_int` watcher's progress, as the main thread sees it.
+#[derive(Debug, Default)]
+struct HookProgress {
+    /// `worker_int` ran to the end.
+    int_done: bool,
+    /// The worker class returned: the main thread will exit, the watcher
+    /// must not ask for a quick stop (two threads would race in `exit`).
+    class_returned: bool,
+}
+
+/// A signal hook the watcher thread runs.
+pub type SignalHook = Box<dyn Fn() + Send + 'static>;
 
 /// The shared stop state of one worker process. Cheap to clone; every
 /// thread, coroutine or task of the worker holds one.
@@ -68,6 +93,8 @@ impl Shutdown {
                 wake_read,
                 wake_write,
                 master_pid: nix::unistd::getppid(),
+                hook_progress: Mutex::new(HookProgress::default()),
+                hook_done: Condvar::new(),
             }),
         })
     }
@@ -134,6 +161,105 @@ impl Shutdown {
     /// False once the master is gone (this process was reparented).
     pub fn master_alive(&self) -> bool {
         nix::unistd::getppid() == self.inner.master_pid
+    }
+
+    /// Starts the thread that runs `worker_int` on INT/QUIT and
+    /// `worker_abort` on ABRT (either may be absent). Called in the worker
+    /// after fork, once the environment is set; does nothing without hooks.
+    pub fn watch_signal_hooks(
+        &self,
+        worker_int: Option<SignalHook>,
+        worker_abort: Option<SignalHook>,
+    ) -> std::io::Result<()> {
+        let mut mask = 0;
+        if worker_int.is_some() {
+            mask |= sys::HOOK_INT;
+        }
+        if worker_abort.is_some() {
+            mask |= sys::HOOK_ABORT;
+        }
+        if mask == 0 {
+            return Ok(());
+        }
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let write_fd = write.as_raw_fd();
+        let shutdown = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("signal-hooks".to_owned())
+            .spawn(move || {
+                shutdown.run_signal_hooks(read, worker_int, worker_abort);
+                // The handler may write to the pipe at any time: its write
+                // end stays open for the life of the process.
+                let _write = write;
+                loop {
+                    std::thread::park();
+                }
+            })?;
+        drop(thread);
+        sys::install_hook_pipe(write_fd, mask);
+        Ok(())
+    }
+
+    fn run_signal_hooks(
+        &self,
+        read: OwnedFd,
+        worker_int: Option<SignalHook>,
+        worker_abort: Option<SignalHook>,
+    ) {
+        let mut pipe = std::fs::File::from(read);
+        let mut byte = [0u8];
+        let mut int_ran = false;
+        loop {
+            match pipe.read(&mut byte) {
+                Ok(1) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                _ => return,
+            }
+            if i32::from(byte[0]) == Signal::SIGABRT as i32 {
+                if let Some(hook) = &worker_abort {
+                    hook();
+                }
+                tracing::info!("Worker exiting (pid: {})", std::process::id());
+                std::process::exit(1);
+            }
+            if int_ran {
+                continue;
+            }
+            int_ran = true;
+            if let Some(hook) = &worker_int {
+                hook();
+            }
+            let mut progress = self.hook_progress();
+            progress.int_done = true;
+            if progress.class_returned {
+                self.inner.hook_done.notify_all();
+            } else {
+                drop(progress);
+                self.request_quick();
+            }
+        }
+    }
+
+    /// Called once the worker class returned: waits for a `worker_int` hook
+    /// that INT/QUIT started, so the process does not exit under it (a hook
+    /// that never returns dies by the master's SIGKILL).
+    pub fn finish_signal_hooks(&self) {
+        let mut progress = self.hook_progress();
+        progress.class_returned = true;
+        while sys::HOOK_SIGNALLED.load(Ordering::SeqCst) != 0 && !progress.int_done {
+            progress = self
+                .inner
+                .hook_done
+                .wait(progress)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn hook_progress(&self) -> MutexGuard<'_, HookProgress> {
+        self.inner
+            .hook_progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn wake(&self) {

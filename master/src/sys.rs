@@ -175,12 +175,55 @@ extern "C" fn master_handler(signal: libc::c_int) {
     write_wake_byte(signal as u8);
 }
 
+/// The write end of the worker's hook pipe (-1: no `worker_int` /
+/// `worker_abort` watcher).
+static HOOK_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// Which signals the hook watcher takes over: `HOOK_INT` (INT/QUIT runs
+/// `worker_int` before the quick stop), `HOOK_ABORT` (ABRT runs `worker_abort`).
+static HOOK_MASK: AtomicU8 = AtomicU8::new(0);
+
+/// [`install_hook_pipe`]: INT/QUIT go to the watcher.
+pub const HOOK_INT: u8 = 1;
+/// [`install_hook_pipe`]: ABRT goes to the watcher.
+pub const HOOK_ABORT: u8 = 2;
+
+/// Set by the handler when it handed INT/QUIT to the hook watcher.
+pub static HOOK_SIGNALLED: AtomicU8 = AtomicU8::new(0);
+
+fn write_hook_byte(byte: u8) -> bool {
+    let fd = HOOK_PIPE.load(Ordering::SeqCst);
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+    unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    true
+}
+
 extern "C" fn worker_handler(signal: libc::c_int) {
+    let hooks = HOOK_MASK.load(Ordering::SeqCst);
     match signal {
         libc::SIGTERM => {
             let _ = WORKER_STOP.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
         }
+        libc::SIGINT | libc::SIGQUIT if hooks & HOOK_INT != 0 => {
+            // Stop accepting now; the watcher runs `worker_int`, then asks
+            // for the quick stop.
+            let _ = WORKER_STOP.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+            HOOK_SIGNALLED.store(1, Ordering::SeqCst);
+            write_hook_byte(signal as u8);
+        }
         libc::SIGINT | libc::SIGQUIT => WORKER_STOP.store(2, Ordering::SeqCst),
+        libc::SIGABRT => {
+            if hooks & HOOK_ABORT == 0 || !write_hook_byte(signal as u8) {
+                // No hook: leave at once with 1, as Gunicorn's handle_abort,
+                // and without the core dump SIGABRT's default would leave.
+                // SAFETY: _exit(2) is async-signal-safe.
+                unsafe { libc::_exit(1) };
+            }
+            return;
+        }
         libc::SIGUSR1 => REOPEN_LOGS.store(1, Ordering::Relaxed),
         _ => {}
     }
@@ -219,7 +262,7 @@ pub fn install_master_signals(pipe: &OwnedFd) -> io::Result<()> {
 }
 
 /// In a fresh child: every master handler back to default, then the
-/// worker's TERM/INT/QUIT/USR1 handlers writing to `pipe`.
+/// worker's TERM/INT/QUIT/USR1/ABRT handlers writing to `pipe`.
 pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
     SIGNAL_PIPE.store(-1, Ordering::SeqCst);
     for signal in MASTER_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
@@ -231,6 +274,7 @@ pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
         Signal::SIGINT,
         Signal::SIGQUIT,
         Signal::SIGUSR1,
+        Signal::SIGABRT,
     ] {
         install(signal, SigHandler::Handler(worker_handler))?;
     }
@@ -250,6 +294,15 @@ pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
     // Signals sent between fork and here were held; they arrive now.
     unblock_signals();
     Ok(())
+}
+
+/// In a worker: hand INT/QUIT (`HOOK_INT`) and/or ABRT (`HOOK_ABORT`) to
+/// the thread reading the pipe whose write end is `pipe`, which runs
+/// `worker_int` / `worker_abort`. `pipe` must stay open for the life of the
+/// process (the watcher thread owns it and never ends before the process).
+pub fn install_hook_pipe(pipe: RawFd, mask: u8) {
+    HOOK_PIPE.store(pipe, Ordering::SeqCst);
+    HOOK_MASK.store(mask, Ordering::SeqCst);
 }
 
 /// Asks the kernel to send SIGTERM to this process when its parent dies.

@@ -12,12 +12,12 @@
 //! - `pre_request`, `post_request`: the app itself, wrapped by
 //!   [`with_request_hooks`] when it is loaded, so every worker class fires
 //!   them with no code of its own;
-//! - `worker_int`, `worker_abort`: not called yet. Gunicorn runs them in the
-//!   worker's SIGINT/SIGQUIT and SIGABRT handlers; here a worker class (or
-//!   the master's child-side code, once `master::Hooks` has them) would call
-//!   [`Hooks::fire`] with [`HookName::WorkerInt`] when it sees a quick stop.
-//!   Calling library code from a signal handler is not async-signal-safe,
-//!   so `worker_abort` can at best run after the hung request returns.
+//! - `worker_int`, `worker_abort`: the master's child-side code, under every
+//!   worker class (library ones too). Gunicorn runs them inside the worker's
+//!   SIGINT/SIGQUIT and SIGABRT handlers; library code is not
+//!   async-signal-safe, so here the handler only writes a byte to a pipe and
+//!   a watcher thread of the worker runs the hook, then the quick stop
+//!   (exit 0) or exit 1. A hung hook dies by the master's SIGKILL.
 //!
 //! A failing or panicking hook is logged and otherwise ignored.
 

@@ -1,6 +1,8 @@
 //! Gunicorn's server hooks from a library: every hook appends one line to
 //! the file named by `HOOKS_LOG` (`post_fork pid=... age=...`), and `app`
-//! says hello. Configure with e.g. `post_fork = "hooks:post_fork"`.
+//! says hello. Configure with e.g. `post_fork = "hooks:post_fork"`. A hook
+//! named by `HOOKS_HANG` (say `worker_int`) never returns after its line, to
+//! show that the master still kills a worker stuck in a hook.
 
 use std::io::Write;
 
@@ -31,7 +33,14 @@ fn record(event: &HookEvent) -> Result<(), String> {
         .open(&path)
         .map_err(|err| err.to_string())?;
     file.write_all(line.as_bytes())
-        .map_err(|err| err.to_string())
+        .map_err(|err| err.to_string())?;
+    drop(file);
+    if std::env::var("HOOKS_HANG").is_ok_and(|hook| hook == event.hook.as_str()) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    Ok(())
 }
 
 export_hook!(on_starting, record);

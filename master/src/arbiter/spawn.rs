@@ -1,6 +1,7 @@
 //! `spawn_worker`: fork, and in the child, everything up to the worker
 //! class's `run`: title, environment, directory, umask, privileges, signal
-//! handling, the app, `init_worker`, the first heartbeat.
+//! handling (and the `worker_int`/`worker_abort` watcher), the app,
+//! `init_worker`, the first heartbeat.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use super::supervisor::{self, WorkerState};
 use super::{Arbiter, ChildDone, WorkerRecord};
 use crate::clock::{monotonic_nanos, monotonic_now};
 use crate::hooks::WorkerView;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, SignalHook};
 use crate::sys::{self, Forked};
 use crate::worker::Worker;
 
@@ -133,6 +134,12 @@ impl Arbiter {
                 return ExitCode::from(3);
             }
         }
+        if let Err(err) = self.watch_signal_hooks(&shutdown, worker_view) {
+            tracing::error!(
+                "Worker failed to boot: cannot start the worker_int/worker_abort watcher: {err}"
+            );
+            return ExitCode::from(3);
+        }
         let app = match self.preloaded.clone() {
             Some(app) => app,
             None => match self.loader.load(&settings) {
@@ -162,7 +169,7 @@ impl Arbiter {
             settings,
             app,
             slot,
-            shutdown,
+            shutdown: shutdown.clone(),
             age,
             max_requests: supervisor::max_requests(
                 self.settings.max_requests,
@@ -171,8 +178,32 @@ impl Arbiter {
             ),
         };
         let code = self.class.run(worker);
+        shutdown.finish_signal_hooks();
         self.hooks.worker_exit(&self.view(), &worker_view);
         code
+    }
+
+    /// `worker_int` / `worker_abort`, run by the shutdown's watcher thread
+    /// when INT/QUIT or ABRT arrive (only those the hooks implement).
+    fn watch_signal_hooks(&self, shutdown: &Shutdown, worker: WorkerView) -> std::io::Result<()> {
+        let int = self.hooks.has_worker_int().then(|| {
+            let hooks = Arc::clone(&self.hooks);
+            Box::new(move || {
+                tracing::info!(
+                    "Worker (pid:{}) got INT/QUIT: running worker_int",
+                    worker.pid
+                );
+                hooks.worker_int(&worker);
+            }) as SignalHook
+        });
+        let abort = self.hooks.has_worker_abort().then(|| {
+            let hooks = Arc::clone(&self.hooks);
+            Box::new(move || {
+                tracing::info!("Worker (pid:{}) got ABRT: running worker_abort", worker.pid);
+                hooks.worker_abort(&worker);
+            }) as SignalHook
+        });
+        shutdown.watch_signal_hooks(int, abort)
     }
 }
 
