@@ -30,6 +30,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod examples;
 pub mod load;
 pub mod proc;
 pub mod rlimit;

@@ -53,6 +53,17 @@ impl Capture {
     }
 }
 
+/// Variables that change runicorn's settings or log, removed from every
+/// server's environment unless the test sets them.
+pub const HERMETIC_ENV: [&str; 6] = [
+    "PORT",
+    "WEB_CONCURRENCY",
+    "RUNICORN_ENV",
+    "RUNICORN_CMD_ARGS",
+    "FORWARDED_ALLOW_IPS",
+    "RUST_LOG",
+];
+
 /// What to start: arguments, environment, working directory, and an optional
 /// wrapper command (`unshare --pid --fork ...`).
 #[derive(Debug, Clone, Default)]
@@ -136,12 +147,13 @@ impl Launch {
             }
             None => Command::new(runicorn_bin()),
         };
+        command.args(&self.args);
+        // Hermetic: the developer's shell must not change settings; a test
+        // that wants one of these sets it with `Launch::env`.
+        for key in HERMETIC_ENV {
+            command.env_remove(key);
+        }
         command
-            .args(&self.args)
-            // Hermetic: the tests' own environment must not change settings.
-            .env_remove("RUNICORN_CMD_ARGS")
-            .env_remove("WEB_CONCURRENCY")
-            .env_remove("RUST_LOG")
             .envs(self.envs.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -14,85 +14,11 @@ use std::thread;
 use std::time::Duration;
 
 use runicorn_tests::client::Conn;
+use runicorn_tests::examples::{c_examples, examples};
 use runicorn_tests::proc;
 use runicorn_tests::{deadline, get, runicorn_bin, wait_until, Launch, Server, Signal};
 
 const LOCAL: &str = "127.0.0.1:0";
-
-/// The workspace root.
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace root")
-}
-
-/// `<target>` of this test run, from `<target>/<profile>/deps/<test>`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps")
-        .to_owned()
-}
-
-/// The examples workspace, built once per test run; returns the directory
-/// holding `libhello.so` and the others.
-fn examples() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = target_dir().join("examples");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["build", "--quiet", "--manifest-path"])
-            .arg(root().join("examples/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("run cargo build for the examples");
-        assert!(
-            output.status.success(),
-            "cargo build --manifest-path examples/Cargo.toml failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let dir = target.join("debug");
-        assert!(
-            dir.join("libhello.so").is_file(),
-            "no libhello.so in {}",
-            dir.display()
-        );
-        dir
-    })
-}
-
-/// The C examples, compiled once per run with `cc`: `libcapp.so` (an app
-/// and a non-app symbol) and `libfuture.so` (a table claiming ABI v99).
-fn c_examples() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = target_dir().join("examples").join("c");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (source, library) in [("app.c", "libcapp.so"), ("abi_v99.c", "libfuture.so")] {
-            let output = Command::new("cc")
-                .args([
-                    "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I",
-                ])
-                .arg(root().join("app/include"))
-                .arg("-o")
-                .arg(dir.join(library))
-                .arg(root().join("examples/c-app").join(source))
-                .output()
-                .expect("cc is needed for the C example");
-            assert!(
-                output.status.success(),
-                "cc {source} failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        dir
-    })
-}
 
 /// The worker classes this build has (`--check-config -k NAME` accepts).
 fn classes() -> &'static [&'static str] {
@@ -689,4 +615,199 @@ fn hooks_from_a_library_are_called_where_gunicorn_calls_them() {
         .expect("post_request was called");
     assert!(post.contains("status=200"), "{post}");
     let _ = proc::alive(master);
+}
+
+/// A config file naming `hooks` from the hooks example, in `dir`.
+fn hooks_config(dir: &Path, hooks: &[&str]) -> PathBuf {
+    let config = dir.join("runicorn.toml");
+    let text: String = hooks
+        .iter()
+        .map(|hook| format!("{hook} = \"hooks:{hook}\"\n"))
+        .collect();
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// `runicorn -c CONFIG --app-path EXAMPLES -b 127.0.0.1:0 EXTRA... APP`
+/// with the hook lines going to `log`.
+fn serve_with_hooks(config: &Path, log: &Path, extra: &[&str], app: &str) -> Launch {
+    let mut args: Vec<String> = vec![
+        "-c".into(),
+        config.display().to_string(),
+        "--app-path".into(),
+        examples().display().to_string(),
+        "-b".into(),
+        LOCAL.into(),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    args.push(app.into());
+    Launch::new(args).env("HOOKS_LOG", log)
+}
+
+fn hook_line(log: &Path, hook: &str, pid: u32) -> Option<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with(&format!("{hook} pid={pid} ")))
+        .map(str::to_owned)
+}
+
+fn signal_pid(pid: u32, signal: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+#[test]
+fn worker_int_runs_in_the_worker_then_it_exits_under_every_class() {
+    for (index, class) in classes().iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("hooks.log");
+        let config = hooks_config(dir.path(), &["worker_int"]);
+        let server =
+            serve_with_hooks(&config, &log, &["-k", class, "-w", "1"], "hooks:app").start();
+        let worker = server.wait_workers(1, 20.0)[0];
+        assert_eq!(get(server.addr(), "/").unwrap().text(), "hooks\n");
+        // Gunicorn calls worker_int on INT and on QUIT: both, alternately.
+        let signal = [Signal::SIGINT, Signal::SIGQUIT][index % 2];
+        signal_pid(worker, signal);
+        assert!(
+            wait_until(deadline(10.0), || hook_line(&log, "worker_int", worker)
+                .is_some()),
+            "{class}: worker_int did not run in pid {worker}:\n{}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            server.log()
+        );
+        let line = hook_line(&log, "worker_int", worker).unwrap();
+        assert!(
+            line.contains(&format!("worker_pid={worker} ")),
+            "{class}: {line}"
+        );
+        assert!(
+            wait_until(deadline(10.0), || !server.worker_pids().contains(&worker)),
+            "{class}: the worker did not exit after worker_int:\n{}",
+            server.log()
+        );
+        // A quick stop after the hook: exit 0, no signal, and a new worker.
+        let log_text = server.log();
+        assert!(
+            !log_text.contains(&format!("(pid:{worker}) exited with code"))
+                && !log_text.contains(&format!("(pid:{worker}) was sent")),
+            "{class}: {log_text}"
+        );
+        server.wait_workers(1, 20.0);
+        assert_eq!(get(server.addr(), "/").unwrap().text(), "hooks\n");
+    }
+}
+
+/// A request that sleeps past `-t 1` on a sync worker: the master's SIGABRT.
+fn time_out_one_request(server: &Server) -> thread::JoinHandle<()> {
+    let addr = server.addr().clone();
+    thread::spawn(move || {
+        // The worker dies under it: an error (or a 500) is the expected end.
+        let _ = get(&addr, "/?ms=30000");
+    })
+}
+
+#[test]
+fn worker_abort_runs_on_the_timeout_then_the_worker_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    // Hooks from the hooks library, the app a built-in one that sleeps.
+    let config = hooks_config(dir.path(), &["worker_abort"]);
+    let args = ["-k", "sync", "-w", "1", "-t", "1"];
+    let server = serve_with_hooks(&config, &log, &args, "builtin:sleep").start();
+    let worker = server.wait_workers(1, 20.0)[0];
+    let request = time_out_one_request(&server);
+    server.expect_log(&format!("WORKER TIMEOUT (pid:{worker})"), 20.0);
+    assert!(
+        wait_until(deadline(10.0), || hook_line(&log, "worker_abort", worker)
+            .is_some()),
+        "worker_abort did not run in pid {worker}:\n{}",
+        server.log()
+    );
+    server.expect_log(&format!("Worker (pid:{worker}) exited with code 1"), 10.0);
+    assert!(!server.log().contains("SIGKILL"), "{}", server.log());
+    request.join().unwrap();
+    server.wait_workers(1, 20.0);
+}
+
+#[test]
+fn without_worker_abort_a_timeout_exits_1_without_a_core_dump() {
+    let server = Server::start([
+        "-k",
+        "sync",
+        "-w",
+        "1",
+        "-t",
+        "1",
+        "-b",
+        LOCAL,
+        "builtin:sleep",
+    ]);
+    let worker = server.wait_workers(1, 20.0)[0];
+    let request = time_out_one_request(&server);
+    server.expect_log(&format!("Worker (pid:{worker}) exited with code 1"), 20.0);
+    let log = server.log();
+    assert!(
+        !log.contains("SIGABRT!") && !log.contains("SIGKILL"),
+        "{log}"
+    );
+    request.join().unwrap();
+}
+
+#[test]
+fn a_hung_worker_int_still_dies_by_the_masters_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let config = hooks_config(dir.path(), &["worker_int", "worker_abort"]);
+    let args = [
+        "-k",
+        "sync",
+        "-w",
+        "1",
+        "-t",
+        "1",
+        "--graceful-timeout",
+        "2",
+    ];
+    let mut server = serve_with_hooks(&config, &log, &args, "hooks:app")
+        .env("HOOKS_HANG", "worker_int")
+        .start();
+    // INT to the worker: it stops serving, the hook hangs, the heartbeat
+    // stops; SIGABRT finds the watcher busy, so the master's SIGKILL ends it.
+    let worker = server.wait_workers(1, 20.0)[0];
+    signal_pid(worker, Signal::SIGINT);
+    assert!(
+        wait_until(deadline(10.0), || hook_line(&log, "worker_int", worker)
+            .is_some()),
+        "{}",
+        server.log()
+    );
+    server.expect_log(
+        &format!("Worker (pid:{worker}) was sent SIGKILL! (by the master"),
+        20.0,
+    );
+    // INT to the master: QUIT to the new worker, whose hook hangs too; the
+    // master kills it after --graceful-timeout and exits.
+    let worker =
+        wait_for_new_worker(&server, worker).expect("a new worker replaced the killed one");
+    server.signal(Signal::SIGINT);
+    assert!(
+        wait_until(deadline(10.0), || hook_line(&log, "worker_int", worker)
+            .is_some()),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.wait_exit(deadline(20.0)).is_some(),
+        "{}",
+        server.log()
+    );
+    assert!(!proc::alive(worker), "worker {worker} outlived the master");
+}
+
+fn wait_for_new_worker(server: &Server, old: u32) -> Option<u32> {
+    runicorn_tests::wait::wait_for(deadline(20.0), || {
+        let pids = server.worker_pids();
+        (pids.len() == 1 && pids[0] != old).then(|| pids[0])
+    })
 }

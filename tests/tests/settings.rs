@@ -11,10 +11,10 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
 use nix::sys::signal::{killpg, Signal as NixSignal};
 use nix::unistd::Pid;
+use runicorn_tests::examples::examples;
 use runicorn_tests::{deadline, get, proc, runicorn_bin, wait_until, Launch, Server, Signal};
 
 const LOCAL: &str = "127.0.0.1:0";
@@ -35,13 +35,12 @@ struct Output {
 
 impl Run {
     fn start(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Run {
-        let child = Command::new(runicorn_bin())
-            .args(args)
-            .env_remove("RUNICORN_CMD_ARGS")
-            .env_remove("WEB_CONCURRENCY")
-            .env_remove("PORT")
-            .env_remove("RUNICORN_ENV")
-            .env_remove("FORWARDED_ALLOW_IPS")
+        let mut command = Command::new(runicorn_bin());
+        command.args(args);
+        for key in runicorn_tests::server::HERMETIC_ENV {
+            command.env_remove(key);
+        }
+        let child = command
             .envs(envs.iter().copied())
             .current_dir(cwd)
             .stdin(Stdio::null())
@@ -549,27 +548,45 @@ fn daemon_detaches_and_serves() {
     );
 }
 
-#[test]
-#[ignore = "the master sets only the kernel comm name (runicorn-master/runicorn-worker), not the argv title"]
-fn process_titles_name_the_role_and_the_name() {
-    let server = Server::start(["-b", LOCAL, "-n", "titled", "builtin:hello"]);
+/// What `ps` shows for `pid`: its argv area, NULs as spaces.
+fn process_title(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim()
+        .to_owned()
+}
+
+/// The master's and a worker's titles once both are set, with `extra` args
+/// (the master sets its own before it logs `Listening at:`).
+fn titles(extra: &[&str]) -> (String, String) {
+    let mut args = vec!["-b", LOCAL];
+    args.extend_from_slice(extra);
+    args.push("builtin:hello");
+    let server = Server::start(args);
     let worker = server.wait_workers(1, 20.0)[0];
-    let title = |pid: u32| {
-        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        String::from_utf8_lossy(&raw)
-            .replace('\0', " ")
-            .trim()
-            .to_owned()
-    };
+    // The worker sets its title right after fork; wait for it, bounded.
+    let worker_title = wait_until(deadline(10.0), || {
+        process_title(worker).starts_with("runicorn: worker")
+    });
+    assert!(worker_title, "worker title: {}", process_title(worker));
+    (process_title(server.pid()), process_title(worker))
+}
+
+#[test]
+fn process_titles_name_the_role_and_the_name() {
+    let (master, worker) = titles(&["-n", "titled"]);
+    assert!(master.starts_with("runicorn: master [titled]"), "{master}");
+    assert!(worker.starts_with("runicorn: worker [titled]"), "{worker}");
+    // Without -n the name is the app, as Gunicorn's default proc_name.
+    let (master, worker) = titles(&[]);
     assert!(
-        title(server.pid()).starts_with("runicorn: master [titled]"),
-        "{}",
-        title(server.pid())
+        master.starts_with("runicorn: master [builtin:hello]"),
+        "{master}"
     );
     assert!(
-        title(worker).starts_with("runicorn: worker [titled]"),
-        "{}",
-        title(worker)
+        worker.starts_with("runicorn: worker [builtin:hello]"),
+        "{worker}"
     );
 }
 
@@ -665,39 +682,6 @@ fn reload_rolls_the_workers_when_a_watched_file_changes() {
         get(server.addr(), "/").expect("GET after reload").status,
         200
     );
-}
-
-/// The example cdylibs (`libhello.so`, `libecho.so`, ...), built once per
-/// test run into `<target>/examples`, as `tests/apps.rs` builds them.
-fn examples() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let target = exe
-            .parent()
-            .and_then(Path::parent)
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps")
-            .join("examples");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["build", "--quiet", "--manifest-path"])
-            .arg(root.join("examples/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("run cargo build for the examples");
-        assert!(
-            output.status.success(),
-            "cargo build --manifest-path examples/Cargo.toml failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target.join("debug")
-    })
 }
 
 /// Replaces `path` by `source` the safe way: copy beside it, then rename.
@@ -799,4 +783,26 @@ fn threads_with_the_sync_class_follow_gunicorns_rule() {
         "the promotion is logged: {}",
         output.stderr
     );
+}
+
+#[test]
+fn env_flag_reaches_the_workers_init_worker() {
+    let app_path = examples().display().to_string();
+    let base = ["-b", LOCAL, "--app-path", app_path.as_str()];
+    // The hello library's init_worker, in the worker, reads HELLO_INIT: set
+    // only through -e here (the harness clears nothing it would inherit).
+    let mut args = base.to_vec();
+    args.extend(["-e", "HELLO_INIT=fail", "hello:app"]);
+    let exited = Launch::new(&args).expect_exit(30.0);
+    assert_eq!(exited.code(), 3, "{}", exited.log);
+    assert!(
+        exited.log.contains("HELLO_INIT=fail: refusing to boot"),
+        "{}",
+        exited.log
+    );
+    // Any other value boots, and both forms (-e and --env) are accepted.
+    let mut args = base.to_vec();
+    args.extend(["--env", "HELLO_INIT=ok", "-e", "OTHER=1", "hello:app"]);
+    let server = Server::start(&args);
+    assert_eq!(get(server.addr(), "/").expect("GET hello").status, 200);
 }
