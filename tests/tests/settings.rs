@@ -463,12 +463,15 @@ fn chdir_and_umask_reach_the_workers() {
         OsStr::new("builtin:hello"),
     ]);
     let worker = server.wait_workers(1, 20.0)[0];
-    let cwd = std::fs::read_link(format!("/proc/{worker}/cwd")).expect("worker cwd");
-    assert_eq!(cwd, work);
-    assert_eq!(
-        status(worker).get("Umask").map(String::as_str),
-        Some("0027")
-    );
+    // The worker is visible from fork on; it changes directory and umask
+    // just after, so wait (bounded) for both to be in place.
+    let cwd = || std::fs::read_link(format!("/proc/{worker}/cwd")).ok();
+    let umask = || status(worker).get("Umask").cloned();
+    wait_until(deadline(10.0), || {
+        cwd().as_deref() == Some(work.as_path()) && umask().as_deref() == Some("0027")
+    });
+    assert_eq!(cwd(), Some(work.clone()));
+    assert_eq!(umask().as_deref(), Some("0027"));
 }
 
 /// Kills a daemonised master's process group (it left ours with setsid):
