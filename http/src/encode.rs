@@ -145,33 +145,49 @@ pub fn encode_response_head(
     if !(100..=999).contains(&status) || status == 101 {
         return Err(ResponseError::InvalidStatus(status));
     }
-    let mut content_length = None;
+    // First pass: validate and learn the framing, appending nothing yet.
+    let mut content_length: Option<(u64, &[u8])> = None;
     let mut has_date = false;
     let mut has_server = false;
     let mut app_close = false;
-    for (name, value) in headers {
+    let mut app_bytes = 0;
+    // Bit i: the app's field i is ours to write or drop (fields past the
+    // 64th are classified again instead).
+    let mut skipped: u64 = 0;
+    for (index, (name, value)) in headers.iter().enumerate() {
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(ResponseError::InvalidHeaderName((*name).to_owned()));
         }
         if !value
             .iter()
-            .all(|&byte| byte == b'\t' || (byte >= 0x20 && byte != 0x7f))
+            .all(|&byte| FIELD_VALUE_BYTES[usize::from(byte)])
         {
             return Err(ResponseError::InvalidHeaderValue((*name).to_owned()));
         }
-        if name.eq_ignore_ascii_case("content-length") {
-            let length = parse_decimal(value).ok_or(ResponseError::InvalidContentLength)?;
-            if content_length.is_some_and(|seen| seen != length) {
-                return Err(ResponseError::InvalidContentLength);
+        match classify(name) {
+            Field::ContentLength => {
+                let length = parse_decimal(value).ok_or(ResponseError::InvalidContentLength)?;
+                if content_length.is_some_and(|(seen, _)| seen != length) {
+                    return Err(ResponseError::InvalidContentLength);
+                }
+                content_length = Some((length, value));
+                skip(&mut skipped, index);
+                continue;
             }
-            content_length = Some(length);
-        } else if name.eq_ignore_ascii_case("date") {
-            has_date = true;
-        } else if name.eq_ignore_ascii_case("server") {
-            has_server = true;
-        } else if name.eq_ignore_ascii_case("connection") {
-            app_close |= list_items(value).any(|token| token.eq_ignore_ascii_case(b"close"));
+            Field::Date => has_date = true,
+            Field::Server => has_server = true,
+            Field::Connection => {
+                app_close |= list_items(value).any(|token| token.eq_ignore_ascii_case(b"close"));
+                skip(&mut skipped, index);
+                continue;
+            }
+            Field::HopByHop => {
+                skip(&mut skipped, index);
+                continue;
+            }
+            Field::Other => {}
         }
+        app_bytes += name.len() + value.len() + 4;
     }
 
     let interim = status < 200;
@@ -179,7 +195,7 @@ pub fn encode_response_head(
     let mut keep_alive = context.keep_alive && !app_close;
     let mode = if no_body {
         Mode::NoBody
-    } else if let Some(length) = content_length {
+    } else if let Some((length, _)) = content_length {
         Mode::Length(length)
     } else if context.version == Version::Http11 {
         Mode::Chunked
@@ -188,25 +204,41 @@ pub fn encode_response_head(
         Mode::CloseDelimited
     };
 
+    // One reservation for the whole head (the framing fields and our
+    // `Server` and `Date` fit in the slack), then plain appends.
+    out.reserve(app_bytes + 160);
     let mut digits = itoa_buf();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(format_u64(u64::from(status), &mut digits));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    match status_line(status) {
+        Some(line) => out.extend_from_slice(line),
+        None => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(format_u64(u64::from(status), &mut digits));
+            out.push(b' ');
+            out.extend_from_slice(reason(status).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
     if !interim {
-        if !has_server {
-            out.extend_from_slice(b"Server: runicorn\r\n");
+        match (has_server, has_date) {
+            (false, false) => out.extend_from_slice(b"Server: runicorn\r\nDate: "),
+            (false, true) => out.extend_from_slice(b"Server: runicorn\r\n"),
+            (true, false) => out.extend_from_slice(b"Date: "),
+            (true, true) => {}
         }
         if !has_date {
-            out.extend_from_slice(b"Date: ");
             out.extend_from_slice(context.date);
             out.extend_from_slice(b"\r\n");
         }
     }
-    for (name, value) in headers {
-        let is_length = name.eq_ignore_ascii_case("content-length");
-        if is_length || is_hop_by_hop(name) {
+    for (index, (name, value)) in headers.iter().enumerate() {
+        let ours = match index {
+            0..64 => skipped & (1 << index) != 0,
+            _ => matches!(
+                classify(name),
+                Field::ContentLength | Field::Connection | Field::HopByHop
+            ),
+        };
+        if ours {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -218,9 +250,13 @@ pub fn encode_response_head(
         match (mode, content_length) {
             (Mode::Chunked, _) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             // 204 never carries a length; HEAD and 304 repeat the app's.
-            (_, Some(length)) if status != 204 => {
+            (_, Some((length, value))) if status != 204 => {
                 out.extend_from_slice(b"Content-Length: ");
-                out.extend_from_slice(format_u64(length, &mut digits));
+                if is_canonical_decimal(value) {
+                    out.extend_from_slice(value);
+                } else {
+                    out.extend_from_slice(format_u64(length, &mut digits));
+                }
                 out.extend_from_slice(b"\r\n");
             }
             _ => {}
@@ -239,10 +275,90 @@ pub fn encode_response_head(
     })
 }
 
+/// What an app's response field is to the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ContentLength,
+    Date,
+    Server,
+    /// `Connection`: dropped, but a `close` in it is honoured.
+    Connection,
+    /// Another hop-by-hop field: dropped.
+    HopByHop,
+    Other,
+}
+
+/// Marks the app's field `index` as not to be copied.
+fn skip(skipped: &mut u64, index: usize) {
+    if index < 64 {
+        *skipped |= 1 << index;
+    }
+}
+
+/// Classifies a validated field name (token characters only) by its length
+/// first, so an ordinary field such as `Content-Type` costs one comparison
+/// of lengths, not one per name.
+fn classify(name: &str) -> Field {
+    let is = |known: &str| token_eq_lower(name.as_bytes(), known.as_bytes());
+    match name.len() {
+        14 if is("content-length") => Field::ContentLength,
+        4 if is("date") => Field::Date,
+        6 if is("server") => Field::Server,
+        10 if is("connection") => Field::Connection,
+        _ if is_hop_by_hop(name) => Field::HopByHop,
+        _ => Field::Other,
+    }
+}
+
+/// A status line for the common statuses, ready to copy.
+fn status_line(status: u16) -> Option<&'static [u8]> {
+    Some(match status {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        201 => b"HTTP/1.1 201 Created\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        _ => return None,
+    })
+}
+
+/// Digits (already parsed) as we would format them ourselves: no leading
+/// zero. Such a value is copied as the app wrote it.
+fn is_canonical_decimal(value: &[u8]) -> bool {
+    value.len() == 1 || value.first() != Some(&b'0')
+}
+
+/// Bytes allowed in a response field value: visible ASCII, space, tab and
+/// obs-text (no other control character, no DEL).
+static FIELD_VALUE_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = byte == 0x09 || (byte >= 0x20 && byte != 0x7f);
+        byte += 1;
+    }
+    table
+};
+
 fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP
         .iter()
-        .any(|hop| name.len() == hop.len() && name.eq_ignore_ascii_case(hop))
+        .any(|hop| name.len() == hop.len() && token_eq_lower(name.as_bytes(), hop.as_bytes()))
+}
+
+/// `token` equals `lower` (lowercase letters and `-`) ignoring ASCII case.
+/// Setting bit 0x20 lowercases a letter; among token characters only a
+/// letter maps onto a lowercase letter that way, and only `-` onto `-`, so
+/// the comparison is exact for token input, and branch-free.
+fn token_eq_lower(token: &[u8], lower: &[u8]) -> bool {
+    token.len() == lower.len()
+        && token.iter().zip(lower).fold(0, |differ, (&byte, &known)| {
+            differ | ((byte | 0x20) ^ known)
+        }) == 0
 }
 
 /// `value` in lowercase hex, as a chunk size.

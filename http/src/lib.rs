@@ -34,6 +34,7 @@ mod status;
 mod transport;
 
 pub use body::BodyDecoder;
+pub use buffer::ReadBuffer;
 pub use config::{ConnConfig, Outcome, ServeMode};
 pub use conn::{Connection, FLUSH_THRESHOLD};
 pub use cycle::{Cycle, CycleOptions, Finish};

@@ -13,11 +13,11 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use runicorn_http::{Cycle, DateCache, Limits, ParseError, RequestHead, ResponseError, CONTINUE};
+use runicorn_http::{
+    Cycle, DateCache, Limits, ParseError, ReadBuffer, RequestHead, ResponseError, CONTINUE,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
-
-use crate::buffer::InputBuffer;
 
 /// Output bytes buffered before a response body is written out mid-request.
 pub(crate) const FLUSH_THRESHOLD: usize = runicorn_http::FLUSH_THRESHOLD;
@@ -55,7 +55,7 @@ impl DriverConfig {
 #[derive(Debug)]
 pub(crate) struct Exchange<S> {
     pub(crate) stream: S,
-    pub(crate) input: InputBuffer,
+    pub(crate) input: ReadBuffer,
     pub(crate) output: Vec<u8>,
     pub(crate) head: RequestHead,
     pub(crate) cycle: Cycle,
@@ -74,7 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<S> {
     pub(crate) fn new(stream: S, peer: String, config: DriverConfig) -> Exchange<S> {
         Exchange {
             stream,
-            input: InputBuffer::default(),
+            input: ReadBuffer::new(),
             output: Vec::with_capacity(1024),
             head: RequestHead::default(),
             cycle: Cycle::default(),

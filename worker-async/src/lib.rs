@@ -22,7 +22,6 @@
 #![forbid(unsafe_code)]
 
 mod accept;
-mod buffer;
 mod call;
 mod driver;
 mod error;
