@@ -19,9 +19,13 @@
 //! worker leaves new clients in the kernel queue for a worker that can serve
 //! them now; only when a connection has waited there across two looks
 //! (`ACCEPT_PATIENCE` apart, so no worker had a free thread) does a
-//! saturated worker take the queue and serve it behind its busy threads,
-//! so kept-alive clients can never starve new ones. The heartbeat beats from
-//! the poller; every request in flight has a scoreboard lane.
+//! saturated worker take from the queue (up to `--threads` connections per
+//! look, so saturated workers share a burst evenly) and serve them behind
+//! its busy threads, so kept-alive clients can never starve new ones. A
+//! request that waited for a thread is dropped unanswered if its client hung
+//! up meanwhile (`job`), so abandoned requests never delay live ones. The
+//! heartbeat beats from the poller; every request in flight has a scoreboard
+//! lane.
 //!
 //! What `--timeout` means here: the heartbeat only says the poller is alive,
 //! so the master's silent-worker kill applies to a stuck poller, not to a
@@ -40,7 +44,9 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod hangup;
 mod idle;
+mod job;
 mod policy;
 mod poller;
 mod pool;

@@ -18,8 +18,9 @@ pub(crate) const STOP_IDLE_GRACE: Duration = Duration::from_millis(200);
 /// for a worker with a free thread. A worker that is free takes it within
 /// microseconds; one still there after two looks this far apart means every
 /// worker is saturated (kept-alive clients refill their threads as soon as
-/// they free up), so the saturated workers take the queue and serve it
-/// behind their busy threads rather than let it starve.
+/// they free up), so the saturated workers take from the queue (one pool's
+/// worth per look each) and serve it behind their busy threads rather than
+/// let it starve.
 pub(crate) const ACCEPT_PATIENCE: Duration = Duration::from_millis(50);
 
 /// How long one epoll wait may last: the master's heartbeat interval.

@@ -1,6 +1,7 @@
 //! The pool: `--threads` threads that take readable connections from a
 //! channel, serve them until idle or closed, and hand them back to the
-//! poller through a second channel and an eventfd that wakes it.
+//! poller through a second channel and an eventfd that wakes it. What a
+//! thread does with each connection is `job::run_job`.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,19 +10,11 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam::channel::{self, Receiver, Sender};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use runicorn_http::Outcome;
 
 use crate::error::ThreadError;
-use crate::serve::{serve_readable, Client, Shared};
-
-/// A connection back from the pool.
-#[derive(Debug)]
-pub(crate) struct Returned {
-    /// The connection, with any state the driver keeps.
-    pub(crate) client: Client,
-    /// Idle (park it) or Close (drop it).
-    pub(crate) outcome: Outcome,
-}
+use crate::hangup::HangUpProbe;
+use crate::job::{run_job, Job, Returned};
+use crate::serve::Shared;
 
 /// How the pool wakes the poller: an eventfd written only when the poller
 /// has not yet been told (one write per wake-up, not per connection).
@@ -51,7 +44,7 @@ impl Doorbell {
 /// The running pool.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    jobs: Option<Sender<Client>>,
+    jobs: Option<Sender<Job>>,
     returns: Receiver<Returned>,
     doorbell: Arc<Doorbell>,
     handles: Vec<JoinHandle<()>>,
@@ -70,7 +63,7 @@ impl Pool {
             eventfd,
             rung: AtomicBool::new(false),
         });
-        let (jobs, job_queue) = channel::unbounded::<Client>();
+        let (jobs, job_queue) = channel::unbounded::<Job>();
         let (returner, returns) = channel::unbounded::<Returned>();
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
@@ -78,12 +71,12 @@ impl Pool {
             let returner = returner.clone();
             let doorbell = Arc::clone(&doorbell);
             let shared = Arc::clone(shared);
+            let probe = HangUpProbe::new()?;
             let handle = thread::Builder::new()
                 .name(format!("gthread-{index}"))
                 .spawn(move || {
-                    for mut client in job_queue {
-                        let outcome = serve_readable(&shared, &mut client);
-                        if returner.send(Returned { client, outcome }).is_err() {
+                    for job in job_queue {
+                        if returner.send(run_job(&shared, &probe, job)).is_err() {
                             return;
                         }
                         doorbell.ring();
@@ -105,10 +98,10 @@ impl Pool {
     }
 
     /// Hands a readable connection to the next free thread (or the queue).
-    pub(crate) fn submit(&self, client: Client) {
+    pub(crate) fn submit(&self, job: Job) {
         if let Some(jobs) = &self.jobs {
             // The receivers live as long as the threads, which outlive this.
-            let _ = jobs.send(client);
+            let _ = jobs.send(job);
         }
     }
 

@@ -66,10 +66,20 @@ impl Poller<'_> {
 
     /// Once per [`ACCEPT_PATIENCE`] while saturated: if a connection has sat
     /// in a listener's queue across two looks, no worker has a free thread,
-    /// so this one takes every waiting connection (within
+    /// so this one takes up to `--threads` waiting connections (within
     /// `--worker-connections`) and serves them in turn behind its busy
     /// threads. Without this, kept-alive clients that refill the threads as
     /// soon as they free up would starve new clients for good.
+    ///
+    /// One pool's worth per look, not the whole queue: every saturated
+    /// worker looks at the same pace, so a burst (a load generator opening
+    /// 200 connections at once) is shared about evenly between them instead
+    /// of landing on whichever looked first. A kept-alive connection stays
+    /// on the worker that took it, so an uneven split would last: with 174
+    /// and 26 connections on two 8-thread workers, the clients of the first
+    /// waited seven times longer than those of the second. What is still
+    /// waiting after a batch was seen by this look, so the next look takes
+    /// the next batch.
     pub(super) fn take_starving_connections(&mut self, now: Instant) {
         let load = self.load();
         let running = self.stop.is_none() && self.worker.shutdown.is_running();
@@ -92,9 +102,9 @@ impl Poller<'_> {
             // First sighting: give a free worker its chance.
             return;
         }
-        self.pending_seen = false;
-        tracing::debug!("every worker is saturated; taking the waiting connections");
-        self.accept_up_to(&pending, usize::MAX, true);
+        tracing::debug!("every worker is saturated; taking waiting connections");
+        self.accept_up_to(&pending, load.threads, true);
+        self.pending_seen = !self.pending_listeners().is_empty();
     }
 
     /// The listeners with a connection waiting (a zero-timeout poll).

@@ -24,8 +24,9 @@ use runicorn_master::Worker;
 
 use crate::error::ThreadError;
 use crate::idle::{IdleKind, IdleSet};
+use crate::job::{Job, Returned};
 use crate::policy::{self, Load, STOP_IDLE_GRACE};
-use crate::pool::{Pool, Returned};
+use crate::pool::Pool;
 use crate::serve::{Client, Shared};
 
 /// The token of the stop state's wake pipe.
@@ -268,9 +269,11 @@ impl<'w> Poller<'w> {
         // Error or hang-up with nothing to read: dropping closes it.
     }
 
+    /// Hands `client` to the pool; it is queued when no thread is free.
     fn dispatch(&mut self, client: Client) {
+        let queued_at = (self.busy >= self.load().threads).then(Instant::now);
         self.busy += 1;
-        self.pool.submit(client);
+        self.pool.submit(Job { client, queued_at });
     }
 
     /// Parks `client` until it is readable or its deadline passes.
