@@ -58,7 +58,9 @@ where
     }
     // Dropping the guard frees the lane and counts the request served.
     let in_flight = shared.slot.begin_request(line);
-    tracing::debug!("{} {}", exchange.head.method, exchange.head.target);
+    if shared.log_requests {
+        tracing::debug!("{} {}", exchange.head.method, exchange.head.target);
+    }
 
     let (mut exchange, result) = match &shared.app.asynch {
         Some(app) => {

@@ -33,6 +33,10 @@ pub(crate) struct Shared {
     pub(crate) inline_sync: bool,
     /// `--worker-connections` permits, taken before accept.
     pub(crate) permits: Arc<Semaphore>,
+    /// The log level shows each request line (debug), asked once: the
+    /// subscriber's filter is fixed for the worker's life, and asking per
+    /// request costs a dispatcher look-up on the hot path.
+    pub(crate) log_requests: bool,
 }
 
 impl Shared {

@@ -97,6 +97,7 @@ fn boot(
         started: AtomicU64::new(0),
         inline_sync,
         permits: Arc::new(Semaphore::new(settings.worker_connections.max(1))),
+        log_requests: tracing::enabled!(tracing::Level::DEBUG),
     });
     let every = heartbeat::interval(settings.timeout);
     let beats = Arc::new(Beats::new(worker.slot.clone(), runtimes, every));

@@ -95,6 +95,7 @@ fn fixture(app: &str, max_requests: u64, config: DriverConfig) -> Fixture {
         started: AtomicU64::new(0),
         inline_sync: false,
         permits: Arc::new(Semaphore::new(10)),
+        log_requests: false,
     });
     let (stop, _) = watch::channel(false);
     Fixture {
