@@ -57,6 +57,9 @@ struct GreenHooks<'c> {
     state: &'c ConnState,
     peer: &'c str,
     in_flight: Option<RequestGuard>,
+    /// The request line for the scoreboard, reused: no allocation and no
+    /// formatting per request.
+    line: String,
 }
 
 impl Hooks for GreenHooks<'_> {
@@ -65,8 +68,14 @@ impl Hooks for GreenHooks<'_> {
     }
 
     fn request_started(&mut self, head: &RequestHead) {
-        let line = format!("{} {} {}", head.method, head.target, head.version.as_str());
-        self.in_flight = Some(self.shared.slot.begin_request(&line));
+        let line = &mut self.line;
+        line.clear();
+        line.push_str(&head.method);
+        line.push(' ');
+        line.push_str(&head.target);
+        line.push(' ');
+        line.push_str(head.version.as_str());
+        self.in_flight = Some(self.shared.slot.begin_request(line));
         self.state.request_started();
         let started = self.shared.tracker.start_request();
         let max = self.shared.max_requests;
@@ -102,6 +111,7 @@ pub(crate) fn connection(shared: &Shared, socket: Socket, peer: String, state: &
         state,
         peer: &peer,
         in_flight: None,
+        line: String::new(),
     };
     let app = &*shared.app;
     let shutdown = &shared.shutdown;
