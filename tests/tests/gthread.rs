@@ -299,3 +299,51 @@ fn unix_socket_clients_are_kept_alive_too() {
     ]);
     scenario::keep_alive(&server, 20);
 }
+
+/// Sockets `pid` holds (listeners, client connections), from /proc.
+fn sockets(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+#[test]
+fn saturated_workers_share_a_burst_of_keep_alive_clients() {
+    // 24 kept-alive clients at once, 2 workers of 2 threads, 200 ms each:
+    // every thread is busy and most clients wait in the kernel queue, which
+    // the saturated workers take a pool's worth per look. A kept-alive
+    // connection stays where it landed, so each worker must end up with a
+    // fair share, not whatever the first to look grabbed (22 and 2 before).
+    let server = gthread(
+        &["-w", "2", "--threads", "2", "--keep-alive", "60"],
+        "builtin:sleep",
+    );
+    let workers = server.wait_workers(2, 10.0);
+    let baseline: Vec<usize> = workers.iter().map(|pid| sockets(*pid)).collect();
+    let clients = 24;
+    let load = ClientLoop::start_keepalive(server.addr(), "/?ms=200", clients);
+    let held = || -> Vec<usize> {
+        workers
+            .iter()
+            .zip(&baseline)
+            .map(|(pid, base)| sockets(*pid).saturating_sub(*base))
+            .collect()
+    };
+    let all_in =
+        runicorn_tests::wait_until(deadline(20.0), || held().iter().sum::<usize>() >= clients);
+    let split = held();
+    let report = load.stop();
+    assert!(all_in, "only {split:?} of {clients} clients were taken");
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(
+        split.iter().all(|&held| held >= clients / 4),
+        "the workers hold {split:?} of {clients} kept-alive connections"
+    );
+}
