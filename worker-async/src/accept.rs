@@ -9,6 +9,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
+use runicorn_master::listener::is_transient_accept_error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::OwnedSemaphorePermit;
@@ -93,7 +94,7 @@ pub(crate) async fn accept_loop(listener: AsyncListener, name: String, local: Rc
                 backoff.reset();
                 spawn_connection(stream, String::new(), permit, &local);
             }
-            Err(err) if is_transient(&err) => {}
+            Err(err) if is_transient_accept_error(&err) => {}
             Err(err) => {
                 drop(permit);
                 let pause = backoff.pause();
@@ -143,15 +144,6 @@ where
     });
 }
 
-/// Errors after which the loop simply accepts again: the client gave up
-/// before accept, or a signal interrupted it.
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,13 +155,5 @@ mod tests {
         assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
         backoff.reset();
         assert_eq!(backoff.pause(), FIRST_PAUSE);
-    }
-
-    #[test]
-    fn emfile_is_not_transient() {
-        assert!(!is_transient(&io::Error::from_raw_os_error(
-            nix::libc::EMFILE
-        )));
-        assert!(is_transient(&io::ErrorKind::WouldBlock.into()));
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use may::coroutine::JoinHandle;
 use may::sync::Semphore;
+use runicorn_master::listener::is_transient_accept_error;
 
 use crate::fence::{self, GreenListener};
 use crate::runtime;
@@ -67,7 +68,7 @@ fn accept_loop(listener: &GreenListener, shared: &Arc<Shared>, permits: &Arc<Sem
                     tracing::error!("cannot start a connection coroutine: {err}; lower --worker-connections or --green-stack-size");
                 }
             }
-            Err(err) if is_transient(&err) => {}
+            Err(err) if is_transient_accept_error(&err) => {}
             Err(err) => {
                 tracing::error!("accept failed: {err}");
                 drop(permit);
@@ -90,13 +91,4 @@ fn accept(listener: &GreenListener) -> io::Result<(Socket, String)> {
             Ok((Socket::Unix(stream), String::new()))
         }
     }
-}
-
-/// Errors after which the loop simply accepts again: the client gave up
-/// before accept, or a signal interrupted it.
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
 }

@@ -9,6 +9,7 @@ use std::os::fd::AsFd;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use runicorn_http::Connection;
+use runicorn_master::listener::is_transient_accept_error;
 use runicorn_master::Listener;
 
 use super::Poller;
@@ -197,16 +198,7 @@ fn accept(listener: &Listener) -> io::Result<Option<(Stream, String)>> {
     };
     match accepted {
         Ok(accepted) => Ok(Some(accepted)),
-        Err(err) if is_transient(&err) => Ok(None),
+        Err(err) if is_transient_accept_error(&err) => Ok(None),
         Err(err) => Err(err),
     }
-}
-
-/// Errors after which the worker simply waits again: nothing to accept
-/// (another worker won the race), or the client gave up before accept.
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-    ) || err.raw_os_error() == Some(nix::libc::EPROTO)
 }
