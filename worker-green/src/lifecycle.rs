@@ -16,7 +16,7 @@ use may::sync::Semphore;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-use runicorn_http::{ConnConfig, Limits};
+use runicorn_http::ConnConfig;
 use runicorn_master::{Settings, ShutdownState, Worker};
 
 use crate::accept;
@@ -54,17 +54,7 @@ const WORKER_SIGNALS: [Signal; 10] = [
 
 /// The driver settings of a green worker: keep-alive on.
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
-    let limits = Limits::from_settings(
-        settings.limit_request_line,
-        settings.limit_request_fields,
-        settings.limit_request_field_size,
-        settings.limit_request_body,
-    );
-    let mut config = ConnConfig::new(limits);
-    config.keep_alive = true;
-    config.keepalive_timeout = settings.keepalive;
-    config.io_timeout = settings.client_timeout();
-    config
+    settings.conn_config(true)
 }
 
 /// What boot started.
