@@ -15,14 +15,10 @@ use tokio::time::MissedTickBehavior;
 /// A finished runtime's tick: ignored by the freshness check.
 const RETIRED: u64 = u64::MAX;
 
-/// How often each runtime ticks: half the timeout (Gunicorn's choice),
-/// within 50 ms..1 s, so the beat is never late and a hang is seen soon.
-pub(crate) fn interval(timeout: Duration) -> Duration {
-    if timeout.is_zero() {
-        return Duration::from_secs(1);
-    }
-    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
+/// How often each runtime ticks: the master's poll interval (half the
+/// timeout within 50 ms..1 s), so the beat is never late and a hang is
+/// seen soon.
+pub(crate) use runicorn_master::worker::poll_interval as interval;
 
 /// The ticks of every runtime of one worker.
 #[derive(Debug)]
@@ -78,17 +74,6 @@ pub(crate) async fn tick_forever(beats: Arc<Beats>, index: usize, every: Duratio
 mod tests {
     use super::*;
     use runicorn_master::Scoreboard;
-
-    #[test]
-    fn the_interval_keeps_the_heartbeat_on_time() {
-        assert_eq!(interval(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(interval(Duration::from_secs(30)), Duration::from_secs(1));
-        assert_eq!(interval(Duration::from_secs(1)), Duration::from_millis(500));
-        assert_eq!(
-            interval(Duration::from_millis(20)),
-            Duration::from_millis(50)
-        );
-    }
 
     #[test]
     fn a_stale_runtime_stops_the_beat_until_it_ticks_or_retires() {

@@ -12,14 +12,9 @@ use runicorn_master::Slot;
 
 use crate::{fence, runtime};
 
-/// How long the heartbeat sleeps: half the timeout (Gunicorn's choice),
-/// within 50 ms..1 s, so it is never late and a hang is seen soon.
-pub(crate) fn interval(timeout: Duration) -> Duration {
-    if timeout.is_zero() {
-        return Duration::from_secs(1);
-    }
-    (timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
+/// How long the heartbeat sleeps: the master's poll interval (half the
+/// timeout within 50 ms..1 s), so it is never late and a hang is seen soon.
+pub(crate) use runicorn_master::worker::poll_interval as interval;
 
 /// Starts the heartbeat coroutine; it beats until the process exits.
 pub(crate) fn spawn(slot: Slot, every: Duration) -> io::Result<JoinHandle<()>> {
@@ -27,20 +22,4 @@ pub(crate) fn spawn(slot: Slot, every: Duration) -> io::Result<JoinHandle<()>> {
         slot.heartbeat();
         runtime::sleep(every);
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_interval_keeps_the_heartbeat_on_time() {
-        assert_eq!(interval(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(interval(Duration::from_secs(30)), Duration::from_secs(1));
-        assert_eq!(interval(Duration::from_secs(1)), Duration::from_millis(500));
-        assert_eq!(
-            interval(Duration::from_millis(20)),
-            Duration::from_millis(50)
-        );
-    }
 }
