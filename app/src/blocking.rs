@@ -10,7 +10,7 @@
 
 use std::any::Any;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -190,15 +190,26 @@ impl Upstream for TcpUpstream {
 /// Connects to `addr` (`host:port`), trying each resolved address in turn,
 /// with [`UPSTREAM_TIMEOUT`] on the connect and on every read and write.
 pub fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
+    let stream = connect_first(addr, |resolved| {
+        TcpStream::connect_timeout(resolved, UPSTREAM_TIMEOUT)
+    })?;
+    stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+    stream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The first of the addresses `addr` (`host:port`) resolves to that
+/// `connect` reaches, tried in turn; else the last error. Every host's
+/// upstream connect shares this, whatever its stream type.
+pub fn connect_first<S>(
+    addr: &str,
+    mut connect: impl FnMut(&SocketAddr) -> io::Result<S>,
+) -> io::Result<S> {
     let mut last_error = None;
     for resolved in addr.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&resolved, UPSTREAM_TIMEOUT) {
-            Ok(stream) => {
-                stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
-                stream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
+        match connect(&resolved) {
+            Ok(stream) => return Ok(stream),
             Err(err) => last_error = Some(err),
         }
     }

@@ -3,10 +3,9 @@
 //! thousands of sleeping or upstream-bound requests.
 
 use std::io::{self, Read, Write};
-use std::net::ToSocketAddrs;
 use std::time::Duration;
 
-use runicorn_app::blocking::{log_line, UPSTREAM_TIMEOUT};
+use runicorn_app::blocking::{connect_first, log_line, UPSTREAM_TIMEOUT};
 use runicorn_app::{Host, LogLevel, Upstream};
 
 use crate::runtime;
@@ -34,24 +33,13 @@ impl Upstream for GreenUpstream {
 /// write. Name resolution itself (`getaddrinfo`) still blocks the thread:
 /// give upstreams as IP addresses where it matters.
 pub fn connect_tcp(addr: &str) -> io::Result<may::net::TcpStream> {
-    let mut last_error = None;
-    for resolved in addr.to_socket_addrs()? {
-        match may::net::TcpStream::connect_timeout(&resolved, UPSTREAM_TIMEOUT) {
-            Ok(stream) => {
-                stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
-                stream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{addr} resolved to no address"),
-        )
-    }))
+    let stream = connect_first(addr, |resolved| {
+        may::net::TcpStream::connect_timeout(resolved, UPSTREAM_TIMEOUT)
+    })?;
+    stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+    stream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 impl Host for GreenHost {
