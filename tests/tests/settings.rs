@@ -395,19 +395,6 @@ fn bad_values_get_one_line_and_the_right_exit_code() {
 }
 
 #[test]
-fn an_unknown_builtin_app_exits_4_through_the_master() {
-    let exited = Server::start_expect_exit(["-b", LOCAL, "builtin:nope"]);
-    assert_eq!(exited.code(), 4, "{}", exited.log);
-    assert!(
-        exited
-            .log
-            .contains("Failed to find application object 'nope' in 'builtin'"),
-        "{}",
-        exited.log
-    );
-}
-
-#[test]
 fn hup_rereads_the_file_for_workers_and_bind() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
