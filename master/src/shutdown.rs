@@ -141,6 +141,17 @@ impl Shutdown {
         }
     }
 
+    /// The app panicked: its state may be broken, so the worker says so
+    /// and retires gracefully once its in-flight requests are answered.
+    /// Every worker class calls this, so the log line is the same for all.
+    pub fn retire_after_panic(&self) {
+        tracing::warn!(
+            "Retiring worker (pid: {}) after a panic in the app",
+            std::process::id()
+        );
+        self.request_graceful();
+    }
+
     /// Asks for a quick stop from inside the worker.
     pub fn request_quick(&self) {
         self.inner.local.store(2, Ordering::SeqCst);

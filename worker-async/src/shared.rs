@@ -58,11 +58,7 @@ impl Shared {
     /// The app panicked: its state may be broken, so the worker retires
     /// once in-flight requests are answered.
     pub(crate) fn retire_after_panic(&self) {
-        tracing::warn!(
-            "Retiring worker (pid: {}) after a panic in the app",
-            std::process::id()
-        );
-        self.shutdown.request_graceful();
+        self.shutdown.retire_after_panic();
     }
 }
 

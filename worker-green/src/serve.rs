@@ -118,13 +118,9 @@ pub(crate) fn connection(shared: &Shared, socket: Socket, peer: String, state: &
     let mut handler = |exchange: &mut Exchange<'_>| {
         if let Err(err) = call_app(app, exchange, &GreenHost) {
             if err.panicked {
-                // The app's state may be broken: finish what is in flight
-                // (this response closes its connection) and serve no more.
-                tracing::warn!(
-                    "Retiring worker (pid: {}) after a panic in the app",
-                    std::process::id()
-                );
-                shutdown.request_graceful();
+                // This response closes its connection; the rest in flight
+                // are finished before the worker retires.
+                shutdown.retire_after_panic();
             }
         }
     };

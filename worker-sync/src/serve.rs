@@ -74,12 +74,7 @@ impl Serving<'_> {
         let mut handler = |exchange: &mut Exchange<'_>| {
             if let Err(err) = call_app(app, exchange, &ThreadHost) {
                 if err.panicked {
-                    // The app's state may be broken: serve no more here.
-                    tracing::warn!(
-                        "Retiring worker (pid: {}) after a panic in the app",
-                        std::process::id()
-                    );
-                    shutdown.request_graceful();
+                    shutdown.retire_after_panic();
                 }
             }
         };

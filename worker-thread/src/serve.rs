@@ -104,12 +104,7 @@ pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
     let mut handler = |exchange: &mut Exchange<'_>| {
         if let Err(err) = call_app_with_close_check(app, exchange, &ThreadHost, &stopping) {
             if err.panicked {
-                // The app's state may be broken: this worker serves no more.
-                tracing::warn!(
-                    "Retiring worker (pid: {}) after a panic in the app",
-                    std::process::id()
-                );
-                shutdown.request_graceful();
+                shutdown.retire_after_panic();
             }
         }
     };
