@@ -90,6 +90,18 @@ typedef struct rc_worker_info {
     rc_str worker_class;
 } rc_worker_info;
 
+/*
+ * Where a request came from and arrived. Set struct_size to
+ * sizeof(rc_connection_info) before the call; the host fills the fields
+ * that fit. Valid for the whole request.
+ */
+typedef struct rc_connection_info {
+    size_t struct_size;
+    rc_str url_scheme;  /* "http" or "https" (https from a trusted proxy's scheme header) */
+    rc_str client_addr; /* a bare IP from a trusted X-Forwarded-For, else the same as rc_request.peer */
+    rc_str server_addr; /* the listening socket: "127.0.0.1:8000", a unix socket path, or empty */
+} rc_connection_info;
+
 /* Owned by the caller: write at most cap bytes, then set len. */
 typedef struct rc_error_buf {
     uint8_t *ptr;
@@ -116,7 +128,13 @@ typedef struct rc_host_table {
     void (*tcp_close)(rc_upstream *);
     void (*log)(rc_call_ctx *, uint32_t level, rc_str message);
     void (*worker_info)(rc_call_ctx *, rc_worker_info *out);
+    /* Appended: call only when RC_HOST_HAS(host, connection_info). */
+    int32_t (*connection_info)(rc_call_ctx *, rc_connection_info *out);
 } rc_host_table;
+
+/* Whether the host's table has the entry `member` (tables grow at their end). */
+#define RC_HOST_HAS(host, member) \
+    ((host)->struct_size >= offsetof(rc_host_table, member) + sizeof((host)->member))
 
 typedef struct rc_object_header {
     uint64_t magic;

@@ -97,8 +97,29 @@ pub trait Host: Send + Sync {
 pub trait Call {
     /// The request line and header fields.
     fn head(&self) -> &RequestHead;
-    /// The peer's address as text (`127.0.0.1:5678`, or `""` for unix sockets).
+    /// The socket peer's address as text (`127.0.0.1:5678`, `[::1]:5678`,
+    /// or `""` for unix sockets): Gunicorn's `REMOTE_ADDR` and `REMOTE_PORT`.
+    /// Behind a proxy this is the proxy; see [`Call::client_addr`].
     fn peer(&self) -> &str;
+    /// The URL scheme the app should see, `"http"` or `"https"`: `"https"`
+    /// when a peer trusted by `--forwarded-allow-ips` says so in one of the
+    /// `secure_scheme_headers` (Gunicorn's `wsgi.url_scheme`).
+    fn url_scheme(&self) -> &str {
+        "http"
+    }
+    /// The client's address: the bare IP from `X-Forwarded-For` when the
+    /// peer is trusted by `--forwarded-allow-ips` and sent one, else the
+    /// same text as [`Call::peer`]. The socket peer is never replaced.
+    fn client_addr(&self) -> &str {
+        self.peer()
+    }
+    /// The address of the listening socket the connection arrived on
+    /// (`127.0.0.1:8000`, `[::1]:8000`, `0.0.0.0:8000`, or the unix socket's
+    /// path), for Gunicorn's `SERVER_NAME` and `SERVER_PORT`; `""` when the
+    /// worker class does not know it.
+    fn server_addr(&self) -> &str {
+        ""
+    }
     /// Read request body bytes; `Ok(0)` at the end of the body.
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Trailer fields of a chunked body, once the body has been read to its end.
@@ -136,8 +157,20 @@ pub trait App: Send + Sync + 'static {
 pub trait AsyncCall {
     /// The request line and header fields.
     fn head(&self) -> &RequestHead;
-    /// The peer's address as text.
+    /// The socket peer's address as text, as [`Call::peer`].
     fn peer(&self) -> &str;
+    /// The URL scheme the app should see, as [`Call::url_scheme`].
+    fn url_scheme(&self) -> &str {
+        "http"
+    }
+    /// The client's address, as [`Call::client_addr`].
+    fn client_addr(&self) -> &str {
+        self.peer()
+    }
+    /// The listening socket's address, as [`Call::server_addr`].
+    fn server_addr(&self) -> &str {
+        ""
+    }
     /// Read request body bytes; `Ok(0)` at the end of the body.
     fn read_body<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>>;
     /// Trailer fields, once the body has been read to its end.

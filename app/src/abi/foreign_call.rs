@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use super::errno::from_errno;
 use super::types::{
-    RcCallCtx, RcField, RcHostTable, RcRequest, RcStr, RcUpstream, RcWorkerInfo, RC_OK,
+    RcCallCtx, RcConnectionInfo, RcField, RcHostTable, RcRequest, RcStr, RcUpstream, RcWorkerInfo,
+    RC_OK,
 };
 use crate::{Call, Header, Host, LogLevel, RequestHead, Upstream, Version, WorkerInfo};
 
@@ -97,6 +98,29 @@ impl ForeignHost {
     fn table(&self) -> &RcHostTable {
         // SAFETY: `new`'s contract.
         unsafe { &*self.table }
+    }
+
+    /// The request's connection facts, when the host's table has the
+    /// entry (a table from a library built before it was added has not)
+    /// and the context holds a request.
+    fn connection_info(&self) -> Option<ForeignConnection> {
+        if !RcHostTable::has_connection_info(self.table().struct_size) {
+            return None;
+        }
+        let mut raw = RcConnectionInfo::empty();
+        // SAFETY: the host fills at most `raw.struct_size` bytes of the out
+        // slot and borrows the views to us for the request; we copy them.
+        let status = unsafe { (self.table().connection_info)(self.ctx, &mut raw) };
+        if status != RC_OK {
+            return None;
+        }
+        // SAFETY: as above.
+        let text = |view: RcStr| String::from_utf8_lossy(unsafe { view.as_bytes() }).into_owned();
+        Some(ForeignConnection {
+            url_scheme: text(raw.url_scheme),
+            client_addr: text(raw.client_addr),
+            server_addr: text(raw.server_addr),
+        })
     }
 
     /// Facts about this worker, from the host.
@@ -192,8 +216,17 @@ impl Drop for ForeignUpstream {
 pub struct ForeignCall {
     head: RequestHead,
     peer: String,
+    connection: Option<ForeignConnection>,
     trailers: Vec<Header>,
     host: ForeignHost,
+}
+
+/// The connection facts a host table gave, copied.
+#[derive(Debug)]
+struct ForeignConnection {
+    url_scheme: String,
+    client_addr: String,
+    server_addr: String,
 }
 
 impl ForeignCall {
@@ -207,9 +240,11 @@ impl ForeignCall {
         let (head, peer) = unsafe { request_head(request) };
         // SAFETY: forwarded from the caller.
         let host = unsafe { ForeignHost::new(table, ctx) };
+        let connection = host.connection_info();
         ForeignCall {
             head,
             peer,
+            connection,
             trailers: Vec::new(),
             host,
         }
@@ -237,6 +272,24 @@ impl Call for ForeignCall {
 
     fn peer(&self) -> &str {
         &self.peer
+    }
+
+    fn url_scheme(&self) -> &str {
+        self.connection
+            .as_ref()
+            .map_or("http", |connection| &connection.url_scheme)
+    }
+
+    fn client_addr(&self) -> &str {
+        self.connection
+            .as_ref()
+            .map_or(&self.peer, |connection| &connection.client_addr)
+    }
+
+    fn server_addr(&self) -> &str {
+        self.connection
+            .as_ref()
+            .map_or("", |connection| &connection.server_addr)
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -33,6 +33,19 @@ fn expected() -> Vec<(&'static str, usize)> {
             "offsetof(rc_worker_info, worker_class)",
             offset_of!(RcWorkerInfo, worker_class),
         ),
+        ("sizeof(rc_connection_info)", size_of::<RcConnectionInfo>()),
+        (
+            "offsetof(rc_connection_info, url_scheme)",
+            offset_of!(RcConnectionInfo, url_scheme),
+        ),
+        (
+            "offsetof(rc_connection_info, client_addr)",
+            offset_of!(RcConnectionInfo, client_addr),
+        ),
+        (
+            "offsetof(rc_connection_info, server_addr)",
+            offset_of!(RcConnectionInfo, server_addr),
+        ),
         ("sizeof(rc_error_buf)", size_of::<RcErrorBuf>()),
         ("sizeof(rc_host_table)", size_of::<RcHostTable>()),
         (
@@ -42,6 +55,21 @@ fn expected() -> Vec<(&'static str, usize)> {
         (
             "offsetof(rc_host_table, worker_info)",
             offset_of!(RcHostTable, worker_info),
+        ),
+        (
+            "offsetof(rc_host_table, connection_info)",
+            offset_of!(RcHostTable, connection_info),
+        ),
+        (
+            "RC_HOST_HAS(&(rc_host_table){.struct_size = offsetof(rc_host_table, connection_info)}, connection_info)",
+            usize::from(RcHostTable::has_connection_info(offset_of!(
+                RcHostTable,
+                connection_info
+            ))),
+        ),
+        (
+            "RC_HOST_HAS(&(rc_host_table){.struct_size = sizeof(rc_host_table)}, connection_info)",
+            usize::from(RcHostTable::has_connection_info(size_of::<RcHostTable>())),
         ),
         ("sizeof(rc_object_header)", size_of::<RcObjectHeader>()),
         (

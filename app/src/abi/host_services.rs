@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use super::errno::{to_errno, EINVAL, EIO};
 use super::types::{
-    RcCallCtx, RcField, RcHostTable, RcRequest, RcStr, RcUpstream, RcWorkerInfo, RC_OK,
+    RcCallCtx, RcConnectionInfo, RcField, RcHostTable, RcRequest, RcStr, RcUpstream, RcWorkerInfo,
+    RC_OK,
 };
 use crate::{Call, Host, LogLevel, Upstream, Version, WorkerInfo};
 
@@ -26,16 +27,32 @@ pub struct CallContext<'a> {
     host: Option<&'a dyn Host>,
     info: Option<&'a WorkerInfo>,
     trailers: Vec<RcField>,
+    connection: Option<Connection>,
+}
+
+/// The call's connection facts, copied when the call is lent so that the
+/// views `connection_info` hands out never alias the `&mut dyn Call`.
+#[derive(Debug)]
+struct Connection {
+    url_scheme: String,
+    client_addr: String,
+    server_addr: String,
 }
 
 impl<'a> CallContext<'a> {
     /// The context of one request.
     pub fn for_call(call: &'a mut dyn Call, info: Option<&'a WorkerInfo>) -> Self {
+        let connection = Connection {
+            url_scheme: call.url_scheme().to_owned(),
+            client_addr: call.client_addr().to_owned(),
+            server_addr: call.server_addr().to_owned(),
+        };
         CallContext {
             call: Some(call),
             host: None,
             info,
             trailers: Vec::new(),
+            connection: Some(connection),
         }
     }
 
@@ -46,6 +63,7 @@ impl<'a> CallContext<'a> {
             host,
             info,
             trailers: Vec::new(),
+            connection: None,
         }
     }
 
@@ -121,6 +139,7 @@ pub static HOST_TABLE: RcHostTable = RcHostTable {
     tcp_close,
     log,
     worker_info,
+    connection_info,
 };
 
 /// Run `body` on the context behind `ctx`, turning a null context or a
@@ -421,4 +440,29 @@ unsafe extern "C" fn worker_info(ctx: *mut RcCallCtx, out: *mut RcWorkerInfo) {
         unsafe { *out = view };
         Ok(())
     });
+}
+
+unsafe extern "C" fn connection_info(ctx: *mut RcCallCtx, out: *mut RcConnectionInfo) -> i32 {
+    if out.is_null() {
+        return EINVAL;
+    }
+    with_context(ctx, |context| {
+        let connection = context.connection.as_ref().ok_or_else(no_call)?;
+        // SAFETY: checked non-null above; the app says how much of the
+        // struct it has in `struct_size`, and only that much is written.
+        let known = unsafe { (*out).struct_size };
+        let full = RcConnectionInfo {
+            struct_size: known.min(size_of::<RcConnectionInfo>()),
+            url_scheme: RcStr::new(connection.url_scheme.as_bytes()),
+            client_addr: RcStr::new(connection.client_addr.as_bytes()),
+            server_addr: RcStr::new(connection.server_addr.as_bytes()),
+        };
+        let count = full.struct_size;
+        // SAFETY: `count` bytes fit in both structs; the views borrow the
+        // context, which lives for the whole request.
+        unsafe {
+            std::ptr::copy_nonoverlapping((&raw const full).cast::<u8>(), out.cast::<u8>(), count);
+        }
+        Ok(())
+    })
 }

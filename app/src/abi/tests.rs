@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::guest::FactoryArgs;
+use super::host_services::{lend_call, HOST_TABLE};
+use super::types::{RcErrorBuf, RcHostTable, RC_OK};
 use super::worker_class::{
     LibraryWorkerClass, LoadedWorkerClass, WorkerContext, WorkerHost, WorkerParams, RC_STOP_NONE,
 };
@@ -70,6 +72,8 @@ struct FakeCall {
     headers: Vec<(String, Vec<u8>)>,
     out: Vec<u8>,
     host: FakeHost,
+    /// `(url_scheme, client_addr, server_addr)`, else the trait's defaults.
+    origin: Option<(String, String, String)>,
 }
 
 impl FakeCall {
@@ -94,7 +98,19 @@ impl FakeCall {
             headers: Vec::new(),
             out: Vec::new(),
             host: FakeHost::default(),
+            origin: None,
         }
+    }
+
+    /// A call behind a trusted proxy, on a known listener.
+    fn forwarded(target: &str) -> Self {
+        let mut call = FakeCall::new("GET", target, b"");
+        call.origin = Some((
+            "https".to_owned(),
+            "203.0.113.7".to_owned(),
+            "127.0.0.1:8000".to_owned(),
+        ));
+        call
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
@@ -111,6 +127,15 @@ impl Call for FakeCall {
     }
     fn peer(&self) -> &str {
         "127.0.0.1:4242"
+    }
+    fn url_scheme(&self) -> &str {
+        self.origin.as_ref().map_or("http", |origin| &origin.0)
+    }
+    fn client_addr(&self) -> &str {
+        self.origin.as_ref().map_or(self.peer(), |origin| &origin.1)
+    }
+    fn server_addr(&self) -> &str {
+        self.origin.as_ref().map_or("", |origin| &origin.2)
     }
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.body.read(buf)
@@ -200,6 +225,22 @@ impl App for TestApp {
                 call.start_response(200, &[])?;
                 Ok(())
             }
+            "/origin" => {
+                let scheme = call.url_scheme().to_owned();
+                let client = call.client_addr().to_owned();
+                let server = call.server_addr().to_owned();
+                let peer = call.peer().to_owned();
+                call.start_response(
+                    200,
+                    &[
+                        ("X-Scheme", scheme.as_bytes()),
+                        ("X-Client", client.as_bytes()),
+                        ("X-Server", server.as_bytes()),
+                        ("X-Peer", peer.as_bytes()),
+                    ],
+                )?;
+                Ok(())
+            }
             "/panic" => panic!("the handler panicked on purpose"),
             "/error" => Err(AppError::new("a plain failure")),
             "/bad-header" => {
@@ -261,6 +302,64 @@ fn a_request_crosses_the_boundary_and_back() {
     assert_eq!(call.header("X-Trailers"), Some(&b"1"[..]));
     assert_eq!(call.header("X-Seen"), Some(&b"yes"[..]));
     assert_eq!(call.header("X-Peer"), Some(&b"127.0.0.1:4242"[..]));
+}
+
+/// The `(X-Scheme, X-Client, X-Server, X-Peer)` an `/origin` call answered.
+fn origin_seen(call: &FakeCall) -> [&[u8]; 4] {
+    ["X-Scheme", "X-Client", "X-Server", "X-Peer"].map(|name| call.header(name).unwrap())
+}
+
+#[test]
+fn the_connection_facts_cross_the_boundary() {
+    let app = loaded();
+    let mut call = FakeCall::forwarded("/origin");
+    app.call(&mut call).unwrap();
+    assert_eq!(
+        origin_seen(&call),
+        [
+            &b"https"[..],
+            b"203.0.113.7",
+            b"127.0.0.1:8000",
+            b"127.0.0.1:4242"
+        ]
+    );
+    let mut plain = FakeCall::new("GET", "/origin", b"");
+    app.call(&mut plain).unwrap();
+    assert_eq!(
+        origin_seen(&plain),
+        [&b"http"[..], b"127.0.0.1:4242", b"", b"127.0.0.1:4242"],
+        "a Call that does not know them gives the trait's defaults"
+    );
+}
+
+#[test]
+fn a_host_table_without_connection_info_gives_the_defaults() {
+    // A library worker class built before the entry was appended hands the
+    // host a shorter table: the guest must not call past its end.
+    let short = RcHostTable {
+        struct_size: std::mem::offset_of!(RcHostTable, connection_info),
+        ..HOST_TABLE
+    };
+    assert!(!RcHostTable::has_connection_info(short.struct_size));
+    assert!(RcHostTable::has_connection_info(HOST_TABLE.struct_size));
+    let mut call = FakeCall::forwarded("/origin");
+    let mut error = [0u8; 256];
+    let status = lend_call(&mut call, None, |request, _table, ctx| {
+        let mut buf = RcErrorBuf {
+            ptr: error.as_mut_ptr(),
+            cap: error.len(),
+            len: 0,
+        };
+        let handle = abi_test_app.handle.unwrap();
+        // SAFETY: the request, the table and the context are valid for
+        // this call, as a host would pass them.
+        unsafe { handle(abi_test_app.data, request, &short, ctx, &mut buf) }
+    });
+    assert_eq!(status, RC_OK);
+    assert_eq!(
+        origin_seen(&call),
+        [&b"http"[..], b"127.0.0.1:4242", b"", b"127.0.0.1:4242"]
+    );
 }
 
 #[test]
@@ -414,7 +513,19 @@ impl LibraryWorkerClass for TestWorker {
         let err = worker.serve(&mut panicking).unwrap_err();
         assert!(err.panicked);
         assert_eq!(panicking.status, Some(500));
-        worker.log(LogLevel::Info, "served three");
+        let mut forwarded = FakeCall::forwarded("/origin");
+        worker.serve(&mut forwarded).unwrap();
+        assert_eq!(
+            origin_seen(&forwarded),
+            [
+                &b"https"[..],
+                b"203.0.113.7",
+                b"127.0.0.1:8000",
+                b"127.0.0.1:4242"
+            ],
+            "a library worker class's calls carry the connection facts too"
+        );
+        worker.log(LogLevel::Info, "served four");
         42
     }
 }
@@ -474,13 +585,13 @@ fn a_library_worker_class_serves_the_hosts_app() {
     let code = class.run(&params, &host);
     assert_eq!(code, 42, "log: {:?}", host.lines.lock().unwrap());
     assert_eq!(*host.beats.lock().unwrap(), 1);
-    assert_eq!(*host.done.lock().unwrap(), 3);
+    assert_eq!(*host.done.lock().unwrap(), 4);
     assert!(host
         .lines
         .lock()
         .unwrap()
         .iter()
-        .any(|line| line == "Info served three"));
+        .any(|line| line == "Info served four"));
 }
 
 static REQUEST_EVENTS: Mutex<Vec<(HookName, String, u16, u64)>> = Mutex::new(Vec::new());

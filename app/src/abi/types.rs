@@ -124,6 +124,38 @@ pub struct RcWorkerInfo {
     pub worker_class: RcStr,
 }
 
+/// Where a request came from and where it arrived, as
+/// [`crate::Call::url_scheme`], [`crate::Call::client_addr`] and
+/// [`crate::Call::server_addr`]. The caller sets `struct_size` to the size it
+/// was built with; the host fills only the fields that fit in it, so the
+/// struct may grow at its end. The slices are valid for the whole request.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RcConnectionInfo {
+    /// `size_of::<RcConnectionInfo>()` as the caller knows it.
+    pub struct_size: usize,
+    /// `http` or `https`.
+    pub url_scheme: RcStr,
+    /// The client: a bare IP from a trusted `X-Forwarded-For`, else the
+    /// socket peer (as `RcRequest::peer`).
+    pub client_addr: RcStr,
+    /// The listening socket's address (`127.0.0.1:8000`, a unix socket
+    /// path), empty when the worker class does not know it.
+    pub server_addr: RcStr,
+}
+
+impl RcConnectionInfo {
+    /// An empty struct of this version's size, for the host to fill.
+    pub const fn empty() -> RcConnectionInfo {
+        RcConnectionInfo {
+            struct_size: size_of::<RcConnectionInfo>(),
+            url_scheme: RcStr::EMPTY,
+            client_addr: RcStr::EMPTY,
+            server_addr: RcStr::EMPTY,
+        }
+    }
+}
+
 /// A message buffer owned by the caller; the callee writes up to `cap` bytes
 /// and sets `len`. Whoever allocates frees: the host owns it.
 #[repr(C)]
@@ -186,6 +218,21 @@ pub struct RcHostTable {
     pub log: unsafe extern "C" fn(*mut RcCallCtx, u32, RcStr),
     /// Facts about this worker.
     pub worker_info: unsafe extern "C" fn(*mut RcCallCtx, *mut RcWorkerInfo),
+    /// Where the request came from and arrived: fills the fields of `*out`
+    /// that its `struct_size` covers. Appended after the first release of
+    /// ABI v1: call it only when this table's `struct_size` covers it
+    /// ([`RcHostTable::has_connection_info`]).
+    pub connection_info: unsafe extern "C" fn(*mut RcCallCtx, *mut RcConnectionInfo) -> i32,
+}
+
+impl RcHostTable {
+    /// Whether a table of `struct_size` bytes has the `connection_info`
+    /// entry (tables made by libraries built before it was appended do not).
+    pub const fn has_connection_info(struct_size: usize) -> bool {
+        struct_size
+            >= std::mem::offset_of!(RcHostTable, connection_info)
+                + size_of::<unsafe extern "C" fn(*mut RcCallCtx, *mut RcConnectionInfo) -> i32>()
+    }
 }
 
 /// The header every exported object starts with.

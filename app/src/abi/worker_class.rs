@@ -264,6 +264,15 @@ impl Call for Tracked<'_> {
     fn peer(&self) -> &str {
         self.inner.peer()
     }
+    fn url_scheme(&self) -> &str {
+        self.inner.url_scheme()
+    }
+    fn client_addr(&self) -> &str {
+        self.inner.client_addr()
+    }
+    fn server_addr(&self) -> &str {
+        self.inner.server_addr()
+    }
     fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read_body(buf)
     }

@@ -117,6 +117,15 @@ impl Call for StatusCall<'_> {
     fn peer(&self) -> &str {
         self.inner.peer()
     }
+    fn url_scheme(&self) -> &str {
+        self.inner.url_scheme()
+    }
+    fn client_addr(&self) -> &str {
+        self.inner.client_addr()
+    }
+    fn server_addr(&self) -> &str {
+        self.inner.server_addr()
+    }
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read_body(buf)
     }
@@ -184,6 +193,15 @@ impl AsyncCall for StatusAsyncCall<'_> {
     }
     fn peer(&self) -> &str {
         self.inner.peer()
+    }
+    fn url_scheme(&self) -> &str {
+        self.inner.url_scheme()
+    }
+    fn client_addr(&self) -> &str {
+        self.inner.client_addr()
+    }
+    fn server_addr(&self) -> &str {
+        self.inner.server_addr()
     }
     fn read_body<'b>(&'b mut self, buf: &'b mut [u8]) -> BoxFuture<'b, io::Result<usize>> {
         self.inner.read_body(buf)
