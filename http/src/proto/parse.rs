@@ -8,10 +8,10 @@
 
 use std::mem::MaybeUninit;
 
-use crate::error::ParseError;
-use crate::framing::{self, RequestInfo};
-use crate::head::{Header, RequestHead, Version};
-use crate::limits::Limits;
+use crate::proto::error::ParseError;
+use crate::proto::framing::{self, RequestInfo};
+use crate::proto::head::{Header, RequestHead, Version};
+use crate::proto::limits::Limits;
 
 /// Header slots on the stack (left uninitialised, so they cost nothing);
 /// more come from the heap only when a request has more fields than this

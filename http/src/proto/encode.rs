@@ -2,10 +2,10 @@
 //! `Server: runicorn`, `Date`, the app's fields (validated, hop-by-hop ones
 //! dropped), the framing we choose, and the body as it is written.
 
-use crate::error::ResponseError;
-use crate::framing::{is_token_byte, list_items, parse_decimal};
-use crate::head::Version;
-use crate::status::{format_u64, itoa_buf, reason};
+use crate::proto::error::ResponseError;
+use crate::proto::framing::{is_token_byte, list_items, parse_decimal};
+use crate::proto::head::Version;
+use crate::proto::status::{format_u64, itoa_buf, reason};
 
 /// Hop-by-hop fields an app may not set: the connection is ours.
 const HOP_BY_HOP: &[&str] = &[

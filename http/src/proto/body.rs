@@ -5,10 +5,10 @@
 //! buffered input and returns how much of it was consumed and the body bytes
 //! found, as a sub-slice of the input. Call it again with the rest.
 
-use crate::error::ParseError;
-use crate::framing::{is_token_byte, trim_ows, BodyKind};
-use crate::head::Header;
-use crate::limits::{Limits, MAX_CHUNK_LINE};
+use crate::proto::error::ParseError;
+use crate::proto::framing::{is_token_byte, trim_ows, BodyKind};
+use crate::proto::head::Header;
+use crate::proto::limits::{Limits, MAX_CHUNK_LINE};
 
 /// Fields a trailer may not carry (RFC 9110 6.5.1): framing, routing,
 /// connection control, request modifiers, authentication and content

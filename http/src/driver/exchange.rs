@@ -4,13 +4,13 @@
 
 use std::io;
 
-use crate::config::ConnConfig;
-use crate::conn::{ConnIo, FLUSH_THRESHOLD};
-use crate::cycle::Cycle;
-use crate::error::ResponseError;
-use crate::head::{Header, RequestHead};
-use crate::status::CONTINUE;
-use crate::transport::Transport;
+use crate::driver::connection::{ConnIo, FLUSH_THRESHOLD};
+use crate::driver::transport::Transport;
+use crate::proto::config::ConnConfig;
+use crate::proto::cycle::Cycle;
+use crate::proto::error::ResponseError;
+use crate::proto::head::{Header, RequestHead};
+use crate::proto::status::CONTINUE;
 
 /// One request/response exchange on a blocking connection.
 pub struct Exchange<'a> {

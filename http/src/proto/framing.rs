@@ -2,9 +2,9 @@
 //! (RFC 9112 6), keep-alive (RFC 9112 9.3), `Expect: 100-continue` and the
 //! `Host` rules. Ambiguous framing is rejected, never guessed.
 
-use crate::error::ParseError;
-use crate::head::Version;
-use crate::limits::Limits;
+use crate::proto::error::ParseError;
+use crate::proto::head::Version;
+use crate::proto::limits::Limits;
 
 /// How a request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

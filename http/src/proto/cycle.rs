@@ -1,5 +1,5 @@
 //! One request's life, sans-IO: `100 Continue`, the body, the response and
-//! the keep-alive decision. The blocking driver ([`crate::conn`]) and the
+//! the keep-alive decision. The blocking driver ([`crate::driver::connection`]) and the
 //! async worker's driver both run a [`Cycle`] per request, so only the I/O
 //! differs between them.
 //!
@@ -10,13 +10,13 @@
 //! returns. Then, if [`Finish::drain`] says so, feed the rest of the body to
 //! [`Cycle::drain`] before parsing the next head.
 
-use crate::body::BodyDecoder;
-use crate::encode::{encode_response_head, BodyEncoder, ResponseContext};
-use crate::error::{ParseError, ResponseError};
-use crate::framing::{BodyKind, RequestInfo};
-use crate::head::{Header, RequestHead};
-use crate::limits::Limits;
-use crate::status::encode_error;
+use crate::proto::body::BodyDecoder;
+use crate::proto::encode::{encode_response_head, BodyEncoder, ResponseContext};
+use crate::proto::error::{ParseError, ResponseError};
+use crate::proto::framing::{BodyKind, RequestInfo};
+use crate::proto::head::{Header, RequestHead};
+use crate::proto::limits::Limits;
+use crate::proto::status::encode_error;
 
 /// What the connection allows this request, decided by its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 
 use std::time::SystemTime;
 
-use crate::error::ParseError;
-use crate::exchange::Exchange;
-use crate::head::RequestHead;
+use crate::driver::exchange::Exchange;
+use crate::proto::error::ParseError;
+use crate::proto::head::RequestHead;
 
 /// What a finished request looked like, for the access log and scoreboard.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::limits::Limits;
+use crate::proto::limits::Limits;
 
 /// The knobs a worker class sets for its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

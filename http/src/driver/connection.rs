@@ -19,17 +19,17 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::buffer::ReadBuffer;
-use crate::config::{ConnConfig, Outcome, ServeMode};
-use crate::cycle::{Cycle, CycleOptions};
-use crate::date::DateCache;
-use crate::error::ParseError;
-use crate::exchange::Exchange;
-use crate::head::RequestHead;
-use crate::hooks::{Handler, Hooks, RequestDone};
-use crate::parse::{parse_head_into, HeadStatus};
-use crate::status::encode_error;
-use crate::transport::Transport;
+use crate::driver::exchange::Exchange;
+use crate::driver::hooks::{Handler, Hooks, RequestDone};
+use crate::driver::transport::Transport;
+use crate::proto::buffer::ReadBuffer;
+use crate::proto::config::{ConnConfig, Outcome, ServeMode};
+use crate::proto::cycle::{Cycle, CycleOptions};
+use crate::proto::date::DateCache;
+use crate::proto::error::ParseError;
+use crate::proto::head::RequestHead;
+use crate::proto::parse::{parse_head_into, HeadStatus};
+use crate::proto::status::encode_error;
 
 /// Output bytes buffered before the driver writes them out mid-response.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
