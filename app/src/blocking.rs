@@ -2,11 +2,13 @@
 //! blocking worker class (sync, gthread, green), so it exists once.
 //!
 //! [`ExchangeCall`] implements the app's [`Call`] over the driver's
-//! [`Exchange`] and a worker's [`Host`]; [`call_app`] runs the app with
-//! `catch_unwind` and logs what went wrong. The driver itself answers 500
-//! when the app returns without starting a response. [`ThreadHost`] is the
-//! host whose waits block the calling thread (sync, gthread); the green
-//! class brings its own, whose waits yield the coroutine.
+//! [`Exchange`] and a worker's [`Host`]; [`call_app`] reads what a trusted
+//! front end's forwarding fields say ([`Endpoint`]: the listener's address
+//! and the worker's [`ForwardedPolicy`]), runs the app with `catch_unwind`
+//! and logs what went wrong. The driver itself answers 500 when the app
+//! returns without starting a response. [`ThreadHost`] is the host whose
+//! waits block the calling thread (sync, gthread); the green class brings
+//! its own, whose waits yield the coroutine.
 
 use std::any::Any;
 use std::io::{self, Read, Write};
@@ -14,32 +16,60 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use runicorn_http::{Exchange, Header, RequestHead};
+use runicorn_http::{
+    reason, Exchange, Forwarded, ForwardedPolicy, Header, ParseError, RequestHead,
+};
 
 use crate::contract::{App, AppError, Call, Host, LogLevel, Upstream};
+
+/// What a worker class knows about a connection beyond its exchange: the
+/// listening socket it arrived on, and whom to believe about where it came
+/// from.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    /// The listener's address, as [`Call::server_addr`] gives it.
+    pub server_addr: &'a str,
+    /// The worker's trust in `X-Forwarded-*` fields.
+    pub forwarded: &'a ForwardedPolicy,
+}
 
 /// An app's view of one exchange on the blocking driver.
 pub struct ExchangeCall<'e, 'a> {
     exchange: &'e mut Exchange<'a>,
     host: &'e dyn Host,
     close_check: Option<&'e dyn Fn() -> bool>,
+    forwarded: Forwarded,
+    server_addr: &'e str,
+    client_gone: bool,
 }
 
 impl std::fmt::Debug for ExchangeCall<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExchangeCall")
             .field("exchange", &self.exchange)
+            .field("forwarded", &self.forwarded)
+            .field("server_addr", &self.server_addr)
             .finish_non_exhaustive()
     }
 }
 
 impl<'e, 'a> ExchangeCall<'e, 'a> {
-    /// Wraps `exchange`, with `host` for the app's sleeps and connections.
-    pub fn new(exchange: &'e mut Exchange<'a>, host: &'e dyn Host) -> Self {
+    /// Wraps `exchange`, with `host` for the app's sleeps and connections;
+    /// `forwarded` is what [`ForwardedPolicy::resolve`] made of the request,
+    /// `server_addr` the listener's address.
+    pub fn new(
+        exchange: &'e mut Exchange<'a>,
+        host: &'e dyn Host,
+        forwarded: Forwarded,
+        server_addr: &'e str,
+    ) -> Self {
         ExchangeCall {
             exchange,
             host,
             close_check: None,
+            forwarded,
+            server_addr,
+            client_gone: false,
         }
     }
 
@@ -50,6 +80,36 @@ impl<'e, 'a> ExchangeCall<'e, 'a> {
         self.close_check = Some(close_check);
         self
     }
+
+    /// True once a read or write failed because the client went away: an
+    /// app that fails after that failed because of it.
+    pub fn client_gone(&self) -> bool {
+        self.client_gone
+    }
+
+    /// Notes a client I/O failure that is the client's doing.
+    fn noted<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(err) = &result {
+            if is_client_gone(err) {
+                self.client_gone = true;
+            }
+        }
+        result
+    }
+}
+
+/// Whether an I/O error on the client connection means the client went away
+/// (it closed mid-body, reset, or stopped reading): Gunicorn logs those at
+/// debug (`Ignored premature client disconnection`, `Ignoring EPIPE`).
+pub fn is_client_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::NotConnected
+    )
 }
 
 impl Call for ExchangeCall<'_, '_> {
@@ -61,8 +121,24 @@ impl Call for ExchangeCall<'_, '_> {
         self.exchange.peer()
     }
 
+    fn url_scheme(&self) -> &str {
+        self.forwarded.scheme.as_str()
+    }
+
+    fn client_addr(&self) -> &str {
+        match &self.forwarded.client {
+            Some(client) => client,
+            None => self.exchange.peer(),
+        }
+    }
+
+    fn server_addr(&self) -> &str {
+        self.server_addr
+    }
+
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.exchange.read_body(buf)
+        let result = self.exchange.read_body(buf);
+        self.noted(result)
     }
 
     fn trailers(&self) -> &[Header] {
@@ -77,11 +153,13 @@ impl Call for ExchangeCall<'_, '_> {
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.exchange.write(data)
+        let result = self.exchange.write(data);
+        self.noted(result)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.exchange.flush()
+        let result = self.exchange.flush();
+        self.noted(result)
     }
 
     fn host(&self) -> &dyn Host {
@@ -91,18 +169,23 @@ impl Call for ExchangeCall<'_, '_> {
 
 /// Serves one request with `app` through `exchange`.
 ///
-/// Logs the request at debug level first (Gunicorn's default `pre_request`
-/// hook does the same). A panic is caught: it is logged, the connection is
+/// First the request's forwarding fields are read under `endpoint`'s
+/// policy: contradictory scheme fields from a trusted front end are
+/// answered 400 (and the connection closed) without calling the app.
+/// Logs the request at debug level (Gunicorn's default `pre_request` hook
+/// does the same). A panic is caught: it is logged, the connection is
 /// closed after this response, and the error comes back with `panicked`
 /// set, so the worker retires gracefully. When no response was started, the
 /// driver answers 500 (for a failed app, a panic, or an app that simply
-/// returned). Every failure is logged here, once.
+/// returned). Every failure is logged here, once: at error level for the
+/// app's, at debug level for a client that went away mid-request.
 pub fn call_app(
     app: &dyn App,
     exchange: &mut Exchange<'_>,
     host: &dyn Host,
+    endpoint: &Endpoint<'_>,
 ) -> Result<(), AppError> {
-    call_app_inner(app, exchange, host, None)
+    call_app_inner(app, exchange, host, endpoint, None)
 }
 
 /// [`call_app`], asking `close_check` just before the response starts
@@ -112,25 +195,35 @@ pub fn call_app_with_close_check(
     app: &dyn App,
     exchange: &mut Exchange<'_>,
     host: &dyn Host,
+    endpoint: &Endpoint<'_>,
     close_check: &dyn Fn() -> bool,
 ) -> Result<(), AppError> {
-    call_app_inner(app, exchange, host, Some(close_check))
+    call_app_inner(app, exchange, host, endpoint, Some(close_check))
 }
 
 fn call_app_inner(
     app: &dyn App,
     exchange: &mut Exchange<'_>,
     host: &dyn Host,
+    endpoint: &Endpoint<'_>,
     close_check: Option<&dyn Fn() -> bool>,
 ) -> Result<(), AppError> {
+    let forwarded = match endpoint.forwarded.resolve(exchange.head(), exchange.peer()) {
+        Ok(forwarded) => forwarded,
+        Err(err) => {
+            reject(exchange, &err);
+            return Ok(());
+        }
+    };
     let target = exchange.head().target.clone();
     tracing::debug!("{} {}", exchange.head().method, target);
-    let outcome = {
-        let mut call = ExchangeCall::new(exchange, host);
+    let (outcome, client_gone) = {
+        let mut call = ExchangeCall::new(exchange, host, forwarded, endpoint.server_addr);
         if let Some(close_check) = close_check {
             call = call.with_close_check(close_check);
         }
-        catch_unwind(AssertUnwindSafe(|| app.call(&mut call)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| app.call(&mut call)));
+        (outcome, call.client_gone())
     };
     let result = match outcome {
         Ok(result) => result,
@@ -143,8 +236,11 @@ fn call_app_inner(
         }
     };
     match &result {
+        Err(err) if client_gone && !err.panicked => {
+            tracing::debug!("Ignored premature client disconnection. {target}: {err}");
+        }
         Err(err) => tracing::error!("Error handling request {target}: {err}"),
-        Ok(()) if !exchange.response_started() => {
+        Ok(()) if !exchange.response_started() && !client_gone => {
             tracing::error!(
                 "Error handling request {target}: the app returned without starting a response"
             );
@@ -152,6 +248,27 @@ fn call_app_inner(
         Ok(()) => {}
     }
     result
+}
+
+/// Answers a request refused before the app saw it with its status, as the
+/// driver answers a bad head (a one-line reason), and closes the connection.
+fn reject(exchange: &mut Exchange<'_>, err: &ParseError) {
+    let peer = match exchange.peer() {
+        "" => "unix socket",
+        peer => peer,
+    };
+    tracing::debug!("Invalid request from ip={peer}: {err}");
+    exchange.close_after();
+    let status = err.status();
+    let body = format!("{}\n", reason(status));
+    let length = body.len().to_string();
+    let headers: [(&str, &[u8]); 2] = [
+        ("Content-Type", b"text/plain"),
+        ("Content-Length", length.as_bytes()),
+    ];
+    if exchange.start_response(status, &headers).is_ok() {
+        let _ = exchange.write(body.as_bytes());
+    }
 }
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.
@@ -274,8 +391,13 @@ mod tests {
         };
         let mut connection = Connection::new(stream, "127.0.0.1:1", config);
         let mut result = None;
+        let policy = ForwardedPolicy::default();
+        let endpoint = Endpoint {
+            server_addr: "127.0.0.1:8000",
+            forwarded: &policy,
+        };
         let mut handler = |exchange: &mut Exchange<'_>| {
-            result = Some(call_app(app, exchange, &ThreadHost));
+            result = Some(call_app(app, exchange, &ThreadHost, &endpoint));
         };
         connection.serve(&mut handler, &mut NoHooks, ServeMode::Blocking);
         drop(connection);
@@ -341,6 +463,43 @@ mod tests {
         let (response, result) = serve(&Fails, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(!result.unwrap_err().panicked);
         assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    }
+
+    fn echo(request: &[u8]) -> (String, serde_json::Value) {
+        let app = crate::builtin::lookup("echo").unwrap();
+        let (response, result) = serve(&*app.sync, request);
+        assert!(result.is_ok());
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json = serde_json::from_str(body).unwrap_or_default();
+        (response, json)
+    }
+
+    #[test]
+    fn a_trusted_front_end_sets_the_scheme_and_the_client() {
+        let (response, json) = echo(
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\
+              X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n\r\n",
+        );
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(json["url_scheme"], "https");
+        assert_eq!(json["client_addr"], "203.0.113.7");
+        assert_eq!(json["peer"], "127.0.0.1:1");
+        assert_eq!(json["server_addr"], "127.0.0.1:8000");
+        let (_, plain) = echo(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(plain["url_scheme"], "http");
+        assert_eq!(plain["client_addr"], "127.0.0.1:1");
+    }
+
+    #[test]
+    fn contradictory_scheme_fields_are_a_400_without_the_app() {
+        let (response, result) = serve(
+            &Panics,
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Proto: http\r\n\r\n",
+        );
+        assert!(result.is_ok(), "the app is not called");
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+        assert!(response.contains("Connection: close"), "{response}");
+        assert!(response.ends_with("Bad Request\n"), "{response}");
     }
 
     #[test]

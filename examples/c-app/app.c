@@ -1,7 +1,8 @@
 /*
  * A runicorn app in C: `cc -shared -fPIC -I ../../app/include -o libcapp.so app.c`
  * then `runicorn capp:app`. GET answers a greeting; POST echoes the body,
- * read through the host; /sleep sleeps 50 ms through the host.
+ * read through the host; /sleep sleeps 50 ms through the host; /origin says
+ * where the request came from and arrived (the host's connection_info).
  */
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,17 @@ static int32_t handle(const void *data, const rc_request *req, const rc_host_tab
             if (read == 0) break;
             len += read;
         }
+    } else if (req->target.len >= 7 && memcmp(req->target.ptr, "/origin", 7) == 0) {
+        rc_connection_info origin = {.struct_size = sizeof origin};
+        if (!RC_HOST_HAS(host, connection_info) || host->connection_info(ctx, &origin) != 0) {
+            rc_set_error(err, "the host has no connection_info");
+            return RC_ERROR;
+        }
+        len = (size_t)snprintf((char *)body, sizeof body, "scheme=%.*s client=%.*s server=%.*s peer=%.*s\n",
+                               (int)origin.url_scheme.len, (const char *)origin.url_scheme.ptr,
+                               (int)origin.client_addr.len, (const char *)origin.client_addr.ptr,
+                               (int)origin.server_addr.len, (const char *)origin.server_addr.ptr,
+                               (int)req->peer.len, (const char *)req->peer.ptr);
     } else {
         if (req->target.len >= 6 && memcmp(req->target.ptr, "/sleep", 6) == 0) host->sleep(ctx, 50);
         rc_worker_info info;

@@ -33,6 +33,10 @@ pub use proto::cycle::{Cycle, CycleOptions, Finish};
 pub use proto::date::DateCache;
 pub use proto::encode::{encode_response_head, BodyEncoder, EncodedHead, ResponseContext};
 pub use proto::error::{ParseError, ResponseError};
+pub use proto::forwarded::{
+    default_secure_scheme_headers, Forwarded, ForwardedPolicy, Scheme, DEFAULT_FORWARDED_ALLOW_IPS,
+    DEFAULT_SECURE_SCHEME_HEADERS,
+};
 pub use proto::framing::{BodyKind, RequestInfo};
 pub use proto::head::{Header, RequestHead, Version};
 pub use proto::limits::{

@@ -73,6 +73,23 @@ impl Listener {
         }
     }
 
+    /// The address an app is told a connection arrived on (Gunicorn's
+    /// `getsockname()` of the listener, for `SERVER_NAME`/`SERVER_PORT`):
+    /// `127.0.0.1:8000`, `[::1]:8000`, or the unix socket's path; `""`
+    /// when the socket cannot say.
+    pub fn server_addr(&self) -> String {
+        match self {
+            Listener::Tcp(listener) => listener
+                .local_addr()
+                .map(|addr| addr.to_string())
+                .unwrap_or_default(),
+            Listener::Unix(_) => self
+                .unix_path()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
     /// The TCP address, if this is a TCP listener.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
@@ -397,6 +414,9 @@ mod tests {
         let spec = format!("unix:{}", path.display());
         let first = bind_all(std::slice::from_ref(&spec), BindOptions::default()).unwrap();
         assert_eq!(first[0].describe(), spec);
+        assert_eq!(first[0].server_addr(), path.display().to_string());
+        let port = tcp[0].local_addr().unwrap().port();
+        assert_eq!(tcp[0].server_addr(), format!("127.0.0.1:{port}"));
         assert!(first[0].try_clone().is_ok());
         drop(first);
         // An existing socket file is replaced.

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use runicorn_http::{ConnConfig, Limits};
+use runicorn_http::{default_secure_scheme_headers, ConnConfig, ForwardedPolicy, Limits};
 
 /// Every setting, with Gunicorn's key as its field name.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,9 +41,12 @@ pub struct Settings {
     pub backlog: i32,
     /// `--reuse-port`: set `SO_REUSEPORT` on TCP listeners.
     pub reuse_port: bool,
-    /// `--forwarded-allow-ips`: front-end addresses trusted to set
-    /// `X-Forwarded-*` headers (`*` trusts all).
+    /// `--forwarded-allow-ips`: front-end addresses and CIDR networks
+    /// trusted to set `X-Forwarded-*` headers (`*` trusts all).
     pub forwarded_allow_ips: Vec<String>,
+    /// `secure_scheme_headers`: fields (and the exact value) by which a
+    /// trusted front end says the client used https.
+    pub secure_scheme_headers: Vec<(String, String)>,
 
     // --- worker processes
     /// `-w/--workers`.
@@ -124,6 +127,7 @@ impl Default for Settings {
             backlog: 2048,
             reuse_port: false,
             forwarded_allow_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
+            secure_scheme_headers: default_secure_scheme_headers(),
             workers: 1,
             worker_class: "sync".to_owned(),
             threads: 1,
@@ -183,6 +187,20 @@ impl Settings {
         config.keepalive_timeout = self.keepalive;
         config.io_timeout = self.client_timeout();
         config
+    }
+}
+
+impl Settings {
+    /// Whom a worker believes about forwarded clients and schemes:
+    /// `forwarded_allow_ips` and `secure_scheme_headers`, validated in stage
+    /// one (an entry that is not an address or network trusts nobody).
+    pub fn forwarded_policy(&self) -> ForwardedPolicy {
+        ForwardedPolicy::new(&self.forwarded_allow_ips, &self.secure_scheme_headers).unwrap_or_else(
+            |_| {
+                ForwardedPolicy::new::<&str>(&[], &self.secure_scheme_headers)
+                    .expect("no addresses to parse")
+            },
+        )
     }
 }
 

@@ -40,6 +40,9 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every built-in class, for checks that must hold under each.
+    pub const ALL: [Class; 4] = [Class::Sync, Class::Gthread, Class::Green, Class::Async];
+
     /// The name `-k` selects the class by.
     pub fn name(self) -> &'static str {
         match self {
@@ -148,6 +151,28 @@ impl InFlight {
             assert!(outcome.is_err(), "GET {path} was answered: {outcome:?}");
         }
     }
+}
+
+/// Sends `bytes` on a fresh connection and reads one response, which must
+/// say `Connection: close` and be followed by the end of the stream (nothing
+/// after the refused request is answered). Returns the response.
+pub fn answered_then_closed(server: &Server, bytes: &[u8]) -> Response {
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    conn.send(bytes).expect("send the request");
+    let response = conn
+        .read_final_response(false)
+        .unwrap_or_else(|err| panic!("no response: {err}\n{}", server.log()));
+    assert!(response.closes(), "{response:?}");
+    let closed = match conn.at_eof() {
+        Ok(eof) => eof,
+        Err(err) => err.kind() == io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "the connection stayed open after {response:?}\n{}",
+        server.log()
+    );
+    response
 }
 
 /// `requests` requests on one connection to `builtin:hello`, each answered

@@ -135,6 +135,29 @@ fn the_c_app_compiles_and_serves_under_every_class() {
             .request("POST", "/", &[("Connection", "close")], b"from a C app")
             .unwrap();
         assert_eq!(response.text(), "from a C app", "{class}");
+
+        // The connection facts through the C ABI: a trusted front end (the
+        // default trusts loopback) sets the scheme and names the client.
+        let mut conn = Conn::connect(server.addr()).unwrap();
+        let response = conn
+            .request(
+                "GET",
+                "/origin",
+                &[
+                    ("X-Forwarded-Proto", "https"),
+                    ("X-Forwarded-For", "203.0.113.7"),
+                ],
+                b"",
+            )
+            .unwrap();
+        let text = response.text();
+        let server_addr = server.addr().tcp();
+        assert!(
+            text.starts_with(&format!(
+                "scheme=https client=203.0.113.7 server={server_addr} peer=127.0.0.1:"
+            )),
+            "{class}: {text}"
+        );
     }
 }
 

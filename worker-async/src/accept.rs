@@ -7,6 +7,7 @@
 
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use runicorn_master::listener::is_transient_accept_error;
@@ -59,7 +60,12 @@ impl Backoff {
 }
 
 /// Accepts on `listener` until the worker stops accepting.
-pub(crate) async fn accept_loop(listener: AsyncListener, name: String, local: Rc<Local>) {
+pub(crate) async fn accept_loop(
+    listener: AsyncListener,
+    name: String,
+    server_addr: Arc<str>,
+    local: Rc<Local>,
+) {
     let mut stop = local.stop.clone();
     let mut backoff = Backoff::default();
     loop {
@@ -69,7 +75,7 @@ pub(crate) async fn accept_loop(listener: AsyncListener, name: String, local: Rc
         if *stop.borrow_and_update() || !local.shared.shutdown.is_running() {
             return;
         }
-        let permits = std::sync::Arc::clone(&local.shared.permits);
+        let permits = Arc::clone(&local.shared.permits);
         let permit = tokio::select! {
             biased;
             _ = stop.changed() => return,
@@ -88,11 +94,11 @@ pub(crate) async fn accept_loop(listener: AsyncListener, name: String, local: Rc
                 backoff.reset();
                 // Best effort: responses are written in few writes anyway.
                 let _ = stream.set_nodelay(true);
-                spawn_connection(stream, peer, permit, &local);
+                spawn_connection(stream, peer, &server_addr, permit, &local);
             }
             Ok(Accepted::Unix(stream)) => {
                 backoff.reset();
-                spawn_connection(stream, String::new(), permit, &local);
+                spawn_connection(stream, String::new(), &server_addr, permit, &local);
             }
             Err(err) if is_transient_accept_error(&err) => {}
             Err(err) => {
@@ -130,11 +136,17 @@ async fn accept(listener: &AsyncListener) -> io::Result<Accepted> {
     }
 }
 
-fn spawn_connection<S>(stream: S, peer: String, permit: OwnedSemaphorePermit, local: &Rc<Local>)
-where
+fn spawn_connection<S>(
+    stream: S,
+    peer: String,
+    server_addr: &Arc<str>,
+    permit: OwnedSemaphorePermit,
+    local: &Rc<Local>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let exchange = Exchange::new(stream, peer, local.shared.config);
+    let mut exchange = Exchange::new(stream, peer, local.shared.config);
+    exchange.server_addr = Arc::clone(server_addr);
     let live = local.open();
     let local = Rc::clone(local);
     tokio::task::spawn_local(async move {

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use runicorn_app::blocking::ThreadHost;
+use runicorn_app::blocking::{is_client_gone, ThreadHost};
 use runicorn_app::{AsyncCall, BoxFuture, Call, Header, Host, RequestHead};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
@@ -59,8 +59,23 @@ where
         &self.exchange.peer
     }
 
+    fn url_scheme(&self) -> &str {
+        self.exchange.forwarded.scheme.as_str()
+    }
+
+    fn client_addr(&self) -> &str {
+        client_addr(self.exchange)
+    }
+
+    fn server_addr(&self) -> &str {
+        &self.exchange.server_addr
+    }
+
     fn read_body<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
-        Box::pin(self.exchange.read_body(buf))
+        Box::pin(async move {
+            let result = self.exchange.read_body(buf).await;
+            noted(self.exchange, result)
+        })
     }
 
     fn trailers(&self) -> &[Header] {
@@ -74,7 +89,10 @@ where
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
         match self.exchange.write_buffered(data) {
             Ok(false) => Box::pin(Buffered),
-            Ok(true) => Box::pin(self.exchange.flush_for_app()),
+            Ok(true) => Box::pin(async move {
+                let result = self.exchange.flush_for_app().await;
+                noted(self.exchange, result)
+            }),
             Err(err) => Box::pin(std::future::ready(Err(err))),
         }
     }
@@ -102,8 +120,21 @@ where
         &self.exchange.peer
     }
 
+    fn url_scheme(&self) -> &str {
+        self.exchange.forwarded.scheme.as_str()
+    }
+
+    fn client_addr(&self) -> &str {
+        client_addr(self.exchange)
+    }
+
+    fn server_addr(&self) -> &str {
+        &self.exchange.server_addr
+    }
+
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.handle.block_on(self.exchange.read_body(buf))
+        let result = self.handle.block_on(self.exchange.read_body(buf));
+        noted(self.exchange, result)
     }
 
     fn trailers(&self) -> &[Header] {
@@ -122,7 +153,8 @@ where
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.handle.block_on(self.exchange.flush_for_app())
+        let result = self.handle.block_on(self.exchange.flush_for_app());
+        noted(self.exchange, result)
     }
 
     fn host(&self) -> &dyn Host {
@@ -146,6 +178,18 @@ where
 
     fn peer(&self) -> &str {
         &self.exchange.peer
+    }
+
+    fn url_scheme(&self) -> &str {
+        self.exchange.forwarded.scheme.as_str()
+    }
+
+    fn client_addr(&self) -> &str {
+        client_addr(self.exchange)
+    }
+
+    fn server_addr(&self) -> &str {
+        &self.exchange.server_addr
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -176,6 +220,26 @@ where
     fn host(&self) -> &dyn Host {
         &ThreadHost
     }
+}
+
+/// The client's address: a trusted `X-Forwarded-For` hop, else the peer.
+fn client_addr<S>(exchange: &Exchange<S>) -> &str {
+    exchange
+        .forwarded
+        .client
+        .as_deref()
+        .unwrap_or(&exchange.peer)
+}
+
+/// Notes on the exchange a failure that is the client's doing (it went
+/// away), so an app that fails because of it is not logged as broken.
+fn noted<S, T>(exchange: &mut Exchange<S>, result: io::Result<T>) -> io::Result<T> {
+    if let Err(err) = &result {
+        if is_client_gone(err) {
+            exchange.client_gone = true;
+        }
+    }
+    result
 }
 
 /// Polls an app future, catching a panic as `Err(payload)`.

@@ -10,11 +10,13 @@
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use runicorn_http::{
-    Cycle, DateCache, Limits, ParseError, ReadBuffer, RequestHead, ResponseError, CONTINUE,
+    Cycle, DateCache, Forwarded, Limits, ParseError, ReadBuffer, RequestHead, ResponseError,
+    CONTINUE,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
@@ -66,6 +68,12 @@ pub(crate) struct Exchange<S> {
     pub(crate) body_error: Option<ParseError>,
     /// A read or write failed: the connection is unusable.
     pub(crate) io_failed: bool,
+    /// The listener's address the app is told (`Call::server_addr`).
+    pub(crate) server_addr: Arc<str>,
+    /// What this request's forwarding fields mean (set per request).
+    pub(crate) forwarded: Forwarded,
+    /// A read or write of this request failed because the client went away.
+    pub(crate) client_gone: bool,
     head_cap: usize,
 }
 
@@ -83,6 +91,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<S> {
             config,
             body_error: None,
             io_failed: false,
+            server_addr: Arc::from(""),
+            forwarded: Forwarded::default(),
+            client_gone: false,
             head_cap: config.limits.head.saturating_add(1024),
         }
     }

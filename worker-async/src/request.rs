@@ -48,6 +48,7 @@ where
             .reset(info, &exchange.head, &exchange.config.limits, options);
         exchange.body_error = None;
         exchange.io_failed = false;
+        exchange.client_gone = false;
         line.clear();
         let head = &exchange.head;
         line.push_str(&head.method);
@@ -62,8 +63,23 @@ where
         tracing::debug!("{} {}", exchange.head.method, exchange.head.target);
     }
 
-    let (mut exchange, result) = match &shared.app.asynch {
-        Some(app) => {
+    // A trusted front end's contradictory scheme fields: answered 400
+    // (through the body-error path) and closed; the app is not called.
+    let refused = match shared.forwarded.resolve(&exchange.head, &exchange.peer) {
+        Ok(forwarded) => {
+            exchange.forwarded = forwarded;
+            None
+        }
+        Err(err) => Some(err),
+    };
+    let was_refused = refused.is_some();
+    let (mut exchange, result) = match (refused, &shared.app.asynch) {
+        (Some(err), _) => {
+            tracing::debug!("Invalid request from ip={}: {err}", exchange.peer);
+            exchange.body_error = Some(err);
+            (exchange, Ok(Ok(())))
+        }
+        (None, Some(app)) => {
             let result = {
                 let mut call = TaskCall {
                     exchange: &mut exchange,
@@ -72,7 +88,7 @@ where
             };
             (exchange, result)
         }
-        None if shared.inline_sync => {
+        (None, None) if shared.inline_sync => {
             let result = {
                 let mut call = InlineCall {
                     exchange: &mut exchange,
@@ -81,7 +97,7 @@ where
             };
             (exchange, result)
         }
-        None => call_blocking(exchange, Arc::clone(&shared.app.sync)).await?,
+        (None, None) => call_blocking(exchange, Arc::clone(&shared.app.sync)).await?,
     };
     let result = match result {
         Ok(result) => result,
@@ -94,7 +110,12 @@ where
         }
     };
     match &result {
+        Err(err) if exchange.client_gone && !err.panicked => tracing::debug!(
+            "Ignored premature client disconnection. {}: {err}",
+            exchange.head.target
+        ),
         Err(err) => tracing::error!("Error handling request {}: {err}", exchange.head.target),
+        Ok(()) if was_refused || exchange.client_gone => {}
         Ok(()) if !exchange.cycle.response_started() => tracing::error!(
             "Error handling request {}: the app returned without starting a response",
             exchange.head.target

@@ -127,8 +127,19 @@ fn run(prepared: Prepared, launch: Launch) {
     local_set.block_on(&runtime, async {
         let local = Rc::new(Local::new(launch.shared, launch.stop.clone()));
         tokio::task::spawn_local(heartbeat::tick_forever(launch.beats, index, launch.every));
-        for (listener, name) in listeners {
-            tokio::task::spawn_local(accept::accept_loop(listener, name, Rc::clone(&local)));
+        for (index, (listener, name)) in listeners.into_iter().enumerate() {
+            let server_addr = local
+                .shared
+                .server_addrs
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(""));
+            tokio::task::spawn_local(accept::accept_loop(
+                listener,
+                name,
+                server_addr,
+                Rc::clone(&local),
+            ));
         }
         let mut stop = launch.stop;
         while !*stop.borrow_and_update() {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use runicorn_app::Application;
+use runicorn_http::ForwardedPolicy;
 use runicorn_master::{Shutdown, Slot};
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -37,6 +38,10 @@ pub(crate) struct Shared {
     /// subscriber's filter is fixed for the worker's life, and asking per
     /// request costs a dispatcher look-up on the hot path.
     pub(crate) log_requests: bool,
+    /// Whom to believe about forwarded clients and schemes.
+    pub(crate) forwarded: ForwardedPolicy,
+    /// Each listener's address, as apps are told it, by listener index.
+    pub(crate) server_addrs: Vec<Arc<str>>,
 }
 
 impl Shared {

@@ -98,6 +98,12 @@ fn boot(
         inline_sync,
         permits: Arc::new(Semaphore::new(settings.worker_connections.max(1))),
         log_requests: tracing::enabled!(tracing::Level::DEBUG),
+        forwarded: settings.forwarded_policy(),
+        server_addrs: worker
+            .listeners
+            .iter()
+            .map(|listener| Arc::from(listener.server_addr()))
+            .collect(),
     });
     let every = heartbeat::interval(settings.timeout);
     let beats = Arc::new(Beats::new(worker.slot.clone(), runtimes, every));

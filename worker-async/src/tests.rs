@@ -96,6 +96,8 @@ fn fixture(app: &str, max_requests: u64, config: DriverConfig) -> Fixture {
         inline_sync: false,
         permits: Arc::new(Semaphore::new(10)),
         log_requests: false,
+        forwarded: runicorn_http::ForwardedPolicy::default(),
+        server_addrs: Vec::new(),
     });
     let (stop, _) = watch::channel(false);
     Fixture {

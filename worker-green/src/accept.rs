@@ -41,16 +41,22 @@ impl Drop for Permit {
     }
 }
 
-/// Starts the accept coroutine of `listener`.
+/// Starts the accept coroutine of `listener`, the worker's listener `index`.
 pub(crate) fn spawn_acceptor(
     listener: GreenListener,
+    index: usize,
     shared: Arc<Shared>,
     permits: Arc<Semphore>,
 ) -> io::Result<JoinHandle<()>> {
-    fence::spawn(move || accept_loop(&listener, &shared, &permits))
+    fence::spawn(move || accept_loop(&listener, index, &shared, &permits))
 }
 
-fn accept_loop(listener: &GreenListener, shared: &Arc<Shared>, permits: &Arc<Semphore>) {
+fn accept_loop(
+    listener: &GreenListener,
+    index: usize,
+    shared: &Arc<Shared>,
+    permits: &Arc<Semphore>,
+) {
     loop {
         let permit = Permit::acquire(permits);
         match accept(listener) {
@@ -60,7 +66,7 @@ fn accept_loop(listener: &GreenListener, shared: &Arc<Shared>, permits: &Arc<Sem
                 let shared = Arc::clone(shared);
                 let spawned = fence::spawn(move || {
                     let _permit = permit;
-                    serve::connection(&shared, socket, peer, &state);
+                    serve::connection(&shared, socket, peer, index, &state);
                 });
                 if let Err(err) = spawned {
                     // The closure (socket, state, permit) is dropped: the

@@ -84,6 +84,11 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
         config: conn_config(&settings),
         max_requests,
         tracker: Arc::clone(&tracker),
+        forwarded: settings.forwarded_policy(),
+        server_addrs: listeners
+            .iter()
+            .map(runicorn_master::Listener::server_addr)
+            .collect(),
     });
     let running = match boot(&runtime, listeners, &settings, shared, tracker) {
         Ok(running) => running,
@@ -149,13 +154,13 @@ fn start(
     let permits = Arc::new(Semphore::new(runtime.worker_connections));
     adopted
         .into_iter()
-        .map(|listener| {
-            accept::spawn_acceptor(listener, Arc::clone(&shared), Arc::clone(&permits)).map_err(
-                |source| GreenError::Spawn {
+        .enumerate()
+        .map(|(index, listener)| {
+            accept::spawn_acceptor(listener, index, Arc::clone(&shared), Arc::clone(&permits))
+                .map_err(|source| GreenError::Spawn {
                     what: "accept",
                     source,
-                },
-            )
+                })
         })
         .collect()
 }

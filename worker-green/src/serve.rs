@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use runicorn_app::blocking::call_app;
+use runicorn_app::blocking::{call_app, Endpoint};
 use runicorn_app::App;
 use runicorn_http::{
-    ConnConfig, Connection, Exchange, Hooks, ParseError, RequestDone, RequestHead, ServeMode,
+    ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
+    ServeMode,
 };
 use runicorn_master::{RequestGuard, Shutdown, Slot};
 
@@ -31,6 +32,10 @@ pub(crate) struct Shared {
     pub(crate) max_requests: u64,
     /// Open and busy connections, requests started.
     pub(crate) tracker: Arc<Tracker>,
+    /// Whom to believe about forwarded clients and schemes.
+    pub(crate) forwarded: ForwardedPolicy,
+    /// Each listener's address, as apps are told it, by listener index.
+    pub(crate) server_addrs: Vec<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -101,9 +106,16 @@ impl Hooks for GreenHooks<'_> {
     }
 }
 
-/// Serves `socket` until it closes. Runs inside the connection's coroutine;
-/// `state` was registered busy when the connection was accepted.
-pub(crate) fn connection(shared: &Shared, socket: Socket, peer: String, state: &ConnState) {
+/// Serves `socket`, accepted on listener `listener`, until it closes. Runs
+/// inside the connection's coroutine; `state` was registered busy when the
+/// connection was accepted.
+pub(crate) fn connection(
+    shared: &Shared,
+    socket: Socket,
+    peer: String,
+    listener: usize,
+    state: &ConnState,
+) {
     let stream = GreenStream::new(socket, state);
     let mut connection = Connection::new(stream, peer.clone(), shared.config);
     let mut hooks = GreenHooks {
@@ -115,8 +127,12 @@ pub(crate) fn connection(shared: &Shared, socket: Socket, peer: String, state: &
     };
     let app = &*shared.app;
     let shutdown = &shared.shutdown;
+    let endpoint = Endpoint {
+        server_addr: shared.server_addrs.get(listener).map_or("", String::as_str),
+        forwarded: &shared.forwarded,
+    };
     let mut handler = |exchange: &mut Exchange<'_>| {
-        if let Err(err) = call_app(app, exchange, &GreenHost) {
+        if let Err(err) = call_app(app, exchange, &GreenHost, &endpoint) {
             if err.panicked {
                 // This response closes its connection; the rest in flight
                 // are finished before the worker retires.

@@ -45,6 +45,8 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
         slot: &worker.slot,
         shutdown: &worker.shutdown,
         config: conn_config(&worker.settings),
+        forwarded: worker.settings.forwarded_policy(),
+        server_addrs: worker.listeners.iter().map(Listener::server_addr).collect(),
     };
     serve_until_stopped(&worker, &serving);
     if worker.shutdown.state() == ShutdownState::Quick {
@@ -91,7 +93,7 @@ fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
             // Accept until the queue is empty (Gunicorn's sync worker does
             // too), beating between connections.
             while worker.shutdown.is_running() {
-                let answered = match accept_and_serve(&worker.listeners[index], worker, serving) {
+                let answered = match accept_and_serve(index, worker, serving) {
                     Ok(Some(answered)) => answered,
                     Ok(None) => break,
                     Err(err) => {
@@ -142,13 +144,14 @@ fn wait_readable(
         .collect())
 }
 
-/// Accepts one connection and serves it. `Ok(None)`: nothing to accept.
+/// Accepts one connection on listener `index` and serves it. `Ok(None)`:
+/// nothing to accept.
 fn accept_and_serve(
-    listener: &Listener,
+    index: usize,
     worker: &Worker,
     serving: &Serving<'_>,
 ) -> io::Result<Option<u64>> {
-    let accepted = match listener {
+    let accepted = match &worker.listeners[index] {
         Listener::Tcp(tcp) => tcp
             .accept()
             .map(|(stream, peer)| Accepted::Tcp(stream, peer.to_string())),
@@ -166,11 +169,11 @@ fn accept_and_serve(
             stream.set_nonblocking(false)?;
             // Best effort: a response is written in few writes anyway.
             let _ = stream.set_nodelay(true);
-            serving.connection(stream, peer)
+            serving.connection(stream, peer, index)
         }
         Accepted::Unix(stream) => {
             stream.set_nonblocking(false)?;
-            serving.connection(stream, String::new())
+            serving.connection(stream, String::new(), index)
         }
     };
     Ok(Some(answered))

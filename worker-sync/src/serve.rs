@@ -2,11 +2,11 @@
 //! keep-alive off, the app through the blocking glue, the scoreboard told
 //! when each request starts and ends.
 
-use runicorn_app::blocking::{call_app, ThreadHost};
+use runicorn_app::blocking::{call_app, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
-    ConnConfig, Connection, Exchange, Hooks, ParseError, RequestDone, RequestHead, ServeMode,
-    Transport,
+    ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
+    ServeMode, Transport,
 };
 use runicorn_master::{RequestGuard, Shutdown, Slot};
 
@@ -20,6 +20,10 @@ pub(crate) struct Serving<'w> {
     pub(crate) shutdown: &'w Shutdown,
     /// Driver settings (keep-alive off).
     pub(crate) config: ConnConfig,
+    /// Whom to believe about forwarded clients and schemes.
+    pub(crate) forwarded: ForwardedPolicy,
+    /// Each listener's address, as apps are told it, by listener index.
+    pub(crate) server_addrs: Vec<String>,
 }
 
 /// The driver's per-request hooks: the scoreboard lane and the counters.
@@ -58,9 +62,10 @@ impl Hooks for RequestHooks<'_> {
 }
 
 impl Serving<'_> {
-    /// Serves `stream` until it closes; returns the requests answered by
-    /// the app (0 for a connection that sent nothing, or only garbage).
-    pub(crate) fn connection<S: Transport>(&self, stream: S, peer: String) -> u64 {
+    /// Serves `stream`, accepted on listener `listener`, until it closes;
+    /// returns the requests answered by the app (0 for a connection that
+    /// sent nothing, or only garbage).
+    pub(crate) fn connection<S: Transport>(&self, stream: S, peer: String, listener: usize) -> u64 {
         let mut connection = Connection::new(stream, peer.clone(), self.config);
         let mut hooks = RequestHooks {
             slot: self.slot,
@@ -71,8 +76,12 @@ impl Serving<'_> {
         };
         let shutdown = self.shutdown;
         let app = self.app;
+        let endpoint = Endpoint {
+            server_addr: self.server_addrs.get(listener).map_or("", String::as_str),
+            forwarded: &self.forwarded,
+        };
         let mut handler = |exchange: &mut Exchange<'_>| {
-            if let Err(err) = call_app(app, exchange, &ThreadHost) {
+            if let Err(err) = call_app(app, exchange, &ThreadHost, &endpoint) {
                 if err.panicked {
                     shutdown.retire_after_panic();
                 }

@@ -89,6 +89,8 @@ mod tests {
             shutdown: StopState::new().unwrap(),
             max_requests: 0,
             started: AtomicU64::new(0),
+            forwarded: runicorn_http::ForwardedPolicy::default(),
+            server_addrs: Vec::new(),
         }
     }
 
@@ -106,7 +108,10 @@ mod tests {
             client.shutdown(Shutdown::Write).unwrap();
         }
         let settings = Settings::default();
-        let conn = Connection::new(Stream::Unix(server), "", conn_config(&settings));
+        let conn = Client::new(
+            Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+            0,
+        );
         (client, conn)
     }
 

@@ -83,6 +83,12 @@ impl WorkerClass for ThreadWorker {
             shutdown: worker.shutdown.clone(),
             max_requests: worker.max_requests,
             started: AtomicU64::new(0),
+            forwarded: worker.settings.forwarded_policy(),
+            server_addrs: worker
+                .listeners
+                .iter()
+                .map(runicorn_master::Listener::server_addr)
+                .collect(),
         });
         let poller = match Poller::boot(&worker, &shared) {
             Ok(poller) => poller,

@@ -8,18 +8,49 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use runicorn_app::blocking::{call_app_with_close_check, ThreadHost};
+use runicorn_app::blocking::{call_app_with_close_check, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
-    Connection, Exchange, Hooks, Outcome, ParseError, RequestDone, RequestHead, ServeMode,
+    Connection, Exchange, ForwardedPolicy, Hooks, Outcome, ParseError, RequestDone, RequestHead,
+    ServeMode,
 };
 use runicorn_master::{RequestGuard, Shutdown, Slot};
 
 use crate::policy::past_max_requests;
 use crate::stream::Stream;
 
-/// A client connection with its driver state (buffers, pipelined bytes).
-pub(crate) type Client = Connection<Stream>;
+/// A client connection with its driver state (buffers, pipelined bytes)
+/// and the listener it arrived on. Derefs to the driver's [`Connection`].
+#[derive(Debug)]
+pub(crate) struct Client {
+    connection: Connection<Stream>,
+    /// The index of the listener that accepted it.
+    listener: usize,
+}
+
+impl Client {
+    /// A connection accepted on listener `listener`.
+    pub(crate) fn new(connection: Connection<Stream>, listener: usize) -> Client {
+        Client {
+            connection,
+            listener,
+        }
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = Connection<Stream>;
+
+    fn deref(&self) -> &Connection<Stream> {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut Connection<Stream> {
+        &mut self.connection
+    }
+}
 
 /// What every pool thread shares.
 pub(crate) struct Shared {
@@ -33,6 +64,10 @@ pub(crate) struct Shared {
     pub(crate) max_requests: u64,
     /// Requests started by this worker, toward `max_requests`.
     pub(crate) started: AtomicU64,
+    /// Whom to believe about forwarded clients and schemes.
+    pub(crate) forwarded: ForwardedPolicy,
+    /// Each listener's address, as apps are told it, by listener index.
+    pub(crate) server_addrs: Vec<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -101,14 +136,25 @@ pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
     // A worker that began stopping while the app ran still answers, and
     // says so: the response carries `Connection: close`.
     let stopping = || !shutdown.is_running();
+    let endpoint = Endpoint {
+        server_addr: shared
+            .server_addrs
+            .get(client.listener)
+            .map_or("", String::as_str),
+        forwarded: &shared.forwarded,
+    };
     let mut handler = |exchange: &mut Exchange<'_>| {
-        if let Err(err) = call_app_with_close_check(app, exchange, &ThreadHost, &stopping) {
+        if let Err(err) =
+            call_app_with_close_check(app, exchange, &ThreadHost, &endpoint, &stopping)
+        {
             if err.panicked {
                 shutdown.retire_after_panic();
             }
         }
     };
-    client.serve(&mut handler, &mut hooks, ServeMode::UntilIdle)
+    client
+        .connection
+        .serve(&mut handler, &mut hooks, ServeMode::UntilIdle)
 }
 
 #[cfg(test)]
@@ -130,6 +176,8 @@ mod tests {
             shutdown: Shutdown::new().unwrap(),
             max_requests,
             started: AtomicU64::new(0),
+            forwarded: ForwardedPolicy::default(),
+            server_addrs: Vec::new(),
         }
     }
 
@@ -141,7 +189,10 @@ mod tests {
         let settings = runicorn_master::Settings::default();
         (
             client,
-            Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+            Client::new(
+                Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+                0,
+            ),
         )
     }
 
@@ -199,7 +250,10 @@ mod tests {
         };
         for _ in 0..2 {
             let (mut client, server) = UnixStream::pair().unwrap();
-            let mut conn = Connection::new(Stream::Unix(server), "", conn_config(&settings));
+            let mut conn = Client::new(
+                Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+                0,
+            );
             client.write_all(GET).unwrap();
             assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
         }

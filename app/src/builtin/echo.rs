@@ -1,6 +1,7 @@
 //! `builtin:echo`: the introspection app of the conformance tests. It reads
 //! the whole body and answers 200 `application/json` describing the request
-//! exactly as parsed: header names as received, in received order.
+//! exactly as parsed: header names as received, in received order, and
+//! where it came from (`peer`, `client_addr`, `url_scheme`, `server_addr`).
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -40,6 +41,10 @@ impl App for Echo {
             "headers": fields(&head.headers),
             "body_b64": base64::engine::general_purpose::STANDARD.encode(&body),
             "trailers": fields(call.trailers()),
+            "peer": call.peer(),
+            "client_addr": call.client_addr(),
+            "url_scheme": call.url_scheme(),
+            "server_addr": call.server_addr(),
         });
         let mut encoded = serde_json::to_vec(&description)
             .map_err(|err| AppError::new(format!("cannot encode the echo: {err}")))?;

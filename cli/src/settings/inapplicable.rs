@@ -64,12 +64,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "request bodies are streamed to the app, never spooled to disk",
     },
     Inapplicable {
-        key: "secure_scheme_headers",
-        long: &[],
-        takes_value: false,
-        instead: NOT_YET,
-    },
-    Inapplicable {
         key: "forwarder_headers",
         long: &["forwarder-headers"],
         takes_value: true,

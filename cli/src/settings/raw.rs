@@ -18,6 +18,8 @@ pub enum Raw {
     Float(f64),
     /// A repeated flag, or a TOML array.
     List(Vec<Raw>),
+    /// A TOML table (`secure_scheme_headers`), keys in file order.
+    Table(Vec<(String, Raw)>),
     /// A TOML value of a type no setting takes (a table, a date).
     Other(String),
 }
@@ -31,6 +33,12 @@ impl Raw {
             toml::Value::Float(number) => Raw::Float(*number),
             toml::Value::Boolean(flag) => Raw::Bool(*flag),
             toml::Value::Array(items) => Raw::List(items.iter().map(Raw::from_toml).collect()),
+            toml::Value::Table(table) => Raw::Table(
+                table
+                    .iter()
+                    .map(|(key, value)| (key.clone(), Raw::from_toml(value)))
+                    .collect(),
+            ),
             other => Raw::Other(other.to_string()),
         }
     }
@@ -46,6 +54,13 @@ impl fmt::Display for Raw {
             Raw::List(items) => {
                 let shown: Vec<String> = items.iter().map(Raw::to_string).collect();
                 write!(f, "[{}]", shown.join(", "))
+            }
+            Raw::Table(entries) => {
+                let shown: Vec<String> = entries
+                    .iter()
+                    .map(|(key, value)| format!("{key} = {value}"))
+                    .collect();
+                write!(f, "{{{}}}", shown.join(", "))
             }
             Raw::Other(text) => f.write_str(text),
         }

@@ -162,6 +162,8 @@ mod tests {
             user: Some("nobody".to_owned()),
             raw_env: vec![("A".to_owned(), "b=c".to_owned())],
             hooks: vec![("post_fork".to_owned(), "myapp:post_fork".to_owned())],
+            forwarded_allow_ips: vec!["10.0.0.0/8".to_owned(), "::1".to_owned()],
+            secure_scheme_headers: vec![("X-Scheme".to_owned(), "https".to_owned())],
             ..Settings::default()
         };
         let text = print_config(&settings);

@@ -322,22 +322,64 @@ pub static SETTINGS: &[Setting] = &[
             to_raw: |value| Raw::Text(value.to_owned()),
             doc: "`$FORWARDED_ALLOW_IPS` when set",
         }),
-        doc: "Front-end addresses trusted to set `X-Forwarded-*` headers, comma-separated; `*` trusts all. \
-              Default `127.0.0.1,::1`.",
+        doc: "Front ends trusted to set forwarding headers, comma-separated IP addresses and CIDR networks \
+              (`10.0.0.0/8`); `*` trusts every peer, and unix-socket peers are always trusted (as Gunicorn). From \
+              a trusted peer, `secure_scheme_headers` set the URL scheme the app sees (contradictory ones get 400) \
+              and `X-Forwarded-For` gives the app the client's address (the rightmost hop that is not a trusted \
+              front end) next to the socket peer; from any other peer those headers reach the app untouched and \
+              are never believed.",
         apply: |settings, raw| {
-            let allowed = || "comma-separated IP addresses, or *".to_owned();
+            let allowed = || "comma-separated IP addresses or CIDR networks (10.0.0.0/8), or *".to_owned();
             let items: Vec<String> = match raw {
                 Raw::Text(text) => text.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect(),
                 Raw::List(_) => parse::list(raw, parse::text)?,
                 _ => return Err(allowed()),
             };
-            if items.iter().any(|item| item != "*" && item.parse::<std::net::IpAddr>().is_err()) {
-                return Err(allowed());
-            }
+            runicorn_http::ForwardedPolicy::new(&items, &[]).map_err(|_| allowed())?;
             settings.forwarded_allow_ips = items;
             Ok(())
         },
         show: |settings| string(&settings.forwarded_allow_ips.join(",")),
+    },
+    Setting {
+        key: "secure_scheme_headers",
+        section: Section::ServerSocket,
+        short: None,
+        long: &[],
+        value_name: "TABLE",
+        arity: Arity::FileOnly,
+        env_default: None,
+        doc: "Header fields, each with the exact value by which a front end trusted by `forwarded_allow_ips` \
+              says the client used https: a match makes the URL scheme the app sees `https`, a present field \
+              that does not match makes it `http`, and two that disagree get 400. Names are case-insensitive, \
+              values exact. A TOML table: `secure_scheme_headers = { X-FORWARDED-PROTO = \"https\" }`; `{}` \
+              believes no scheme field.",
+        apply: |settings, raw| {
+            let allowed = || "a table of header names to values, such as { X-FORWARDED-PROTO = \"https\" }".to_owned();
+            let Raw::Table(entries) = raw else {
+                return Err(allowed());
+            };
+            let mut pairs = Vec::with_capacity(entries.len());
+            for (name, value) in entries {
+                let value = parse::text(value).map_err(|_| allowed())?;
+                let token = !name.is_empty()
+                    && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+                if !token {
+                    return Err(allowed());
+                }
+                pairs.push((name.clone(), value));
+            }
+            settings.secure_scheme_headers = pairs;
+            Ok(())
+        },
+        show: |settings| {
+            let table: toml::Table = settings
+                .secure_scheme_headers
+                .iter()
+                .map(|(name, value)| (name.clone(), toml::Value::String(value.clone())))
+                .collect();
+            Some(toml::Value::Table(table))
+        },
     },
     // --- worker processes
     Setting {

@@ -115,6 +115,13 @@ pub enum ParseError {
     /// Trailers larger than the header limits allow.
     #[error("trailer section too large")]
     TrailersTooLarge,
+    /// A trusted front end sent `secure_scheme_headers` fields that
+    /// disagree about the scheme (Gunicorn's `InvalidSchemeHeaders`).
+    #[error("contradictory scheme headers")]
+    ConflictingSchemeHeaders,
+    /// Two `Content-Type` fields (RFC 9110 5.3: it takes one member only).
+    #[error("more than one content-type field")]
+    DuplicateContentType,
     /// The client closed the connection before the body ended.
     #[error("connection closed before the request body ended")]
     IncompleteBody,

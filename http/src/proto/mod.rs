@@ -1,7 +1,8 @@
 //! The protocol, sans-IO: bytes and values in, bytes and values out, no
 //! I/O and no clock of its own. The request head ([`parse`] into a reused
 //! [`head::RequestHead`] under [`limits`]), body framing and the smuggling
-//! rules ([`framing`], [`body`]), response encoding ([`encode`], [`status`],
+//! rules ([`framing`], [`body`]), whom to believe about forwarding fields
+//! ([`forwarded`]), response encoding ([`encode`], [`status`],
 //! [`date`]), one request's life ([`cycle`]) and the buffers and settings of
 //! a connection ([`buffer`], [`config`]).
 
@@ -12,6 +13,7 @@ pub(crate) mod cycle;
 pub(crate) mod date;
 pub(crate) mod encode;
 pub(crate) mod error;
+pub(crate) mod forwarded;
 pub(crate) mod framing;
 pub mod head;
 pub(crate) mod limits;

@@ -15,6 +15,7 @@ use runicorn_master::Listener;
 use super::Poller;
 use crate::idle::IdleKind;
 use crate::policy::ACCEPT_PATIENCE;
+use crate::serve::Client;
 use crate::stream::Stream;
 
 /// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
@@ -156,7 +157,7 @@ impl Poller<'_> {
                 match accept(listener) {
                     Ok(Some((stream, peer))) => {
                         budget -= 1;
-                        self.admit(stream, peer);
+                        self.admit(stream, peer, index);
                     }
                     Ok(None) => break,
                     Err(err) => {
@@ -172,8 +173,8 @@ impl Poller<'_> {
 
     /// A new connection: straight to a thread when its request is already
     /// here, else parked until its first bytes.
-    fn admit(&mut self, stream: Stream, peer: String) {
-        let client = Connection::new(stream, peer, self.config);
+    fn admit(&mut self, stream: Stream, peer: String, listener: usize) {
+        let client = Client::new(Connection::new(stream, peer, self.config), listener);
         if client.stream().readable_now() {
             self.dispatch(client);
         } else {
