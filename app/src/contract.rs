@@ -1,6 +1,8 @@
 //! The traits between an app and the worker class that serves it.
 
 use std::fmt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -135,8 +137,42 @@ pub trait Call {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// Send `count` bytes of `file` from `offset` as response body (after
+    /// `start_response`). The default reads and writes through [`Call::write`],
+    /// so it works under every worker class; a driver may use `sendfile(2)`.
+    fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<()> {
+        copy_file_range_to(self, file, offset, count)
+    }
     /// The host services of this worker class.
     fn host(&self) -> &dyn Host;
+}
+
+/// [`Call::sendfile`]'s default: positioned reads of 64 KiB, each written
+/// as body. Fails if the file ends before `count` bytes.
+pub fn copy_file_range_to<C: Call + ?Sized>(
+    call: &mut C,
+    file: &File,
+    offset: u64,
+    count: u64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut position = offset;
+    let end = offset.saturating_add(count);
+    while position < end {
+        let want = usize::try_from(end - position)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let read = file.read_at(&mut buf[..want], position)?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than the count to send",
+            ));
+        }
+        call.write(&buf[..read])?;
+        position += read as u64;
+    }
+    Ok(())
 }
 
 /// An app with blocking semantics. The built-in apps and every library app

@@ -1,20 +1,38 @@
-//! App resolution: `builtin:NAME` from the binary, anything else from a
-//! shared library, both through the app crate's loader
-//! (`runicorn_app::loader::load`), searched on `--chdir` and `--app-path`.
+//! App resolution, in this order: `builtin:NAME` from the binary; a shared
+//! library when one of that module name is found on `--chdir`,
+//! `--app-path` or the current directory (`libmain.so`, `main.so`, or a
+//! path); otherwise a Python module on `sys.path` (the current directory,
+//! then `--pythonpath`, then the virtual environment), imported by the
+//! embedded interpreter (`crate::python`). A module found nowhere is one
+//! error that lists every place looked, native and Python.
 
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LoadError};
 use runicorn_master::{AppLoader, Settings};
 
-/// The cli's [`AppLoader`]: built-in apps and library apps.
+/// The cli's [`AppLoader`]: built-in apps, library apps and Python apps.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Loader;
 
 impl AppLoader for Loader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
         let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
-        let app = loader::load(&settings.app, &search)?;
-        crate::hooks::wrap_request_hooks(app, settings)
+        let module = crate::python::module_of(&settings.app);
+        let app = if module == runicorn_app::builtin::MODULE {
+            loader::load(&settings.app, &search)?
+        } else {
+            match loader::find_library(module, &search) {
+                Ok(_) => loader::load(&settings.app, &search)?,
+                Err(LoadError::NoModule { hint, .. }) => {
+                    let looked = hint.trim_start_matches("; ").to_owned();
+                    let looked = looked.split("; build it").next().unwrap_or(&looked).to_owned();
+                    let app = crate::python::load_app(settings, &looked)?;
+                    return crate::hooks::wrap_request_hooks(app, settings, true);
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        crate::hooks::wrap_request_hooks(app, settings, false)
     }
 }
 

@@ -14,7 +14,7 @@ pub enum Origin {
     Default,
     /// An environment variable that sets a default (`PORT`, `WEB_CONCURRENCY`).
     Environment(&'static str),
-    /// The TOML config file, at a line.
+    /// The config file, at a line (0: a Python file, no line).
     ConfigFile {
         /// The file.
         path: PathBuf,
@@ -39,6 +39,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::Default => f.write_str("in the defaults"),
             Origin::Environment(var) => write!(f, "from ${var}"),
+            Origin::ConfigFile { path, line: 0 } => write!(f, "in {}", path.display()),
             Origin::ConfigFile { path, line } => write!(f, "in {} line {line}", path.display()),
             Origin::CmdArgs => f.write_str("in RUNICORN_CMD_ARGS"),
             Origin::CommandLine => f.write_str("on the command line"),
@@ -101,6 +102,14 @@ pub enum CliError {
         path: PathBuf,
         /// The i/o error.
         source: std::io::Error,
+    },
+    /// A Python (Gunicorn) config file failed to execute or gave a bad value.
+    #[error("config file {}: {message}", path.display())]
+    PythonConfig {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong (a traceback when the file raised).
+        message: String,
     },
     /// The config file is not TOML.
     #[error("config file {} line {line} is not valid TOML: {message}", path.display())]

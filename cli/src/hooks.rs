@@ -21,10 +21,27 @@ use runicorn_app::loader::SearchPath;
 use runicorn_app::{Application, LoadError};
 use runicorn_master::{ArbiterView, Hooks, WorkerView};
 
-/// Load the hooks named in the settings; `None` when there are none.
+/// Whether a hook comes from a Python config file rather than a library.
+fn is_python(spec: &str) -> bool {
+    spec.starts_with(crate::python::HOOK_PREFIX)
+}
+
+/// Load the hooks named in the settings; `None` when there are none. The
+/// hooks of a Python config file (`gunicorn.conf.py`) run in the embedded
+/// interpreter; the others come from app libraries.
 pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks>>, LoadError> {
     if settings.hooks.is_empty() {
         return Ok(None);
+    }
+    if let Some(python) = crate::python::PythonHooks::from_settings(&settings.hooks)? {
+        if settings.hooks.iter().any(|(_, spec)| !is_python(spec)) {
+            return Err(LoadError::Other(
+                "hooks come from one place: define them all in the Python config file, or all as \
+                 library functions in a TOML file"
+                    .to_owned(),
+            ));
+        }
+        return Ok(Some(Arc::new(python)));
     }
     let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
     let hooks = LoadedHooks::load(&settings.hooks, &search)?;
@@ -35,17 +52,34 @@ pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks
 /// config names run around each of its requests, under every worker class.
 /// Called by the app loader in each worker (or in the master with
 /// `--preload`); the app is returned as is when neither hook is configured.
+/// The request hooks of a Python config file are called by the Python app
+/// itself (`python_app`), with Gunicorn's `req`/`resp` objects; around a
+/// native app they are refused.
 pub fn wrap_request_hooks(
     app: Application,
     settings: &runicorn_master::Settings,
+    python_app: bool,
 ) -> Result<Application, LoadError> {
     let wanted = |name: &str| {
         name == HookName::PreRequest.as_str() || name == HookName::PostRequest.as_str()
     };
+    if !python_app {
+        if let Some((name, _)) = settings
+            .hooks
+            .iter()
+            .find(|(name, spec)| wanted(name) && is_python(spec))
+        {
+            return Err(LoadError::Other(format!(
+                "the config file's {name} hook is Python and runs only around a Python app; '{}' is a \
+                 native app: export {name} from a library instead",
+                settings.app
+            )));
+        }
+    }
     let request_hooks: Vec<(String, String)> = settings
         .hooks
         .iter()
-        .filter(|(name, _)| wanted(name))
+        .filter(|(name, spec)| wanted(name) && !is_python(spec))
         .cloned()
         .collect();
     if request_hooks.is_empty() {

@@ -32,4 +32,5 @@ pub use loader::AppLoader;
 pub use scoreboard::{RequestGuard, Scoreboard, Slot};
 pub use settings::Settings;
 pub use shutdown::{Shutdown, ShutdownState};
+pub use sys::{set_fork_hooks, ForkHooks};
 pub use worker::{Worker, WorkerClass};

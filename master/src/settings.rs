@@ -23,6 +23,8 @@ pub struct Settings {
     pub chdir: Option<PathBuf>,
     /// `--app-path`: extra directories searched for app libraries.
     pub app_path: Vec<PathBuf>,
+    /// `--pythonpath`: directories put on Python's `sys.path` (Python apps).
+    pub pythonpath: Vec<PathBuf>,
     /// `--preload`: load the app in the master before forking.
     pub preload_app: bool,
     /// `--reload`: roll the workers when the app library or config changes.
@@ -118,6 +120,7 @@ impl Default for Settings {
             config: None,
             chdir: None,
             app_path: Vec::new(),
+            pythonpath: Vec::new(),
             preload_app: false,
             reload: false,
             reload_extra_files: Vec::new(),

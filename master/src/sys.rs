@@ -27,8 +27,29 @@ pub fn thread_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
+/// Code that must run around every fork of this process: an embedded
+/// interpreter's fork protocol (CPython's `PyOS_BeforeFork` and
+/// `PyOS_AfterFork_*`, as `os.fork()` runs them). Registered once, by the
+/// code that starts the interpreter in the master.
+pub trait ForkHooks: Send + Sync {
+    /// Just before `fork()`.
+    fn before(&self);
+    /// In the parent, after `fork()` returned (also when it failed).
+    fn parent(&self);
+    /// In the child, before anything else runs.
+    fn child(&self);
+}
+
+static FORK_HOOKS: std::sync::OnceLock<Box<dyn ForkHooks>> = std::sync::OnceLock::new();
+
+/// Register the hooks [`fork`] runs; the first registration stays.
+pub fn set_fork_hooks(hooks: Box<dyn ForkHooks>) {
+    let _ = FORK_HOOKS.set(hooks);
+}
+
 /// `fork()`, refused when the process has more than one thread: a child of a
 /// threaded process may inherit locks held by threads that do not exist in it.
+/// Runs the registered [`ForkHooks`] around it.
 pub fn fork() -> io::Result<Forked> {
     match thread_count() {
         Ok(1) | Err(_) => {}
@@ -45,16 +66,31 @@ pub fn fork() -> io::Result<Forked> {
     // the inherited pipe). The child unblocks in `install_worker_signals`
     // (or `unblock_signals`); the parent at once.
     let previous = block_signals()?;
+    let hooks = FORK_HOOKS.get();
+    if let Some(hooks) = hooks {
+        hooks.before();
+    }
     // SAFETY: the process is single-threaded (checked just above), so the
     // child inherits no lock held by another thread and may run any code.
     let result = unsafe { nix::unistd::fork() }.map_err(io::Error::from);
     match result {
-        Ok(ForkResult::Child) => Ok(Forked::Child),
+        Ok(ForkResult::Child) => {
+            if let Some(hooks) = hooks {
+                hooks.child();
+            }
+            Ok(Forked::Child)
+        }
         Ok(ForkResult::Parent { child }) => {
+            if let Some(hooks) = hooks {
+                hooks.parent();
+            }
             restore_signals(&previous);
             Ok(Forked::Parent(child))
         }
         Err(err) => {
+            if let Some(hooks) = hooks {
+                hooks.parent();
+            }
             restore_signals(&previous);
             Err(err)
         }

@@ -68,7 +68,12 @@ pub struct ErrorBuffer {
 impl ErrorBuffer {
     /// A buffer of 1 KiB, enough for any one-line error.
     pub fn new() -> Self {
-        let mut storage = vec![0u8; 1024];
+        Self::with_capacity(1024)
+    }
+
+    /// A buffer of `capacity` bytes (a Python traceback needs more).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut storage = vec![0u8; capacity];
         let raw = RcErrorBuf {
             ptr: storage.as_mut_ptr(),
             cap: storage.len(),

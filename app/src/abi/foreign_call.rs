@@ -333,17 +333,21 @@ impl Call for ForeignCall {
         check(unsafe { (self.table().flush)(self.host.ctx) })
     }
 
+    fn sendfile(&mut self, file: &std::fs::File, offset: u64, count: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the context is valid for this call; the host borrows the
+        // file's descriptor only during it.
+        check(unsafe {
+            (self.table().sendfile)(self.host.ctx, file.as_raw_fd(), offset, count)
+        })
+    }
+
     fn host(&self) -> &dyn Host {
         &self.host
     }
 }
 
 impl ForeignCall {
-    /// Send `count` bytes of the open file `fd` from `offset` as body.
-    pub fn sendfile(&mut self, fd: i32, offset: u64, count: u64) -> io::Result<()> {
-        // SAFETY: the context is valid for this call; the host borrows `fd`.
-        check(unsafe { (self.table().sendfile)(self.host.ctx, fd, offset, count) })
-    }
 
     /// Facts about this worker.
     pub fn worker_info(&self) -> WorkerInfo {

@@ -14,7 +14,8 @@
 //! Code map: `types` (the data), `host_services` (a `Call` as a table),
 //! `foreign_call` (a table as a `Call`), `dylib_app` (a loaded table as an
 //! `App`), `guest` and `macros` (the library side for Rust authors),
-//! `worker_class` (third-party worker classes), `errno` (errors across).
+//! `worker_class` (third-party worker classes), `errno` (errors across),
+//! `python` (the embedded-CPython plugin's table and the host's handle on it).
 
 pub mod dylib_app;
 pub mod errno;
@@ -22,6 +23,7 @@ pub mod foreign_call;
 pub mod guest;
 pub mod host_services;
 mod macros;
+pub mod python;
 pub mod types;
 pub mod worker_class;
 

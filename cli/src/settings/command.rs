@@ -277,11 +277,11 @@ mod tests {
     #[test]
     fn refused_gunicorn_flags_name_the_alternative() {
         let err = parse(
-            ["runicorn", "--pythonpath", "/x", "app:app"],
+            ["runicorn", "--paste", "/x.ini", "app:app"],
             &Origin::CommandLine,
         )
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("--app-path"), "{err}");
+        assert!(err.to_string().contains("MODULE:VARIABLE"), "{err}");
     }
 }

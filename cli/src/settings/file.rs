@@ -17,6 +17,8 @@ use crate::error::{CliError, Origin};
 
 /// The file runicorn reads when `-c` is not given and it exists.
 pub const DEFAULT_CONFIG: &str = "runicorn.toml";
+/// Gunicorn's default config file, read when `runicorn.toml` is absent.
+pub const GUNICORN_CONFIG: &str = "gunicorn.conf.py";
 
 /// A config file, checked: its top-level assignments and its env sections.
 #[derive(Debug, Default)]
@@ -158,8 +160,12 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, CliError> {
     Ok(file)
 }
 
-/// Reads and parses the file at `path`.
+/// Reads and parses the file at `path`: TOML, or a Gunicorn config file
+/// (Python), executed by the embedded interpreter.
 pub fn read(path: &Path) -> Result<ConfigFile, CliError> {
+    if crate::python::is_python_config(path) {
+        return read_python(path);
+    }
     let text = std::fs::read_to_string(path).map_err(|source| CliError::ConfigRead {
         path: path.to_owned(),
         source,
@@ -167,15 +173,75 @@ pub fn read(path: &Path) -> Result<ConfigFile, CliError> {
     parse(path, &text)
 }
 
-/// The config file to read: the one named, else `./runicorn.toml` if it exists.
+/// The config file to read: the one named, else `./runicorn.toml`, else
+/// `./gunicorn.conf.py` (Gunicorn's default), if it exists.
 pub fn locate(named: Option<PathBuf>, cwd: &Path) -> Option<PathBuf> {
     match named {
         Some(path) => Some(cwd.join(path)),
-        None => {
-            let default = cwd.join(DEFAULT_CONFIG);
-            default.is_file().then_some(default)
+        None => [DEFAULT_CONFIG, GUNICORN_CONFIG]
+            .iter()
+            .map(|name| cwd.join(name))
+            .find(|path| path.is_file()),
+    }
+}
+
+/// A Gunicorn config file: executed as Gunicorn executes it; its
+/// module-level names that are settings are checked by the same table as
+/// TOML keys (a setting runicorn refuses is the same error), names that are
+/// not settings are ignored as Gunicorn ignores them (with a warning when
+/// one looks like a misspelt setting), and its hook functions become the
+/// server hooks.
+pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
+    let python_error = |message: String| CliError::PythonConfig {
+        path: path.to_owned(),
+        message,
+    };
+    let json = crate::python::load_config(path).map_err(python_error)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|err| python_error(format!("bad settings from the file: {err}")))?;
+    let origin = Origin::ConfigFile {
+        path: path.to_owned(),
+        line: 0,
+    };
+    let mut file = ConfigFile::default();
+    if let Some(settings) = value.get("settings").and_then(|v| v.as_object()) {
+        for (key, value) in settings {
+            if value.is_null() {
+                continue;
+            }
+            let known = table::find(key).is_some() || inapplicable::find(key).is_some();
+            if !known {
+                if let Some(near) = nearest_key(key).filter(|near| strsim::jaro_winkler(key, near) >= 0.9) {
+                    eprintln!(
+                        "warning: {}: '{key}' is not a setting and is ignored (did you mean '{near}'?)",
+                        path.display()
+                    );
+                }
+                continue;
+            }
+            let Ok(toml_value) = toml::Value::try_from(value) else {
+                return Err(python_error(format!("'{key}' has a value runicorn cannot read: {value}")));
+            };
+            file.top.push(assignment(key, &toml_value, origin.clone())?);
         }
     }
+    if let Some(unsupported) = value.get("unsupported").and_then(|v| v.as_object()) {
+        for (key, kind) in unsupported {
+            if table::find(key).is_some() {
+                return Err(python_error(format!(
+                    "'{key}' is a {}; runicorn takes plain values (str, int, float, bool, list, dict) for settings",
+                    kind.as_str().unwrap_or("object")
+                )));
+            }
+        }
+    }
+    if let Some(hooks) = value.get("hooks").and_then(|v| v.as_array()) {
+        for name in hooks.iter().filter_map(|name| name.as_str()) {
+            let spec = toml::Value::String(format!("{}{name}", crate::python::HOOK_PREFIX));
+            file.top.push(assignment(name, &spec, origin.clone())?);
+        }
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -204,8 +270,8 @@ mod tests {
 
     #[test]
     fn inapplicable_keys_name_the_alternative() {
-        let err = parse_text("pythonpath = \"/srv\"\n").unwrap_err();
-        assert!(err.to_string().contains("--app-path"), "{err}");
+        let err = parse_text("paste = \"/srv/app.ini\"\n").unwrap_err();
+        assert!(err.to_string().contains("MODULE:VARIABLE"), "{err}");
     }
 
     #[test]

@@ -16,12 +16,6 @@ const NOT_YET: &str = "not supported yet";
 /// Every Gunicorn setting runicorn refuses, in Gunicorn's order.
 pub static INAPPLICABLE: &[Inapplicable] = &[
     Inapplicable {
-        key: "pythonpath",
-        long: &["pythonpath"],
-        takes_value: true,
-        instead: "use --app-path DIR to add directories searched for app libraries",
-    },
-    Inapplicable {
         key: "paste",
         long: &["paste", "paster"],
         takes_value: true,

@@ -39,6 +39,21 @@ pub fn print_config(settings: &Settings) -> String {
     out
 }
 
+/// The resolved settings as a JSON object under Gunicorn's names (what a
+/// Python hook reads as `server.cfg`); unset settings are `null`.
+pub fn settings_json(settings: &Settings) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    for setting in SETTINGS {
+        let value = (setting.show)(settings)
+            .and_then(|value| serde_json::to_value(value).ok())
+            .unwrap_or(serde_json::Value::Null);
+        object.insert(setting.key.to_owned(), value);
+    }
+    // Gunicorn's name for the app setting, and the hooks by name.
+    object.insert("workers".to_owned(), serde_json::Value::from(settings.workers));
+    serde_json::Value::Object(object)
+}
+
 fn flags_cell(setting: &Setting) -> String {
     match setting.arity {
         Arity::Positional => format!("`{}` (positional)", setting.value_name),

@@ -180,12 +180,41 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "DIR",
         arity: Arity::Many,
         env_default: None,
-        doc: "A directory searched for app libraries (repeatable); runicorn's `--pythonpath`.",
+        doc: "A directory searched for app libraries (repeatable); for Python modules see `--pythonpath`.",
         apply: |settings, raw| {
             settings.app_path = path_list(raw)?;
             Ok(())
         },
         show: |settings| paths(&settings.app_path),
+    },
+    Setting {
+        key: "pythonpath",
+        section: Section::App,
+        short: None,
+        long: &["pythonpath"],
+        value_name: "STRING",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Comma-separated directories added to Python's `sys.path` before a Python app is imported, \
+              as Gunicorn's `--pythonpath` (the current directory, or `--chdir`, comes first).",
+        apply: |settings, raw| {
+            settings.pythonpath = match raw {
+                Raw::List(_) => path_list(raw)?,
+                _ => parse::text(raw)?
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|dir| !dir.is_empty())
+                    .map(PathBuf::from)
+                    .collect(),
+            };
+            Ok(())
+        },
+        show: |settings| {
+            (!settings.pythonpath.is_empty()).then(|| {
+                let dirs: Vec<String> = settings.pythonpath.iter().map(|dir| dir.display().to_string()).collect();
+                toml::Value::String(dirs.join(","))
+            })
+        },
     },
     Setting {
         key: "preload_app",
