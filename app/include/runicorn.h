@@ -48,6 +48,7 @@ extern "C" {
 
 #define RC_CAP_THREAD_SAFE 1ull
 #define RC_CAP_ASYNC 2ull /* reserved in ABI v1 */
+#define RC_CAP_BLOCKS_THREAD 4ull /* waits block the OS thread: coroutine classes use a thread pool */
 
 #define RC_OK 0
 #define RC_ERROR 1

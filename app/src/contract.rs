@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::future::Future;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,6 +187,13 @@ pub trait App: Send + Sync + 'static {
     }
     /// Called once when the worker exits cleanly.
     fn shutdown_worker(&self) {}
+    /// True when the app waits without the host (its own blocking I/O, an
+    /// embedded interpreter): a coroutine worker class then calls it on a
+    /// thread pool instead of a coroutine, where a blocked thread would
+    /// stall every other connection on it.
+    fn blocks_thread(&self) -> bool {
+        false
+    }
 }
 
 /// One exchange for an async app. Futures need not be `Send`.

@@ -25,7 +25,11 @@ impl AppLoader for Loader {
                 Ok(_) => loader::load(&settings.app, &search)?,
                 Err(LoadError::NoModule { hint, .. }) => {
                     let looked = hint.trim_start_matches("; ").to_owned();
-                    let looked = looked.split("; build it").next().unwrap_or(&looked).to_owned();
+                    let looked = looked
+                        .split("; build it")
+                        .next()
+                        .unwrap_or(&looked)
+                        .to_owned();
                     let app = crate::python::load_app(settings, &looked)?;
                     return crate::hooks::wrap_request_hooks(app, settings, true);
                 }

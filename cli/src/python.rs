@@ -66,7 +66,9 @@ fn plugin() -> Result<PythonPlugin, String> {
 
 /// The plugin when this process has opened it.
 pub fn opened() -> Option<PythonPlugin> {
-    PLUGIN.get().and_then(|plugin| plugin.as_ref().ok().copied())
+    PLUGIN
+        .get()
+        .and_then(|plugin| plugin.as_ref().ok().copied())
 }
 
 fn options(settings: Option<&Settings>) -> String {
@@ -153,9 +155,9 @@ impl PythonHooks {
         if names.is_empty() {
             return Ok(None);
         }
-        let plugin = opened()
-            .or_else(|| plugin().ok())
-            .ok_or_else(|| LoadError::Other("the Python config file's hooks need the Python plugin".to_owned()))?;
+        let plugin = opened().or_else(|| plugin().ok()).ok_or_else(|| {
+            LoadError::Other("the Python config file's hooks need the Python plugin".to_owned())
+        })?;
         Ok(Some(PythonHooks { plugin, names }))
     }
 

@@ -124,7 +124,10 @@ impl CallRef {
 pub fn dup_fd(fd: i32) -> io::Result<std::fs::File> {
     use std::os::fd::BorrowedFd;
     if fd < 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "negative file descriptor"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "negative file descriptor",
+        ));
     }
     // SAFETY: the Python file object that gave `fd` is alive during this
     // call, so the descriptor is open; it is only borrowed to duplicate it.

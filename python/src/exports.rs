@@ -10,11 +10,14 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use runicorn_app::abi::errno::{fill_error, panic_message};
-use runicorn_app::abi::guest::leak_table;
+use runicorn_app::abi::guest::leak_table_with;
 use runicorn_app::abi::python::{
     RcLogFn, RcPythonPlugin, RcSinkFn, RC_KIND_PYTHON_PLUGIN, RC_NOT_FOUND,
 };
-use runicorn_app::abi::{RcApp, RcErrorBuf, RcObjectHeader, RcStr, RC_ERROR, RC_OK, RC_PANIC};
+use runicorn_app::abi::{
+    RcApp, RcErrorBuf, RcObjectHeader, RcStr, RC_CAP_BLOCKS_THREAD, RC_CAP_THREAD_SAFE, RC_ERROR,
+    RC_OK, RC_PANIC,
+};
 
 use crate::interp::{self, StartOptions};
 use crate::support;
@@ -137,19 +140,14 @@ unsafe extern "C" fn init(options: RcStr, log: RcLogFn, error: *mut RcErrorBuf) 
                 if let Some(settings) = &options.settings {
                     module.call_method1("set_settings", (settings.to_string(),))?;
                 }
-                let cwd = options
-                    .cwd
-                    .clone()
-                    .unwrap_or_else(|| ".".to_owned());
+                let cwd = options.cwd.clone().unwrap_or_else(|| ".".to_owned());
                 module.call_method1("add_paths", (options.pythonpath.clone(), cwd))?;
                 if !options.argv.is_empty() {
                     py.import("sys")?.setattr("argv", options.argv.clone())?;
                 }
                 Ok(())
             })
-            .map_err(|err| {
-                Python::attach(|py| Failure::error(support::traceback_text(py, &err)))
-            })
+            .map_err(|err| Python::attach(|py| Failure::error(support::traceback_text(py, &err))))
         })
     }
 }
@@ -162,21 +160,24 @@ unsafe extern "C" fn load_app(spec: RcStr, out: *mut *const RcApp, error: *mut R
                 return Err(Failure::error("null out slot"));
             }
             if !interp::started() {
-                return Err(Failure::error("the interpreter is not started (call init first)"));
+                return Err(Failure::error(
+                    "the interpreter is not started (call init first)",
+                ));
             }
             let spec = text_of(spec);
             interp::pin_thread();
             let app = Python::attach(|py| -> Result<WsgiApp, Failure> {
-                let module = support::module(py).map_err(|err| {
-                    Failure::error(support::traceback_text(py, &err))
-                })?;
+                let module = support::module(py)
+                    .map_err(|err| Failure::error(support::traceback_text(py, &err)))?;
                 match module.call_method1("import_app", (spec.as_str(),)) {
                     Ok(callable) => WsgiApp::new(py, &spec, callable)
                         .map_err(|err| Failure::error(support::traceback_text(py, &err))),
                     Err(err) => Err(import_failure(py, module, &spec, &err)),
                 }
             })?;
-            *out = leak_table(Box::new(app));
+            // Thread-safe (the GIL serialises Python, and I/O releases it),
+            // and blocking: Python's own waits block the OS thread.
+            *out = leak_table_with(Box::new(app), RC_CAP_THREAD_SAFE | RC_CAP_BLOCKS_THREAD);
             Ok(())
         })
     }
@@ -185,7 +186,12 @@ unsafe extern "C" fn load_app(spec: RcStr, out: *mut *const RcApp, error: *mut R
 /// The failure for an exception raised while importing `spec`: the module
 /// missing (with `sys.path`), Gunicorn's one-line app errors, or the
 /// traceback of an exception the app's import raised.
-fn import_failure(py: Python<'_>, module: &Bound<'_, PyModule>, spec: &str, err: &PyErr) -> Failure {
+fn import_failure(
+    py: Python<'_>,
+    module: &Bound<'_, PyModule>,
+    spec: &str,
+    err: &PyErr,
+) -> Failure {
     let is = |name: &str| {
         module
             .getattr(name)
@@ -229,7 +235,9 @@ unsafe extern "C" fn load_config(
     unsafe {
         guarded(error, || {
             if !interp::started() {
-                return Err(Failure::error("the interpreter is not started (call init first)"));
+                return Err(Failure::error(
+                    "the interpreter is not started (call init first)",
+                ));
             }
             let path = text_of(path);
             interp::pin_thread();

@@ -78,7 +78,12 @@ fn venv_python(venv: &Path) -> Result<PathBuf, String> {
         .iter()
         .map(|name| venv.join(name))
         .find(|path| path.exists())
-        .ok_or_else(|| format!("the virtual environment '{}' has no bin/python", venv.display()))
+        .ok_or_else(|| {
+            format!(
+                "the virtual environment '{}' has no bin/python",
+                venv.display()
+            )
+        })
 }
 
 /// Start the interpreter once, then release the GIL so that any thread may
@@ -107,7 +112,8 @@ pub fn start(options: &StartOptions) -> Result<(), String> {
         config.parse_argv = 0;
         let mut status = ffi::PyStatus_Ok();
         if let Some(executable) = &executable {
-            status = ffi::PyConfig_SetBytesString(config, &mut config.executable, executable.as_ptr());
+            status =
+                ffi::PyConfig_SetBytesString(config, &mut config.executable, executable.as_ptr());
             if ffi::PyStatus_Exception(status) == 0 {
                 status = ffi::PyConfig_SetBytesString(
                     config,
@@ -124,7 +130,9 @@ pub fn start(options: &StartOptions) -> Result<(), String> {
             let message = if status.err_msg.is_null() {
                 "unknown error".to_owned()
             } else {
-                CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                CStr::from_ptr(status.err_msg)
+                    .to_string_lossy()
+                    .into_owned()
             };
             return Err(format!("Python failed to start: {message}"));
         }

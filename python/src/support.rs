@@ -100,7 +100,11 @@ pub fn exception_line(py: Python<'_>, err: &PyErr) -> String {
         .name()
         .map(|name| name.to_string())
         .unwrap_or_else(|_| "Exception".to_owned());
-    let message = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    let message = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     if message.is_empty() {
         name
     } else {

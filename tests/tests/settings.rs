@@ -360,7 +360,11 @@ fn bad_values_get_one_line_and_the_right_exit_code() {
             2,
             "unknown worker class 'gevnt': known classes are",
         ),
-        (&["--paste", "/srv/app.ini", "builtin:hello"], 2, "MODULE:VARIABLE"),
+        (
+            &["--paste", "/srv/app.ini", "builtin:hello"],
+            2,
+            "MODULE:VARIABLE",
+        ),
         (&["--no-such-flag", "builtin:hello"], 2, "--no-such-flag"),
         (
             &["-u", "no-such-user-runicorn", "builtin:hello"],

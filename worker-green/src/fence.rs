@@ -78,3 +78,36 @@ pub(crate) fn cancel(handle: &JoinHandle<()>) {
     // worker. Connection coroutines are never cancelled.
     unsafe { handle.coroutine().cancel() }
 }
+
+/// Runs `job` on one of `pool`'s OS threads while the calling coroutine
+/// waits (yielding its may thread to the other connections), and returns
+/// when the job has finished, also when it panicked (the panic is resumed
+/// here).
+pub(crate) fn run_on_pool<'a>(pool: &crate::offload::Pool, job: Box<dyn FnOnce() + Send + 'a>) {
+    // SAFETY: only the lifetime is extended. The job borrows from this
+    // coroutine's stack (the connection's exchange); this function does not
+    // return until the pool has run the job to its end (or caught its
+    // panic) and said so on `done`, so nothing it borrows is used after the
+    // borrow ends. The coroutine is suspended meanwhile, so the borrow is
+    // not used from two threads at once.
+    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    let (done, finished) = may::sync::mpsc::channel();
+    pool.submit(Box::new(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(job));
+        let _ = done.send(outcome);
+    }));
+    match finished.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("the blocking pool stopped before a job finished"),
+    }
+}
+
+/// A value moved to a pool thread while its owner waits for the job (see
+/// [`run_on_pool`]).
+pub(crate) struct WaitedOn<T>(pub(crate) T);
+
+// SAFETY: a `WaitedOn` is only built for the job of `run_on_pool`, whose
+// caller is suspended until the job ends: the value is used by one thread
+// at a time, never concurrently.
+unsafe impl<T> Send for WaitedOn<T> {}

@@ -32,6 +32,7 @@ mod fence;
 mod heartbeat;
 mod host;
 mod lifecycle;
+mod offload;
 pub mod runtime;
 mod serve;
 mod tracker;

@@ -24,6 +24,7 @@ use crate::config::RuntimeConfig;
 use crate::error::GreenError;
 use crate::fence;
 use crate::heartbeat;
+use crate::offload::Pool;
 use crate::serve::Shared;
 use crate::tracker::Tracker;
 
@@ -89,6 +90,7 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
             .iter()
             .map(runicorn_master::Listener::server_addr)
             .collect(),
+        pool: Pool::new(settings.blocking_threads),
     });
     let running = match boot(&runtime, listeners, &settings, shared, tracker) {
         Ok(running) => running,

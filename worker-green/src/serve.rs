@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use runicorn_app::blocking::{call_app, Endpoint};
+use runicorn_app::blocking::{call_app, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
     ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
@@ -14,7 +14,9 @@ use runicorn_http::{
 };
 use runicorn_master::{RequestGuard, Shutdown, Slot};
 
+use crate::fence::{run_on_pool, WaitedOn};
 use crate::host::GreenHost;
+use crate::offload::Pool;
 use crate::tracker::{ConnState, Tracker};
 use crate::transport::{GreenStream, Socket};
 
@@ -36,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) forwarded: ForwardedPolicy,
     /// Each listener's address, as apps are told it, by listener index.
     pub(crate) server_addrs: Vec<String>,
+    /// Where apps that block a thread run (`App::blocks_thread`).
+    pub(crate) pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -131,8 +135,32 @@ pub(crate) fn connection(
         server_addr: shared.server_addrs.get(listener).map_or("", String::as_str),
         forwarded: &shared.forwarded,
     };
+    let on_pool = app.blocks_thread();
+    let pool = &shared.pool;
     let mut handler = |exchange: &mut Exchange<'_>| {
-        if let Err(err) = call_app(app, exchange, &GreenHost, &endpoint) {
+        let result = if on_pool {
+            // The app's own waits would block this may thread: run it on a
+            // pool thread (with host waits that block that thread) while
+            // this coroutine waits.
+            let mut result = None;
+            let task = WaitedOn((&mut *exchange, &mut result));
+            let endpoint = &endpoint;
+            run_on_pool(
+                pool,
+                Box::new(move || {
+                    let WaitedOn((exchange, result)) = { task };
+                    *result = Some(call_app(app, exchange, &ThreadHost, endpoint));
+                }),
+            );
+            result.unwrap_or_else(|| {
+                Err(runicorn_app::AppError::new(
+                    "the blocking pool lost a request",
+                ))
+            })
+        } else {
+            call_app(app, exchange, &GreenHost, &endpoint)
+        };
+        if let Err(err) = result {
             if err.panicked {
                 // This response closes its connection; the rest in flight
                 // are finished before the worker retires.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::errno::ErrorBuffer;
 use super::host_services::lend_call;
-use super::types::{RcApp, RcStr, RcWorkerInfo, RC_CAP_THREAD_SAFE, RC_ERROR, RC_OK, RC_PANIC};
+use super::types::{
+    RcApp, RcStr, RcWorkerInfo, RC_CAP_BLOCKS_THREAD, RC_CAP_THREAD_SAFE, RC_ERROR, RC_OK, RC_PANIC,
+};
 use crate::{App, AppError, Call, Host, WorkerInfo};
 
 /// An app loaded from a library. The library is never unloaded, so the
@@ -86,6 +88,10 @@ pub(crate) fn status_result(status: i32, error: &ErrorBuffer, what: &str) -> Res
 }
 
 impl App for DylibApp {
+    fn blocks_thread(&self) -> bool {
+        self.table.capabilities & RC_CAP_BLOCKS_THREAD != 0
+    }
+
     fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
         let mut error = ErrorBuffer::new();
         let _serial = self.lock_for_request(call.host());

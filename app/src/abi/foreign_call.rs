@@ -337,9 +337,7 @@ impl Call for ForeignCall {
         use std::os::fd::AsRawFd;
         // SAFETY: the context is valid for this call; the host borrows the
         // file's descriptor only during it.
-        check(unsafe {
-            (self.table().sendfile)(self.host.ctx, file.as_raw_fd(), offset, count)
-        })
+        check(unsafe { (self.table().sendfile)(self.host.ctx, file.as_raw_fd(), offset, count) })
     }
 
     fn host(&self) -> &dyn Host {
@@ -348,7 +346,6 @@ impl Call for ForeignCall {
 }
 
 impl ForeignCall {
-
     /// Facts about this worker.
     pub fn worker_info(&self) -> WorkerInfo {
         self.host.worker_info()

@@ -136,8 +136,15 @@ pub const fn app_table<S: AppSource>(data: *const c_void) -> RcApp {
 /// Leak an app and a table for it: the library owns both for the rest of
 /// the process (libraries are never unloaded, tables never freed).
 pub fn leak_table(app: Box<dyn App>) -> &'static RcApp {
+    leak_table_with(app, RC_CAP_THREAD_SAFE)
+}
+
+/// [`leak_table`] with the given `RC_CAP_*` capability bits.
+pub fn leak_table_with(app: Box<dyn App>, capabilities: u64) -> &'static RcApp {
     let data: *const Box<dyn App> = Box::leak(Box::new(app));
-    Box::leak(Box::new(app_table::<BoxedApp>(data.cast())))
+    let mut table = app_table::<BoxedApp>(data.cast());
+    table.capabilities = capabilities;
+    Box::leak(Box::new(table))
 }
 
 /// The string arguments of a factory call, `create_app(key=value, ...)`.

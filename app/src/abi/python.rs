@@ -165,8 +165,14 @@ impl PythonPlugin {
         })?;
         let library: &'static Library = Box::leak(Box::new(library));
         // SAFETY: we only take the symbol's address here.
-        let symbol = unsafe { library.get::<*const RcPythonPlugin>(RC_PYTHON_PLUGIN_SYMBOL.as_bytes()) }
-            .map_err(|err| format!("'{}' is not runicorn's Python support: {err}", path.display()))?;
+        let symbol =
+            unsafe { library.get::<*const RcPythonPlugin>(RC_PYTHON_PLUGIN_SYMBOL.as_bytes()) }
+                .map_err(|err| {
+                    format!(
+                        "'{}' is not runicorn's Python support: {err}",
+                        path.display()
+                    )
+                })?;
         let pointer: *const RcPythonPlugin = *symbol;
         if pointer.is_null() {
             return Err(format!("'{}' exports a null plugin table", path.display()));
@@ -209,7 +215,8 @@ impl PythonPlugin {
     pub fn init_with_log(&self, options: &str, log: RcLogFn) -> Result<(), String> {
         let mut error = ErrorBuffer::with_capacity(PY_ERROR_CAPACITY);
         // SAFETY: the table was checked at open; the arguments live for the call.
-        let status = unsafe { (self.table.init)(RcStr::new(options.as_bytes()), log, error.as_raw()) };
+        let status =
+            unsafe { (self.table.init)(RcStr::new(options.as_bytes()), log, error.as_raw()) };
         if status == RC_OK {
             Ok(())
         } else {
@@ -243,8 +250,12 @@ impl PythonPlugin {
                      Python app put its directory on --chdir or --pythonpath"
                 )))
             }
-            RC_OK => Err(LoadError::Other(format!("'{spec}': the plugin returned no app"))),
-            _ => Err(LoadError::Other(error.message("the Python app failed to load"))),
+            RC_OK => Err(LoadError::Other(format!(
+                "'{spec}': the plugin returned no app"
+            ))),
+            _ => Err(LoadError::Other(
+                error.message("the Python app failed to load"),
+            )),
         }
     }
 
@@ -264,7 +275,8 @@ impl PythonPlugin {
             )
         };
         if status == RC_OK {
-            String::from_utf8(out).map_err(|_| "the config file's settings are not UTF-8".to_owned())
+            String::from_utf8(out)
+                .map_err(|_| "the config file's settings are not UTF-8".to_owned())
         } else {
             Err(error.message("the config file failed"))
         }

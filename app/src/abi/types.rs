@@ -28,6 +28,10 @@ pub const RC_KIND_WORKER_CLASS: u32 = 4;
 pub const RC_CAP_THREAD_SAFE: u64 = 1;
 /// Capability bit: the app has a poll-style async entry (reserved in v1).
 pub const RC_CAP_ASYNC: u64 = 2;
+/// Capability bit: the app waits without the host (an embedded interpreter
+/// doing its own I/O), so it must run where blocking an OS thread is fine:
+/// coroutine worker classes call it on a thread pool.
+pub const RC_CAP_BLOCKS_THREAD: u64 = 4;
 
 /// Status codes of every fallible entry.
 pub const RC_OK: i32 = 0;

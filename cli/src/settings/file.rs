@@ -197,8 +197,8 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
         message,
     };
     let json = crate::python::load_config(path).map_err(python_error)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&json).map_err(|err| python_error(format!("bad settings from the file: {err}")))?;
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|err| python_error(format!("bad settings from the file: {err}")))?;
     let origin = Origin::ConfigFile {
         path: path.to_owned(),
         line: 0,
@@ -211,7 +211,9 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
             }
             let known = table::find(key).is_some() || inapplicable::find(key).is_some();
             if !known {
-                if let Some(near) = nearest_key(key).filter(|near| strsim::jaro_winkler(key, near) >= 0.9) {
+                if let Some(near) =
+                    nearest_key(key).filter(|near| strsim::jaro_winkler(key, near) >= 0.9)
+                {
                     eprintln!(
                         "warning: {}: '{key}' is not a setting and is ignored (did you mean '{near}'?)",
                         path.display()
@@ -220,7 +222,9 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
                 continue;
             }
             let Ok(toml_value) = toml::Value::try_from(value) else {
-                return Err(python_error(format!("'{key}' has a value runicorn cannot read: {value}")));
+                return Err(python_error(format!(
+                    "'{key}' has a value runicorn cannot read: {value}"
+                )));
             };
             file.top.push(assignment(key, &toml_value, origin.clone())?);
         }

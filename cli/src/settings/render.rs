@@ -50,7 +50,10 @@ pub fn settings_json(settings: &Settings) -> serde_json::Value {
         object.insert(setting.key.to_owned(), value);
     }
     // Gunicorn's name for the app setting, and the hooks by name.
-    object.insert("workers".to_owned(), serde_json::Value::from(settings.workers));
+    object.insert(
+        "workers".to_owned(),
+        serde_json::Value::from(settings.workers),
+    );
     serde_json::Value::Object(object)
 }
 

@@ -121,11 +121,19 @@ fn cidr_contains(cidr: &str, ip: &str) -> bool {
     };
     match (network, ip) {
         (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(net) & mask == u32::from(ip) & mask
         }
         (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(net) & mask == u128::from(ip) & mask
         }
         _ => false,
@@ -169,7 +177,9 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
         let name = field.name.as_str();
         if name.contains('_') {
             let upper = name.to_ascii_uppercase();
-            if !(trusted && app.forwarder_headers.iter().any(|allowed| *allowed == upper)) {
+            if !(trusted
+                && app.forwarder_headers.contains(&upper))
+            {
                 continue;
             }
         }

@@ -102,7 +102,9 @@ pub struct WsgiApp {
 
 impl std::fmt::Debug for WsgiApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsgiApp").field("spec", &self.spec).finish_non_exhaustive()
+        f.debug_struct("WsgiApp")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
     }
 }
 
@@ -175,7 +177,10 @@ impl WsgiApp {
             .unwrap_or_else(|| Err(pyo3::exceptions::PyOSError::new_err("no request")))
             .map_err(|err| self.error(py, "building the environ", &err))?;
         let setup = (|| -> PyResult<()> {
-            environ.set_item(self.keys.input.bind(py), Py::new(py, Input::new(Rc::clone(slot)))?)?;
+            environ.set_item(
+                self.keys.input.bind(py),
+                Py::new(py, Input::new(Rc::clone(slot)))?,
+            )?;
             Ok(())
         })();
         setup.map_err(|err| self.error(py, "building the environ", &err))?;
@@ -208,7 +213,9 @@ impl WsgiApp {
         state: &response::Shared,
         result: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        if result.is_instance(self.file_wrapper.bind(py))? && self.sendfile(py, slot, state, result)? {
+        if result.is_instance(self.file_wrapper.bind(py))?
+            && self.sendfile(py, slot, state, result)?
+        {
             return Ok(());
         }
         // A list or tuple is the whole body: its length can be sent.
@@ -223,8 +230,9 @@ impl WsgiApp {
             let chunk = bytes_of(&item)?;
             response::write_body(py, state, slot, chunk.as_bytes())?;
             // A streamed body goes to the client as it is produced.
-            slot.with(py, |call| call.flush())
-                .map_err(|err| pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}")))?;
+            slot.with(py, |call| call.flush()).map_err(|err| {
+                pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
+            })?;
         }
         response::send_head(state, slot, None)
     }
@@ -240,7 +248,10 @@ impl WsgiApp {
             .iter()
             .map(bytes_of)
             .collect::<PyResult<Vec<Bound<'_, PyBytes>>>>()?;
-        let total: u64 = chunks.iter().map(|chunk| chunk.as_bytes().len() as u64).sum();
+        let total: u64 = chunks
+            .iter()
+            .map(|chunk| chunk.as_bytes().len() as u64)
+            .sum();
         response::send_head(state, slot, Some(total))?;
         for chunk in &chunks {
             response::write_body(py, state, slot, chunk.as_bytes())?;
@@ -258,14 +269,18 @@ impl WsgiApp {
         wrapper: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         let filelike = wrapper.getattr("filelike")?;
-        let Ok(fd) = filelike.call_method0("fileno").and_then(|fd| fd.extract::<i32>()) else {
+        let Ok(fd) = filelike
+            .call_method0("fileno")
+            .and_then(|fd| fd.extract::<i32>())
+        else {
             return Ok(false);
         };
         let offset: u64 = filelike
             .call_method0("tell")
             .and_then(|pos| pos.extract())
             .unwrap_or(0);
-        let file = dup_fd(fd).map_err(|err| pyo3::exceptions::PyOSError::new_err(err.to_string()))?;
+        let file =
+            dup_fd(fd).map_err(|err| pyo3::exceptions::PyOSError::new_err(err.to_string()))?;
         let size = file
             .metadata()
             .map_err(|err| pyo3::exceptions::PyOSError::new_err(err.to_string()))?
@@ -284,7 +299,9 @@ impl WsgiApp {
         }
         response::send_head(state, slot, Some(count))?;
         slot.with(py, |call| call.sendfile(&file, offset, count))
-            .map_err(|err| pyo3::exceptions::PyOSError::new_err(format!("error sending the file: {err}")))?;
+            .map_err(|err| {
+                pyo3::exceptions::PyOSError::new_err(format!("error sending the file: {err}"))
+            })?;
         state.borrow_mut().written += count;
         Ok(true)
     }
@@ -314,17 +331,26 @@ impl WsgiApp {
                             .collect();
                         (state.status.clone(), headers, state.written)
                     };
-                    let resp = support.getattr("Response")?.call1((status, headers, sent))?;
+                    let resp = support
+                        .getattr("Response")?
+                        .call1((status, headers, sent))?;
                     hook.bind(py).call1((worker, req, environ, resp))?;
                 }
             }
             Ok(())
         })();
         if let Err(err) = result {
-            let which = if state.is_none() { "pre_request" } else { "post_request" };
+            let which = if state.is_none() {
+                "pre_request"
+            } else {
+                "post_request"
+            };
             support::log(
                 support::ERROR,
-                &format!("Exception in {which} hook\n{}", support::traceback_text(py, &err)),
+                &format!(
+                    "Exception in {which} hook\n{}",
+                    support::traceback_text(py, &err)
+                ),
             );
         }
     }
@@ -346,7 +372,10 @@ fn bytes_of<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     item.cast::<PyBytes>().cloned().map_err(|_| {
         pyo3::exceptions::PyTypeError::new_err(format!(
             "the app's response must be an iterable of bytes, not {}",
-            item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            item.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })
 }

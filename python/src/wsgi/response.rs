@@ -61,15 +61,19 @@ fn parse_status(status: &str) -> PyResult<u16> {
         && bytes[..3].iter().all(u8::is_ascii_digit)
         && (bytes.len() == 3
             || (bytes[3] == b' '
-                && status[4..]
-                    .chars()
-                    .all(|c| c == ' ' || c == '\t' || (c >= '\u{21}' && c != '\u{7f}' && c <= '\u{ff}'))));
+                && status[4..].chars().all(|c| {
+                    c == ' ' || c == '\t' || (c >= '\u{21}' && c != '\u{7f}' && c <= '\u{ff}')
+                })));
     if !valid {
-        return Err(PyValueError::new_err(format!("Invalid HTTP status line: {status:?}")));
+        return Err(PyValueError::new_err(format!(
+            "Invalid HTTP status line: {status:?}"
+        )));
     }
     let code: u16 = status[..3].parse().unwrap_or(0);
     if code < 100 {
-        return Err(PyValueError::new_err(format!("Invalid HTTP status code: {status:?}")));
+        return Err(PyValueError::new_err(format!(
+            "Invalid HTTP status code: {status:?}"
+        )));
     }
     Ok(code)
 }
@@ -105,8 +109,12 @@ pub fn send_head(state: &Shared, call: &CallRef, extra_length: Option<u64>) -> P
             state.sent = true;
             Ok(())
         }
-        Some(Err(err)) => Err(PyValueError::new_err(format!("cannot send the response head: {err}"))),
-        None => Err(pyo3::exceptions::PyOSError::new_err("the request has ended")),
+        Some(Err(err)) => Err(PyValueError::new_err(format!(
+            "cannot send the response head: {err}"
+        ))),
+        None => Err(pyo3::exceptions::PyOSError::new_err(
+            "the request has ended",
+        )),
     }
 }
 
@@ -116,8 +124,9 @@ pub fn write_body(py: Python<'_>, state: &Shared, call: &CallRef, data: &[u8]) -
         return Ok(());
     }
     send_head(state, call, None)?;
-    call.write_bytes(py, data)
-        .map_err(|err| pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}")))?;
+    call.write_bytes(py, data).map_err(|err| {
+        pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
+    })?;
     state.borrow_mut().written += data.len() as u64;
     Ok(())
 }
@@ -171,21 +180,29 @@ impl StartResponse {
         let mut has_length = false;
         for item in headers.try_iter()? {
             let item = item?;
-            let pair = item
-                .cast::<PyTuple>()
-                .map_err(|_| PyTypeError::new_err("each header must be a (name, value) tuple of str"))?;
+            let pair = item.cast::<PyTuple>().map_err(|_| {
+                PyTypeError::new_err("each header must be a (name, value) tuple of str")
+            })?;
             if pair.len() != 2 {
-                return Err(PyTypeError::new_err("each header must be a (name, value) tuple of str"));
+                return Err(PyTypeError::new_err(
+                    "each header must be a (name, value) tuple of str",
+                ));
             }
             let name_item = pair.get_item(0)?;
             let value_item = pair.get_item(1)?;
             let name = name_item
                 .cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err(format!("header name must be a str: {name_item:?}")))?
+                .map_err(|_| {
+                    PyTypeError::new_err(format!("header name must be a str: {name_item:?}"))
+                })?
                 .to_str()?;
             let value = value_item
                 .cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err(format!("header value must be a str: {name}: {value_item:?}")))?
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "header value must be a str: {name}: {value_item:?}"
+                    ))
+                })?
                 .to_str()?;
             let lower = name.to_ascii_lowercase();
             if HOP_BY_HOP.contains(&lower.as_str()) {
@@ -194,7 +211,10 @@ impl StartResponse {
             if lower == "content-length" {
                 has_length = true;
             }
-            fields.push((name.to_owned(), latin1_bytes(value.trim_matches([' ', '\t']), "header value")?));
+            fields.push((
+                name.to_owned(),
+                latin1_bytes(value.trim_matches([' ', '\t']), "header value")?,
+            ));
         }
         let _ = py;
         let mut state = self.state.borrow_mut();
@@ -225,9 +245,9 @@ impl Write {
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
         write_body(py, &self.state, &self.call, data.as_bytes())?;
-        self.call
-            .with(py, |call| call.flush())
-            .map_err(|err| pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}")))
+        self.call.with(py, |call| call.flush()).map_err(|err| {
+            pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
+        })
     }
 }
 
