@@ -96,55 +96,6 @@ fn split_host_port(addr: &str) -> Option<(&str, &str)> {
     Some((host, port))
 }
 
-/// Whether the peer may set the forwarder headers (`SCRIPT_NAME`,
-/// `PATH_INFO` with their underscores): Gunicorn's `forwarded_allow_ips`
-/// rule; unix-socket peers are trusted.
-fn peer_trusted(app: &WsgiApp, peer: &str) -> bool {
-    let Some((ip, _)) = split_host_port(peer) else {
-        return true;
-    };
-    app.forwarded_allow_ips
-        .iter()
-        .any(|allowed| allowed == "*" || allowed == ip || cidr_contains(allowed, ip))
-}
-
-fn cidr_contains(cidr: &str, ip: &str) -> bool {
-    let Some((network, bits)) = cidr.split_once('/') else {
-        return false;
-    };
-    let (Ok(network), Ok(ip), Ok(bits)) = (
-        network.parse::<std::net::IpAddr>(),
-        ip.parse::<std::net::IpAddr>(),
-        bits.parse::<u32>(),
-    ) else {
-        return false;
-    };
-    match (network, ip) {
-        (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) if bits <= 32 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(net) & mask == u32::from(ip) & mask
-        }
-        (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) if bits <= 128 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(net) & mask == u128::from(ip) & mask
-        }
-        _ => false,
-    }
-}
-
-/// The address of the listening socket the request came in on.
-fn server_addr(_call: &dyn Call) -> String {
-    String::new()
-}
-
 /// The environ for the request of `call`, without `wsgi.input`.
 pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<Bound<'py, PyDict>> {
     let keys: &Keys = &app.keys;
@@ -169,7 +120,7 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
     environ.set_item(keys.query_string.bind(py), PyString::new(py, &query))?;
 
     let peer = call.peer();
-    let trusted = peer_trusted(app, peer);
+    let trusted = app.forwarded.trusts_peer(peer);
     let mut host: Option<&[u8]> = None;
     let mut script_name: Option<String> = app.script_name.clone();
     let mut key = String::with_capacity(64);
@@ -177,9 +128,7 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
         let name = field.name.as_str();
         if name.contains('_') {
             let upper = name.to_ascii_uppercase();
-            if !(trusted
-                && app.forwarder_headers.contains(&upper))
-            {
+            if !(trusted && app.forwarder_headers.contains(&upper)) {
                 continue;
             }
         }
@@ -210,8 +159,12 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
         }
     }
 
-    let scheme = keys.http.bind(py);
-    environ.set_item(keys.url_scheme.bind(py), scheme)?;
+    let scheme = call.url_scheme();
+    if scheme == "http" {
+        environ.set_item(keys.url_scheme.bind(py), keys.http.bind(py))?;
+    } else {
+        environ.set_item(keys.url_scheme.bind(py), scheme)?;
+    }
 
     match split_host_port(peer) {
         Some((ip, port)) => {
@@ -221,8 +174,7 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
         None => environ.set_item(keys.remote_addr.bind(py), peer)?,
     }
 
-    let server = server_addr(call);
-    let server = server.as_str();
+    let server = call.server_addr();
     let (server_name, server_port) = match split_host_port(server) {
         Some((name, port)) => (name.to_owned(), port.to_owned()),
         None => match host {
@@ -230,6 +182,7 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
                 let host = latin1(host);
                 match host.split_once(':') {
                     Some((name, port)) => (name.to_owned(), port.to_owned()),
+                    None if scheme == "https" => (host, "443".to_owned()),
                     None => (host, "80".to_owned()),
                 }
             }
@@ -283,13 +236,5 @@ mod tests {
         assert_eq!(split_host_port("[::1]:8000"), Some(("::1", "8000")));
         assert_eq!(split_host_port("/tmp/x.sock"), None);
         assert_eq!(split_host_port(""), None);
-    }
-
-    #[test]
-    fn cidrs() {
-        assert!(cidr_contains("10.0.0.0/8", "10.1.2.3"));
-        assert!(!cidr_contains("10.0.0.0/8", "11.1.2.3"));
-        assert!(cidr_contains("::/0", "::1"));
-        assert!(!cidr_contains("10.0.0.0/8", "::1"));
     }
 }

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use runicorn_app::{App, AppError, Call, WorkerInfo};
+use runicorn_http::ForwardedPolicy;
 
 pub use environ::{latin1, unquote_to_wsgi_str};
 pub use input::Input;
@@ -89,7 +90,7 @@ pub struct WsgiApp {
     /// `SCRIPT_NAME` from the environment, as Gunicorn reads it.
     script_name: Option<String>,
     /// `forwarded_allow_ips`: peers trusted with forwarder headers.
-    forwarded_allow_ips: Vec<String>,
+    forwarded: ForwardedPolicy,
     /// Header names with `_` that trusted peers may send (Gunicorn's
     /// `forwarder_headers`), uppercase.
     forwarder_headers: Vec<String>,
@@ -154,10 +155,14 @@ impl WsgiApp {
             file_wrapper: file_wrapper.unbind(),
             keys: Keys::new(py),
             script_name: std::env::var("SCRIPT_NAME").ok().filter(|s| !s.is_empty()),
-            forwarded_allow_ips: string_list(
-                support::setting("forwarded_allow_ips"),
-                &["127.0.0.1", "::1"],
-            ),
+            forwarded: ForwardedPolicy::new(
+                &string_list(
+                    support::setting("forwarded_allow_ips"),
+                    &["127.0.0.1", "::1"],
+                ),
+                &[],
+            )
+            .map_err(pyo3::exceptions::PyValueError::new_err)?,
             forwarder_headers: string_list(
                 support::setting("forwarder_headers"),
                 &["SCRIPT_NAME", "PATH_INFO"],
