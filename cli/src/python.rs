@@ -125,10 +125,34 @@ pub fn module_of(spec: &str) -> &str {
     }
 }
 
-/// Whether a config file is Python (Gunicorn's `.py` files, or any file
-/// that is not TOML by its name, as Gunicorn executes any file it is given).
+/// Whether a config file is Python: Gunicorn's `.py` files (any other
+/// name is read as TOML).
 pub fn is_python_config(path: &Path) -> bool {
-    path.extension().is_none_or(|ext| ext != "toml")
+    path.extension().is_some_and(|ext| ext == "py")
+}
+
+/// One line for a config file that failed in Python: the exception and
+/// the line of the file it came from (the plugin gives the traceback).
+pub fn config_failure(path: &Path, traceback: &str) -> String {
+    let exception = traceback
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty() && !line.starts_with(' '))
+        .unwrap_or("the file failed")
+        .trim();
+    let quoted = format!("File \"{}\", line ", path.display());
+    let line = traceback
+        .lines()
+        .filter_map(|text| text.trim().strip_prefix(&quoted))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|number| number.parse::<u32>().ok())
+        .last();
+    match line {
+        Some(line) => format!(
+            "line {line} raised {exception}; fix the file (it is Python, run as Gunicorn runs it)"
+        ),
+        None => format!("{exception}; fix the file (it is Python, run as Gunicorn runs it)"),
+    }
 }
 
 /// Execute a Gunicorn config file; its settings and hooks as JSON.

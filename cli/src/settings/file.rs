@@ -196,7 +196,14 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
         path: path.to_owned(),
         message,
     };
-    let json = crate::python::load_config(path).map_err(python_error)?;
+    if !path.is_file() {
+        return Err(CliError::ConfigRead {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let json = crate::python::load_config(path)
+        .map_err(|traceback| python_error(crate::python::config_failure(path, &traceback)))?;
     let value: serde_json::Value = serde_json::from_str(&json)
         .map_err(|err| python_error(format!("bad settings from the file: {err}")))?;
     let origin = Origin::ConfigFile {
