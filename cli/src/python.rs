@@ -143,10 +143,10 @@ pub fn config_failure(path: &Path, traceback: &str) -> String {
     let quoted = format!("File \"{}\", line ", path.display());
     let line = traceback
         .lines()
+        .rev()
         .filter_map(|text| text.trim().strip_prefix(&quoted))
         .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter_map(|number| number.parse::<u32>().ok())
-        .last();
+        .find_map(|number| number.parse::<u32>().ok());
     match line {
         Some(line) => format!(
             "line {line} raised {exception}; fix the file (it is Python, run as Gunicorn runs it)"
