@@ -16,28 +16,33 @@ pub struct Loader;
 
 impl AppLoader for Loader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
-        let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
-        let module = crate::python::module_of(&settings.app);
-        let app = if module == runicorn_app::builtin::MODULE {
-            loader::load(&settings.app, &search)?
-        } else {
-            match loader::find_library(module, &search) {
-                Ok(_) => loader::load(&settings.app, &search)?,
-                Err(LoadError::NoModule { hint, .. }) => {
-                    let looked = hint.trim_start_matches("; ").to_owned();
-                    let looked = looked
-                        .split("; build it")
-                        .next()
-                        .unwrap_or(&looked)
-                        .to_owned();
-                    let app = crate::python::load_app(settings, &looked)?;
-                    return crate::hooks::wrap_request_hooks(app, settings, true);
-                }
-                Err(err) => return Err(err),
-            }
-        };
-        crate::hooks::wrap_request_hooks(app, settings, false)
+        if !settings.preload_app {
+            return load(settings);
+        }
+        // With --preload this runs in the master: name any socket the
+        // import opened, since every worker would share it.
+        let before = crate::preload::open_sockets();
+        let app = load(settings)?;
+        crate::preload::warn_new_sockets(&before, &crate::preload::open_sockets(), &settings.app);
+        Ok(app)
     }
+}
+
+/// Load the app, in the order the module doc gives.
+fn load(settings: &Settings) -> Result<Application, LoadError> {
+    let search = SearchPath::new(settings.chdir.clone(), settings.app_path.clone());
+    let module = crate::python::module_of(&settings.app);
+    if module != runicorn_app::builtin::MODULE {
+        if let Err(LoadError::NoModule { hint, .. }) = loader::find_library(module, &search) {
+            // No library of that name: a Python module, if there is one.
+            let looked = hint.trim_start_matches("; ");
+            let looked = looked.split("; build it").next().unwrap_or(looked);
+            let app = crate::python::load_app(settings, looked)?;
+            return crate::hooks::wrap_request_hooks(app, settings, true);
+        }
+    }
+    let app = loader::load(&settings.app, &search)?;
+    crate::hooks::wrap_request_hooks(app, settings, false)
 }
 
 #[cfg(test)]

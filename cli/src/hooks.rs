@@ -33,7 +33,7 @@ pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks
     if settings.hooks.is_empty() {
         return Ok(None);
     }
-    if let Some(python) = crate::python::PythonHooks::from_settings(&settings.hooks)? {
+    if let Some(python) = crate::python::PythonHooks::from_settings(settings)? {
         if settings.hooks.iter().any(|(_, spec)| !is_python(spec)) {
             return Err(LoadError::Other(
                 "hooks come from one place: define them all in the Python config file, or all as \

@@ -10,6 +10,7 @@ pub mod app;
 pub mod classes;
 pub mod error;
 pub mod hooks;
+pub mod preload;
 pub mod python;
 pub mod reload;
 pub mod run;

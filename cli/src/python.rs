@@ -169,9 +169,11 @@ pub struct PythonHooks {
 }
 
 impl PythonHooks {
-    /// The hooks among `hooks` that a Python config file defined.
-    pub fn from_settings(hooks: &[(String, String)]) -> Result<Option<PythonHooks>, LoadError> {
-        let names: Vec<String> = hooks
+    /// The hooks among `settings.hooks` that a Python config file defined;
+    /// the interpreter is told the settings hooks see as `server.cfg`.
+    pub fn from_settings(settings: &Settings) -> Result<Option<PythonHooks>, LoadError> {
+        let names: Vec<String> = settings
+            .hooks
             .iter()
             .filter(|(_, spec)| spec.starts_with(HOOK_PREFIX))
             .map(|(name, _)| name.clone())
@@ -179,8 +181,10 @@ impl PythonHooks {
         if names.is_empty() {
             return Ok(None);
         }
-        let plugin = opened().or_else(|| plugin().ok()).ok_or_else(|| {
-            LoadError::Other("the Python config file's hooks need the Python plugin".to_owned())
+        let plugin = start(Some(settings)).map_err(|reason| {
+            LoadError::Other(format!(
+                "the Python config file's hooks cannot run: {reason}"
+            ))
         })?;
         Ok(Some(PythonHooks { plugin, names }))
     }
@@ -190,11 +194,25 @@ impl PythonHooks {
     }
 
     fn fire(&self, name: &str, context: serde_json::Value) {
-        if !self.has(name) {
-            return;
-        }
-        if let Err(err) = self.plugin.call_hook(name, &context.to_string()) {
+        if let Err(err) = self.call(name, context) {
             tracing::error!("Exception in {name} hook\n{err}");
+        }
+    }
+
+    fn call(&self, name: &str, context: serde_json::Value) -> Result<(), String> {
+        if !self.has(name) {
+            return Ok(());
+        }
+        self.plugin.call_hook(name, &context.to_string())
+    }
+
+    /// A hook that runs while the worker boots: an exception in it is a
+    /// failed boot, exit 3, as in Gunicorn (the master then halts with
+    /// "Worker failed to boot.").
+    fn boot_hook(&self, name: &str, context: serde_json::Value) {
+        if let Err(err) = self.call(name, context) {
+            tracing::error!("Exception in worker process ({name} hook)\n{err}");
+            std::process::exit(3);
         }
     }
 }
@@ -226,10 +244,10 @@ impl Hooks for PythonHooks {
         self.fire("pre_fork", context(Some(arbiter), Some(worker)));
     }
     fn post_fork(&self, arbiter: &ArbiterView<'_>, worker: &WorkerView) {
-        self.fire("post_fork", context(Some(arbiter), Some(worker)));
+        self.boot_hook("post_fork", context(Some(arbiter), Some(worker)));
     }
     fn post_worker_init(&self, worker: &WorkerView) {
-        self.fire("post_worker_init", context(None, Some(worker)));
+        self.boot_hook("post_worker_init", context(None, Some(worker)));
     }
     fn worker_int(&self, worker: &WorkerView) {
         self.fire("worker_int", context(None, Some(worker)));

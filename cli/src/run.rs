@@ -114,6 +114,10 @@ fn serve(
         for note in notes {
             tracing::info!("{note}");
         }
+        if crate::python::opened().is_some() {
+            // Hooks see the new settings as `server.cfg`.
+            crate::python::start(Some(&settings))?;
+        }
         Ok(settings)
     });
     let config = ArbiterConfig {

@@ -1,5 +1,7 @@
 //! Finding the `runicorn` binary: `RUNICORN_BIN` if set, else built once per
-//! test process with the same cargo, target dir and profile as the tests.
+//! test process with the same cargo, target dir and profile as the tests,
+//! together with the Python plugin (`librunicorn_python.so`) it opens from
+//! its own directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,8 +43,8 @@ fn build() -> PathBuf {
             "--quiet",
             "-p",
             "runicorn-cli",
-            "--bin",
-            "runicorn",
+            "-p",
+            "runicorn-python",
         ])
         .arg("--target-dir")
         .arg(target_dir);
@@ -55,7 +57,7 @@ fn build() -> PathBuf {
     let output = command.output().expect("run cargo build for runicorn");
     assert!(
         output.status.success(),
-        "cargo build -p runicorn-cli failed:\n{}",
+        "cargo build -p runicorn-cli -p runicorn-python failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let binary = profile_dir.join("runicorn");

@@ -73,12 +73,14 @@ pub struct RcPythonPlugin {
 // SAFETY: the table is immutable plain data and function pointers.
 unsafe impl Sync for RcPythonPlugin {}
 
-/// Where the plugin is looked for, in order: `$RUNICORN_PYTHON_PLUGIN`,
-/// next to the running binary, then `../lib/runicorn/` from it.
+/// Where the plugin is looked for: `$RUNICORN_PYTHON_PLUGIN` alone when it
+/// is set (an explicit choice is not second-guessed), else next to the
+/// running binary, then `../lib/runicorn/` from it.
 pub fn plugin_candidates() -> Vec<PathBuf> {
     let mut candidates = Vec::new();
-    if let Some(path) = std::env::var_os("RUNICORN_PYTHON_PLUGIN") {
+    if let Some(path) = std::env::var_os("RUNICORN_PYTHON_PLUGIN").filter(|p| !p.is_empty()) {
         candidates.push(PathBuf::from(path));
+        return candidates;
     }
     if let Some(dir) = std::env::current_exe()
         .ok()

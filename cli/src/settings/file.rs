@@ -185,6 +185,18 @@ pub fn locate(named: Option<PathBuf>, cwd: &Path) -> Option<PathBuf> {
     }
 }
 
+/// Whether a Python config value asks for nothing (False, None, "", 0).
+fn is_unset(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Bool(flag) => !flag,
+        serde_json::Value::String(text) => text.is_empty(),
+        serde_json::Value::Number(number) => number.as_f64() == Some(0.0),
+        serde_json::Value::Array(items) => items.is_empty(),
+        serde_json::Value::Object(items) => items.is_empty(),
+    }
+}
+
 /// A Gunicorn config file: executed as Gunicorn executes it; its
 /// module-level names that are settings are checked by the same table as
 /// TOML keys (a setting runicorn refuses is the same error), names that are
@@ -214,6 +226,10 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
     if let Some(settings) = value.get("settings").and_then(|v| v.as_object()) {
         for (key, value) in settings {
             if value.is_null() {
+                continue;
+            }
+            if inapplicable::find(key).is_some() && is_unset(value) {
+                // `spew = False`, `tmp_upload_dir = None`: asks for nothing.
                 continue;
             }
             let known = table::find(key).is_some() || inapplicable::find(key).is_some();
@@ -248,6 +264,13 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
     }
     if let Some(hooks) = value.get("hooks").and_then(|v| v.as_array()) {
         for name in hooks.iter().filter_map(|name| name.as_str()) {
+            if name == "pre_exec" {
+                eprintln!(
+                    "warning: {}: the pre_exec hook is not called: runicorn does not re-execute itself on USR2 yet",
+                    path.display()
+                );
+                continue;
+            }
             let spec = toml::Value::String(format!("{}{name}", crate::python::HOOK_PREFIX));
             file.top.push(assignment(name, &spec, origin.clone())?);
         }

@@ -360,16 +360,18 @@ impl WsgiApp {
         }
     }
 
-    /// The app error for a Python exception: its line, then the traceback.
+    /// The app error for a Python exception: the traceback goes to the
+    /// error log whole, here (an error message crossing the ABI is short),
+    /// and the error carries the exception's line for the host's
+    /// `Error handling request` line.
     fn error(&self, py: Python<'_>, doing: &str, err: &PyErr) -> AppError {
-        let traceback = support::traceback_text(py, err);
+        support::log(support::ERROR, &support::traceback_text(py, err));
         let line = support::exception_line(py, err);
-        let message = if doing.is_empty() {
-            format!("{line}\n{traceback}")
+        if doing.is_empty() {
+            AppError::new(line)
         } else {
-            format!("{doing}: {line}\n{traceback}")
-        };
-        AppError::new(message)
+            AppError::new(format!("{doing}: {line}"))
+        }
     }
 }
 

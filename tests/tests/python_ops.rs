@@ -1,0 +1,505 @@
+//! Operating Python apps (issue 13): `--preload` with the interpreter made
+//! fork-safe, the shared-connection trap named or solved by `post_fork`,
+//! Gunicorn config files (`gunicorn.conf.py`: settings, hooks and the
+//! objects hooks get), boot failures in hooks (exit 3), HUP rolling workers
+//! onto an edited view, `WORKER TIMEOUT` naming a view stuck in Python, and
+//! an app exception answered 500 while the worker keeps serving. The apps
+//! are plain WSGI written into a temporary directory by each test (no
+//! framework needed: the framework tests are in `python.rs`), served by the
+//! base interpreter.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use runicorn_tests::{deadline, get, wait_until, Launch, Server, Signal};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// A temporary app directory with `files` written into it.
+fn app_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write app file");
+    }
+    dir
+}
+
+/// runicorn in `dir` (so the module is found there) with `args`.
+fn launch(dir: &Path, args: &[&str]) -> Launch {
+    Launch::new(args.iter().copied())
+        .current_dir(dir)
+        .env("VIRTUAL_ENV", "")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+}
+
+const HELLO: &str = r#"
+import os
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"pid=%d" % os.getpid()]
+"#;
+
+/// An app that connects to `$DB_PORT` when imported (as a database client
+/// would), unless a `post_fork` hook reconnects it; `/conn` answers the
+/// connection's own local port, so two workers sharing one socket answer
+/// the same port.
+const DB_APP: &str = r#"
+import os, socket
+
+conn = None
+
+def connect():
+    global conn
+    conn = socket.create_connection(("127.0.0.1", int(os.environ["DB_PORT"])))
+
+connect()
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d" % conn.getsockname()[1]]
+"#;
+
+/// Accepts connections forever (a stand-in database), keeping them open.
+fn fake_database() -> (u16, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(16).flatten() {
+            held.push(stream);
+        }
+    });
+    (port, handle)
+}
+
+/// The distinct answers to `path` from `server` over `tries` fresh connections.
+fn answers(server: &Server, path: &str, tries: usize) -> std::collections::BTreeSet<String> {
+    (0..tries)
+        .filter_map(|_| get(server.addr(), path).ok())
+        .map(|response| response.text())
+        .collect()
+}
+
+#[test]
+fn preload_imports_once_in_the_master_and_workers_serve_it() {
+    let dir = app_dir(&[(
+        "counted.py",
+        r#"
+import os
+IMPORTED_IN = os.getpid()
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d %d" % (IMPORTED_IN, os.getpid())]
+"#,
+    )]);
+    let server = launch(
+        dir.path(),
+        &["--preload", "-w", "2", "-b", LOCAL, "counted:app"],
+    )
+    .start();
+    let workers = server.wait_workers(2, 20.0);
+    let master = server.pid().to_string();
+    let mut seen_workers = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let text = get(server.addr(), "/").expect("get").text();
+        let (imported_in, served_by) = text.split_once(' ').expect("two pids");
+        assert_eq!(
+            imported_in, master,
+            "the app was imported outside the master"
+        );
+        seen_workers.insert(served_by.to_owned());
+    }
+    for pid in &seen_workers {
+        assert!(
+            workers.iter().any(|w| w.to_string() == *pid),
+            "{pid} is not a worker"
+        );
+    }
+    // The master never started a thread (no Python thread, no runtime).
+    let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .expect("master's tasks")
+        .count();
+    assert_eq!(threads, 1, "{}", server.log());
+}
+
+#[test]
+fn a_connection_opened_at_preload_is_named_in_a_warning() {
+    let (port, _db) = fake_database();
+    let dir = app_dir(&[("dbapp.py", DB_APP)]);
+    let server = launch(
+        dir.path(),
+        &["--preload", "-w", "2", "-b", LOCAL, "dbapp:app"],
+    )
+    .env("DB_PORT", port.to_string())
+    .start();
+    server.wait_workers(2, 20.0);
+    let line = server.expect_log(
+        "--preload: importing dbapp:app in the master opened a socket",
+        10.0,
+    );
+    assert!(line.contains(&format!("-> 127.0.0.1:{port}")), "{line}");
+    assert!(line.contains("post_fork"), "{line}");
+    // And it is real: both workers answer over the one inherited socket.
+    let ports = answers(&server, "/", 30);
+    assert_eq!(
+        ports.len(),
+        1,
+        "workers should share the master's socket: {ports:?}"
+    );
+}
+
+#[test]
+fn a_post_fork_hook_gives_each_worker_its_own_connection() {
+    let (port, _db) = fake_database();
+    let dir = app_dir(&[
+        ("dbapp.py", DB_APP),
+        (
+            "gunicorn.conf.py",
+            r#"
+workers = 2
+preload_app = True
+
+def post_fork(server, worker):
+    import dbapp
+    dbapp.connect()
+    server.log.info("reconnected in worker %s", worker.pid)
+"#,
+        ),
+    ]);
+    let server = launch(dir.path(), &["-b", LOCAL, "dbapp:app"])
+        .env("DB_PORT", port.to_string())
+        .start();
+    let workers = server.wait_workers(2, 20.0);
+    for pid in &workers {
+        server.expect_log(&format!("reconnected in worker {pid}"), 10.0);
+    }
+    let reached = wait_until(deadline(10.0), || answers(&server, "/", 20).len() == 2);
+    assert!(
+        reached,
+        "the two workers should have two connections:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn gunicorn_conf_py_is_read_from_the_working_directory() {
+    let dir = app_dir(&[
+        ("hello.py", HELLO),
+        (
+            "gunicorn.conf.py",
+            r#"
+import multiprocessing
+
+# Gunicorn's sample shapes: defaults that ask for nothing, lists, hooks.
+bind = "127.0.0.1:0"
+backlog = 64
+workers = min(2, multiprocessing.cpu_count())
+worker_class = "sync"
+worker_connections = 100
+timeout = 30
+keepalive = 2
+spew = False
+daemon = False
+raw_env = ["SPAM=eggs"]
+pidfile = None
+umask = 0
+user = None
+group = None
+tmp_upload_dir = None
+errorlog = "-"
+loglevel = "info"
+proc_name = None
+cpu = multiprocessing.cpu_count()   # not a setting: ignored, as Gunicorn does
+
+def post_fork(server, worker):
+    server.log.info("Worker spawned (pid: %s) age %s timeout %s", worker.pid, worker.age, server.cfg.timeout)
+
+def pre_fork(server, worker):
+    pass
+
+def pre_exec(server):
+    server.log.info("Forked child, re-executing.")
+
+def when_ready(server):
+    server.log.info("Server is ready. Spawning workers")
+
+def worker_int(worker):
+    import threading, sys, traceback
+    names = dict((t.ident, t.name) for t in threading.enumerate())
+    frames = sys._current_frames()
+    worker.log.info("worker received INT or QUIT signal (%d threads)", len(frames))
+
+def worker_abort(worker):
+    worker.log.info("worker received SIGABRT signal")
+
+def on_exit(server):
+    server.log.info("on_exit from the config file")
+"#,
+        ),
+    ]);
+    let server = launch(dir.path(), &["hello:app"]).start();
+    let workers = server.wait_workers(2, 20.0);
+    server.expect_log("Server is ready. Spawning workers", 10.0);
+    for pid in &workers {
+        server.expect_log(&format!("Worker spawned (pid: {pid}) age"), 10.0);
+    }
+    assert!(server.log().contains("timeout 30"), "{}", server.log());
+    assert!(get(server.addr(), "/")
+        .expect("get")
+        .text()
+        .starts_with("pid="));
+    // worker_int runs on INT, in the worker, with Python's view of it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0] as i32),
+        Signal::SIGINT,
+    )
+    .expect("signal worker");
+    server.expect_log("worker received INT or QUIT signal", 10.0);
+}
+
+#[test]
+fn a_config_setting_runicorn_refuses_is_the_same_error_as_in_toml() {
+    let dir = app_dir(&[
+        ("hello.py", HELLO),
+        ("gunicorn.conf.py", "paste = 'app.ini'\n"),
+    ]);
+    let exited = launch(dir.path(), &["-b", LOCAL, "hello:app"]).expect_exit(20.0);
+    assert_eq!(exited.code(), 1, "{}", exited.log);
+    assert!(exited.log.contains("paste"), "{}", exited.log);
+    assert!(exited.log.contains("MODULE:VARIABLE"), "{}", exited.log);
+    // A bad value is checked by the same table.
+    std::fs::write(dir.path().join("gunicorn.conf.py"), "workers = 'many'\n").expect("write");
+    let exited = launch(dir.path(), &["-b", LOCAL, "hello:app"]).expect_exit(20.0);
+    assert_eq!(exited.code(), 1, "{}", exited.log);
+    assert!(
+        exited.log.contains("invalid value 'many' for workers"),
+        "{}",
+        exited.log
+    );
+    // A file that raises is one line naming its line and the exception.
+    std::fs::write(
+        dir.path().join("gunicorn.conf.py"),
+        "workers = 2\nx = 1 / 0\n",
+    )
+    .expect("write");
+    let exited = launch(dir.path(), &["-b", LOCAL, "hello:app"]).expect_exit(20.0);
+    assert_eq!(exited.code(), 1, "{}", exited.log);
+    assert!(
+        exited
+            .log
+            .contains("line 2 raised ZeroDivisionError: division by zero"),
+        "{}",
+        exited.log
+    );
+}
+
+#[test]
+fn a_hook_attribute_runicorn_lacks_is_named() {
+    let dir = app_dir(&[
+        ("hello.py", HELLO),
+        (
+            "gunicorn.conf.py",
+            r#"
+def when_ready(server):
+    server.log.info("arbiter pid %s", server.pid)
+    server.no_such_thing
+"#,
+        ),
+    ]);
+    let server = launch(dir.path(), &["-b", LOCAL, "hello:app"]).start();
+    server.wait_workers(1, 20.0);
+    let line = server.expect_log("Exception in when_ready hook", 10.0);
+    let log = server.log();
+    assert!(
+        log.contains(
+            "AttributeError: runicorn's server (arbiter) has no attribute 'no_such_thing'"
+        ),
+        "{line}\n{log}"
+    );
+    assert!(
+        log.contains(&format!("arbiter pid {}", server.pid())),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_exception_in_post_fork_or_post_worker_init_is_a_boot_failure() {
+    for hook in ["post_fork(server, worker)", "post_worker_init(worker)"] {
+        let dir = app_dir(&[
+            ("hello.py", HELLO),
+            (
+                "gunicorn.conf.py",
+                &format!("def {hook}:\n    raise RuntimeError('no database')\n"),
+            ),
+        ]);
+        let exited = launch(dir.path(), &["-b", LOCAL, "hello:app"]).expect_exit(30.0);
+        assert_eq!(exited.code(), 3, "{hook}: {}", exited.log);
+        assert!(
+            exited.log.contains("RuntimeError: no database"),
+            "{}",
+            exited.log
+        );
+        assert!(
+            exited.log.contains("Worker failed to boot"),
+            "{}",
+            exited.log
+        );
+    }
+}
+
+#[test]
+fn pre_and_post_request_hooks_see_gunicorns_objects() {
+    let dir = app_dir(&[
+        ("hello.py", HELLO),
+        (
+            "gunicorn.conf.py",
+            r#"
+def pre_request(worker, req):
+    worker.log.info("pre %s %s %s", req.method, req.path, dict(req.headers).get("X-TAG"))
+
+def post_request(worker, req, environ, resp):
+    worker.log.info("post %s %s", req.path, resp.status)
+"#,
+        ),
+    ]);
+    for class in ["sync", "gthread", "green", "async"] {
+        let server = launch(dir.path(), &["-k", class, "-b", LOCAL, "hello:app"]).start();
+        server.wait_workers(1, 20.0);
+        let mut conn = runicorn_tests::client::Conn::connect(server.addr()).expect("connect");
+        conn.send(b"GET /hooked?x=1 HTTP/1.1\r\nHost: x\r\nX-Tag: t1\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        let response = conn.read_response(false).expect("response");
+        assert_eq!(response.status, 200);
+        server.expect_log("pre GET /hooked t1", 10.0);
+        server.expect_log("post /hooked 200 OK", 10.0);
+    }
+}
+
+#[test]
+fn hup_rolls_workers_onto_an_edited_view() {
+    let dir = app_dir(&[(
+        "view.py",
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'version one']\n",
+    )]);
+    let server = launch(dir.path(), &["-w", "2", "-b", LOCAL, "view:app"]).start();
+    let before = server.wait_workers(2, 20.0);
+    assert_eq!(get(server.addr(), "/").expect("get").text(), "version one");
+    std::fs::write(
+        dir.path().join("view.py"),
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'version two']\n",
+    )
+    .expect("edit the view");
+    server.signal(Signal::SIGHUP);
+    let rolled = wait_until(deadline(20.0), || {
+        let now = server.worker_pids();
+        now.len() == 2 && now.iter().all(|pid| !before.contains(pid))
+    });
+    assert!(rolled, "workers were not replaced:\n{}", server.log());
+    for _ in 0..10 {
+        assert_eq!(get(server.addr(), "/").expect("get").text(), "version two");
+    }
+}
+
+#[test]
+fn a_view_stuck_in_python_is_named_by_worker_timeout() {
+    let dir = app_dir(&[(
+        "stuck.py",
+        r#"
+import time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/stuck":
+        while True:
+            time.sleep(0.05)
+    start_response("200 OK", [])
+    return [b"ok"]
+"#,
+    )]);
+    let server = launch(dir.path(), &["-t", "2", "-b", LOCAL, "stuck:app"]).start();
+    let before = server.wait_workers(1, 20.0);
+    let addr = server.addr().clone();
+    let client = thread::spawn(move || {
+        let mut conn = runicorn_tests::client::Conn::connect(&addr).expect("connect");
+        conn.set_timeout(Duration::from_secs(20)).expect("timeout");
+        conn.send(b"GET /stuck?view=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end().map(|bytes| rest = bytes);
+        rest
+    });
+    let line = server.expect_log("WORKER TIMEOUT", 20.0);
+    assert!(line.contains("GET /stuck?view=1 HTTP/1.1"), "{line}");
+    let _ = client.join();
+    let replaced = wait_until(deadline(20.0), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != before
+    });
+    assert!(replaced, "{}", server.log());
+    assert_eq!(get(server.addr(), "/").expect("get").text(), "ok");
+}
+
+#[test]
+fn an_app_exception_is_a_500_with_the_traceback_and_the_worker_keeps_serving() {
+    let dir = app_dir(&[(
+        "boom.py",
+        r#"
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/boom":
+        raise KeyError("missing-thing")
+    start_response("200 OK", [])
+    return [b"fine"]
+"#,
+    )]);
+    for class in ["sync", "gthread", "green", "async"] {
+        let server = launch(dir.path(), &["-k", class, "-b", LOCAL, "boom:app"]).start();
+        let workers = server.wait_workers(1, 20.0);
+        assert_eq!(get(server.addr(), "/boom").expect("get").status, 500);
+        let line = server.expect_log("Error handling request /boom", 10.0);
+        let log = server.log();
+        assert!(
+            log.contains("Traceback (most recent call last)"),
+            "{line}\n{log}"
+        );
+        assert!(log.contains("KeyError: 'missing-thing'"), "{log}");
+        assert!(log.contains("boom.py\", line 4"), "{log}");
+        assert_eq!(get(server.addr(), "/").expect("get").text(), "fine");
+        assert_eq!(
+            server.worker_pids(),
+            workers,
+            "{class}: the worker must keep serving"
+        );
+    }
+}
+
+#[test]
+fn without_libpython_or_plugin_a_python_app_fails_in_one_line_and_native_apps_still_serve() {
+    let dir = app_dir(&[("hello.py", HELLO)]);
+    let missing = dir.path().join("no-such-plugin.so");
+    let exited = launch(dir.path(), &["-b", LOCAL, "hello:app"])
+        .env("RUNICORN_PYTHON_PLUGIN", &missing)
+        .expect_exit(20.0);
+    assert_eq!(exited.code(), 4, "{}", exited.log);
+    assert!(
+        exited.log.contains("No module named 'hello'"),
+        "{}",
+        exited.log
+    );
+    assert!(exited.log.contains("libhello.so"), "{}", exited.log);
+    assert!(exited.log.contains("no-such-plugin.so"), "{}", exited.log);
+    let server = launch(dir.path(), &["-b", LOCAL, "builtin:hello"])
+        .env("RUNICORN_PYTHON_PLUGIN", &missing)
+        .start();
+    server.wait_workers(1, 20.0);
+    let mut body = String::new();
+    let mut stream = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .and_then(|()| stream.read_to_string(&mut body))
+        .expect("exchange");
+    assert!(body.ends_with("Hello, World!"), "{body}");
+}
