@@ -1,5 +1,8 @@
 //! `--reload`: a watcher process that sends the master SIGHUP when the app
-//! library, the config file or a `--reload-extra-file` changes.
+//! library, the config file, a `--reload-extra-file`, or the file of any
+//! module a Python app imported changes (each worker lists its imported
+//! modules' files in [`MODULES_ENV`]'s file after the import; the watcher
+//! rereads that list when it changes and watches what it names).
 //!
 //! The master must stay single-threaded, and file watching wants a thread
 //! (inotify through the `notify` crate), so the watching happens in a
@@ -24,6 +27,10 @@ use runicorn_master::{ArbiterView, Hooks, Settings, WorkerView};
 
 /// Set in the watcher's environment to the master's pid.
 pub const WATCHER_ENV: &str = "RUNICORN_RELOAD_WATCHER";
+
+/// Set in the master's (so the workers') environment: the file in which a
+/// Python worker lists its imported modules' files.
+pub const MODULES_ENV: &str = "RUNICORN_RELOAD_MODULES";
 
 /// How long to wait for more events before signalling: an editor's save or
 /// `cp` + `mv` is several events, and one HUP should cover them.
@@ -74,13 +81,23 @@ impl std::fmt::Debug for WithWatcher {
 }
 
 impl WithWatcher {
-    /// Wraps `inner`; the watcher will watch `files`.
+    /// Wraps `inner`; the watcher will watch `files`, and the modules
+    /// Python workers list in the file this names in [`MODULES_ENV`] (set
+    /// here, in the still single-threaded master, before any fork).
     pub fn new(inner: Arc<dyn Hooks>, files: Vec<PathBuf>) -> WithWatcher {
+        let list =
+            std::env::temp_dir().join(format!("runicorn-{}-modules.txt", std::process::id()));
+        std::env::set_var(MODULES_ENV, &list);
         WithWatcher { inner, files }
     }
 
     fn spawn(&self, master: u32, settings: &Settings) {
-        if self.files.is_empty() {
+        let python_app = crate::python::module_of(&settings.app) != runicorn_app::builtin::MODULE
+            && !self
+                .files
+                .iter()
+                .any(|file| file.extension().is_some_and(|ext| ext == "so"));
+        if self.files.is_empty() && !python_app {
             tracing::warn!(
                 "--reload has nothing to watch (a built-in app and no config file): \
                  name files with --reload-extra-file"
@@ -98,6 +115,10 @@ impl WithWatcher {
         };
         let spawned = Command::new(exe)
             .args(&self.files)
+            .env(
+                MODULES_ENV,
+                std::env::var_os(MODULES_ENV).unwrap_or_default(),
+            )
             .env(WATCHER_ENV, master.to_string())
             .env("RUNICORN_RELOAD_LOGLEVEL", &settings.loglevel)
             .env("RUNICORN_RELOAD_ERRORLOG", &settings.errorlog)
@@ -110,11 +131,14 @@ impl WithWatcher {
                     .iter()
                     .map(|file| file.display().to_string())
                     .collect();
-                tracing::info!(
-                    "Reload watcher (pid:{}) watching: {}",
-                    child.id(),
-                    shown.join(", ")
-                );
+                let mut watched = shown.join(", ");
+                if python_app {
+                    if !watched.is_empty() {
+                        watched.push_str(" and ");
+                    }
+                    watched.push_str("the Python app's imported modules");
+                }
+                tracing::info!("Reload watcher (pid:{}) watching: {watched}", child.id());
             }
             Err(err) => tracing::error!("--reload: cannot start the watcher: {err}"),
         }
@@ -165,7 +189,14 @@ pub fn watcher_main(master: &str) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let files: BTreeSet<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    match watch(Pid::from_raw(master), &files) {
+    let list = std::env::var_os(MODULES_ENV)
+        .filter(|list| !list.is_empty())
+        .map(PathBuf::from);
+    let result = watch(Pid::from_raw(master), files, list.as_deref());
+    if let Some(list) = &list {
+        let _ = std::fs::remove_file(list);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(
@@ -176,18 +207,45 @@ pub fn watcher_main(master: &str) -> ExitCode {
     }
 }
 
-fn watch(master: Pid, files: &BTreeSet<PathBuf>) -> notify::Result<()> {
+/// The files named in a worker's module list.
+fn read_list(list: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(list)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn watch(master: Pid, mut files: BTreeSet<PathBuf>, list: Option<&Path>) -> notify::Result<()> {
     let (events, received) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(events)?;
-    let dirs: BTreeSet<&Path> = files.iter().filter_map(|file| file.parent()).collect();
-    for dir in dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
-    let relevant = |event: &notify::Event| {
-        !matches!(event.kind, EventKind::Access(_))
-            && event.paths.iter().any(|path| files.contains(path))
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut watch_dir = |dir: &Path, watcher: &mut notify::RecommendedWatcher| {
+        if dirs.insert(dir.to_path_buf()) {
+            if let Err(err) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                tracing::warn!("--reload: cannot watch {}: {err}", dir.display());
+            }
+        }
     };
+    for dir in files.iter().filter_map(|file| file.parent()) {
+        watch_dir(dir, &mut watcher);
+    }
+    if let Some(dir) = list.and_then(Path::parent) {
+        watch_dir(dir, &mut watcher);
+    }
     loop {
+        // Workers (re)write their module list: watch what it names.
+        for file in list.map(read_list).unwrap_or_default() {
+            if let Some(dir) = file.parent() {
+                watch_dir(dir, &mut watcher);
+            }
+            files.insert(file);
+        }
+        let relevant = |event: &notify::Event| {
+            !matches!(event.kind, EventKind::Access(_))
+                && event.paths.iter().any(|path| files.contains(path))
+        };
         match received.recv_timeout(Duration::from_secs(1)) {
             Ok(Ok(event)) if relevant(&event) => {
                 let mut changed: BTreeSet<PathBuf> = event

@@ -34,6 +34,32 @@ static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
 /// Where lines go: `None` is stderr.
 static TARGET: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 
+/// `--capture-output`: stdout and stderr point at the log file too.
+static CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Gunicorn's `--capture-output`: when the error log is a file, the
+/// process's stdout and stderr (descriptors 1 and 2, so `print()` in a
+/// Python app and a C library's writes alike) go to it, in the master and,
+/// inherited, in every worker; again after each reopen (USR1).
+pub fn set_capture_output(capture: bool) {
+    CAPTURE.store(capture, Ordering::Relaxed);
+    let target = TARGET.lock().unwrap_or_else(|poison| poison.into_inner());
+    capture_into(target.as_ref().map(|(_, file)| file));
+}
+
+fn capture_into(file: Option<&File>) {
+    use std::os::fd::AsRawFd;
+    let (true, Some(file)) = (CAPTURE.load(Ordering::Relaxed), file) else {
+        return;
+    };
+    let _ = io::stdout().flush();
+    for fd in [1, 2] {
+        if let Err(err) = sys::dup2(file.as_raw_fd(), fd) {
+            eprintln!("--capture-output: cannot point descriptor {fd} at the log file: {err}");
+        }
+    }
+}
+
 fn rank(level: &Level) -> u8 {
     match *level {
         Level::TRACE | Level::DEBUG => 0,
@@ -89,6 +115,7 @@ pub fn configure(loglevel: &str, errorlog: &str) -> Result<(), MasterError> {
         Some((path, file))
     };
     MIN_LEVEL.store(level, Ordering::Relaxed);
+    capture_into(target.as_ref().map(|(_, file)| file));
     *TARGET.lock().unwrap_or_else(|poison| poison.into_inner()) = target;
     Ok(())
 }
@@ -99,6 +126,7 @@ pub fn reopen() {
     let mut target = TARGET.lock().unwrap_or_else(|poison| poison.into_inner());
     if let Some((path, file)) = target.as_mut() {
         if let Ok(fresh) = open(path) {
+            capture_into(Some(&fresh));
             *file = fresh;
         }
     }

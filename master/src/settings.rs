@@ -105,6 +105,8 @@ pub struct Settings {
     pub loglevel: String,
     /// `--error-logfile`/`--log-file`: `-` is stderr.
     pub errorlog: String,
+    /// `--capture-output`: stdout and stderr go to the error log file.
+    pub capture_output: bool,
     /// `-n/--name`: the process title suffix.
     pub proc_name: Option<String>,
 
@@ -155,6 +157,7 @@ impl Default for Settings {
             worker_tmp_dir: None,
             loglevel: "info".to_owned(),
             errorlog: "-".to_owned(),
+            capture_output: false,
             proc_name: None,
             hooks: Vec::new(),
         }

@@ -23,6 +23,10 @@ use crate::interp::{self, StartOptions};
 use crate::support;
 use crate::wsgi::WsgiApp;
 
+/// Names the file in which a worker lists its imported modules' files for
+/// the `--reload` watcher (set by the master when `--reload` is on).
+const RELOAD_MODULES_ENV: &str = "RUNICORN_RELOAD_MODULES";
+
 /// The table the host looks up by name.
 #[no_mangle]
 pub static runicorn_python_plugin: RcPythonPlugin = RcPythonPlugin {
@@ -169,11 +173,22 @@ unsafe extern "C" fn load_app(spec: RcStr, out: *mut *const RcApp, error: *mut R
             let app = Python::attach(|py| -> Result<WsgiApp, Failure> {
                 let module = support::module(py)
                     .map_err(|err| Failure::error(support::traceback_text(py, &err)))?;
-                match module.call_method1("import_app", (spec.as_str(),)) {
+                let app = match module.call_method1("import_app", (spec.as_str(),)) {
                     Ok(callable) => WsgiApp::new(py, &spec, callable)
-                        .map_err(|err| Failure::error(support::traceback_text(py, &err))),
-                    Err(err) => Err(import_failure(py, module, &spec, &err)),
+                        .map_err(|err| Failure::error(support::traceback_text(py, &err)))?,
+                    Err(err) => return Err(import_failure(py, module, &spec, &err)),
+                };
+                // `--reload` watches the files of every module imported now.
+                if let Some(list) = std::env::var_os(RELOAD_MODULES_ENV) {
+                    let list = list.to_string_lossy().into_owned();
+                    if let Err(err) = module.call_method1("write_module_files", (list,)) {
+                        support::log(
+                            support::WARNING,
+                            &format!("--reload: cannot list the imported modules: {err}"),
+                        );
+                    }
                 }
+                Ok(app)
             })?;
             // Thread-safe (the GIL serialises Python, and I/O releases it),
             // and blocking: Python's own waits block the OS thread.

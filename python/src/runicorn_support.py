@@ -174,6 +174,15 @@ def module_files():
     return sorted(set(files))
 
 
+def write_module_files(path):
+    """Write the imported modules' files, one a line, for the --reload
+    watcher (atomically: it reads the file when it changes)."""
+    tmp = "%s.%d" % (path, os.getpid())
+    with open(tmp, "w") as out:
+        out.write("\n".join(module_files()) + "\n")
+    os.replace(tmp, path)
+
+
 # ---------------------------------------------------------------- config
 
 

@@ -503,3 +503,97 @@ fn without_libpython_or_plugin_a_python_app_fails_in_one_line_and_native_apps_st
         .expect("exchange");
     assert!(body.ends_with("Hello, World!"), "{body}");
 }
+
+#[test]
+fn reload_watches_the_modules_the_app_imported() {
+    let dir = app_dir(&[
+        ("helper_mod.py", "GREETING = b'first'\n"),
+        (
+            "reloaded.py",
+            "import helper_mod\n\ndef app(environ, start_response):\n    start_response('200 OK', [])\n    return [helper_mod.GREETING]\n",
+        ),
+    ]);
+    let server = launch(dir.path(), &["--reload", "-b", LOCAL, "reloaded:app"]).start();
+    let line = server.expect_log("the Python app's imported modules", 20.0);
+    let watcher: u32 = line
+        .split("Reload watcher (pid:")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the watcher's pid");
+    let workers = || -> Vec<u32> {
+        server
+            .worker_pids()
+            .into_iter()
+            .filter(|pid| *pid != watcher)
+            .collect()
+    };
+    assert!(
+        wait_until(deadline(20.0), || workers().len() == 1),
+        "{}",
+        server.log()
+    );
+    let before = workers();
+    assert_eq!(get(server.addr(), "/").expect("get").text(), "first");
+    // The watcher learns the module list from the worker; give it a moment
+    // to read it, then edit the imported helper (not the app's own file).
+    let helper = dir.path().join("helper_mod.py");
+    let edited = wait_until(deadline(20.0), || {
+        std::fs::write(&helper, "GREETING = b'second'\n").expect("edit helper");
+        server
+            .wait_for_log("helper_mod.py changed", deadline(1.0))
+            .is_some()
+    });
+    assert!(edited, "{}", server.log());
+    let rolled = wait_until(deadline(20.0), || {
+        let now = workers();
+        now.len() == 1 && now != before
+    });
+    assert!(rolled, "{}", server.log());
+    let served = wait_until(deadline(10.0), || {
+        get(server.addr(), "/").is_ok_and(|response| response.text() == "second")
+    });
+    assert!(served, "{}", server.log());
+}
+
+#[test]
+fn capture_output_sends_print_to_the_error_log_file() {
+    let dir = app_dir(&[(
+        "printer.py",
+        "import sys\n\ndef app(environ, start_response):\n    print('printed by the app', flush=True)\n    sys.stderr.write('written to stderr\\n'); sys.stderr.flush()\n    start_response('200 OK', [])\n    return [b'ok']\n",
+    )]);
+    for capture in [true, false] {
+        let log = dir.path().join(format!("error-{capture}.log"));
+        let log_arg = log.display().to_string();
+        let mut args = vec![
+            "--error-logfile",
+            log_arg.as_str(),
+            "-b",
+            LOCAL,
+            "printer:app",
+        ];
+        if capture {
+            args.insert(0, "--capture-output");
+        }
+        let server = launch(dir.path(), &args).log_file(&log).start();
+        server.wait_workers(1, 20.0);
+        assert_eq!(get(server.addr(), "/").expect("get").text(), "ok");
+        let in_file = wait_until(deadline(5.0), || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("printed by the app") && text.contains("written to stderr")
+        });
+        assert_eq!(
+            in_file,
+            capture,
+            "capture={capture}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        if !capture {
+            assert!(
+                server.stdout().contains("printed by the app"),
+                "{}",
+                server.stdout()
+            );
+        }
+    }
+}

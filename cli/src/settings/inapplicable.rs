@@ -88,12 +88,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: NOT_YET,
     },
     Inapplicable {
-        key: "capture_output",
-        long: &["capture-output"],
-        takes_value: false,
-        instead: "workers inherit the master's stderr; use --error-logfile",
-    },
-    Inapplicable {
         key: "logger_class",
         long: &["logger-class"],
         takes_value: true,

@@ -768,6 +768,23 @@ pub static SETTINGS: &[Setting] = &[
         show: |settings| string(&settings.errorlog),
     },
     Setting {
+        key: "capture_output",
+        section: Section::Logging,
+        short: None,
+        long: &["capture-output"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "Send stdout and stderr (a Python app's `print()`, a library's own writes) to the error log \
+              file, as Gunicorn does; needs `--error-logfile FILE` (with `-` they already go to the \
+              terminal).",
+        apply: |settings, raw| {
+            settings.capture_output = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.capture_output),
+    },
+    Setting {
         key: "loglevel",
         section: Section::Logging,
         short: None,

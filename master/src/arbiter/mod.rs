@@ -180,6 +180,8 @@ impl Arbiter {
             sys::daemonize(settings.errorlog != "-")
                 .map_err(|err| MasterError::system("daemonizing", err))?;
         }
+        // After -D pointed stdout and stderr at /dev/null.
+        log::set_capture_output(settings.capture_output);
         let pid = nix::unistd::getpid();
         sys::set_process_title(
             &format!("runicorn: master [{}]", proc_name(&settings)),

@@ -87,6 +87,7 @@ impl Arbiter {
             tracing::error!("Reload failed, keeping the running configuration: {err}");
             return Ok(());
         }
+        log::set_capture_output(settings.capture_output);
         let new_listeners = if settings.bind != self.settings.bind {
             let current: Vec<(&String, &crate::listener::Listener)> = self
                 .listener_specs
