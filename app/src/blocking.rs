@@ -235,6 +235,10 @@ fn call_app_inner(
             })
         }
     };
+    if result.is_err() && exchange.response_started() {
+        // A body cut short must not be ended as if it were complete.
+        exchange.fail_response();
+    }
     match &result {
         Err(err) if client_gone && !err.panicked => {
             tracing::debug!("Ignored premature client disconnection. {target}: {err}");

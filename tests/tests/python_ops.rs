@@ -597,3 +597,210 @@ fn capture_output_sends_print_to_the_error_log_file() {
         }
     }
 }
+
+/// PEP 3333's corners, one app: `exc_info`, `write()`, `close()` on every
+/// path, a bad status, HEAD, generators chunked or close-delimited, and
+/// `wsgi.input` failing loudly when the client leaves mid-body.
+const PEP3333: &str = r#"
+import os, sys
+
+LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "events.txt")
+
+def note(text):
+    with open(LOG, "a") as out:
+        out.write(text + "\n")
+
+class Closing:
+    def __init__(self, name, chunks, fail_at=None):
+        self.name, self.chunks, self.fail_at = name, chunks, fail_at
+    def __iter__(self):
+        for index, chunk in enumerate(self.chunks):
+            if index == self.fail_at:
+                raise RuntimeError("failed while iterating")
+            yield chunk
+    def close(self):
+        note("closed " + self.name)
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/exc_info":
+        start_response("200 OK", [("X-First", "1")])
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            start_response("503 Service Unavailable", [("X-Second", "2")], sys.exc_info())
+        return [b"replaced"]
+    if path == "/twice":
+        start_response("200 OK", [])
+        start_response("200 OK", [])
+        return [b"never"]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"from write, ")
+        return [b"then iterable"]
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closing("stream", [b"one ", b"two ", b"three"])
+    if path == "/fail-late":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closing("fail-late", [b"partial ", b"never"], fail_at=1)
+    if path == "/bad-status":
+        start_response("OK 200", [])
+        return [b"x"]
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Bad", "a\r\nInjected: 1")])
+        return [b"x"]
+    if path == "/upload":
+        try:
+            data = environ["wsgi.input"].read()
+            note("complete %d" % len(data))
+        except Exception as exc:
+            note("raised %s" % type(exc).__name__)
+            raise
+        start_response("200 OK", [])
+        return [b"%d" % len(data)]
+    if path == "/lines":
+        body = environ["wsgi.input"]
+        first = body.readline()
+        limited = body.readline(3)
+        rest = body.readlines()
+        start_response("200 OK", [])
+        return [repr((first, limited, rest)).encode()]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing("plain", [b"plain body"])
+"#;
+
+fn events(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("events.txt")).unwrap_or_default()
+}
+
+fn exchange(server: &Server, request: &[u8]) -> Vec<u8> {
+    let mut stream = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream.write_all(request).expect("send");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn pep_3333_semantics_on_every_class() {
+    for class in ["sync", "gthread", "green", "async"] {
+        let dir = app_dir(&[("pep.py", PEP3333)]);
+        let server = launch(dir.path(), &["-k", class, "-b", LOCAL, "pep:app"]).start();
+        server.wait_workers(1, 20.0);
+        let text = |path: &str, version: &str| {
+            let request = format!("GET {path} {version}\r\nHost: x\r\nConnection: close\r\n\r\n");
+            String::from_utf8_lossy(&exchange(&server, request.as_bytes())).into_owned()
+        };
+
+        let replaced = text("/exc_info", "HTTP/1.1");
+        assert!(replaced.starts_with("HTTP/1.1 503"), "{class}: {replaced}");
+        assert!(
+            replaced.contains("X-Second: 2") && !replaced.contains("X-First"),
+            "{replaced}"
+        );
+        assert!(replaced.ends_with("replaced"), "{replaced}");
+
+        let twice = text("/twice", "HTTP/1.1");
+        assert!(twice.starts_with("HTTP/1.1 500"), "{class}: {twice}");
+        server.expect_log("AssertionError: Response headers already set!", 10.0);
+
+        let written = text("/write", "HTTP/1.1");
+        assert!(written.contains("from write, "), "{class}: {written}");
+        assert!(written.contains("then iterable"), "{class}: {written}");
+
+        // A generator is chunked on HTTP/1.1 and close-delimited on 1.0.
+        let chunked = text("/stream", "HTTP/1.1");
+        assert!(
+            chunked
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{chunked}"
+        );
+        assert!(chunked.ends_with("0\r\n\r\n"), "{chunked}");
+        let old = text("/stream", "HTTP/1.0");
+        assert!(
+            !old.to_ascii_lowercase().contains("transfer-encoding"),
+            "{old}"
+        );
+        assert!(old.ends_with("one two three"), "{old}");
+
+        // HEAD: the head of the GET, no body; close() still called.
+        let head = text("/", "HTTP/1.1").replace("GET", "HEAD");
+        let _ = head;
+        let head = exchange(
+            &server,
+            b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "HEAD must not carry a body: {head}"
+        );
+
+        // An exception while iterating, after the head went out: the
+        // connection is cut (no complete-looking response), close() runs.
+        let late = text("/fail-late", "HTTP/1.1");
+        assert!(
+            !late.ends_with("0\r\n\r\n"),
+            "{class}: a failed body must not look complete: {late}"
+        );
+        server.expect_log("RuntimeError: failed while iterating", 10.0);
+
+        for bad in ["/bad-status", "/bad-header"] {
+            let answer = text(bad, "HTTP/1.1");
+            assert!(
+                answer.starts_with("HTTP/1.1 500"),
+                "{class} {bad}: {answer}"
+            );
+            assert!(!answer.contains("Injected"), "{answer}");
+        }
+        server.expect_log("Invalid HTTP status line: \"OK 200\"", 10.0);
+        server.expect_log("Invalid response header value for \"X-Bad\"", 10.0);
+
+        // The client leaves mid-body: read() raises, it never returns short.
+        let mut stream = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
+        stream
+            .write_all(
+                b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly a little",
+            )
+            .expect("send");
+        thread::sleep(Duration::from_millis(200));
+        drop(stream);
+        let raised = wait_until(deadline(10.0), || events(dir.path()).contains("raised"));
+        assert!(raised, "{class}: {}\n{}", events(dir.path()), server.log());
+        assert!(
+            !events(dir.path()).contains("complete"),
+            "{}",
+            events(dir.path())
+        );
+
+        // readline, readline(size), readlines over a chunked body.
+        let lines = exchange(
+            &server,
+            b"POST /lines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+              7\r\nfirst\nx\r\n9\r\nyzw\nlast\n\r\n0\r\n\r\n",
+        );
+        let lines = String::from_utf8_lossy(&lines);
+        assert!(
+            lines.ends_with("(b'first\\n', b'xyz', [b'w\\n', b'last\\n'])"),
+            "{class}: {lines}"
+        );
+
+        let closed = wait_until(deadline(10.0), || {
+            let log = events(dir.path());
+            ["closed plain", "closed stream", "closed fail-late"]
+                .iter()
+                .all(|name| log.contains(name))
+        });
+        assert!(
+            closed,
+            "{class}: close() must run on every path: {}",
+            events(dir.path())
+        );
+    }
+}

@@ -109,6 +109,10 @@ where
             })
         }
     };
+    if result.is_err() && exchange.cycle.response_started() {
+        // A body cut short must not be ended as if it were complete.
+        exchange.cycle.fail_response();
+    }
     match &result {
         Err(err) if exchange.client_gone && !err.panicked => tracing::debug!(
             "Ignored premature client disconnection. {}: {err}",

@@ -162,6 +162,12 @@ impl<'a> Exchange<'a> {
         self.cycle.body_done()
     }
 
+    /// The app failed after starting its response: end it cut short and
+    /// close (see `Cycle::fail_response`).
+    pub fn fail_response(&mut self) {
+        self.cycle.fail_response();
+    }
+
     /// Close the connection after this request (e.g. the app panicked and
     /// the worker will be recycled). Effective until the response starts.
     pub fn close_after(&mut self) {

@@ -279,6 +279,18 @@ impl Cycle {
         self.finish(out, date)
     }
 
+    /// The app failed after its response started: the body is cut short, so
+    /// it must not be ended as if complete (no last chunk), and the
+    /// connection closes after what was written, as Gunicorn closes it. The
+    /// client sees a truncated response, never a complete-looking one.
+    pub fn fail_response(&mut self) {
+        if let Response::Started(_) = self.response {
+            self.response = Response::Finished;
+            self.keep_alive = false;
+            self.body_failed = true;
+        }
+    }
+
     /// Mark the connection unusable after this request (an I/O error).
     pub fn abort(&mut self) {
         self.keep_alive = false;

@@ -53,6 +53,11 @@ fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
         .ok_or_else(|| PyValueError::new_err(format!("{what} is not latin-1: {text:?}")))
 }
 
+/// RFC 9110 `tchar`.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
 /// Gunicorn's status rule: three digits, then optionally a space and a
 /// reason of visible characters.
 fn parse_status(status: &str) -> PyResult<u16> {
@@ -204,6 +209,21 @@ impl StartResponse {
                     ))
                 })?
                 .to_str()?;
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid response header name: {name:?}"
+                )));
+            }
+            if value
+                .chars()
+                .any(|c| (c < ' ' && c != '\t') || c == '\u{7f}')
+            {
+                // Gunicorn's rule too: CR, LF and other controls would split
+                // the response; the value is not echoed (it may be secret).
+                return Err(PyValueError::new_err(format!(
+                    "Invalid response header value for {name:?}: it contains a control character"
+                )));
+            }
             let lower = name.to_ascii_lowercase();
             if HOP_BY_HOP.contains(&lower.as_str()) {
                 continue;
