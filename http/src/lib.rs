@@ -41,7 +41,7 @@ pub use proto::framing::{BodyKind, RequestInfo};
 pub use proto::head::{Header, RequestHead, Version};
 pub use proto::limits::{
     Limits, DEFAULT_LIMIT_REQUEST_BODY, DEFAULT_LIMIT_REQUEST_FIELDS,
-    DEFAULT_LIMIT_REQUEST_FIELD_SIZE, DEFAULT_LIMIT_REQUEST_LINE, MAX_CHUNK_LINE, MIN_HEAD_CAP,
+    DEFAULT_LIMIT_REQUEST_FIELD_SIZE, DEFAULT_LIMIT_REQUEST_LINE, MIN_HEAD_CAP,
 };
 pub use proto::parse::{parse_head, parse_head_into, HeadStatus};
 pub use proto::status::{encode_error, error_response, reason, CONTINUE};

@@ -300,11 +300,19 @@ fn http10_keep_alive_and_close_delimited() {
 }
 
 #[test]
-fn limits_from_settings_map_zero_to_unlimited() {
-    let limits = Limits::from_settings(0, 100, 0, 10);
+fn limits_from_settings_give_zero_gunicorns_meaning() {
+    // Gunicorn: a request line of 0 is unlimited, 0 fields is its maximum
+    // (32768), a field size of 0 is the default (8190).
+    let limits = Limits::from_settings(0, 0, 0, 10);
     assert_eq!(limits.request_line, usize::MAX);
-    assert_eq!(limits.request_field_size, usize::MAX);
+    assert_eq!(limits.request_fields, 32768);
+    assert_eq!(limits.request_field_size, 8190);
     assert_eq!(limits.body, 10);
+    assert!(
+        limits.head < 2 << 20,
+        "an unlimited line still leaves the head capped: {}",
+        limits.head
+    );
 }
 
 #[test]

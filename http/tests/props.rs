@@ -1,6 +1,9 @@
 //! Property tests: arbitrary bytes never panic and never yield a request
-//! with ambiguous framing; a generated request survives encode-then-parse,
-//! whole and split; response heads never carry an injected line.
+//! with ambiguous framing; a chunk line with a quote is accepted exactly when
+//! it matches the chunk-extension grammar (Gunicorn's own regular
+//! expression is the oracle), whole or split; a generated request survives
+//! encode-then-parse, whole and split; response heads never carry an
+//! injected line.
 
 use proptest::prelude::*;
 use runicorn_http::{
@@ -66,12 +69,90 @@ fn assert_unambiguous(head: &RequestHead, kind: BodyKind) {
         assert_eq!(kind, BodyKind::Chunked);
         assert_eq!(head.version, Version::Http11);
     }
-    let hosts = head
-        .headers
-        .iter()
-        .filter(|field| field.name.eq_ignore_ascii_case("host"))
-        .count();
-    assert!(hosts <= 1);
+    for singleton in ["host", "content-type"] {
+        let count = head
+            .headers
+            .iter()
+            .filter(|field| field.name.eq_ignore_ascii_case(singleton))
+            .count();
+        assert!(count <= 1, "two {singleton} fields accepted");
+    }
+}
+
+/// Gunicorn's chunk-extension expression (`gunicorn/http/body.py`,
+/// `CHUNK_EXT_RE`), byte for byte, as the oracle: RFC 9112 7.1.1 with
+/// RFC 9110's token and quoted-string.
+fn chunk_ext_grammar() -> regex::bytes::Regex {
+    let token = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+";
+    let quoted = r#""(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*""#;
+    let ext = format!(r"(?:[ \t]*;[ \t]*{token}(?:[ \t]*=[ \t]*(?:{token}|{quoted}))?)*");
+    regex::bytes::Regex::new(&format!(r"(?-u)\A{ext}\z")).expect("the grammar compiles")
+}
+
+/// A chunk extension close to the grammar: parameters built from its parts
+/// (blanks, `;`, names, `=`, tokens, quoted strings whose content may hold
+/// anything: quotes, backslashes, CR, LF, NUL, DEL, obs-text), then perhaps
+/// one stray byte put anywhere.
+fn chunk_ext_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let blank = prop::sample::select(vec![&b""[..], b"", b" ", b"\t"]).prop_map(<[u8]>::to_vec);
+    let name = prop::sample::select(vec![&b"a"[..], b"tok", b"x-y", b""]).prop_map(<[u8]>::to_vec);
+    let content_byte = prop::sample::select(b"ab \t\\\"\\\r\n\0\x7f\xff\x01;=".to_vec());
+    let quoted = prop::collection::vec(content_byte, 0..6).prop_map(|content| {
+        let mut quoted = vec![b'"'];
+        quoted.extend(content);
+        quoted.push(b'"');
+        quoted
+    });
+    let value = prop_oneof![
+        1 => Just(Vec::new()),
+        1 => name.clone().prop_map(|token| [&b"="[..], &token].concat()),
+        3 => (blank.clone(), blank.clone(), quoted)
+            .prop_map(|(before, after, quoted)| [before, b"=".to_vec(), after, quoted].concat()),
+    ];
+    let parameter = (blank.clone(), blank, name, value).prop_map(|(before, after, name, value)| {
+        [before, b";".to_vec(), after, name, value].concat()
+    });
+    let stray = prop::option::weighted(
+        0.3,
+        (
+            any::<prop::sample::Index>(),
+            prop::sample::select(b"\"\\\r\n \x00\x7f;=".to_vec()),
+        ),
+    );
+    (prop::collection::vec(parameter, 1..4), stray).prop_map(|(parameters, stray)| {
+        // The first `;` is the caller's.
+        let mut ext = parameters.concat();
+        let first = ext.iter().position(|&byte| byte == b';').unwrap();
+        ext.drain(..=first);
+        if let Some((at, byte)) = stray {
+            let at = at.index(ext.len() + 1);
+            ext.insert(at, byte);
+        }
+        ext
+    })
+}
+
+/// Decodes a chunked body fed in `pieces`: its bytes, or the first error.
+fn decode_chunked(pieces: &[&[u8]], limits: &Limits) -> Result<Vec<u8>, runicorn_http::ParseError> {
+    let mut decoder = BodyDecoder::new(BodyKind::Chunked, limits);
+    let mut buffer = Vec::new();
+    let mut body = Vec::new();
+    for piece in pieces {
+        buffer.extend_from_slice(piece);
+        loop {
+            let (used, data) = decoder.decode(&buffer, 64)?;
+            body.extend_from_slice(data);
+            buffer.drain(..used);
+            if used == 0 || decoder.is_done() {
+                break;
+            }
+        }
+    }
+    if decoder.is_done() {
+        Ok(body)
+    } else {
+        Err(runicorn_http::ParseError::IncompleteBody)
+    }
 }
 
 proptest! {
@@ -206,5 +287,53 @@ proptest! {
         prop_assert!(written <= declared);
         prop_assert_eq!((out.len() - head_len) as u64, written);
         prop_assert_eq!(finish.keep_alive, written == declared);
+    }
+}
+
+proptest! {
+    // Small inputs, a grammar with many corners: many cases.
+    #![proptest_config(ProptestConfig { cases: 4096, .. ProptestConfig::default() })]
+
+    #[test]
+    fn a_chunk_line_with_a_quote_matches_the_grammar_or_is_rejected(
+        blank in prop::sample::select(vec![&b""[..], b" ", b"\t "]),
+        mut ext in chunk_ext_bytes(),
+        quote_at in any::<prop::sample::Index>(),
+        split in any::<prop::sample::Index>(),
+    ) {
+        // `5` BWS `;` ext CRLF `hello` CRLF `0` CRLF CRLF, with a quote in ext.
+        if !ext.contains(&b'"') {
+            let at = quote_at.index(ext.len() + 1);
+            ext.insert(at, b'"');
+        }
+        let mut wire = b"5".to_vec();
+        wire.extend_from_slice(blank);
+        wire.push(b';');
+        wire.extend_from_slice(&ext);
+        wire.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        // The line as a reader that honours only CRLF sees it (Gunicorn's split).
+        let line_end = wire.windows(2).position(|pair| pair == b"\r\n").unwrap();
+        let after_size = &wire[1..line_end];
+        let semicolon = after_size.iter().position(|&byte| byte == b';').unwrap();
+        let (bws, extension) = after_size.split_at(semicolon);
+        let grammatical = bws.iter().all(|&byte| byte == b' ' || byte == b'\t')
+            && chunk_ext_grammar().is_match(extension);
+        let limits = Limits::default();
+        let whole = decode_chunked(&[&wire], &limits);
+        let cut = split.index(wire.len() + 1);
+        let (left, right) = wire.split_at(cut);
+        let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
+        prop_assert_eq!(&decode_chunked(&[left, right], &limits), &whole);
+        prop_assert_eq!(&decode_chunked(&bytewise, &limits), &whole);
+        if !grammatical {
+            prop_assert!(whole.is_err(), "accepted off the grammar: {:?}", String::from_utf8_lossy(&wire));
+        }
+        if !ext.contains(&b'\r') && !ext.contains(&b'\n') {
+            // The line is the whole extension: accepted exactly when grammatical.
+            prop_assert_eq!(whole.is_ok(), grammatical, "{:?}: {:?}", String::from_utf8_lossy(&wire), whole);
+            if let Ok(body) = &whole {
+                prop_assert_eq!(body.as_slice(), b"hello");
+            }
+        }
     }
 }

@@ -606,9 +606,9 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "INT",
         arity: Arity::One,
         env_default: None,
-        doc: "The most header fields in a request (Gunicorn caps it at 32768).",
+        doc: "The most header fields in a request; more get 431. 0 means Gunicorn's maximum, 32768.",
         apply: |settings, raw| {
-            settings.limit_request_fields = parse::bounded(raw, 1, 32768)? as usize;
+            settings.limit_request_fields = parse::bounded(raw, 0, 32768)? as usize;
             Ok(())
         },
         show: |settings| int(settings.limit_request_fields),
@@ -621,7 +621,9 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "INT",
         arity: Arity::One,
         env_default: None,
-        doc: "The longest header field in bytes (0: unlimited).",
+        doc: "The longest header field line in bytes, counted as Gunicorn counts it: name, colon, whitespace, \
+              value and the CRLF (so 8190 admits a line of 8188 bytes plus CRLF); longer ones get 431. 0 means \
+              the default, 8190. It also bounds trailer lines, and chunk-size lines (400 beyond).",
         apply: |settings, raw| {
             settings.limit_request_field_size = parse::bounded(raw, 0, 1 << 20)? as usize;
             Ok(())

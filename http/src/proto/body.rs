@@ -1,5 +1,18 @@
 //! Incremental, bounded request-body decoding: Content-Length and chunked
-//! (RFC 9112 7.1), with chunk extensions skipped and trailers collected.
+//! (RFC 9112 7.1), with trailers collected. Chunk extensions are parsed by
+//! their grammar and then ignored:
+//!
+//! ```text
+//! chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//! chunk-ext-name = token; chunk-ext-val = token / quoted-string
+//! ```
+//!
+//! A quoted-string runs to its closing quote and may not hold a CR, LF or
+//! other control byte, so an extension either matches the grammar within its
+//! line or the body is rejected: a line end can never hide inside quotes,
+//! and no front end can read the chunk (or what follows it) differently.
+//! The line (size and extensions) is bounded by `limit_request_field_size`,
+//! as Gunicorn bounds it.
 //!
 //! The decoder is sans-IO and zero-copy: [`BodyDecoder::decode`] takes the
 //! buffered input and returns how much of it was consumed and the body bytes
@@ -8,7 +21,7 @@
 use crate::proto::error::ParseError;
 use crate::proto::framing::{is_token_byte, trim_ows, BodyKind};
 use crate::proto::head::Header;
-use crate::proto::limits::{Limits, MAX_CHUNK_LINE};
+use crate::proto::limits::Limits;
 
 /// Fields a trailer may not carry (RFC 9110 6.5.1): framing, routing,
 /// connection control, request modifiers, authentication and content
@@ -47,8 +60,24 @@ enum Chunked {
     Size,
     /// Whitespace after the size, before `;`.
     SizeSpace,
-    /// Inside chunk extensions, up to CR.
-    Extension,
+    /// After `;`: whitespace, then an extension name.
+    ExtBeforeName,
+    /// Inside an extension name (a token).
+    ExtName,
+    /// Whitespace after a name: `=` or `;` must follow.
+    ExtAfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ExtBeforeValue,
+    /// Inside a token value.
+    ExtToken,
+    /// Inside a quoted-string value.
+    ExtQuoted,
+    /// After a backslash inside a quoted string.
+    ExtQuotedEscape,
+    /// Just after the closing quote.
+    ExtAfterQuoted,
+    /// Whitespace after a value: `;` must follow.
+    ExtAfterValue,
     /// After the CR of a chunk-size line.
     SizeLf,
     /// Inside chunk data.
@@ -226,12 +255,10 @@ impl BodyDecoder {
         let State::Chunked(step) = self.state else {
             return Ok(());
         };
-        if matches!(
-            step,
-            Chunked::Size | Chunked::SizeSpace | Chunked::Extension
-        ) {
+        if !matches!(step, Chunked::SizeLf | Chunked::DataCr | Chunked::DataLf) && byte != b'\r' {
+            // The line without its CRLF, against `limit_request_field_size`.
             self.line_len += 1;
-            if self.line_len > MAX_CHUNK_LINE {
+            if self.line_len > self.field_size {
                 return Err(ParseError::BadChunkExtension);
             }
         }
@@ -248,22 +275,27 @@ impl BodyDecoder {
                 None if self.digits == 0 => return Err(ParseError::BadChunkSize),
                 None => match byte {
                     b'\r' => Chunked::SizeLf,
-                    b';' => Chunked::Extension,
+                    b';' => Chunked::ExtBeforeName,
                     b' ' | b'\t' => Chunked::SizeSpace,
                     _ => return Err(ParseError::BadChunkSize),
                 },
             },
             Chunked::SizeSpace => match byte {
                 b' ' | b'\t' => Chunked::SizeSpace,
-                b';' => Chunked::Extension,
+                b';' => Chunked::ExtBeforeName,
                 _ => return Err(ParseError::BadChunkSize),
             },
-            Chunked::Extension => match byte {
-                b'\r' => Chunked::SizeLf,
-                b'\t' => Chunked::Extension,
-                byte if byte < 0x20 || byte == 0x7f => return Err(ParseError::BadChunkExtension),
-                _ => Chunked::Extension,
-            },
+            Chunked::ExtBeforeName
+            | Chunked::ExtName
+            | Chunked::ExtAfterName
+            | Chunked::ExtBeforeValue
+            | Chunked::ExtToken
+            | Chunked::ExtQuoted
+            | Chunked::ExtQuotedEscape
+            | Chunked::ExtAfterQuoted
+            | Chunked::ExtAfterValue => {
+                extension_byte(step, byte).ok_or(ParseError::BadChunkExtension)?
+            }
             Chunked::SizeLf => {
                 if byte != b'\n' {
                     return Err(ParseError::BadChunkExtension);
@@ -307,10 +339,12 @@ impl BodyDecoder {
                 return Err(ParseError::TrailersTooLarge);
             }
             if byte != b'\n' {
-                if self.line.len() > self.field_size.saturating_add(1) {
+                self.line.push(byte);
+                // As a header line: with its CRLF at most the field size,
+                // which a line of this many bytes before its LF exceeds.
+                if self.line.len() >= self.field_size {
                     return Err(ParseError::TrailersTooLarge);
                 }
-                self.line.push(byte);
                 continue;
             }
             // A line ends: it must end in CRLF.
@@ -360,6 +394,52 @@ impl BodyDecoder {
         });
         Ok(())
     }
+}
+
+/// The next state of the chunk-extension grammar after `byte`, or `None`
+/// when the byte cannot continue it. A CR ends the line only where the
+/// grammar may end: after a name, a token or a closing quote.
+fn extension_byte(step: Chunked, byte: u8) -> Option<Chunked> {
+    let blank = byte == b' ' || byte == b'\t';
+    let token = is_token_byte(byte);
+    Some(match step {
+        Chunked::ExtBeforeName if blank => Chunked::ExtBeforeName,
+        Chunked::ExtBeforeName | Chunked::ExtName if token => Chunked::ExtName,
+        Chunked::ExtName | Chunked::ExtAfterName if blank => Chunked::ExtAfterName,
+        Chunked::ExtName | Chunked::ExtAfterName if byte == b'=' => Chunked::ExtBeforeValue,
+        Chunked::ExtBeforeValue if blank => Chunked::ExtBeforeValue,
+        Chunked::ExtBeforeValue if byte == b'"' => Chunked::ExtQuoted,
+        Chunked::ExtBeforeValue | Chunked::ExtToken if token => Chunked::ExtToken,
+        // qdtext (RFC 9110 5.6.4): HTAB, SP, visible ASCII but `"` and `\`,
+        // obs-text. Never CR, LF, NUL, another control byte or DEL.
+        Chunked::ExtQuoted => match byte {
+            b'"' => Chunked::ExtAfterQuoted,
+            b'\\' => Chunked::ExtQuotedEscape,
+            b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => Chunked::ExtQuoted,
+            _ => return None,
+        },
+        // quoted-pair: `\` then HTAB, SP, VCHAR or obs-text.
+        Chunked::ExtQuotedEscape => match byte {
+            b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => Chunked::ExtQuoted,
+            _ => return None,
+        },
+        Chunked::ExtToken | Chunked::ExtAfterQuoted | Chunked::ExtAfterValue if blank => {
+            Chunked::ExtAfterValue
+        }
+        Chunked::ExtName
+        | Chunked::ExtAfterName
+        | Chunked::ExtToken
+        | Chunked::ExtAfterQuoted
+        | Chunked::ExtAfterValue
+            if byte == b';' =>
+        {
+            Chunked::ExtBeforeName
+        }
+        Chunked::ExtName | Chunked::ExtToken | Chunked::ExtAfterQuoted if byte == b'\r' => {
+            Chunked::SizeLf
+        }
+        _ => return None,
+    })
 }
 
 /// `min(limit, available)` as a `usize`.

@@ -49,7 +49,7 @@ pub enum ParseError {
     },
     /// One header field line is longer than `limit_request_field_size`.
     #[error(
-        "header field longer than limit_request_field_size ({limit} bytes); raise --limit-request-field_size if clients need longer fields"
+        "header field line longer than limit_request_field_size ({limit} bytes, its CRLF counted); raise --limit-request-field_size if clients need longer fields"
     )]
     FieldTooLarge {
         /// The limit in force.

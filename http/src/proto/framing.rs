@@ -1,6 +1,8 @@
 //! What the header fields of a request mean for its connection: body framing
-//! (RFC 9112 6), keep-alive (RFC 9112 9.3), `Expect: 100-continue` and the
-//! `Host` rules. Ambiguous framing is rejected, never guessed.
+//! (RFC 9112 6), keep-alive (RFC 9112 9.3), `Expect: 100-continue`, and the
+//! fields that admit one member only (`Host`, `Content-Type`: RFC 9110 5.3,
+//! so a second one makes the message ambiguous). Ambiguous framing is
+//! rejected, never guessed.
 
 use crate::proto::error::ParseError;
 use crate::proto::head::Version;
@@ -48,6 +50,7 @@ pub(crate) struct Facts {
     unknown_coding: bool,
     malformed_coding: bool,
     host_fields: u32,
+    content_type_fields: u32,
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
@@ -66,6 +69,7 @@ impl Facts {
                     self.expect_other = true;
                 }
             }
+            12 if name.eq_ignore_ascii_case("content-type") => self.content_type_fields += 1,
             10 if name.eq_ignore_ascii_case("connection") => {
                 for token in list_items(value) {
                     if token.eq_ignore_ascii_case(b"close") {
@@ -116,6 +120,9 @@ impl Facts {
         }
         if version == Version::Http11 && self.host_fields == 0 {
             return Err(ParseError::MissingHost);
+        }
+        if self.content_type_fields > 1 {
+            return Err(ParseError::DuplicateContentType);
         }
         if self.content_length_fields > 1 {
             return Err(ParseError::DuplicateContentLength);

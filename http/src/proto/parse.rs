@@ -164,7 +164,8 @@ fn parse_with<'b>(
         if !ends_in_crlf(input, line_end) {
             return Err(ParseError::BareLineFeed);
         }
-        if line_end - 2 - name_start > limits.request_field_size {
+        // Gunicorn counts the whole line with its CRLF.
+        if line_end - name_start > limits.request_field_size {
             return Err(ParseError::FieldTooLarge {
                 limit: limits.request_field_size,
             });
@@ -206,7 +207,11 @@ fn check_partial(input: &[u8], limits: &Limits) -> Result<(), ParseError> {
             .iter()
             .rposition(|&byte| byte == b'\n')
             .map_or(line_end, |pos| line_end + pos + 1);
-        if input.len() - last_line > limits.request_field_size.saturating_add(1) {
+        // `received` bytes of a line (perhaps its CR) make a line of at
+        // least `received + 1` bytes with CRLF: over the limit once
+        // `received` reaches it.
+        let received = input.len() - last_line;
+        if received >= limits.request_field_size {
             return Err(ParseError::FieldTooLarge {
                 limit: limits.request_field_size,
             });
