@@ -40,7 +40,7 @@ pub struct ExchangeCall<'e, 'a> {
     close_check: Option<&'e dyn Fn() -> bool>,
     forwarded: Forwarded,
     server_addr: &'e str,
-    client_gone: bool,
+    client_fault: Option<ClientFault>,
 }
 
 impl std::fmt::Debug for ExchangeCall<'_, '_> {
@@ -69,7 +69,7 @@ impl<'e, 'a> ExchangeCall<'e, 'a> {
             close_check: None,
             forwarded,
             server_addr,
-            client_gone: false,
+            client_fault: None,
         }
     }
 
@@ -81,35 +81,60 @@ impl<'e, 'a> ExchangeCall<'e, 'a> {
         self
     }
 
-    /// True once a read or write failed because the client went away: an
-    /// app that fails after that failed because of it.
-    pub fn client_gone(&self) -> bool {
-        self.client_gone
+    /// Set once a read or write failed through the client's doing: an app
+    /// that fails after that failed because of it.
+    pub fn client_fault(&self) -> Option<ClientFault> {
+        self.client_fault
     }
 
     /// Notes a client I/O failure that is the client's doing.
     fn noted<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
         if let Err(err) = &result {
-            if is_client_gone(err) {
-                self.client_gone = true;
-            }
+            self.client_fault = self.client_fault.or(ClientFault::of(err));
         }
         result
     }
 }
 
-/// Whether an I/O error on the client connection means the client went away
-/// (it closed mid-body, reset, or stopped reading): Gunicorn logs those at
-/// debug (`Ignored premature client disconnection`, `Ignoring EPIPE`).
-pub fn is_client_gone(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::UnexpectedEof
+/// A request that failed through its client's doing, not the app's: logged
+/// at debug level, as Gunicorn logs them, so ERROR stays for the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// The client went away: closed mid-body, reset, or stopped reading
+    /// (Gunicorn: `Ignored premature client disconnection`, `Ignoring EPIPE`).
+    Gone,
+    /// The body broke its framing (a bad chunk, over the body limit): the
+    /// driver answers its 4xx.
+    BadBody,
+}
+
+impl ClientFault {
+    /// What an error from the client connection (`read_body`, `write`,
+    /// `flush`) says about the client, if anything.
+    pub fn of(err: &io::Error) -> Option<ClientFault> {
+        match err.kind() {
+            io::ErrorKind::UnexpectedEof
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::NotConnected
-    )
+            | io::ErrorKind::NotConnected => Some(ClientFault::Gone),
+            io::ErrorKind::InvalidData => Some(ClientFault::BadBody),
+            _ => None,
+        }
+    }
+
+    /// Logs, at debug level, an app failure this fault caused.
+    pub fn log(self, target: &str, peer: &str, err: &AppError) {
+        match self {
+            ClientFault::Gone => {
+                tracing::debug!("Ignored premature client disconnection. {target}: {err}");
+            }
+            ClientFault::BadBody => {
+                let peer = if peer.is_empty() { "unix socket" } else { peer };
+                tracing::debug!("Invalid request from ip={peer}: {err}");
+            }
+        }
+    }
 }
 
 impl Call for ExchangeCall<'_, '_> {
@@ -217,13 +242,13 @@ fn call_app_inner(
     };
     let target = exchange.head().target.clone();
     tracing::debug!("{} {}", exchange.head().method, target);
-    let (outcome, client_gone) = {
+    let (outcome, client_fault) = {
         let mut call = ExchangeCall::new(exchange, host, forwarded, endpoint.server_addr);
         if let Some(close_check) = close_check {
             call = call.with_close_check(close_check);
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| app.call(&mut call)));
-        (outcome, call.client_gone())
+        (outcome, call.client_fault())
     };
     let result = match outcome {
         Ok(result) => result,
@@ -239,17 +264,15 @@ fn call_app_inner(
         // A body cut short must not be ended as if it were complete.
         exchange.fail_response();
     }
-    match &result {
-        Err(err) if client_gone && !err.panicked => {
-            tracing::debug!("Ignored premature client disconnection. {target}: {err}");
-        }
-        Err(err) => tracing::error!("Error handling request {target}: {err}"),
-        Ok(()) if !exchange.response_started() && !client_gone => {
+    match (&result, client_fault) {
+        (Err(err), Some(fault)) if !err.panicked => fault.log(&target, exchange.peer(), err),
+        (Err(err), _) => tracing::error!("Error handling request {target}: {err}"),
+        (Ok(()), None) if !exchange.response_started() => {
             tracing::error!(
                 "Error handling request {target}: the app returned without starting a response"
             );
         }
-        Ok(()) => {}
+        (Ok(()), _) => {}
     }
     result
 }

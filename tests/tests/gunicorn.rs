@@ -1,10 +1,155 @@
 //! What a user moving from Gunicorn must see the same way (issue 11), under
-//! every worker class: forwarding headers believed only from trusted front
-//! ends. Each server binds `127.0.0.1:0` or a unix socket in a temp dir and
-//! is killed (its whole process group) when the test ends, also on failure.
+//! every worker class: a chunk extension parsed by its grammar or refused
+//! (no desync), Gunicorn's header-size arithmetic, one `Content-Type`,
+//! forwarding headers believed only from trusted front ends, and a client
+//! that goes away logged as the client's doing. Each server binds
+//! `127.0.0.1:0` or a unix socket in a temp dir and is killed (its whole
+//! process group) when the test ends, also on failure.
+
+use std::io::Write as _;
 
 use runicorn_tests::scenario::answered_then_closed;
-use runicorn_tests::{Class, Conn, Response, Server};
+use runicorn_tests::{deadline, Class, Conn, Response, Server};
+
+const CHUNKED_HEAD: &str = "POST /probe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/// The issue's bytes: a quote opened in a chunk extension and "closed"
+/// after a CRLF, with a second request in between.
+const SMUGGLED_BODY: &str =
+    "5;x=\"\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n\"\r\nhello\r\n0\r\n\r\n";
+
+/// Chunk lines that break the extension grammar, each followed by a
+/// well-formed rest of body.
+const BAD_CHUNK_LINES: &[&str] = &[
+    "5;x=\"abc\r\n",    // unterminated quote
+    "5;x=\"ab\\\r\n",   // a backslash escaping the line end
+    "5;x=\"a\0b\"\r\n", // NUL inside quotes
+    "5;x=\"a\rb\"\r\n", // bare CR inside quotes
+    "5;x=\"a\nb\"\r\n", // bare LF inside quotes
+];
+
+fn server_log_lines(server: &Server, pattern: &str) -> Vec<String> {
+    server
+        .log()
+        .lines()
+        .filter(|line| line.contains(pattern))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_chunk_extension_that_breaks_the_grammar_is_a_400_and_nothing_after_it_is_served() {
+    for class in Class::ALL {
+        let server = class.start(&["--log-level", "debug"], "builtin:echo");
+        let smuggle = format!("{CHUNKED_HEAD}{SMUGGLED_BODY}");
+        let refused = answered_then_closed(&server, smuggle.as_bytes());
+        assert_eq!(refused.status, 400, "{class:?}: {refused:?}");
+        // The same bytes one at a time.
+        let mut conn = Conn::connect(server.addr()).expect("connect");
+        for byte in smuggle.as_bytes() {
+            if conn.send(std::slice::from_ref(byte)).is_err() {
+                break;
+            }
+        }
+        let response = conn.read_final_response(false).expect("an answer");
+        assert_eq!(response.status, 400, "{class:?}: {response:?}");
+        assert!(conn.at_eof().unwrap_or(true), "{class:?}: kept open");
+
+        let long = format!("5;name=\"{}\"\r\n", "q".repeat(9000));
+        for line in BAD_CHUNK_LINES.iter().copied().chain([long.as_str()]) {
+            let request = format!("{CHUNKED_HEAD}{line}hello\r\n0\r\n\r\n");
+            let refused = answered_then_closed(&server, request.as_bytes());
+            assert_eq!(refused.status, 400, "{class:?} {line:?}: {refused:?}");
+        }
+        assert!(
+            server_log_lines(&server, "/smuggled").is_empty(),
+            "{class:?}: the smuggled request was served:\n{}",
+            server.log()
+        );
+        // The client's bad body is not the app's failure.
+        assert!(
+            server_log_lines(&server, "[ERROR]").is_empty(),
+            "{class:?}:\n{}",
+            server.log()
+        );
+    }
+}
+
+/// One request whose extra field line, with its CRLF, is `total` bytes.
+fn field_of(name: &str, total: usize) -> String {
+    let value = "v".repeat(total - 2 - name.len() - 2);
+    format!("{name}: {value}")
+}
+
+#[test]
+fn limit_request_field_size_counts_the_line_and_its_crlf_as_gunicorn_does() {
+    let long_name = format!("X-{}", "N".repeat(60));
+    for class in Class::ALL {
+        for (flags, limit) in [
+            (&["--limit-request-field_size", "100"][..], 100),
+            (&[][..], 8190),
+            (&["--limit-request-field_size", "0"][..], 8190),
+        ] {
+            let server = class.start(flags, "builtin:hello");
+            for name in ["X", long_name.as_str()] {
+                for (total, expected) in [(limit - 1, 200), (limit, 200), (limit + 1, 431)] {
+                    let field = field_of(name, total);
+                    assert_eq!(field.len() + 2, total);
+                    let request = format!(
+                        "GET / HTTP/1.1\r\nHost: x\r\n{field}\r\nConnection: close\r\n\r\n"
+                    );
+                    let response = answered_then_closed(&server, request.as_bytes());
+                    assert_eq!(
+                        response.status,
+                        expected,
+                        "{class:?} {flags:?}: a {total}-byte line with a {}-byte name",
+                        name.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_second_content_type_is_a_400_under_every_class() {
+    for class in Class::ALL {
+        let server = class.start(&[], "builtin:echo");
+        let request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+                        Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        let response = answered_then_closed(&server, request);
+        assert_eq!(response.status, 400, "{class:?}: {response:?}");
+        let mut conn = Conn::connect(server.addr()).expect("connect");
+        let one = conn
+            .request("POST", "/", &[("Content-Type", "text/plain")], b"ok")
+            .expect("one content-type");
+        assert_eq!(one.status, 200, "{class:?}");
+    }
+}
+
+#[test]
+fn a_client_gone_mid_body_is_logged_at_debug_not_as_an_app_error() {
+    for class in Class::ALL {
+        let server = class.start(&["--log-level", "debug"], "builtin:echo");
+        let mut stream = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
+        stream
+            .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            .expect("send a tenth of the body");
+        drop(stream);
+        let line = server
+            .wait_for_log("Ignored premature client disconnection", deadline(10.0))
+            .unwrap_or_else(|| panic!("{class:?}: no line for the gone client:\n{}", server.log()));
+        assert!(
+            line.contains("[DEBUG]") && line.contains("/upload"),
+            "{class:?}: {line}"
+        );
+        assert!(
+            server_log_lines(&server, "[ERROR]").is_empty(),
+            "{class:?}: the client's doing logged as an error:\n{}",
+            server.log()
+        );
+    }
+}
 
 const FORWARDED: &[(&str, &str)] = &[
     ("X-Forwarded-Proto", "https"),

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use runicorn_app::blocking::{is_client_gone, ThreadHost};
+use runicorn_app::blocking::{ClientFault, ThreadHost};
 use runicorn_app::{AsyncCall, BoxFuture, Call, Header, Host, RequestHead};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
@@ -196,7 +196,8 @@ where
         if buf.is_empty() {
             return Ok(0);
         }
-        match self.exchange.decode_buffered(buf)? {
+        let decoded = self.exchange.decode_buffered(buf);
+        match noted(self.exchange, decoded)? {
             Some(count) => Ok(count),
             None => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
@@ -232,12 +233,11 @@ fn client_addr<S>(exchange: &Exchange<S>) -> &str {
 }
 
 /// Notes on the exchange a failure that is the client's doing (it went
-/// away), so an app that fails because of it is not logged as broken.
+/// away, or its body broke the framing), so an app that fails because of it
+/// is not logged as broken.
 fn noted<S, T>(exchange: &mut Exchange<S>, result: io::Result<T>) -> io::Result<T> {
     if let Err(err) = &result {
-        if is_client_gone(err) {
-            exchange.client_gone = true;
-        }
+        exchange.client_fault = exchange.client_fault.or(ClientFault::of(err));
     }
     result
 }

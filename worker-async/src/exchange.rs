@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use runicorn_app::blocking::ClientFault;
 use runicorn_http::{
     Cycle, DateCache, Forwarded, Limits, ParseError, ReadBuffer, RequestHead, ResponseError,
     CONTINUE,
@@ -72,8 +73,8 @@ pub(crate) struct Exchange<S> {
     pub(crate) server_addr: Arc<str>,
     /// What this request's forwarding fields mean (set per request).
     pub(crate) forwarded: Forwarded,
-    /// A read or write of this request failed because the client went away.
-    pub(crate) client_gone: bool,
+    /// A read or write of this request failed through the client's doing.
+    pub(crate) client_fault: Option<ClientFault>,
     head_cap: usize,
 }
 
@@ -93,7 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<S> {
             io_failed: false,
             server_addr: Arc::from(""),
             forwarded: Forwarded::default(),
-            client_gone: false,
+            client_fault: None,
             head_cap: config.limits.head.saturating_add(1024),
         }
     }

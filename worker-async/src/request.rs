@@ -48,7 +48,7 @@ where
             .reset(info, &exchange.head, &exchange.config.limits, options);
         exchange.body_error = None;
         exchange.io_failed = false;
-        exchange.client_gone = false;
+        exchange.client_fault = None;
         line.clear();
         let head = &exchange.head;
         line.push_str(&head.method);
@@ -113,18 +113,17 @@ where
         // A body cut short must not be ended as if it were complete.
         exchange.cycle.fail_response();
     }
-    match &result {
-        Err(err) if exchange.client_gone && !err.panicked => tracing::debug!(
-            "Ignored premature client disconnection. {}: {err}",
-            exchange.head.target
-        ),
-        Err(err) => tracing::error!("Error handling request {}: {err}", exchange.head.target),
-        Ok(()) if was_refused || exchange.client_gone => {}
-        Ok(()) if !exchange.cycle.response_started() => tracing::error!(
+    match (&result, exchange.client_fault) {
+        (Err(err), Some(fault)) if !err.panicked => {
+            fault.log(&exchange.head.target, &exchange.peer, err);
+        }
+        (Err(err), _) => tracing::error!("Error handling request {}: {err}", exchange.head.target),
+        (Ok(()), _) if was_refused || exchange.client_fault.is_some() => {}
+        (Ok(()), _) if !exchange.cycle.response_started() => tracing::error!(
             "Error handling request {}: the app returned without starting a response",
             exchange.head.target
         ),
-        Ok(()) => {}
+        (Ok(()), _) => {}
     }
 
     let date = *exchange.date.fixed();
