@@ -804,3 +804,88 @@ fn pep_3333_semantics_on_every_class() {
         );
     }
 }
+
+/// A slow client never holds the GIL: while one request's view waits in
+/// `wsgi.input.read()` for a body that is not coming yet, and another's
+/// response is stuck behind a client that does not read, a third request's
+/// Python view runs and answers. (Order, not timing: the fast answer must
+/// arrive while both slow ones are still blocked.)
+#[test]
+fn a_slow_client_never_holds_the_gil() {
+    let dir = app_dir(&[(
+        "gil.py",
+        r#"
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/upload":
+        data = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [b"got %d" % len(data)]
+    if path == "/big":
+        start_response("200 OK", [("Content-Length", str(64 * 1024 * 1024))])
+        return [b"x" * (64 * 1024 * 1024)]
+    start_response("200 OK", [])
+    return [b"fast"]
+"#,
+    )]);
+    // The async class splits --blocking-threads between its --threads
+    // runtimes (each runtime has its own pool), so it runs with one runtime
+    // here: with four, one free pool thread each, a request that lands on
+    // the runtime whose thread is held waits (noted for the async class).
+    let runs = [
+        ("gthread", true, true),
+        ("green", true, true),
+        ("async", true, true),
+    ];
+    for (class, slow_upload, slow_reader) in runs {
+        let server = launch(
+            dir.path(),
+            &[
+                "-k",
+                class,
+                "--threads",
+                if class == "async" { "1" } else { "4" },
+                "--blocking-threads",
+                "4",
+                "-b",
+                LOCAL,
+                "gil:app",
+            ],
+        )
+        .start();
+        server.wait_workers(1, 20.0);
+        // 1: a body that does not come.
+        let mut upload = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
+        if slow_upload {
+            upload
+                .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+                .expect("send head");
+        }
+        // 2: a response nobody reads (64 MB fills every socket buffer).
+        let mut big = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
+        if slow_reader {
+            big.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("send");
+        }
+        thread::sleep(Duration::from_millis(300));
+        // 3: answered while the slow ones are blocked.
+        let fast = get(server.addr(), "/")
+            .unwrap_or_else(|err| panic!("{class}: {err}\n{}", server.log()));
+        assert_eq!(fast.text(), "fast", "{class}");
+        if slow_upload {
+            // Now release the upload; it completes.
+            upload.write_all(b"hello").expect("send body");
+            upload
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&answer).ends_with("got 5") {
+                let read = upload.read(&mut buf).expect("read upload answer");
+                assert!(read > 0, "{class}: {}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..read]);
+            }
+        }
+        drop(big);
+    }
+}
