@@ -23,6 +23,10 @@ use runicorn_app::Call;
 #[derive(Debug, Default)]
 pub struct CallRef {
     slot: Cell<Option<NonNull<dyn Call + 'static>>>,
+    /// Reading the body or writing the response failed: the client went
+    /// away (or stalled), so an exception the app raises because of it is
+    /// the client's doing, not the app's.
+    client_failed: Cell<bool>,
 }
 
 /// Clears the slot when the request ends, also by unwinding.
@@ -98,24 +102,38 @@ impl CallRef {
     /// (`bytes`), so the memory stays valid and unchanged.
     pub fn write_bytes(&self, py: Python<'_>, data: &[u8]) -> io::Result<()> {
         let data = SameThread((data.as_ptr(), data.len()));
-        self.with(py, move |call| {
+        let result = self.with(py, move |call| {
             let SameThread((ptr, len)) = { data };
             // SAFETY: see above; the slice is read before `with` returns.
             let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
             call.write(bytes)
-        })
+        });
+        self.note(result)
     }
 
     /// Read request body bytes into `buf` with the GIL released.
     pub fn read_body(&self, py: Python<'_>, buf: &mut [u8]) -> io::Result<usize> {
         let target = SameThread((buf.as_mut_ptr(), buf.len()));
-        self.with(py, move |call| {
+        let result = self.with(py, move |call| {
             let SameThread((ptr, len)) = { target };
             // SAFETY: `buf` is exclusively borrowed by this function for the
             // whole (synchronous) call.
             let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
             call.read_body(buf)
-        })
+        });
+        self.note(result)
+    }
+
+    fn note<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        if result.is_err() {
+            self.client_failed.set(true);
+        }
+        result
+    }
+
+    /// Whether a read or write on the connection failed in this request.
+    pub fn client_failed(&self) -> bool {
+        self.client_failed.get()
     }
 }
 

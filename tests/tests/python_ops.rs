@@ -763,6 +763,8 @@ fn pep_3333_semantics_on_every_class() {
         server.expect_log("Invalid response header value for \"X-Bad\"", 10.0);
 
         // The client leaves mid-body: read() raises, it never returns short.
+        thread::sleep(Duration::from_millis(200));
+        let errors_before = server.log_count("[ERROR]");
         let mut stream = std::net::TcpStream::connect(server.addr().tcp()).expect("connect");
         stream
             .write_all(
@@ -777,6 +779,14 @@ fn pep_3333_semantics_on_every_class() {
             !events(dir.path()).contains("complete"),
             "{}",
             events(dir.path())
+        );
+        // The client's doing, not the app's: nothing at ERROR for it.
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            server.log_count("[ERROR]"),
+            errors_before,
+            "{class}: a client gone mid-body is not an app error:\n{}",
+            server.log()
         );
 
         // readline, readline(size), readlines over a chunked body.

@@ -180,7 +180,7 @@ impl WsgiApp {
         let environ = slot
             .with_gil(|call| environ::build(py, self, call))
             .unwrap_or_else(|| Err(pyo3::exceptions::PyOSError::new_err("no request")))
-            .map_err(|err| self.error(py, "building the environ", &err))?;
+            .map_err(|err| self.error(py, slot, "building the environ", &err))?;
         let setup = (|| -> PyResult<()> {
             environ.set_item(
                 self.keys.input.bind(py),
@@ -188,14 +188,14 @@ impl WsgiApp {
             )?;
             Ok(())
         })();
-        setup.map_err(|err| self.error(py, "building the environ", &err))?;
+        setup.map_err(|err| self.error(py, slot, "building the environ", &err))?;
 
         if let Some(pre) = &self.request_hooks.0 {
             self.run_request_hook(py, pre, &environ, None);
         }
         let state: response::Shared = Rc::new(RefCell::new(ResponseState::default()));
         let start_response = Py::new(py, StartResponse::new(Rc::clone(&state), Rc::clone(slot)))
-            .map_err(|err| self.error(py, "calling the app", &err))?;
+            .map_err(|err| self.error(py, slot, "calling the app", &err))?;
         let outcome = match self.callable.bind(py).call1((&environ, start_response)) {
             Ok(result) => {
                 let sent = self.send(py, slot, &state, &result);
@@ -207,7 +207,7 @@ impl WsgiApp {
         if let Some(post) = &self.request_hooks.1 {
             self.run_request_hook(py, post, &environ, Some(&state));
         }
-        outcome.map_err(|err| self.error(py, "", &err))
+        outcome.map_err(|err| self.error(py, slot, "", &err))
     }
 
     /// Send the app's result.
@@ -364,8 +364,15 @@ impl WsgiApp {
     /// error log whole, here (an error message crossing the ABI is short),
     /// and the error carries the exception's line for the host's
     /// `Error handling request` line.
-    fn error(&self, py: Python<'_>, doing: &str, err: &PyErr) -> AppError {
-        support::log(support::ERROR, &support::traceback_text(py, err));
+    /// When the connection failed under the app (a client gone mid-body),
+    /// the traceback is logged at debug, as Gunicorn logs a client gone.
+    fn error(&self, py: Python<'_>, slot: &CallRef, doing: &str, err: &PyErr) -> AppError {
+        let level = if slot.client_failed() {
+            support::DEBUG
+        } else {
+            support::ERROR
+        };
+        support::log(level, &support::traceback_text(py, err));
         let line = support::exception_line(py, err);
         if doing.is_empty() {
             AppError::new(line)
