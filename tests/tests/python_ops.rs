@@ -899,3 +899,155 @@ def app(environ, start_response):
         drop(big);
     }
 }
+
+/// Every one of Gunicorn's 14 server hooks, defined in `gunicorn.conf.py`,
+/// fires where Gunicorn fires it, with the objects it expects.
+#[test]
+fn every_server_hook_of_a_python_config_fires() {
+    let dir = app_dir(&[
+        (
+            "slowish.py",
+            "import time\n\ndef app(environ, start_response):\n    if environ['PATH_INFO'] == '/hang':\n        time.sleep(30)\n    start_response('200 OK', [])\n    return [b'ok']\n",
+        ),
+        (
+            "gunicorn.conf.py",
+            r#"
+timeout = 2
+
+def on_starting(server):
+    server.log.info("hook on_starting master=%s workers=%s", server.pid, server.cfg.workers)
+
+def on_reload(server):
+    server.log.info("hook on_reload")
+
+def when_ready(server):
+    server.log.info("hook when_ready")
+
+def pre_fork(server, worker):
+    server.log.info("hook pre_fork age=%s", worker.age)
+
+def post_fork(server, worker):
+    server.log.info("hook post_fork pid=%s", worker.pid)
+
+def post_worker_init(worker):
+    worker.log.info("hook post_worker_init pid=%s", worker.pid)
+
+def worker_int(worker):
+    worker.log.info("hook worker_int pid=%s", worker.pid)
+
+def worker_abort(worker):
+    worker.log.info("hook worker_abort pid=%s", worker.pid)
+
+def pre_request(worker, req):
+    worker.log.info("hook pre_request %s %s", req.method, req.path)
+
+def post_request(worker, req, environ, resp):
+    worker.log.info("hook post_request %s %s", req.path, resp.status_code)
+
+def child_exit(server, worker):
+    server.log.info("hook child_exit pid=%s", worker.pid)
+
+def worker_exit(server, worker):
+    server.log.info("hook worker_exit pid=%s", worker.pid)
+
+def nworkers_changed(server, new_value, old_value):
+    server.log.info("hook nworkers_changed %s -> %s", old_value, new_value)
+
+def on_exit(server):
+    server.log.info("hook on_exit")
+"#,
+        ),
+    ]);
+    let mut server = launch(dir.path(), &["-b", LOCAL, "slowish:app"]).start();
+    let first = server.wait_workers(1, 20.0)[0];
+    server.expect_log(
+        &format!("hook on_starting master={} workers=1", server.pid()),
+        10.0,
+    );
+    server.expect_log("hook when_ready", 10.0);
+    server.expect_log("hook nworkers_changed None -> 1", 10.0);
+    server.expect_log("hook pre_fork age=1", 10.0);
+    server.expect_log(&format!("hook post_fork pid={first}"), 10.0);
+    server.expect_log(&format!("hook post_worker_init pid={first}"), 10.0);
+    assert_eq!(get(server.addr(), "/x").expect("get").status, 200);
+    server.expect_log("hook pre_request GET /x", 10.0);
+    server.expect_log("hook post_request /x 200", 10.0);
+    // A hung request: the master's SIGABRT runs worker_abort.
+    let addr = server.addr().clone();
+    let hung = thread::spawn(move || get(&addr, "/hang"));
+    server.expect_log(&format!("hook worker_abort pid={first}"), 20.0);
+    server.expect_log(&format!("hook child_exit pid={first}"), 20.0);
+    let _ = hung.join();
+    // TTIN: one more worker.
+    server.signal(Signal::SIGTTIN);
+    server.expect_log("hook nworkers_changed 1 -> 2", 10.0);
+    let workers = server.wait_workers(2, 20.0);
+    // INT to one worker: worker_int, then it exits (and is replaced).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0] as i32),
+        Signal::SIGINT,
+    )
+    .expect("signal worker");
+    server.expect_log(&format!("hook worker_int pid={}", workers[0]), 10.0);
+    server.signal(Signal::SIGHUP);
+    server.expect_log("hook on_reload", 10.0);
+    server.wait_workers(2, 20.0);
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_exit(deadline(20.0));
+    assert!(status.is_some(), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("hook worker_exit pid="), "{log}");
+    assert!(log.contains("hook on_exit"), "{log}");
+}
+
+/// A machine without the libpython the plugin was built against: the
+/// plugin cannot open, a Python app fails with one line that says why, and
+/// native apps are unaffected. Simulated with a stand-in plugin linked
+/// against a library that is then removed.
+#[test]
+fn a_plugin_whose_libpython_is_missing_fails_with_the_reason() {
+    let dir = app_dir(&[
+        ("hello.py", HELLO),
+        ("stub.c", "int stub(void) { return 0; }\n"),
+    ]);
+    let build = |args: &[&str]| {
+        let status = std::process::Command::new("cc")
+            .args(args)
+            .current_dir(dir.path())
+            .status()
+            .expect("cc is needed for this test");
+        assert!(status.success(), "cc {args:?}");
+    };
+    build(&["-shared", "-fPIC", "-o", "libpython9.99.so", "stub.c"]);
+    build(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "librunicorn_python.so",
+        "stub.c",
+        "-L.",
+        "-Wl,--no-as-needed",
+        "-lpython9.99",
+    ]);
+    std::fs::remove_file(dir.path().join("libpython9.99.so"))
+        .expect("remove the stand-in libpython");
+    let plugin = dir.path().join("librunicorn_python.so");
+    let exited = launch(dir.path(), &["-b", LOCAL, "hello:app"])
+        .env("RUNICORN_PYTHON_PLUGIN", &plugin)
+        .expect_exit(20.0);
+    assert_eq!(exited.code(), 4, "{}", exited.log);
+    assert!(exited.log.contains("libpython9.99.so"), "{}", exited.log);
+    assert!(
+        exited.log.contains("cannot load runicorn's Python support"),
+        "{}",
+        exited.log
+    );
+    let server = launch(dir.path(), &["-b", LOCAL, "builtin:hello"])
+        .env("RUNICORN_PYTHON_PLUGIN", &plugin)
+        .start();
+    server.wait_workers(1, 20.0);
+    assert_eq!(
+        get(server.addr(), "/").expect("get").text(),
+        "Hello, World!"
+    );
+}

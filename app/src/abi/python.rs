@@ -159,8 +159,10 @@ impl PythonPlugin {
         // visible to the C extension modules Python itself opens later
         // (numpy, psycopg), which expect to find them in the process.
         let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|err| {
+            // libloading keeps dlerror()'s text (the missing library) in the source.
+            let reason = std::error::Error::source(&err).map_or_else(|| err.to_string(), ToString::to_string);
             format!(
-                "cannot load runicorn's Python support '{}': {err}; it needs the libpython it was built \
+                "cannot load runicorn's Python support '{}': {reason}; it needs the libpython it was built \
                  against (install that Python, or add its lib directory to LD_LIBRARY_PATH)",
                 path.display()
             )
