@@ -1,0 +1,36 @@
+"""Plain WSGI callables, no framework.
+
+    runicorn --chdir examples/python hello:app    # Hello, World!
+    runicorn --chdir examples/python hello:echo   # the request described in JSON
+"""
+
+import base64
+import json
+
+
+def app(environ, start_response):
+    body = b"Hello, World!"
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def echo(environ, start_response):
+    """builtin:echo's answer: the method, path, query and body (base64)."""
+    body = environ["wsgi.input"].read()
+    answer = json.dumps(
+        {
+            "method": environ["REQUEST_METHOD"],
+            "path": environ["PATH_INFO"],
+            "query": environ["QUERY_STRING"],
+            "body_b64": base64.b64encode(body).decode("ascii"),
+        }
+    ).encode()
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))],
+    )
+    return [answer]
+
