@@ -33,6 +33,7 @@ pub mod client;
 pub mod examples;
 pub mod load;
 pub mod proc;
+pub mod python;
 pub mod rlimit;
 pub mod scenario;
 pub mod server;

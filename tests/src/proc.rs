@@ -113,6 +113,16 @@ pub fn cpus_allowed(pid: u32, tid: u32) -> Option<String> {
         .map(|list| list.trim().to_owned())
 }
 
+/// A size field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`: the
+/// peak resident set since the process started); `None` when gone.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(field)?.strip_prefix(':')?;
+        value.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

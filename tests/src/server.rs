@@ -26,6 +26,8 @@ pub const BOOT_TIMEOUT_SECS: f64 = 30.0;
 struct Capture {
     bytes: Mutex<Vec<u8>>,
     grew: Condvar,
+    /// Set once the reader saw end of stream (every writer exited).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Capture {
@@ -44,8 +46,16 @@ impl Capture {
                     .extend_from_slice(&buf[..read]);
                 shared.grew.notify_all();
             }
+            shared
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            shared.grew.notify_all();
         });
         capture
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn text(&self) -> String {
@@ -53,21 +63,30 @@ impl Capture {
     }
 }
 
-/// Variables that change runicorn's settings or log, removed from every
-/// server's environment unless the test sets them.
-pub const HERMETIC_ENV: [&str; 6] = [
+/// Variables that change runicorn's (or Gunicorn's) settings, log or
+/// Python interpreter, removed from every server's environment unless the
+/// test sets them.
+pub const HERMETIC_ENV: [&str; 12] = [
     "PORT",
     "WEB_CONCURRENCY",
     "RUNICORN_ENV",
     "RUNICORN_CMD_ARGS",
     "FORWARDED_ALLOW_IPS",
     "RUST_LOG",
+    "GUNICORN_CMD_ARGS",
+    "SCRIPT_NAME",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "DJANGO_SETTINGS_MODULE",
 ];
 
 /// What to start: arguments, environment, working directory, and an optional
-/// wrapper command (`unshare --pid --fork ...`).
+/// wrapper command (`unshare --pid --fork ...`) or another program in
+/// runicorn's place (Gunicorn, the reference).
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
+    program: Option<PathBuf>,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
@@ -124,6 +143,13 @@ impl Launch {
         self
     }
 
+    /// Runs `PROGRAM ARGS...` instead of runicorn: a server that logs
+    /// `Listening at:` as Gunicorn does (Gunicorn itself, as the reference).
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Launch {
+        self.program = Some(program.into());
+        self
+    }
+
     /// How many `Listening at:` lines to expect: one per `-b`/`--bind`, at
     /// least one.
     fn expected_listeners(&self) -> usize {
@@ -139,13 +165,17 @@ impl Launch {
     }
 
     fn command(&self) -> Command {
+        let server: &std::path::Path = match &self.program {
+            Some(program) => program,
+            None => runicorn_bin(),
+        };
         let mut command = match self.wrapper.split_first() {
             Some((program, rest)) => {
                 let mut command = Command::new(program);
-                command.args(rest).arg(runicorn_bin());
+                command.args(rest).arg(server);
                 command
             }
-            None => Command::new(runicorn_bin()),
+            None => Command::new(server),
         };
         command.args(&self.args);
         // Hermetic: the developer's shell must not change settings; a test
@@ -438,6 +468,8 @@ impl Server {
     fn wait_log_closed(&self) -> String {
         let until = deadline(2.0);
         wait_for(until, || proc::group(self.pid).is_empty().then_some(()));
+        // The processes are gone; let the reader drain what they wrote.
+        wait_for(deadline(5.0), || self.stderr.is_closed().then_some(()));
         self.log()
     }
 }
