@@ -20,7 +20,7 @@ use runicorn_http::ForwardedPolicy;
 
 pub use environ::{latin1, unquote_to_wsgi_str};
 pub use input::Input;
-pub use response::{ResponseState, StartResponse};
+pub use response::{EarlyHints, ResponseState, StartResponse};
 
 use crate::callref::{dup_fd, CallRef};
 use crate::{interp, support};
@@ -181,10 +181,15 @@ impl WsgiApp {
             .with_gil(|call| environ::build(py, self, call))
             .unwrap_or_else(|| Err(pyo3::exceptions::PyOSError::new_err("no request")))
             .map_err(|err| self.error(py, slot, "building the environ", &err))?;
+        let state: response::Shared = Rc::new(RefCell::new(ResponseState::default()));
         let setup = (|| -> PyResult<()> {
             environ.set_item(
                 self.keys.input.bind(py),
                 Py::new(py, Input::new(Rc::clone(slot)))?,
+            )?;
+            environ.set_item(
+                "wsgi.early_hints",
+                Py::new(py, EarlyHints::new(Rc::clone(&state), Rc::clone(slot)))?,
             )?;
             Ok(())
         })();
@@ -193,7 +198,6 @@ impl WsgiApp {
         if let Some(pre) = &self.request_hooks.0 {
             self.run_request_hook(py, pre, &environ, None);
         }
-        let state: response::Shared = Rc::new(RefCell::new(ResponseState::default()));
         let start_response = Py::new(py, StartResponse::new(Rc::clone(&state), Rc::clone(slot)))
             .map_err(|err| self.error(py, slot, "calling the app", &err))?;
         let outcome = match self.callable.bind(py).call1((&environ, start_response)) {

@@ -271,6 +271,89 @@ impl Write {
     }
 }
 
+/// `wsgi.early_hints` (Gunicorn's callback): `early_hints([(name, value),
+/// ...])` sends a `103 Early Hints` head with those fields at once, as
+/// often as it is called. Ignored once the response head went out, and for
+/// an HTTP/1.0 client (which has no interim responses); names and values
+/// may be str or latin-1 bytes, and invalid ones raise `ValueError`.
+#[pyclass(unsendable, module = "runicorn")]
+#[derive(Debug)]
+pub struct EarlyHints {
+    state: Shared,
+    call: Rc<CallRef>,
+}
+
+impl EarlyHints {
+    /// For the request whose call is `call`.
+    pub fn new(state: Shared, call: Rc<CallRef>) -> Self {
+        EarlyHints { state, call }
+    }
+}
+
+/// A header name or value given as str or bytes, as latin-1 text.
+fn latin1_text(item: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    if let Ok(bytes) = item.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes().iter().map(|&b| char::from(b)).collect());
+    }
+    item.cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str or bytes: {item:?}")))?
+        .to_str()
+        .map(str::to_owned)
+}
+
+#[pymethods]
+impl EarlyHints {
+    fn __call__(&self, py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.state.borrow().sent {
+            return Ok(());
+        }
+        let http10 = self
+            .call
+            .with_gil(|call| call.head().version == runicorn_app::Version::Http10)
+            .ok_or_else(|| pyo3::exceptions::PyOSError::new_err("the request has ended"))?;
+        if http10 {
+            return Ok(());
+        }
+        let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
+        for item in headers.try_iter()? {
+            let item = item?;
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|pair| pair.len() == 2)
+                .ok_or_else(|| {
+                    PyTypeError::new_err("each early hint must be a (name, value) tuple")
+                })?;
+            let name = latin1_text(&pair.get_item(0)?, "header name")?;
+            let value = latin1_text(&pair.get_item(1)?, "header value")?;
+            fields.push((
+                name,
+                latin1_bytes(value.trim_matches([' ', '\t']), "header value")?,
+            ));
+        }
+        let refs: Vec<(&str, &[u8])> = fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
+            .collect();
+        match self.call.with_gil(|call| call.start_response(103, &refs)) {
+            Some(Ok(())) => {}
+            Some(Err(err)) => {
+                return Err(PyValueError::new_err(format!(
+                    "cannot send the early hints: {err}"
+                )))
+            }
+            None => {
+                return Err(pyo3::exceptions::PyOSError::new_err(
+                    "the request has ended",
+                ))
+            }
+        }
+        self.call.with(py, |call| call.flush()).map_err(|err| {
+            pyo3::exceptions::PyOSError::new_err(format!("error writing the early hints: {err}"))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
