@@ -22,6 +22,102 @@ pub static CLASSES: &[(&str, Factory)] = &[
     ("async", || Arc::new(runicorn_worker_async::AsyncWorker)),
 ];
 
+/// Gunicorn's worker classes, each under every spelling Gunicorn takes
+/// (`-k gevent`, `egg:gunicorn#gevent`, the class path), with the built-in
+/// class that serves the same purpose and what differs, for the one
+/// WARNING line at boot. A Gunicorn command line starts as it is.
+pub static GUNICORN_CLASSES: &[GunicornClass] = &[
+    GunicornClass {
+        names: &["sync", "egg:gunicorn#sync", "gunicorn.workers.sync.SyncWorker"],
+        class: "sync",
+        differs: None,
+    },
+    GunicornClass {
+        names: &[
+            "gthread",
+            "egg:gunicorn#gthread",
+            "gunicorn.workers.gthread.ThreadWorker",
+        ],
+        class: "gthread",
+        differs: None,
+    },
+    GunicornClass {
+        names: &["gevent", "egg:gunicorn#gevent", "gunicorn.workers.ggevent.GeventWorker"],
+        class: "green",
+        differs: Some(GREEN_DIFFERS),
+    },
+    GunicornClass {
+        names: &[
+            "eventlet",
+            "egg:gunicorn#eventlet",
+            "gunicorn.workers.geventlet.EventletWorker",
+        ],
+        class: "green",
+        differs: Some(GREEN_DIFFERS),
+    },
+    GunicornClass {
+        names: &["tornado", "egg:gunicorn#tornado", "gunicorn.workers.gtornado.TornadoWorker"],
+        class: "async",
+        differs: Some(
+            "a Tornado application is not served as one: WSGI and native apps run, sync ones on a \
+             thread pool (--blocking-threads) beside a tokio event loop per --threads",
+        ),
+    },
+    GunicornClass {
+        names: &[
+            "uvicorn.workers.UvicornWorker",
+            "uvicorn.workers.UvicornH11Worker",
+            "uvicorn_worker.UvicornWorker",
+            "uvicorn_worker.UvicornH11Worker",
+        ],
+        class: "async",
+        differs: Some(
+            "ASGI apps are not served yet (an ASGI app fails to load): WSGI and native apps run, sync \
+             ones on a thread pool (--blocking-threads), async native ones on the tokio event loop",
+        ),
+    },
+];
+
+const GREEN_DIFFERS: &str =
+    "nothing is monkey-patched: a request waits without holding a thread only \
+     where it waits through runicorn (reading the body, writing the response, the host's sleep and \
+     connect); a library's own blocking calls block one of --threads may threads";
+
+/// One of Gunicorn's worker classes and runicorn's nearest.
+#[derive(Debug)]
+pub struct GunicornClass {
+    /// Every spelling Gunicorn accepts for it.
+    pub names: &'static [&'static str],
+    /// The built-in class that serves it.
+    pub class: &'static str,
+    /// What behaves differently, or `None` for the same class.
+    pub differs: Option<&'static str>,
+}
+
+/// Replaces a Gunicorn worker-class name (`gevent`, `egg:gunicorn#gevent`,
+/// `uvicorn.workers.UvicornWorker`, ...) with runicorn's nearest class;
+/// returns the WARNING line naming the mapping and what differs.
+pub fn map_gunicorn_class(settings: &mut Settings) -> Option<String> {
+    let asked = settings.worker_class.clone();
+    if CLASSES.iter().any(|(name, _)| *name == asked) {
+        return None;
+    }
+    let known = GUNICORN_CLASSES.iter().find(|known| {
+        known
+            .names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(&asked))
+    })?;
+    settings.worker_class = known.class.to_owned();
+    Some(match known.differs {
+        Some(differs) => format!(
+            "-k {asked} is Gunicorn's; runicorn serves it with its nearest class, -k {}: {differs}",
+            known.class
+        ),
+        None => format!("-k {asked} is Gunicorn's name for -k {}", known.class),
+    })
+}
+
 /// The names of the built-in classes, for messages.
 pub fn names() -> Vec<&'static str> {
     CLASSES.iter().map(|(name, _)| *name).collect()
@@ -29,15 +125,18 @@ pub fn names() -> Vec<&'static str> {
 
 fn unknown(name: &str) -> CliError {
     let known = names();
-    let suggestion = known
-        .iter()
+    let candidates = known.iter().copied().chain(
+        GUNICORN_CLASSES
+            .iter()
+            .flat_map(|gunicorn| gunicorn.names.iter().copied()),
+    );
+    let suggestion = candidates
         .map(|known| {
             (
-                strsim::levenshtein(&name.to_ascii_lowercase(), known),
-                *known,
+                strsim::levenshtein(&name.to_ascii_lowercase(), &known.to_ascii_lowercase()),
+                known,
             )
         })
-        .filter(|(distance, known)| *distance <= (known.len() / 2).max(2))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, known)| format!("; did you mean '{known}'?"))
         .unwrap_or_default();
@@ -92,18 +191,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_classes_list_the_known_and_exit_2() {
+    fn unknown_classes_list_the_known_suggest_the_nearest_and_exit_2() {
         let settings = Settings {
-            worker_class: "gevent".to_owned(),
+            worker_class: "gevnt".to_owned(),
             ..Settings::default()
         };
         let err = select(&settings).err().unwrap();
         assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
         assert!(
-            err.to_string()
-                .starts_with("unknown worker class 'gevent': known classes are"),
-            "{err}"
+            text.starts_with("unknown worker class 'gevnt': known classes are sync, gthread"),
+            "{text}"
         );
+        assert!(text.ends_with("; did you mean 'gevent'?"), "{text}");
+        let far = Settings {
+            worker_class: "asyncc".to_owned(),
+            ..Settings::default()
+        };
+        assert!(select(&far)
+            .err()
+            .unwrap()
+            .to_string()
+            .ends_with("did you mean 'async'?"));
+    }
+
+    #[test]
+    fn gunicorn_class_names_map_to_the_nearest_class_with_one_warning() {
+        for (asked, class) in [
+            ("gevent", "green"),
+            ("egg:gunicorn#gevent", "green"),
+            ("gunicorn.workers.ggevent.GeventWorker", "green"),
+            ("eventlet", "green"),
+            ("tornado", "async"),
+            ("egg:gunicorn#tornado", "async"),
+            ("uvicorn.workers.UvicornWorker", "async"),
+            ("egg:gunicorn#gthread", "gthread"),
+        ] {
+            let mut settings = Settings {
+                worker_class: asked.to_owned(),
+                ..Settings::default()
+            };
+            let warning = map_gunicorn_class(&mut settings).unwrap();
+            assert_eq!(settings.worker_class, class, "{asked}");
+            assert!(
+                warning.starts_with(&format!("-k {asked} is Gunicorn's")),
+                "{warning}"
+            );
+            assert!(warning.contains(&format!("-k {class}")), "{warning}");
+            assert!(select(&settings).is_ok(), "{asked}");
+        }
+        let mut native = Settings::default();
+        assert_eq!(map_gunicorn_class(&mut native), None);
+        let mut library = Settings {
+            worker_class: "./libx.so:Worker".to_owned(),
+            ..Settings::default()
+        };
+        assert_eq!(map_gunicorn_class(&mut library), None);
+        assert_eq!(library.worker_class, "./libx.so:Worker");
     }
 
     #[test]

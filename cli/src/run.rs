@@ -14,15 +14,30 @@ use crate::error::CliError;
 use crate::reload::{self, WithWatcher};
 use crate::settings::{reload as reread, render, resolve, system, Inputs};
 
-/// Resolves settings for a run: every source, then the system checks and
-/// Gunicorn's `--threads` rule. Returns the settings and the lines to log.
-fn settings_for_run(inputs: &Inputs) -> Result<(Settings, Vec<String>), CliError> {
+/// A line to log once the log is set up.
+enum Note {
+    Info(String),
+    Warning(String),
+}
+
+impl Note {
+    fn log(&self) {
+        match self {
+            Note::Info(line) => tracing::info!("{line}"),
+            Note::Warning(line) => tracing::warn!("{line}"),
+        }
+    }
+}
+
+/// Resolves settings for a run: every source, then the system checks,
+/// Gunicorn's worker-class names and its `--threads` rule. Returns the
+/// settings and the lines to log.
+fn settings_for_run(inputs: &Inputs) -> Result<(Settings, Vec<Note>), CliError> {
     let mut settings = reread(inputs)?;
     system::check(&settings)?;
-    let notes = classes::promote_threads(&mut settings)
-        .into_iter()
-        .collect();
-    Ok((settings, notes))
+    let mapped = classes::map_gunicorn_class(&mut settings).map(Note::Warning);
+    let promoted = classes::promote_threads(&mut settings).map(Note::Info);
+    Ok((settings, mapped.into_iter().chain(promoted).collect()))
 }
 
 fn fail(err: &CliError) -> ExitCode {
@@ -63,8 +78,8 @@ pub fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }
-    for note in notes {
-        tracing::info!("{note}");
+    for note in &notes {
+        note.log();
     }
     let hooks = match load_hooks(&settings) {
         Ok(hooks) => hooks,
@@ -111,8 +126,8 @@ fn serve(
                 settings.worker_class
             ));
         }
-        for note in notes {
-            tracing::info!("{note}");
+        for note in &notes {
+            note.log();
         }
         if crate::python::opened().is_some() {
             // Hooks see the new settings as `server.cfg`.

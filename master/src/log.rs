@@ -28,7 +28,22 @@ use crate::sys;
 /// The levels `--log-level` accepts, Gunicorn's names.
 pub const LEVELS: [&str; 5] = ["debug", "info", "warning", "error", "critical"];
 
-/// 0 debug .. 3 error; lines below it are dropped.
+/// The `tracing` target of Gunicorn's CRITICAL lines: `tracing` has no
+/// level above ERROR, so a critical line is an ERROR event with this target
+/// (see [`critical!`](crate::critical)), ranked above ERROR and shown as
+/// `[CRITICAL]`, the word alerting rules match.
+pub const CRITICAL_TARGET: &str = "runicorn::critical";
+
+/// Logs one line at Gunicorn's CRITICAL level (as `tracing::error!` takes
+/// its arguments): what the master says when it kills a hung worker.
+#[macro_export]
+macro_rules! critical {
+    ($($arg:tt)+) => {
+        ::tracing::error!(target: $crate::log::CRITICAL_TARGET, $($arg)+)
+    };
+}
+
+/// 0 debug .. 3 error, 4 critical; lines below it are dropped.
 static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
 
 /// Where lines go: `None` is stderr.
@@ -60,11 +75,12 @@ fn capture_into(file: Option<&File>) {
     }
 }
 
-fn rank(level: &Level) -> u8 {
-    match *level {
+fn rank(meta: &tracing::Metadata<'_>) -> u8 {
+    match *meta.level() {
         Level::TRACE | Level::DEBUG => 0,
         Level::INFO => 1,
         Level::WARN => 2,
+        Level::ERROR if meta.target() == CRITICAL_TARGET => 4,
         Level::ERROR => 3,
     }
 }
@@ -75,7 +91,8 @@ pub fn parse_level(value: &str) -> Result<u8, MasterError> {
         "debug" => Ok(0),
         "info" => Ok(1),
         "warning" | "warn" => Ok(2),
-        "error" | "critical" => Ok(3),
+        "error" => Ok(3),
+        "critical" => Ok(4),
         _ => Err(MasterError::BadLogLevel {
             value: value.to_owned(),
         }),
@@ -87,7 +104,7 @@ pub fn parse_level(value: &str) -> Result<u8, MasterError> {
 pub fn init(loglevel: &str, errorlog: &str) -> Result<(), MasterError> {
     configure(loglevel, errorlog)?;
     let filter = tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
-        rank(meta.level()) >= MIN_LEVEL.load(Ordering::Relaxed)
+        rank(meta) >= MIN_LEVEL.load(Ordering::Relaxed)
     });
     let layer = tracing_subscriber::fmt::layer()
         .event_format(GunicornFormat)
@@ -165,11 +182,12 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let level = match *event.metadata().level() {
-            Level::TRACE | Level::DEBUG => "DEBUG",
-            Level::INFO => "INFO",
-            Level::WARN => "WARNING",
-            Level::ERROR => "ERROR",
+        let level = match rank(event.metadata()) {
+            0 => "DEBUG",
+            1 => "INFO",
+            2 => "WARNING",
+            3 => "ERROR",
+            _ => "CRITICAL",
         };
         write!(
             writer,
@@ -255,7 +273,8 @@ mod tests {
     #[test]
     fn levels_parse() {
         assert_eq!(parse_level("WARNING").unwrap(), 2);
-        assert_eq!(parse_level("critical").unwrap(), 3);
+        assert_eq!(parse_level("error").unwrap(), 3);
+        assert_eq!(parse_level("critical").unwrap(), 4);
         assert!(parse_level("loud")
             .unwrap_err()
             .to_string()

@@ -304,6 +304,8 @@ pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> bool {
         line.contains(&format!("GET {path}")),
         "the log does not name the request: {line}"
     );
+    // Gunicorn's level: alerting rules match `[CRITICAL]`.
+    assert!(line.contains("] [CRITICAL] WORKER TIMEOUT"), "{line}");
     assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
     let outcome = client.join().expect("client thread panicked");
     assert!(

@@ -228,6 +228,38 @@ impl Launch {
         }
     }
 
+    /// Starts a server whose log level hides `Listening at:` (`--log-level
+    /// error` or `critical`) and waits until `addr`, which it binds,
+    /// accepts a connection.
+    pub fn start_at(self, addr: Addr) -> Server {
+        let mut server = self.spawn();
+        let boot = deadline(BOOT_TIMEOUT_SECS);
+        let found = wait_for(boot, || {
+            if crate::client::Stream::connect(&addr).is_ok() {
+                return Some(Ok(()));
+            }
+            match server.child.try_wait() {
+                Ok(Some(status)) => Some(Err(status)),
+                _ => None,
+            }
+        });
+        match found {
+            Some(Ok(())) => {
+                server.addrs = vec![addr];
+                server
+            }
+            Some(Err(status)) => {
+                server.reaped = Some(status);
+                let log = server.wait_log_closed();
+                panic!("runicorn exited ({status}) before listening:\n{log}");
+            }
+            None => panic!(
+                "runicorn did not accept on {addr} in {BOOT_TIMEOUT_SECS}s:\n{}",
+                server.log()
+            ),
+        }
+    }
+
     /// Starts the server and expects it to exit by itself (a boot failure)
     /// within `secs`; returns its status and everything it logged.
     pub fn expect_exit(self, secs: f64) -> Exited {

@@ -522,9 +522,14 @@ fn a_library_worker_class_recycles_after_a_panicking_app() {
 
 #[test]
 fn an_unknown_class_lists_the_built_in_ones() {
-    let exited = Launch::new(["-k", "gevent", "-b", LOCAL, "builtin:hello"]).expect_exit(30.0);
+    let exited = Launch::new(["-k", "gevnt", "-b", LOCAL, "builtin:hello"]).expect_exit(30.0);
     assert_eq!(exited.code(), 2, "{}", exited.log);
     assert!(exited.log.contains("sync"), "{}", exited.log);
+    assert!(
+        exited.log.contains("did you mean 'gevent'?"),
+        "{}",
+        exited.log
+    );
     let exited = Launch::new([
         "-k",
         "./nowhere/libnope.so:Worker",

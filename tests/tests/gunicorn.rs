@@ -9,7 +9,7 @@
 use std::io::Write as _;
 
 use runicorn_tests::scenario::answered_then_closed;
-use runicorn_tests::{deadline, Class, Conn, Response, Server};
+use runicorn_tests::{deadline, get, Addr, Class, Conn, Launch, Response, Server, LOCAL};
 
 const CHUNKED_HEAD: &str = "POST /probe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 
@@ -263,5 +263,66 @@ fn secure_scheme_headers_come_from_the_config_file() {
         // The defaults were replaced: X-Forwarded-Proto means nothing now.
         let (_, default) = echo(&server, &[("X-Forwarded-Proto", "https")]);
         assert_eq!(default["url_scheme"], "http", "{class:?}: {default}");
+    }
+}
+
+#[test]
+fn gunicorn_worker_class_names_start_the_nearest_class_with_one_warning() {
+    for (asked, class) in [
+        ("gevent", "green"),
+        ("eventlet", "green"),
+        ("egg:gunicorn#gevent", "green"),
+        ("tornado", "async"),
+        ("uvicorn.workers.UvicornWorker", "async"),
+    ] {
+        let server = Server::start(["-k", asked, "-b", LOCAL, "builtin:hello"]);
+        server.expect_log(&format!("Using worker: {class}"), 10.0);
+        let response = get(server.addr(), "/").expect("served");
+        assert_eq!(response.status, 200, "{asked}");
+        let warnings = server_log_lines(&server, "[WARNING]");
+        assert_eq!(warnings.len(), 1, "{asked}: {warnings:?}");
+        assert!(
+            warnings[0].contains(&format!("-k {asked} is Gunicorn's"))
+                && warnings[0].contains(&format!("-k {class}:")),
+            "{asked}: {}",
+            warnings[0]
+        );
+    }
+}
+
+#[test]
+fn log_level_critical_shows_the_worker_timeout_and_hides_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("critical.sock");
+    let bind = format!("unix:{}", socket.display());
+    let server = Launch::new([
+        "-b",
+        &bind,
+        "-w",
+        "1",
+        "-t",
+        "2",
+        "--log-level",
+        "critical",
+        "builtin:sleep",
+    ])
+    .start_at(Addr::Unix(socket.clone()));
+    let addr = server.addr().clone();
+    let client = std::thread::spawn(move || get(&addr, "/?ms=30000"));
+    let line = server.expect_log("WORKER TIMEOUT", 20.0);
+    assert!(line.contains("[CRITICAL]"), "{line}");
+    let _ = client.join();
+    // The timed-out worker is replaced; nothing below CRITICAL is shown,
+    // though the master logs the abort at ERROR and the boot at INFO.
+    assert!(
+        runicorn_tests::wait_until(deadline(15.0), || get(server.addr(), "/?ms=1").is_ok()),
+        "{}",
+        server.log()
+    );
+    for line in server.log().lines() {
+        assert!(
+            line.contains("[CRITICAL]"),
+            "shown at --log-level critical: {line}"
+        );
     }
 }

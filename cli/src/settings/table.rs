@@ -439,7 +439,10 @@ pub static SETTINGS: &[Setting] = &[
         arity: Arity::One,
         env_default: None,
         doc: "The concurrency model: `sync`, `gthread`, `green`, `async`, or `LIBRARY:SYMBOL` for a class in a \
-              shared library. `--threads` above 1 with `sync` selects `gthread`, as Gunicorn does.",
+              shared library. `--threads` above 1 with `sync` selects `gthread`, as Gunicorn does. Gunicorn's \
+              names start too, with one WARNING saying what differs: `gevent` and `eventlet` run as `green`, \
+              `tornado` and `uvicorn.workers.UvicornWorker` as `async` (also spelled `egg:gunicorn#gevent` \
+              or by class path).",
         apply: |settings, raw| {
             settings.worker_class = parse::text(raw)?;
             Ok(())

@@ -47,7 +47,7 @@ impl Arbiter {
                                 .to_owned()
                         }
                     };
-                    tracing::error!(
+                    crate::critical!(
                         "WORKER TIMEOUT (pid:{pid}) after {:.1}s {what}",
                         silent.as_secs_f64()
                     );
