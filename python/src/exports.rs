@@ -156,6 +156,24 @@ unsafe extern "C" fn init(options: RcStr, log: RcLogFn, error: *mut RcErrorBuf) 
     }
 }
 
+/// Run `body` attached to the interpreter with the `_runicorn` module:
+/// the preamble every entry after `init` shares.
+fn with_support<R>(
+    body: impl FnOnce(Python<'_>, &Bound<'_, PyModule>) -> Result<R, Failure>,
+) -> Result<R, Failure> {
+    if !interp::started() {
+        return Err(Failure::error(
+            "the interpreter is not started (call init first)",
+        ));
+    }
+    interp::pin_thread();
+    Python::attach(|py| {
+        let module =
+            support::module(py).map_err(|err| Failure::error(support::traceback_text(py, &err)))?;
+        body(py, module)
+    })
+}
+
 unsafe extern "C" fn load_app(spec: RcStr, out: *mut *const RcApp, error: *mut RcErrorBuf) -> i32 {
     // SAFETY: the host passes a valid error buffer, spec and out slot.
     unsafe {
@@ -163,16 +181,8 @@ unsafe extern "C" fn load_app(spec: RcStr, out: *mut *const RcApp, error: *mut R
             if out.is_null() {
                 return Err(Failure::error("null out slot"));
             }
-            if !interp::started() {
-                return Err(Failure::error(
-                    "the interpreter is not started (call init first)",
-                ));
-            }
             let spec = text_of(spec);
-            interp::pin_thread();
-            let app = Python::attach(|py| -> Result<WsgiApp, Failure> {
-                let module = support::module(py)
-                    .map_err(|err| Failure::error(support::traceback_text(py, &err)))?;
+            let app = with_support(|py, module| -> Result<WsgiApp, Failure> {
                 let app = match module.call_method1("import_app", (spec.as_str(),)) {
                     Ok(callable) => WsgiApp::new(py, &spec, callable)
                         .map_err(|err| Failure::error(support::traceback_text(py, &err)))?,
@@ -249,16 +259,8 @@ unsafe extern "C" fn load_config(
     // SAFETY: the host passes a valid error buffer, path, sink and context.
     unsafe {
         guarded(error, || {
-            if !interp::started() {
-                return Err(Failure::error(
-                    "the interpreter is not started (call init first)",
-                ));
-            }
             let path = text_of(path);
-            interp::pin_thread();
-            let json = Python::attach(|py| -> Result<String, Failure> {
-                let module = support::module(py)
-                    .map_err(|err| Failure::error(support::traceback_text(py, &err)))?;
+            let json = with_support(|py, module| -> Result<String, Failure> {
                 module
                     .call_method1("load_config", (path.as_str(),))
                     .and_then(|json| json.extract::<String>())
@@ -284,10 +286,7 @@ unsafe extern "C" fn call_hook(name: RcStr, context: RcStr, error: *mut RcErrorB
                 return Ok(());
             }
             let (name, context) = (text_of(name), text_of(context));
-            interp::pin_thread();
-            Python::attach(|py| -> Result<(), Failure> {
-                let module = support::module(py)
-                    .map_err(|err| Failure::error(support::traceback_text(py, &err)))?;
+            with_support(|py, module| {
                 module
                     .call_method1("call_hook", (name.as_str(), context.as_str()))
                     .map(drop)
