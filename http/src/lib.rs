@@ -5,16 +5,20 @@
 //! response encoding, and the keep-alive decision, so that the blocking,
 //! threaded, coroutine and async workers share one parser and one set of
 //! defences. The protocol lives in `proto/` and does no I/O and reads no
-//! clock; `driver/` holds the one blocking driver, generic over a
+//! clock: at its top, [`ConnState`], the connection state machine that is
+//! fed bytes and time and says what to do next ([`Action`]), owning every
+//! rule of a connection's life (keep-alive, pipelining, timeouts, bad
+//! requests, drain or close, lingering close, the limits). Two loops drive
+//! it and decide nothing: `driver/` holds the blocking one, generic over a
 //! [`Transport`], that the sync, gthread and green workers share; the async
-//! worker drives the same sans-IO [`Cycle`] itself. It must never depend on
-//! `master` or `app`.
+//! worker has the other. It must never depend on `master` or `app`.
 //!
 //! The pieces, in the order a request meets them: [`Limits`] (from the
-//! settings), [`parse_head_into`] into a reused [`RequestHead`] giving a
-//! [`RequestInfo`] (framing, keep-alive, `100-continue`), a [`Cycle`] per
-//! request with its [`BodyDecoder`] and [`BodyEncoder`], a [`DateCache`],
-//! and [`error_response`] for requests rejected with a [`ParseError`].
+//! settings, in a [`ConnConfig`]), [`parse_head_into`] into a reused
+//! [`RequestHead`] giving a [`RequestInfo`] (framing, keep-alive,
+//! `100-continue`), a [`Cycle`] per request with its [`BodyDecoder`] and
+//! [`BodyEncoder`], a [`DateCache`], and [`error_response`] for requests
+//! rejected with a [`ParseError`].
 #![forbid(unsafe_code)]
 
 mod driver;
@@ -22,13 +26,17 @@ mod proto;
 
 pub use proto::head;
 
-pub use driver::connection::{Connection, FLUSH_THRESHOLD};
+pub use driver::connection::{Connection, Outcome, ServeMode};
 pub use driver::exchange::Exchange;
 pub use driver::hooks::{Handler, Hooks, NoHooks, RequestDone};
-pub use driver::transport::Transport;
+pub use driver::transport::{SystemClock, Transport};
 pub use proto::body::BodyDecoder;
 pub use proto::buffer::ReadBuffer;
-pub use proto::config::{ConnConfig, Outcome, ServeMode};
+pub use proto::config::ConnConfig;
+pub use proto::conn::{
+    Action, BodyRead, Clock, ConnState, ReadWait, RequestEnd, FLUSH_THRESHOLD, LINGER_BYTES,
+    REPARSE_STEP,
+};
 pub use proto::cycle::{Cycle, CycleOptions, Finish};
 pub use proto::date::DateCache;
 pub use proto::encode::{encode_response_head, BodyEncoder, EncodedHead, ResponseContext};

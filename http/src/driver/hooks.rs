@@ -1,8 +1,6 @@
 //! What the blocking driver calls back: the app [`Handler`], and the
-//! worker's per-request [`Hooks`] (clock, last-request decision, scoreboard
-//! and access-log events).
-
-use std::time::SystemTime;
+//! worker's per-request [`Hooks`] (last-request decision, scoreboard and
+//! access-log events).
 
 use crate::driver::exchange::Exchange;
 use crate::proto::error::ParseError;
@@ -23,10 +21,6 @@ pub struct RequestDone<'a> {
 
 /// The worker's per-request hooks. Every method has a default.
 pub trait Hooks {
-    /// The time for the `Date` header (read once per request).
-    fn now(&mut self) -> SystemTime {
-        SystemTime::now()
-    }
     /// Should the request about to start be the last on this connection?
     /// (graceful shutdown, max-requests). If so its response carries
     /// `Connection: close`. Also asked before waiting for another request.

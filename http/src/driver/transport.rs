@@ -1,12 +1,17 @@
 //! The byte stream the blocking driver runs over: `Read + Write` plus the
-//! timeouts and half-close that `Read + Write` lacks. Implemented here for
-//! std's TCP and unix streams; worker crates wrap other streams (may's) in
-//! a newtype.
+//! timeouts and half-close that `Read + Write` lack ([`Transport`],
+//! implemented here for std's TCP and unix streams; worker crates wrap
+//! other streams, may's, in a newtype). [`Wire`] is a transport with the
+//! read timeout last set on it, and the two moves every blocking loop
+//! makes: one read into the connection state, one write of its output.
+//! [`SystemClock`] is the time the blocking driver feeds the state.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::proto::conn::{Clock, ConnState};
 
 /// A blocking client stream with read timeouts.
 pub trait Transport: Read + Write {
@@ -22,6 +27,70 @@ pub trait Transport: Read + Write {
     /// Close the sending half (for a lingering close). The default does nothing.
     fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The system's clocks: the blocking driver's time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A transport and the read timeout last set on it (a socket option set
+/// only when it changes, so keep-alive costs no system call per request).
+#[derive(Debug)]
+pub(crate) struct Wire<S: ?Sized> {
+    read_timeout: Option<Duration>,
+    pub(crate) stream: S,
+}
+
+impl<S: Transport> Wire<S> {
+    pub(crate) fn new(stream: S) -> Wire<S> {
+        Wire {
+            read_timeout: None,
+            stream,
+        }
+    }
+}
+
+impl<S: Transport + ?Sized> Wire<S> {
+    /// One read into `state`'s buffer, waiting at most `timeout`; the
+    /// result is for the state to judge.
+    pub(crate) fn read(
+        &mut self,
+        state: &mut ConnState,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        if self.read_timeout != timeout {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
+        self.stream.read(state.read_buf()?)
+    }
+
+    /// Write out all of `state`'s output and tell it how that went.
+    pub(crate) fn write(&mut self, state: &mut ConnState) -> io::Result<()> {
+        let output = state.output();
+        if output.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .stream
+            .write_all(output)
+            .and_then(|()| self.stream.flush());
+        match result {
+            Ok(()) => state.written(),
+            Err(_) => state.write_failed(),
+        }
+        result
     }
 }
 

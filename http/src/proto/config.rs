@@ -1,6 +1,6 @@
-//! What a worker class tells the blocking driver: [`ConnConfig`] (limits,
-//! keep-alive, timeouts, drain, linger), [`ServeMode`] (how long `serve`
-//! keeps the thread) and [`Outcome`] (why it returned).
+//! What a worker class sets for its connections: [`ConnConfig`] (limits,
+//! keep-alive, timeouts, drain, linger), the one settings type of the
+//! connection state machine whichever driver runs it.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ pub struct ConnConfig {
     /// sends `Connection: close` on every response.
     pub keep_alive: bool,
     /// `--keep-alive`: how long to wait for the next request on an idle
-    /// connection (Blocking mode; in UntilIdle mode the poller times it).
+    /// connection (a driver that parks idle connections times it itself).
     /// Zero turns keep-alive off, as `--keep-alive 0` does in Gunicorn.
     pub keepalive_timeout: Duration,
     /// The client I/O timeout: each read and write within a request, and
@@ -49,27 +49,4 @@ impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig::new(Limits::default())
     }
-}
-
-/// How long [`Connection::serve`](crate::Connection::serve) keeps the calling thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServeMode {
-    /// Serve until the connection closes, waiting between requests for up
-    /// to the keep-alive timeout (sync, green).
-    Blocking,
-    /// Read (the caller knows the stream is readable), serve every request
-    /// that arrives, and return [`Outcome::Idle`] once none is buffered
-    /// (gthread). A partly received head is waited for, within the I/O timeout.
-    UntilIdle,
-}
-
-/// Why [`Connection::serve`](crate::Connection::serve) returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing is buffered and the connection may be kept: park it and
-    /// call `serve` again when it is readable (UntilIdle mode only).
-    Idle,
-    /// The connection is finished (closed by either side, timed out, an
-    /// error, or `Connection: close`); any lingering close was done. Drop it.
-    Close,
 }

@@ -1,7 +1,6 @@
 //! One request's life, sans-IO: `100 Continue`, the body, the response and
-//! the keep-alive decision. The blocking driver ([`crate::driver::connection`]) and the
-//! async worker's driver both run a [`Cycle`] per request, so only the I/O
-//! differs between them.
+//! the keep-alive decision. The connection state machine
+//! ([`crate::ConnState`]) runs one [`Cycle`] per request.
 //!
 //! The order of calls: [`Cycle::new`] (or [`Cycle::reset`]) with the parsed
 //! head; any number of [`Cycle::take_continue`] + [`Cycle::decode_body`]

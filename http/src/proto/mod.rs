@@ -2,13 +2,15 @@
 //! I/O and no clock of its own. The request head ([`parse`] into a reused
 //! [`head::RequestHead`] under [`limits`]), body framing and the smuggling
 //! rules ([`framing`], [`body`]), whom to believe about forwarding fields
-//! ([`forwarded`]), response encoding ([`encode`], [`status`],
-//! [`date`]), one request's life ([`cycle`]) and the buffers and settings of
-//! a connection ([`buffer`], [`config`]).
+//! ([`forwarded`]), response encoding ([`encode`], [`status`], [`date`]),
+//! one request's life ([`cycle`]), and the connection state machine that
+//! owns every decision across requests ([`conn`]) with its buffer and
+//! settings ([`buffer`], [`config`]).
 
 pub(crate) mod body;
 pub(crate) mod buffer;
 pub(crate) mod config;
+pub(crate) mod conn;
 pub(crate) mod cycle;
 pub(crate) mod date;
 pub(crate) mod encode;

@@ -1,0 +1,676 @@
+//! [`ConnState`]: one client connection as a sans-IO state machine, the
+//! way hyper's `proto/h1` is one. It is fed bytes (what a read returned,
+//! whether a write went out) and time (through a [`Clock`]), and answers
+//! what to do next ([`Action`]): read more within a timeout, write the
+//! buffered output, call the app with the parsed head, pass on a rejected
+//! request, half-close for a lingering close, or close.
+//!
+//! It owns every decision of a connection's life, so the blocking driver
+//! (`driver::connection`) and the async worker's loop are a few dozen lines
+//! of moving bytes each:
+//!
+//! - **Re-parsing a partial head** only when a line ended or
+//!   [`REPARSE_STEP`] more bytes came since the last try, so a client
+//!   dripping a head a byte at a time costs work linear in its bytes (a
+//!   re-parse on every read would be quadratic).
+//! - **Keep-alive and pipelining**: every complete head buffered is served
+//!   in turn; responses are batched in one output buffer, written before the
+//!   next read (or once [`FLUSH_THRESHOLD`] bytes are waiting).
+//! - **Timeouts**: the keep-alive wait between requests, the I/O timeout
+//!   for each read within a request, and a deadline for a whole head once
+//!   its first byte came (408 after it).
+//! - **Bad requests**: a malformed or over-limit head gets its status, then
+//!   a lingering close (the output is written, the sending half shut, and the
+//!   client's unread input read and dropped for up to `linger`, at most
+//!   [`LINGER_BYTES`], so the answer is not destroyed by a TCP reset).
+//! - **After the app**: its response finished (or a 500, or the body
+//!   error's status); an unread body drained up to `max_drain` to keep the
+//!   connection, else a close, lingering when the client may still send.
+//!
+//! The order of calls: [`ConnState::poll`] until it says
+//! [`Action::Close`]. On [`Action::Serve`] the app runs against the state
+//! ([`ConnState::read_body`], [`ConnState::start_response`],
+//! [`ConnState::write_body`]), and [`ConnState::finish`] ends the request.
+
+use std::io;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::proto::buffer::ReadBuffer;
+use crate::proto::config::ConnConfig;
+use crate::proto::cycle::{Cycle, CycleOptions};
+use crate::proto::date::DateCache;
+use crate::proto::error::{ParseError, ResponseError};
+use crate::proto::framing::RequestInfo;
+use crate::proto::head::{Header, RequestHead};
+use crate::proto::parse::{parse_head_into, HeadStatus};
+use crate::proto::status::{encode_error, CONTINUE};
+
+/// Output bytes buffered before they are written out mid-response.
+pub const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Most bytes read and discarded during a lingering close.
+pub const LINGER_BYTES: usize = 1 << 20;
+/// New bytes after which a partial head is parsed again even if no line
+/// ended in them.
+pub const REPARSE_STEP: usize = 1024;
+
+/// Where a connection's time comes from: [`ConnState`] reads no clock. The
+/// monotonic time is asked for only when a deadline starts or is checked
+/// (a partial head, a lingering close), the wall time once per request.
+pub trait Clock {
+    /// Monotonic time, for deadlines.
+    fn now(&self) -> Instant;
+    /// Wall-clock time, for the `Date` header.
+    fn wall(&self) -> SystemTime;
+}
+
+/// What the driver does next, from [`ConnState::poll`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Read into [`ConnState::read_buf`] once, waiting as the [`ReadWait`]
+    /// says, and hand the result to [`ConnState::received`].
+    Read(ReadWait),
+    /// Write all of [`ConnState::output`], then call
+    /// [`ConnState::written`] (or [`ConnState::write_failed`]).
+    Write,
+    /// A request head is parsed ([`ConnState::head`]): call the app, then
+    /// [`ConnState::finish`].
+    Serve,
+    /// A request was rejected before any app saw it (for the worker's log);
+    /// its status is in the output. Poll on.
+    BadRequest(ParseError),
+    /// Shut the sending half of the stream (a lingering close begins), then
+    /// call [`ConnState::shut_down`].
+    Shutdown,
+    /// The connection is finished: drop the stream.
+    Close,
+}
+
+/// How a read asked for by [`Action::Read`] or [`BodyRead::Read`] waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadWait {
+    /// The longest this one read may wait; `None` waits for ever. A read
+    /// that times out is reported as `TimedOut` (or `WouldBlock`).
+    pub timeout: Option<Duration>,
+    /// The connection is idle between requests (a keep-alive wait): a
+    /// driver may park it instead, and a stopping worker closes it with
+    /// [`ConnState::close`] rather than reading.
+    pub idle: bool,
+}
+
+/// What [`ConnState::read_body`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRead {
+    /// This many body bytes were copied out; 0 at the end of the body.
+    Data(usize),
+    /// Write any [`ConnState::output`] out, read once as the wait says,
+    /// hand the result to [`ConnState::body_received`], and ask again.
+    Read(ReadWait),
+}
+
+/// How a request ended, from [`ConnState::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestEnd {
+    /// The status sent.
+    pub status: u16,
+    /// Response body bytes the app wrote.
+    pub body_bytes: u64,
+    /// The connection stays open for another request.
+    pub keep_alive: bool,
+    /// The request body was malformed or over its limit (its status was
+    /// sent if no response had started): a bad request for the worker's log.
+    pub body_error: Option<ParseError>,
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading and parsing request heads.
+    Head,
+    /// A request is with the app.
+    Request,
+    /// Reading and discarding the rest of an unread body.
+    Drain,
+    /// Writing out what is left, then closing (lingering or not).
+    Closing { linger: bool },
+    /// A lingering close: reading and discarding until the deadline.
+    Lingering {
+        deadline: Option<Instant>,
+        discarded: usize,
+    },
+    /// Finished.
+    Closed,
+}
+
+/// One client connection's protocol state, across requests: its buffers
+/// (with any pipelined bytes), the reused request head and [`Cycle`], the
+/// `Date` cache, and where it is in its life. No I/O, no clock.
+#[derive(Debug)]
+pub struct ConnState {
+    config: ConnConfig,
+    phase: Phase,
+    input: ReadBuffer,
+    output: Vec<u8>,
+    head: RequestHead,
+    cycle: Cycle,
+    date: DateCache,
+    /// Most bytes buffered while a head is incomplete.
+    head_cap: usize,
+    requests: u64,
+    /// The buffered bytes may hold a complete head not yet parsed.
+    parse_pending: bool,
+    /// Buffered length at the last partial parse.
+    partial_len: usize,
+    /// Heads parsed (complete or not), for the tests of the re-parse rule.
+    parses: u64,
+    /// When the head being received must be complete.
+    head_deadline: Option<Instant>,
+    /// A status to answer, decided when a read result came (which carries
+    /// no time); `poll` encodes it with the date.
+    reject_pending: Option<u16>,
+    /// A request rejected and not yet reported by `poll`.
+    rejected: Option<ParseError>,
+    /// The current request's body error, to answer if no response started.
+    body_error: Option<ParseError>,
+    /// A read or write failed during the current request: the connection
+    /// is unusable.
+    io_failed: bool,
+}
+
+impl ConnState {
+    /// A fresh connection. A zero keep-alive timeout turns keep-alive off,
+    /// as `--keep-alive 0` does in Gunicorn.
+    pub fn new(mut config: ConnConfig) -> ConnState {
+        if config.keepalive_timeout.is_zero() {
+            config.keep_alive = false;
+        }
+        ConnState {
+            config,
+            phase: Phase::Head,
+            input: ReadBuffer::new(),
+            output: Vec::new(),
+            head: RequestHead::default(),
+            cycle: Cycle::default(),
+            date: DateCache::default(),
+            head_cap: config.limits.head.saturating_add(1024),
+            requests: 0,
+            parse_pending: false,
+            partial_len: 0,
+            parses: 0,
+            head_deadline: None,
+            reject_pending: None,
+            rejected: None,
+            body_error: None,
+            io_failed: false,
+        }
+    }
+
+    /// The settings this connection runs under.
+    pub fn config(&self) -> &ConnConfig {
+        &self.config
+    }
+
+    /// What to do next.
+    pub fn poll<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
+        loop {
+            if let Some(status) = self.reject_pending.take() {
+                self.reject(status, clock);
+            }
+            if let Some(err) = self.rejected.take() {
+                return Action::BadRequest(err);
+            }
+            let action = match self.phase {
+                Phase::Head => self.poll_head(clock),
+                Phase::Request => {
+                    // The driver polled without finishing: finish now.
+                    self.finish();
+                    None
+                }
+                Phase::Drain => self.poll_drain(),
+                Phase::Closing { linger } => Some(self.poll_closing(linger)),
+                Phase::Lingering { .. } => self.poll_lingering(clock),
+                Phase::Closed => Some(Action::Close),
+            };
+            if let Some(action) = action {
+                return action;
+            }
+        }
+    }
+
+    fn poll_head<C: Clock + ?Sized>(&mut self, clock: &C) -> Option<Action> {
+        if self.output.len() >= FLUSH_THRESHOLD {
+            return Some(Action::Write);
+        }
+        if self.parse_pending && !self.input.is_empty() {
+            self.parse_pending = false;
+            self.parses += 1;
+            match parse_head_into(self.input.data(), &self.config.limits, &mut self.head) {
+                Ok(HeadStatus::Complete(info)) => {
+                    self.input.consume(info.head_len);
+                    self.parse_pending = true;
+                    self.start_request(info, clock);
+                    return Some(Action::Serve);
+                }
+                Ok(HeadStatus::Partial) => self.partial_len = self.input.len(),
+                Err(err) => {
+                    self.reject(err.status(), clock);
+                    self.rejected = Some(err);
+                    return None;
+                }
+            }
+        }
+        // More bytes are needed; what is answered goes out first.
+        if !self.output.is_empty() {
+            return Some(Action::Write);
+        }
+        if self.input.is_empty() {
+            let idle = self.requests > 0;
+            let timeout = if idle {
+                self.config.keepalive_timeout
+            } else {
+                self.config.io_timeout
+            };
+            return Some(Action::Read(ReadWait {
+                timeout: nonzero(timeout),
+                idle,
+            }));
+        }
+        // A partial head: no I/O timeout configured means no deadline either.
+        let Some(io_timeout) = nonzero(self.config.io_timeout) else {
+            return Some(Action::Read(ReadWait {
+                timeout: None,
+                idle: false,
+            }));
+        };
+        let now = clock.now();
+        let deadline = *self.head_deadline.get_or_insert(now + io_timeout);
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            self.reject(408, clock);
+            return None;
+        }
+        Some(Action::Read(ReadWait {
+            timeout: Some(left),
+            idle: false,
+        }))
+    }
+
+    fn poll_drain(&mut self) -> Option<Action> {
+        match self.cycle.drain(self.input.data()) {
+            Ok(used) => self.input.consume(used),
+            Err(_) => {
+                self.phase = Phase::Closing { linger: true };
+                return None;
+            }
+        }
+        if self.cycle.body_done() {
+            self.phase = Phase::Head;
+            return None;
+        }
+        if !self.output.is_empty() {
+            return Some(Action::Write);
+        }
+        Some(Action::Read(self.io_wait()))
+    }
+
+    fn poll_closing(&mut self, linger: bool) -> Action {
+        if !self.output.is_empty() {
+            return Action::Write;
+        }
+        if !linger {
+            self.phase = Phase::Closed;
+            return Action::Close;
+        }
+        self.phase = Phase::Lingering {
+            deadline: None,
+            discarded: 0,
+        };
+        Action::Shutdown
+    }
+
+    fn poll_lingering<C: Clock + ?Sized>(&mut self, clock: &C) -> Option<Action> {
+        let Phase::Lingering {
+            deadline,
+            discarded,
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        let now = clock.now();
+        let deadline = *deadline.get_or_insert(now + self.config.linger);
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() || *discarded >= LINGER_BYTES {
+            self.phase = Phase::Closed;
+            return Some(Action::Close);
+        }
+        self.input.consume(usize::MAX);
+        Some(Action::Read(ReadWait {
+            timeout: Some(left),
+            idle: false,
+        }))
+    }
+
+    /// Room to read into for [`Action::Read`] and [`BodyRead::Read`]; fails
+    /// with `OutOfMemory` when the buffer is full (hand that error to
+    /// [`ConnState::received`] or [`ConnState::body_received`]).
+    pub fn read_buf(&mut self) -> io::Result<&mut [u8]> {
+        self.input.spare(self.head_cap)
+    }
+
+    /// The result of the read asked for by [`Action::Read`].
+    pub fn received(&mut self, result: io::Result<usize>) {
+        match self.phase {
+            Phase::Head => self.received_head(result),
+            Phase::Drain => match result {
+                Ok(count) if count > 0 => self.input.filled(count),
+                _ => self.phase = Phase::Closing { linger: true },
+            },
+            Phase::Lingering {
+                ref mut discarded, ..
+            } => match result {
+                Ok(count) if count > 0 => {
+                    *discarded += count;
+                    self.input.filled(count);
+                }
+                _ => self.phase = Phase::Closed,
+            },
+            Phase::Request => {
+                // A driver reading on the app's behalf uses body_received.
+                let _ = self.body_received(result);
+            }
+            Phase::Closing { .. } | Phase::Closed => {}
+        }
+    }
+
+    fn received_head(&mut self, result: io::Result<usize>) {
+        match result {
+            // The client closed; a partial head gets no answer.
+            Ok(0) => self.phase = Phase::Closing { linger: false },
+            Ok(count) => {
+                let before = self.input.len();
+                if before == 0 {
+                    self.partial_len = 0;
+                }
+                self.input.filled(count);
+                let data = self.input.data();
+                if data[before..].contains(&b'\n') || data.len() >= self.partial_len + REPARSE_STEP
+                {
+                    self.parse_pending = true;
+                }
+            }
+            Err(err) if is_timeout(&err) => {
+                if self.input.is_empty() {
+                    self.phase = Phase::Closing { linger: false };
+                } else {
+                    self.reject_pending = Some(408);
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::OutOfMemory => {
+                // The buffer is full of an unfinished head.
+                let err = ParseError::HeadTooLarge {
+                    limit: self.config.limits.head,
+                };
+                self.reject_pending = Some(err.status());
+                self.rejected = Some(err);
+            }
+            Err(_) => self.phase = Phase::Closed,
+        }
+    }
+
+    /// The output waiting to be written.
+    pub fn output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// All of [`ConnState::output`] was written.
+    pub fn written(&mut self) {
+        self.output.clear();
+    }
+
+    /// Writing [`ConnState::output`] failed: the connection is unusable (a
+    /// request in progress fails; the driver reports the error to the app).
+    pub fn write_failed(&mut self) {
+        self.output.clear();
+        if self.phase == Phase::Request {
+            self.cycle.abort();
+            self.io_failed = true;
+        } else {
+            self.phase = Phase::Closed;
+        }
+    }
+
+    /// The result of the half-close asked for by [`Action::Shutdown`].
+    pub fn shut_down(&mut self, result: io::Result<()>) {
+        if result.is_err() {
+            self.phase = Phase::Closed;
+        }
+    }
+
+    /// Close without waiting for another request (a stopping worker, on an
+    /// [idle](ReadWait::idle) read). Buffered output is still written.
+    pub fn close(&mut self) {
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closing { linger: false };
+        }
+    }
+
+    /// The I/O timeout a driver puts on each write (`None`: no timeout).
+    pub fn write_timeout(&self) -> Option<Duration> {
+        nonzero(self.config.io_timeout)
+    }
+
+    /// Requests started on this connection so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Bytes received and not yet consumed (a pipelined or partial request).
+    pub fn has_buffered(&self) -> bool {
+        !self.input.is_empty()
+    }
+
+    /// True once [`ConnState::poll`] has said [`Action::Close`] or will.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Times a head was parsed, complete or not (the re-parse rule's cost).
+    pub fn parse_attempts(&self) -> u64 {
+        self.parses
+    }
+
+    fn start_request<C: Clock + ?Sized>(&mut self, info: RequestInfo, clock: &C) {
+        self.requests += 1;
+        self.head_deadline = None;
+        self.date.update(clock.wall());
+        let options = CycleOptions {
+            keep_alive: self.config.keep_alive,
+            last: !self.config.keep_alive,
+            max_drain: self.config.max_drain,
+        };
+        self.cycle
+            .reset(info, &self.head, &self.config.limits, options);
+        self.body_error = None;
+        self.io_failed = false;
+        self.phase = Phase::Request;
+    }
+
+    /// Answer `status` before (or instead of) any app, then close lingering.
+    fn reject<C: Clock + ?Sized>(&mut self, status: u16, clock: &C) {
+        self.date.update(clock.wall());
+        encode_error(&mut self.output, status, Some(self.date.as_bytes()));
+        self.phase = Phase::Closing { linger: true };
+    }
+
+    fn io_wait(&self) -> ReadWait {
+        ReadWait {
+            timeout: nonzero(self.config.io_timeout),
+            idle: false,
+        }
+    }
+}
+
+/// The request in progress, as the app sees it.
+impl ConnState {
+    /// The request line and header fields.
+    pub fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
+    /// Copy request body bytes into `buf`, or say what must be read first.
+    /// The first call queues `100 Continue` when the client asked for it. A
+    /// malformed or over-limit body fails with `InvalidData` (and its status
+    /// is answered if no response started).
+    pub fn read_body(&mut self, buf: &mut [u8]) -> io::Result<BodyRead> {
+        if buf.is_empty() || self.cycle.body_done() {
+            return Ok(BodyRead::Data(0));
+        }
+        if let Some(err) = &self.body_error {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, err.clone()));
+        }
+        if self.cycle.take_continue() {
+            self.output.extend_from_slice(CONTINUE);
+        }
+        if !self.input.is_empty() {
+            match self.cycle.decode_body(self.input.data(), buf.len()) {
+                Ok((used, data)) => {
+                    let count = data.len();
+                    buf[..count].copy_from_slice(data);
+                    self.input.consume(used);
+                    if count > 0 || self.cycle.body_done() {
+                        return Ok(BodyRead::Data(count));
+                    }
+                }
+                Err(err) => {
+                    self.body_error = Some(err.clone());
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+                }
+            }
+        }
+        if self.cycle.body_done() {
+            return Ok(BodyRead::Data(0));
+        }
+        Ok(BodyRead::Read(self.io_wait()))
+    }
+
+    /// The result of the read asked for by [`BodyRead::Read`]. An error is
+    /// the app's to see: a client that closed early is `UnexpectedEof`, a
+    /// slow one `TimedOut`; either ends the connection after this request.
+    pub fn body_received(&mut self, result: io::Result<usize>) -> io::Result<()> {
+        match result {
+            Ok(0) => {
+                let err = ParseError::IncompleteBody;
+                self.body_error = Some(err.clone());
+                self.cycle.abort();
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, err))
+            }
+            Ok(count) => {
+                self.input.filled(count);
+                Ok(())
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(err) => {
+                self.cycle.abort();
+                self.io_failed = true;
+                Err(err)
+            }
+        }
+    }
+
+    /// Trailer fields of a chunked body, once the body has been read to its end.
+    pub fn trailers(&self) -> &[Header] {
+        self.cycle.trailers()
+    }
+
+    /// Start the response. `Content-Length` among `headers` fixes the
+    /// framing; without it a 1.1 response is chunked. Hop-by-hop fields are
+    /// dropped; invalid names or values are refused with `InvalidInput`.
+    pub fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        self.cycle
+            .start_response(&mut self.output, status, headers, self.date.as_bytes())
+            .map_err(invalid_input)
+    }
+
+    /// Encode response body bytes (after `start_response`); true when the
+    /// output should be written out now.
+    pub fn write_body(&mut self, data: &[u8]) -> io::Result<bool> {
+        self.cycle
+            .write_body(&mut self.output, data)
+            .map_err(invalid_input)?;
+        Ok(self.output.len() >= FLUSH_THRESHOLD)
+    }
+
+    /// True once a final response has been started.
+    pub fn response_started(&self) -> bool {
+        self.cycle.response_started()
+    }
+
+    /// True once the whole request body has been read (or there was none).
+    pub fn body_done(&self) -> bool {
+        self.cycle.body_done()
+    }
+
+    /// The app failed after its response started: the body is cut short,
+    /// so it is not ended as if complete (no last chunk), and the connection
+    /// closes after what was written. The client sees a truncated response,
+    /// never a complete-looking one.
+    pub fn fail_response(&mut self) {
+        self.cycle.fail_response();
+    }
+
+    /// Close the connection after this request (the worker is stopping or
+    /// reached max-requests, or the app panicked). Effective until the
+    /// response starts.
+    pub fn close_after(&mut self) {
+        self.cycle.set_last();
+    }
+
+    /// The app returned: end the response (a 500 if none started, the body
+    /// error's status if one came first) and decide what the connection
+    /// does next: serve the next request, drain the unread body first, or
+    /// close (lingering when the client may still be sending).
+    pub fn finish(&mut self) -> RequestEnd {
+        let body_error = self.body_error.take();
+        let finish = match &body_error {
+            Some(err) => self.cycle.fail(&mut self.output, err, self.date.as_bytes()),
+            None => self.cycle.finish(&mut self.output, self.date.as_bytes()),
+        };
+        self.phase = if self.io_failed {
+            Phase::Closed
+        } else if !finish.keep_alive {
+            Phase::Closing {
+                linger: !self.cycle.body_done(),
+            }
+        } else if finish.drain {
+            Phase::Drain
+        } else {
+            Phase::Head
+        };
+        RequestEnd {
+            status: finish.status,
+            body_bytes: finish.body_bytes,
+            keep_alive: finish.keep_alive && !self.io_failed,
+            body_error,
+        }
+    }
+}
+
+/// A duration, `None` when zero (zero means no timeout in the settings).
+fn nonzero(duration: Duration) -> Option<Duration> {
+    Some(duration).filter(|duration| !duration.is_zero())
+}
+
+/// A read timeout, as std reports it on each platform (and tokio as `TimedOut`).
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn invalid_input(err: ResponseError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, err)
+}
+
+#[cfg(test)]
+mod tests;

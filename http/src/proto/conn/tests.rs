@@ -1,0 +1,522 @@
+//! The connection state machine on its own: bytes and a fake clock in,
+//! actions and output bytes asserted. No stream, no thread, no real time.
+
+use std::cell::Cell;
+use std::io;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::proto::limits::Limits;
+
+/// A clock the test moves by hand.
+struct FakeClock {
+    now: Cell<Instant>,
+}
+
+impl FakeClock {
+    fn new() -> FakeClock {
+        FakeClock {
+            now: Cell::new(Instant::now()),
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        self.now.set(self.now.get() + by);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    fn wall(&self) -> SystemTime {
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        UNIX_EPOCH + Duration::from_secs(784_111_777)
+    }
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// The defaults, spelled out because the tests count on them.
+fn config() -> ConnConfig {
+    ConnConfig {
+        keepalive_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(30),
+        linger: Duration::from_secs(1),
+        ..ConnConfig::default()
+    }
+}
+
+/// Hands `bytes` to the state as one read would (they must fit its buffer).
+fn feed(state: &mut ConnState, bytes: &[u8]) {
+    let buf = state.read_buf().unwrap();
+    assert!(buf.len() >= bytes.len(), "the read buffer has room");
+    buf[..bytes.len()].copy_from_slice(bytes);
+    state.received(Ok(bytes.len()));
+}
+
+/// Takes (and marks written) what the state wants to write.
+fn take_output(state: &mut ConnState) -> String {
+    let text = String::from_utf8_lossy(state.output()).into_owned();
+    state.written();
+    text
+}
+
+/// The app: a 5-byte response.
+fn hello(state: &mut ConnState) {
+    state
+        .start_response(200, &[("Content-Length", b"5")])
+        .unwrap();
+    assert!(!state.write_body(b"hello").unwrap());
+}
+
+fn read_wait(timeout: Option<Duration>, idle: bool) -> Action {
+    Action::Read(ReadWait { timeout, idle })
+}
+
+#[test]
+fn a_request_is_served_written_and_then_the_connection_waits_idle() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    // A fresh connection waits for its first request within the I/O timeout.
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(30)), false)
+    );
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    assert_eq!(state.head().target, "/");
+    hello(&mut state);
+    let end = state.finish();
+    assert_eq!((end.status, end.body_bytes, end.keep_alive), (200, 5, true));
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    assert!(output.starts_with("HTTP/1.1 200 OK\r\n"), "{output}");
+    assert!(
+        output.contains("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+        "the date comes from the clock: {output}"
+    );
+    assert!(output.ends_with("\r\n\r\nhello"), "{output}");
+    // Between requests: the keep-alive wait, marked idle.
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(2)), true)
+    );
+    // The keep-alive timeout passes: closed without a word.
+    state.received(Err(io::ErrorKind::WouldBlock.into()));
+    assert_eq!(state.poll(&clock), Action::Close);
+    assert!(state.output().is_empty());
+    assert_eq!(state.requests(), 1);
+}
+
+#[test]
+fn pipelined_requests_are_served_in_turn_and_written_in_one_batch() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(
+        &mut state,
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTT",
+    );
+    for target in ["/1", "/2"] {
+        assert_eq!(state.poll(&clock), Action::Serve);
+        assert_eq!(state.head().target, target);
+        hello(&mut state);
+        state.finish();
+    }
+    // The third head is partial: both answers go out before reading more.
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert_eq!(take_output(&mut state).matches("200 OK").count(), 2);
+    assert!(matches!(
+        state.poll(&clock),
+        Action::Read(ReadWait { idle: false, .. })
+    ));
+    feed(&mut state, b"P/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(state.poll(&clock), Action::Serve);
+    assert_eq!(state.head().target, "/3");
+}
+
+#[test]
+fn a_head_dripped_a_byte_at_a_time_is_parsed_a_linear_number_of_times() {
+    // About 60 KiB of head in ten 6,000-byte fields (under the 8,190-byte
+    // field limit and the 64 KiB head cap), sent one byte per read.
+    let value = "v".repeat(6000);
+    let mut request = String::from("GET /slow HTTP/1.1\r\nHost: x\r\n");
+    for index in 0..10 {
+        request.push_str(&format!("X-Field-{index}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let bytes = request.as_bytes();
+    assert!(bytes.len() > 60_000);
+    let lines = bytes.iter().filter(|&&byte| byte == b'\n').count();
+
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    let mut actions = 0;
+    for byte in bytes {
+        assert!(
+            matches!(state.poll(&clock), Action::Read(_)),
+            "more bytes are asked for until the head ends"
+        );
+        feed(&mut state, std::slice::from_ref(byte));
+        actions += 1;
+    }
+    assert_eq!(state.poll(&clock), Action::Serve);
+    assert_eq!(state.head().headers.len(), 11);
+    assert_eq!(actions, bytes.len());
+    // One parse per line ended and one per REPARSE_STEP bytes without one:
+    // about 75 here, where parsing on every read would be 60,000 parses of
+    // up to 60 KiB each.
+    let bound = (bytes.len() / REPARSE_STEP + lines + 1) as u64;
+    assert!(
+        state.parse_attempts() <= bound,
+        "{} parses for {} bytes (bound {bound})",
+        state.parse_attempts(),
+        bytes.len()
+    );
+}
+
+#[test]
+fn a_flood_without_line_ends_is_refused_within_one_step_of_its_limit() {
+    let limits = Limits::from_settings(4094, 100, 100, 1 << 20);
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(ConnConfig::new(limits));
+    let flood = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}", "v".repeat(4000));
+    let mut fed = 0;
+    let err = loop {
+        match state.poll(&clock) {
+            Action::Read(_) => {
+                feed(&mut state, &flood.as_bytes()[fed..=fed]);
+                fed += 1;
+            }
+            Action::BadRequest(err) => break err,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(err.status(), 431);
+    assert!(fed <= 100 + 30 + REPARSE_STEP, "refused after {fed} bytes");
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 431 "));
+}
+
+#[test]
+fn a_bad_request_is_reported_answered_and_closed_lingering() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(
+        &mut state,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    );
+    let Action::BadRequest(err) = state.poll(&clock) else {
+        panic!("the request is rejected");
+    };
+    assert_eq!(err, ParseError::DuplicateContentLength);
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    assert!(
+        output.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{output}"
+    );
+    assert!(output.contains("Connection: close\r\n"), "{output}");
+    // The lingering close: half-close, then read and drop for up to 1 s.
+    assert_eq!(state.poll(&clock), Action::Shutdown);
+    state.shut_down(Ok(()));
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(1)), false)
+    );
+    clock.advance(Duration::from_millis(600));
+    feed(&mut state, b"more of what the client was sending");
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_millis(400)), false)
+    );
+    assert!(!state.has_buffered(), "lingering input is dropped");
+    clock.advance(Duration::from_millis(400));
+    assert_eq!(state.poll(&clock), Action::Close);
+    assert!(state.is_closed());
+    assert_eq!(state.requests(), 0, "no app saw it");
+}
+
+#[test]
+fn a_lingering_close_ends_at_the_clients_end_of_stream() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, b"\x01\r\n\r\n");
+    assert!(matches!(state.poll(&clock), Action::BadRequest(_)));
+    assert_eq!(state.poll(&clock), Action::Write);
+    state.written();
+    assert_eq!(state.poll(&clock), Action::Shutdown);
+    state.shut_down(Ok(()));
+    assert!(matches!(state.poll(&clock), Action::Read(_)));
+    state.received(Ok(0));
+    assert_eq!(state.poll(&clock), Action::Close);
+}
+
+#[test]
+fn a_head_not_complete_by_its_deadline_gets_408() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, b"GET / HTTP/1.1\r\n");
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(30)), false)
+    );
+    // The deadline runs from the head's first wait, across reads.
+    clock.advance(Duration::from_secs(20));
+    feed(&mut state, b"Host: x\r\n");
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(10)), false)
+    );
+    clock.advance(Duration::from_secs(10));
+    feed(&mut state, b"X-Late: 1\r\n");
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 408 "));
+    assert_eq!(state.poll(&clock), Action::Shutdown);
+
+    // A read that times out on a partial head says the same.
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, b"GET / HTTP/1.1\r\n");
+    state.poll(&clock);
+    state.received(Err(io::ErrorKind::TimedOut.into()));
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 408 "));
+}
+
+#[test]
+fn without_an_io_timeout_a_partial_head_has_no_deadline() {
+    let clock = FakeClock::new();
+    let mut config = config();
+    config.io_timeout = Duration::ZERO;
+    let mut state = ConnState::new(config);
+    assert_eq!(state.poll(&clock), read_wait(None, false));
+    feed(&mut state, b"GET / HTTP/1.1\r\n");
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(state.poll(&clock), read_wait(None, false));
+    assert_eq!(state.write_timeout(), None);
+}
+
+#[test]
+fn a_small_unread_body_is_drained_and_the_next_request_served() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(
+        &mut state,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234",
+    );
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    let end = state.finish();
+    assert!(end.keep_alive, "10 bytes can be drained");
+    // The answer goes out, then the rest of the body is read and dropped.
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(!take_output(&mut state).contains("Connection: close"));
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(30)), false)
+    );
+    feed(&mut state, b"56789GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(state.poll(&clock), Action::Serve);
+    assert_eq!(state.head().target, "/next");
+}
+
+#[test]
+fn a_large_unread_body_closes_the_connection_lingering() {
+    let clock = FakeClock::new();
+    let mut config = config();
+    config.max_drain = 2;
+    let mut state = ConnState::new(config);
+    state.poll(&clock);
+    feed(
+        &mut state,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbo",
+    );
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    assert!(!state.finish().keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).contains("Connection: close\r\n"));
+    assert_eq!(state.poll(&clock), Action::Shutdown);
+}
+
+#[test]
+fn the_body_is_read_through_the_state_with_100_continue_first() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(
+        &mut state,
+        b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert_eq!(state.poll(&clock), Action::Serve);
+    let mut buf = [0u8; 16];
+    let BodyRead::Read(wait) = state.read_body(&mut buf).unwrap() else {
+        panic!("nothing of the body is buffered yet");
+    };
+    assert_eq!(wait.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(state.output(), CONTINUE, "written before the read");
+    state.written();
+    let spare = state.read_buf().unwrap();
+    spare[..5].copy_from_slice(b"hello");
+    state.body_received(Ok(5)).unwrap();
+    assert_eq!(state.read_body(&mut buf).unwrap(), BodyRead::Data(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(state.read_body(&mut buf).unwrap(), BodyRead::Data(0));
+    assert!(state.body_done());
+    hello(&mut state);
+    assert!(state.finish().keep_alive);
+}
+
+#[test]
+fn a_client_gone_mid_body_fails_the_read_and_the_request_gets_400() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(
+        &mut state,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe",
+    );
+    assert_eq!(state.poll(&clock), Action::Serve);
+    let mut buf = [0u8; 16];
+    assert_eq!(state.read_body(&mut buf).unwrap(), BodyRead::Data(2));
+    assert!(matches!(
+        state.read_body(&mut buf).unwrap(),
+        BodyRead::Read(_)
+    ));
+    let err = state.body_received(Ok(0)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    let end = state.finish();
+    assert_eq!(end.status, 400);
+    assert_eq!(end.body_error, Some(ParseError::IncompleteBody));
+    assert!(!end.keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 400 "));
+}
+
+#[test]
+fn an_app_that_answers_nothing_gets_500_and_a_close() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    let end = state.finish();
+    assert_eq!((end.status, end.keep_alive), (500, false));
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 500 "));
+    assert_eq!(state.poll(&clock), Action::Close);
+}
+
+#[test]
+fn a_failed_write_during_a_request_ends_the_connection_unflushed() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    state.write_failed();
+    let end = state.finish();
+    assert!(!end.keep_alive);
+    assert_eq!(state.poll(&clock), Action::Close);
+}
+
+#[test]
+fn the_last_request_says_close_and_keep_alive_zero_turns_it_off() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    state.close_after();
+    hello(&mut state);
+    assert!(!state.finish().keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).contains("Connection: close\r\n"));
+    assert_eq!(state.poll(&clock), Action::Close);
+
+    let mut config = config();
+    config.keepalive_timeout = Duration::ZERO;
+    let mut state = ConnState::new(config);
+    state.poll(&clock);
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    assert!(!state.finish().keep_alive);
+    assert!(String::from_utf8_lossy(state.output()).contains("Connection: close\r\n"));
+}
+
+#[test]
+fn a_stopping_worker_closes_an_idle_connection() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, GET);
+    state.poll(&clock);
+    hello(&mut state);
+    state.finish();
+    // The answer still goes out; then no lingering (the client sent nothing).
+    state.close();
+    assert_eq!(state.poll(&clock), Action::Write);
+    state.written();
+    assert_eq!(state.poll(&clock), Action::Close);
+}
+
+#[test]
+fn a_head_that_fills_the_buffer_gets_431() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    state.received(Err(io::ErrorKind::OutOfMemory.into()));
+    let Action::BadRequest(err) = state.poll(&clock) else {
+        panic!("a full buffer is a bad request");
+    };
+    assert_eq!(err.status(), 431);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 431 "));
+}
+
+#[test]
+fn a_large_pipelined_batch_is_written_before_the_next_request() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, &GET.repeat(2));
+    assert_eq!(state.poll(&clock), Action::Serve);
+    state.start_response(200, &[]).unwrap();
+    let big = vec![b'x'; FLUSH_THRESHOLD];
+    assert!(state.write_body(&big).unwrap(), "time to write out");
+    state.finish();
+    assert_eq!(state.poll(&clock), Action::Write);
+    state.written();
+    assert_eq!(state.poll(&clock), Action::Serve);
+}
+
+#[test]
+fn a_response_the_app_failed_mid_body_is_cut_short_and_closed() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    state.start_response(200, &[]).unwrap();
+    state.write_body(b"partial").unwrap();
+    state.fail_response();
+    let end = state.finish();
+    assert!(!end.keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    assert!(
+        output.contains("Transfer-Encoding: chunked\r\n"),
+        "{output}"
+    );
+    assert!(!output.ends_with("0\r\n\r\n"), "no last chunk: {output}");
+    assert_eq!(state.poll(&clock), Action::Close);
+}
