@@ -52,7 +52,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     fn head(&self) -> &RequestHead {
-        &self.exchange.head
+        self.exchange.state.head()
     }
 
     fn peer(&self) -> &str {
@@ -79,7 +79,7 @@ where
     }
 
     fn trailers(&self) -> &[Header] {
-        self.exchange.cycle.trailers()
+        self.exchange.state.trailers()
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
@@ -90,7 +90,7 @@ where
         match self.exchange.write_buffered(data) {
             Ok(false) => Box::pin(Buffered),
             Ok(true) => Box::pin(async move {
-                let result = self.exchange.flush_for_app().await;
+                let result = self.exchange.flush().await;
                 noted(self.exchange, result)
             }),
             Err(err) => Box::pin(std::future::ready(Err(err))),
@@ -113,7 +113,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn head(&self) -> &RequestHead {
-        &self.exchange.head
+        self.exchange.state.head()
     }
 
     fn peer(&self) -> &str {
@@ -138,7 +138,7 @@ where
     }
 
     fn trailers(&self) -> &[Header] {
-        self.exchange.cycle.trailers()
+        self.exchange.state.trailers()
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
@@ -153,7 +153,7 @@ where
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let result = self.handle.block_on(self.exchange.flush_for_app());
+        let result = self.handle.block_on(self.exchange.flush());
         noted(self.exchange, result)
     }
 
@@ -173,7 +173,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn head(&self) -> &RequestHead {
-        &self.exchange.head
+        self.exchange.state.head()
     }
 
     fn peer(&self) -> &str {
@@ -193,21 +193,12 @@ where
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let decoded = self.exchange.decode_buffered(buf);
-        match noted(self.exchange, decoded)? {
-            Some(count) => Ok(count),
-            None => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "inline sync apps read only body bytes already received",
-            )),
-        }
+        let result = self.exchange.read_buffered(buf);
+        noted(self.exchange, result)
     }
 
     fn trailers(&self) -> &[Header] {
-        self.exchange.cycle.trailers()
+        self.exchange.state.trailers()
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {

@@ -1,27 +1,19 @@
-//! The async connection driver: one task per connection, over the `http`
-//! crate's sans-IO parser and [`runicorn_http::Cycle`].
-//!
-//! The loop, top to bottom: parse every complete head buffered (pipelined
-//! requests are answered one after the other, their responses coalesced in
-//! the output buffer); when more bytes are needed, write the buffered
-//! responses out in one write, then read, bounded by the keep-alive timeout
-//! between requests or the head deadline within one. Between requests an
-//! idle connection also wakes on a graceful stop and closes. Errors before
-//! any app get their status and a lingering close.
+//! The async worker's connection loop: one task per connection, doing
+//! what the `http` crate's [`runicorn_http::ConnState`] says (read within a
+//! timeout, write its output, call the app, half-close, close) and deciding
+//! nothing about HTTP. What it adds is the async I/O: one lazily moved timer
+//! per connection for every read's timeout, and an idle keep-alive wait
+//! that also wakes when this runtime stops, closing the connection.
 
 use std::rc::Rc;
-use std::time::SystemTime;
 
-use runicorn_http::{encode_error, parse_head_into, HeadStatus, ParseError};
+use runicorn_http::{Action, ParseError, SystemClock};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::exchange::Exchange;
 use crate::request;
 use crate::shared::Local;
-
-/// Most bytes read and discarded during a lingering close.
-const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves one connection until it closes.
 pub(crate) async fn serve<S>(exchange: Exchange<S>, local: Rc<Local>)
@@ -37,116 +29,56 @@ where
     // One timer per connection, moved lazily: a later deadline does not
     // re-arm it; when it fires early it is re-armed to the deadline then in
     // force. So keep-alive costs no timer operation per request.
-    let timer = tokio::time::sleep_until(Instant::now() + exchange.config.io_timeout);
+    let timer = tokio::time::sleep_until(Instant::now() + exchange.state.config().io_timeout);
     tokio::pin!(timer);
-    let mut requests: u64 = 0;
-    let mut parse_pending = false;
-    let mut head_started: Option<Instant> = None;
     let mut line = String::new();
     loop {
-        if parse_pending && !exchange.input.is_empty() {
-            parse_pending = false;
-            let parsed = {
-                let exchange = &mut *exchange;
-                parse_head_into(
-                    exchange.input.data(),
-                    &exchange.config.limits,
-                    &mut exchange.head,
-                )
-            };
-            match parsed {
-                Ok(HeadStatus::Complete(info)) => {
-                    exchange.input.consume(info.head_len);
-                    parse_pending = true;
-                    head_started = None;
-                    requests += 1;
-                    match request::run(exchange, info, &local.shared, &mut line).await {
-                        Some(kept) => exchange = kept,
-                        None => return,
-                    }
+        match exchange.state.poll(&SystemClock) {
+            Action::Read(wait) => {
+                if wait.idle && (local.is_stopping() || !local.shared.shutdown.is_running()) {
+                    exchange.state.close();
                     continue;
                 }
-                Ok(HeadStatus::Partial) => {}
-                Err(err) => {
-                    bad_request(&exchange, &err);
-                    reject(&mut exchange, err.status()).await;
-                    return;
+                let deadline = wait.timeout.map(|timeout| Instant::now() + timeout);
+                if let Some(deadline) = deadline.filter(|&deadline| deadline < timer.deadline()) {
+                    timer.as_mut().reset(deadline);
+                }
+                let woke = loop {
+                    let woke = tokio::select! {
+                        biased;
+                        read = exchange.read_some() => Wake::Read(read),
+                        () = &mut stopped, if wait.idle => Wake::Stop,
+                        () = timer.as_mut(), if deadline.is_some() => Wake::Timer,
+                    };
+                    match (woke, deadline) {
+                        (Wake::Timer, Some(deadline)) if Instant::now() < deadline => {
+                            timer.as_mut().reset(deadline);
+                        }
+                        (woke, _) => break woke,
+                    }
+                };
+                match woke {
+                    Wake::Read(result) => exchange.state.received(result),
+                    Wake::Stop => exchange.state.close(),
+                    Wake::Timer => exchange
+                        .state
+                        .received(Err(std::io::ErrorKind::TimedOut.into())),
                 }
             }
-        }
-
-        // More bytes are needed.
-        let between_requests = exchange.input.is_empty();
-        let now = Instant::now();
-        let deadline = if between_requests {
-            if requests > 0 && (local.is_stopping() || !local.shared.shutdown.is_running()) {
-                close(&mut exchange, false).await;
-                return;
+            Action::Write => {
+                // A failure is the state's to judge; it closes.
+                let _ = exchange.flush().await;
             }
-            let wait = if requests > 0 {
-                exchange.config.keepalive
-            } else {
-                exchange.config.io_timeout
-            };
-            now + wait
-        } else {
-            let deadline = *head_started.get_or_insert(now) + exchange.config.io_timeout;
-            if now >= deadline {
-                reject(&mut exchange, 408).await;
-                return;
+            Action::Serve => match request::run(exchange, &local.shared, &mut line).await {
+                Some(kept) => exchange = kept,
+                None => return,
+            },
+            Action::BadRequest(err) => bad_request(&exchange.peer, &err),
+            Action::Shutdown => {
+                let result = exchange.stream.shutdown().await;
+                exchange.state.shut_down(result);
             }
-            deadline
-        };
-        // Batched writes: every response answered so far goes out in one
-        // write, only now that no complete request is buffered.
-        if exchange.flush().await.is_err() {
-            return;
-        }
-        if deadline < timer.deadline() {
-            timer.as_mut().reset(deadline);
-        }
-        let idle = between_requests && requests > 0;
-        let read = loop {
-            let woke = tokio::select! {
-                biased;
-                read = exchange.read_some() => Wake::Read(read),
-                () = &mut stopped, if idle => Wake::Stop,
-                () = timer.as_mut() => Wake::Timer,
-            };
-            match woke {
-                Wake::Read(read) => break read,
-                Wake::Stop => {
-                    close(&mut exchange, false).await;
-                    return;
-                }
-                Wake::Timer if Instant::now() >= deadline => {
-                    break Err(std::io::ErrorKind::TimedOut.into());
-                }
-                Wake::Timer => timer.as_mut().reset(deadline),
-            }
-        };
-        match read {
-            Ok(0) => {
-                // The client closed; a partial head gets no answer.
-                close(&mut exchange, false).await;
-                return;
-            }
-            Ok(_) => parse_pending = true,
-            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {
-                if between_requests {
-                    close(&mut exchange, false).await;
-                } else {
-                    reject(&mut exchange, 408).await;
-                }
-                return;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) if err.kind() == std::io::ErrorKind::OutOfMemory => {
-                // The head outgrew the buffer's cap without ending.
-                reject(&mut exchange, 431).await;
-                return;
-            }
-            Err(_) => return,
+            Action::Close => return,
         }
     }
 }
@@ -158,45 +90,7 @@ enum Wake {
     Timer,
 }
 
-fn bad_request<S>(exchange: &Exchange<S>, err: &ParseError) {
-    let peer = if exchange.peer.is_empty() {
-        "unix socket"
-    } else {
-        &exchange.peer
-    };
+fn bad_request(peer: &str, err: &ParseError) {
+    let peer = if peer.is_empty() { "unix socket" } else { peer };
     tracing::debug!("Invalid request from ip={peer}: {err}");
-}
-
-/// Answers `status` before (or instead of) any app, then closes lingering.
-pub(crate) async fn reject<S>(exchange: &mut Exchange<S>, status: u16)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    exchange.date.update(SystemTime::now());
-    let date = *exchange.date.fixed();
-    encode_error(&mut exchange.output, status, Some(&date));
-    close(exchange, true).await;
-}
-
-/// Flushes, then closes; with a lingering close when the client may still
-/// be sending (unread input must not turn the answer into a reset).
-pub(crate) async fn close<S>(exchange: &mut Exchange<S>, linger: bool)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if exchange.flush().await.is_err() || !linger {
-        return;
-    }
-    if exchange.stream.shutdown().await.is_err() {
-        return;
-    }
-    let deadline = Instant::now() + exchange.config.linger;
-    let mut discarded = 0;
-    while discarded < LINGER_BYTES {
-        exchange.input.consume(usize::MAX);
-        match exchange.read_more(deadline).await {
-            Ok(0) | Err(_) => break,
-            Ok(count) => discarded += count,
-        }
-    }
 }

@@ -1,19 +1,20 @@
 //! The `async` worker class (Gunicorn users know it as `uvicorn.workers.UvicornWorker`): in each
 //! forked worker, one tokio `current_thread` runtime per `--threads` (default 1), each on its own
-//! thread and sharing the inherited listeners; one task per connection driven over the `http`
-//! crate's sans-IO parser and cycle (no second parser); a semaphore of `--worker-connections`
-//! permits taken *before* accept, so a full worker leaves clients in the kernel's queue for its
-//! siblings; accept errors such as EMFILE back off (10 ms doubling to 1 s) instead of spinning.
-//! Apps with an async entry are awaited on the runtime, their sleeps tokio timers. Sync apps run on
-//! a bounded blocking pool, `--blocking-threads` (default 40, shared out between the runtimes): 40
-//! is AnyIO's default thread limiter, the pool in which Starlette and FastAPI run sync endpoints,
-//! so an app moved from there sees the same concurrency for blocking code; the connection is handed
-//! to the pool thread and its waits are the runtime's I/O driven with `Handle::block_on`, so a sync
-//! app never stalls the event loop. Keep-alive, a head deadline, pipelining with one write per
-//! batch of responses, a heartbeat from each runtime's tick task that beats only while every
-//! runtime ticks (a stuck runtime thread stops it, and the master's timeout log names the request),
-//! `--max-requests` (+ jitter), graceful TERM within `--graceful-timeout`, quick INT/QUIT, exit
-//! when the master dies, and a panicking app recycles the worker after its 500. Test-only: with
+//! thread and sharing the inherited listeners; one task per connection, a loop that does what the
+//! `http` crate's sans-IO connection state machine says (no second parser, no rule of its own); a
+//! semaphore of `--worker-connections` permits taken *before* accept, so a full worker leaves
+//! clients in the kernel's queue for its siblings; accept errors such as EMFILE back off (10 ms
+//! doubling to 1 s) instead of spinning. Apps with an async entry are awaited on the runtime, their
+//! sleeps tokio timers. Sync apps run on a bounded blocking pool, `--blocking-threads` (default 40,
+//! shared out between the runtimes): 40 is AnyIO's default thread limiter, the pool in which
+//! Starlette and FastAPI run sync endpoints, so an app moved from there sees the same concurrency
+//! for blocking code; the connection is handed to the pool thread and its waits are the runtime's
+//! I/O driven with `Handle::block_on`, so a sync app never stalls the event loop. Keep-alive, a
+//! head deadline, pipelining with one write per batch of responses (all decided by the state
+//! machine), a heartbeat from each runtime's tick task that beats only while every runtime ticks (a
+//! stuck runtime thread stops it, and the master's timeout log names the request), `--max-requests`
+//! (+ jitter), graceful TERM within `--graceful-timeout`, quick INT/QUIT, exit when the master
+//! dies, and a panicking app recycles the worker after its 500. Test-only: with
 //! `RUNICORN_ASYNC_INLINE_SYNC=1` in its environment a worker calls a sync app on the runtime
 //! thread itself (bodies only from bytes already received, the response buffered whole), which is
 //! how the tests show a stuck runtime being caught by the heartbeat; never use it to serve. This

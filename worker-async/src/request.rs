@@ -1,6 +1,9 @@
-//! One request on a connection: reset the cycle, claim a scoreboard lane,
-//! call the app the way it wants to be called, finish the response, and
-//! decide whether the connection is kept (draining an unread body if so).
+//! One request on a connection, as the worker sees it: claim a scoreboard
+//! lane, count it toward `--max-requests`, read what a trusted front end's
+//! forwarding fields say, call the app the way it wants to be called, and
+//! log what went wrong. What the connection does next (keep it, drain an
+//! unread body, close) is the connection state's decision, made in
+//! `ConnState::finish`.
 //!
 //! The app is called one of three ways (see [`crate::call`]): its async
 //! entry awaited on this task; its sync entry on the runtime's blocking
@@ -9,63 +12,51 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use runicorn_app::blocking::panic_message;
 use runicorn_app::{App, AppError};
-use runicorn_http::{CycleOptions, RequestInfo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
-use tokio::time::Instant;
 
 use crate::call::{BlockingCall, CatchUnwind, InlineCall, TaskCall};
-use crate::driver::close;
-use crate::exchange::{Exchange, FLUSH_THRESHOLD};
+use crate::exchange::Exchange;
 use crate::shared::Shared;
 
-/// Serves the request whose head is in `exchange`. Returns the exchange
-/// when the connection may serve another request, `None` once it is closed.
+/// Serves the request whose head the exchange's state has just parsed.
+/// Returns the exchange, or `None` if the blocking pool lost it (the
+/// runtime is shutting down).
 pub(crate) async fn run<S>(
     mut exchange: Box<Exchange<S>>,
-    info: RequestInfo,
     shared: &Arc<Shared>,
     line: &mut String,
 ) -> Option<Box<Exchange<S>>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    exchange.date.update(SystemTime::now());
-    let last = shared.start_request();
-    let options = CycleOptions {
-        keep_alive: true,
-        last,
-        max_drain: exchange.config.max_drain,
-    };
-    {
-        let exchange = &mut *exchange;
-        exchange
-            .cycle
-            .reset(info, &exchange.head, &exchange.config.limits, options);
-        exchange.body_error = None;
-        exchange.io_failed = false;
-        exchange.client_fault = None;
-        line.clear();
-        let head = &exchange.head;
-        line.push_str(&head.method);
-        line.push(' ');
-        line.push_str(&head.target);
-        line.push(' ');
-        line.push_str(head.version.as_str());
+    if shared.start_request() {
+        exchange.state.close_after();
     }
+    exchange.client_fault = None;
+    line.clear();
+    let head = exchange.state.head();
+    line.push_str(&head.method);
+    line.push(' ');
+    line.push_str(&head.target);
+    line.push(' ');
+    line.push_str(head.version.as_str());
     // Dropping the guard frees the lane and counts the request served.
     let in_flight = shared.slot.begin_request(line);
     if shared.log_requests {
-        tracing::debug!("{} {}", exchange.head.method, exchange.head.target);
+        let head = exchange.state.head();
+        tracing::debug!("{} {}", head.method, head.target);
     }
 
     // A trusted front end's contradictory scheme fields: answered 400
     // (through the body-error path) and closed; the app is not called.
-    let refused = match shared.forwarded.resolve(&exchange.head, &exchange.peer) {
+    let refused = match shared
+        .forwarded
+        .resolve(exchange.state.head(), &exchange.peer)
+    {
         Ok(forwarded) => {
             exchange.forwarded = forwarded;
             None
@@ -76,7 +67,7 @@ where
     let (mut exchange, result) = match (refused, &shared.app.asynch) {
         (Some(err), _) => {
             tracing::debug!("Invalid request from ip={}: {err}", exchange.peer);
-            exchange.body_error = Some(err);
+            exchange.state.refuse(err);
             (exchange, Ok(Ok(())))
         }
         (None, Some(app)) => {
@@ -102,56 +93,35 @@ where
     let result = match result {
         Ok(result) => result,
         Err(payload) => {
-            exchange.cycle.set_last();
+            exchange.state.close_after();
             Err(AppError {
                 message: format!("the app panicked: {}", panic_message(&*payload)),
                 panicked: true,
             })
         }
     };
-    if result.is_err() && exchange.cycle.response_started() {
+    if result.is_err() && exchange.state.response_started() {
         // A body cut short must not be ended as if it were complete.
-        exchange.cycle.fail_response();
+        exchange.state.fail_response();
     }
+    let target = &exchange.state.head().target;
     match (&result, exchange.client_fault) {
-        (Err(err), Some(fault)) if !err.panicked => {
-            fault.log(&exchange.head.target, &exchange.peer, err);
-        }
-        (Err(err), _) => tracing::error!("Error handling request {}: {err}", exchange.head.target),
+        (Err(err), Some(fault)) if !err.panicked => fault.log(target, &exchange.peer, err),
+        (Err(err), _) => tracing::error!("Error handling request {target}: {err}"),
         (Ok(()), _) if was_refused || exchange.client_fault.is_some() => {}
-        (Ok(()), _) if !exchange.cycle.response_started() => tracing::error!(
-            "Error handling request {}: the app returned without starting a response",
-            exchange.head.target
+        (Ok(()), _) if !exchange.state.response_started() => tracing::error!(
+            "Error handling request {target}: the app returned without starting a response"
         ),
         (Ok(()), _) => {}
     }
 
-    let date = *exchange.date.fixed();
-    let finish = {
-        let exchange = &mut *exchange;
-        match exchange.body_error.take() {
-            Some(err) => {
-                tracing::debug!("Invalid request body: {err}");
-                exchange.cycle.fail(&mut exchange.output, &err, &date)
-            }
-            None => exchange.cycle.finish(&mut exchange.output, &date),
-        }
-    };
+    let end = exchange.state.finish();
+    if let Some(err) = &end.body_error {
+        tracing::debug!("Invalid request body: {err}");
+    }
     drop(in_flight);
     if result.as_ref().is_err_and(|err| err.panicked) {
         shared.retire_after_panic();
-    }
-    if exchange.io_failed {
-        return None;
-    }
-    let keep = finish.keep_alive && (!finish.drain || drain_body(&mut exchange).await);
-    if !keep {
-        let linger = !exchange.cycle.body_done();
-        close(&mut exchange, linger).await;
-        return None;
-    }
-    if exchange.output.len() >= FLUSH_THRESHOLD && exchange.flush().await.is_err() {
-        return None;
     }
     Some(exchange)
 }
@@ -185,35 +155,6 @@ where
         Err(err) => {
             tracing::error!("a sync app's blocking task was lost: {err}");
             None
-        }
-    }
-}
-
-/// Reads and discards the rest of an unread body (bounded by `max_drain`
-/// and the I/O timeout). True when the connection can be reused.
-async fn drain_body<S>(exchange: &mut Exchange<S>) -> bool
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    loop {
-        let used = {
-            let exchange = &mut *exchange;
-            match exchange.cycle.drain(exchange.input.data()) {
-                Ok(used) => used,
-                Err(_) => return false,
-            }
-        };
-        exchange.input.consume(used);
-        if exchange.cycle.body_done() {
-            return true;
-        }
-        if exchange.flush().await.is_err() {
-            return false;
-        }
-        let deadline = Instant::now() + exchange.config.io_timeout;
-        match exchange.read_more(deadline).await {
-            Ok(0) | Err(_) => return false,
-            Ok(_) => {}
         }
     }
 }

@@ -9,11 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use runicorn_app::Application;
-use runicorn_http::ForwardedPolicy;
+use runicorn_http::{ConnConfig, ForwardedPolicy};
 use runicorn_master::{Shutdown, Slot};
 use tokio::sync::{watch, Notify, Semaphore};
-
-use crate::exchange::DriverConfig;
 
 /// The worker-wide state, shared by every runtime thread.
 #[derive(Debug)]
@@ -25,7 +23,7 @@ pub(crate) struct Shared {
     /// The worker's stop state.
     pub(crate) shutdown: Shutdown,
     /// Driver settings.
-    pub(crate) config: DriverConfig,
+    pub(crate) config: ConnConfig,
     /// Requests after which the worker retires (0: never).
     pub(crate) max_requests: u64,
     /// Requests started so far.

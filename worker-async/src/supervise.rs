@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_http::Limits;
+use runicorn_http::ConnConfig;
 use runicorn_master::{Settings, ShutdownState, Worker};
 use tokio::sync::{watch, Semaphore};
 
 use crate::error::AsyncError;
-use crate::exchange::DriverConfig;
 use crate::heartbeat::{self, Beats};
 use crate::runtime::{self, Launch};
 use crate::shared::Shared;
@@ -33,18 +32,9 @@ const GRACEFUL_RECHECK: Duration = Duration::from_millis(50);
 /// The environment variable of the test-only inline mode (see the crate doc).
 pub const INLINE_SYNC_ENV: &str = "RUNICORN_ASYNC_INLINE_SYNC";
 
-/// The driver settings of an async worker: keep-alive on.
-pub(crate) fn driver_config(settings: &Settings) -> DriverConfig {
-    let limits = Limits::from_settings(
-        settings.limit_request_line,
-        settings.limit_request_fields,
-        settings.limit_request_field_size,
-        settings.limit_request_body,
-    );
-    let mut config = DriverConfig::new(limits);
-    config.keepalive = settings.keepalive;
-    config.io_timeout = settings.client_timeout();
-    config
+/// The connection settings of an async worker: keep-alive on.
+pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
+    settings.conn_config(true)
 }
 
 /// Runs the worker until it should exit; its exit code.
@@ -92,7 +82,7 @@ fn boot(
         app: worker.app.clone(),
         slot: worker.slot.clone(),
         shutdown: worker.shutdown.clone(),
-        config: driver_config(settings),
+        config: conn_config(settings),
         max_requests: worker.max_requests,
         started: AtomicU64::new(0),
         inline_sync,
@@ -196,8 +186,9 @@ mod tests {
             keepalive: Duration::from_secs(5),
             ..Settings::default()
         };
-        let config = driver_config(&settings);
-        assert_eq!(config.keepalive, Duration::from_secs(5));
+        let config = conn_config(&settings);
+        assert!(config.keep_alive);
+        assert_eq!(config.keepalive_timeout, Duration::from_secs(5));
         assert_eq!(config.io_timeout, Duration::from_secs(5));
         assert_eq!(config.limits.request_line, 4094);
     }

@@ -12,13 +12,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use runicorn_app::{AppError, Application, AsyncApp, AsyncCall, BoxFuture};
-use runicorn_http::Limits;
+use runicorn_http::ConnConfig;
 use runicorn_master::{Scoreboard, Shutdown, ShutdownState};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::{watch, Semaphore};
 
 use crate::driver;
-use crate::exchange::{DriverConfig, Exchange};
+use crate::exchange::Exchange;
 use crate::shared::{Local, Shared};
 
 /// The server's end of a duplex stream, counting the writes that moved bytes.
@@ -73,7 +73,7 @@ struct Fixture {
     board: Scoreboard,
 }
 
-fn fixture(app: &str, max_requests: u64, config: DriverConfig) -> Fixture {
+fn fixture(app: &str, max_requests: u64, config: ConnConfig) -> Fixture {
     let app = match app {
         "panics" => {
             let mut hello = runicorn_app::builtin::lookup("hello").unwrap();
@@ -107,12 +107,13 @@ fn fixture(app: &str, max_requests: u64, config: DriverConfig) -> Fixture {
     }
 }
 
-fn config() -> DriverConfig {
-    let mut config = DriverConfig::new(Limits::default());
-    config.io_timeout = Duration::from_millis(300);
-    config.keepalive = Duration::from_millis(300);
-    config.linger = Duration::from_millis(100);
-    config
+fn config() -> ConnConfig {
+    ConnConfig {
+        io_timeout: Duration::from_millis(300),
+        keepalive_timeout: Duration::from_millis(300),
+        linger: Duration::from_millis(100),
+        ..ConnConfig::default()
+    }
 }
 
 /// Sends `request` (then half-closes), serves the connection to its end;
@@ -269,7 +270,7 @@ async fn max_requests_closes_after_the_last_and_stops_gracefully() {
 #[tokio::test]
 async fn a_graceful_stop_closes_an_idle_keep_alive_connection() {
     let mut config = config();
-    config.keepalive = Duration::from_secs(30);
+    config.keepalive_timeout = Duration::from_secs(30);
     let fixture = fixture("hello", 0, config);
     let (client, server) = tokio::io::duplex(1 << 16);
     let local = Rc::new(Local::new(

@@ -618,6 +618,12 @@ impl ConnState {
         self.cycle.fail_response();
     }
 
+    /// Answer this request with `err`'s status instead of calling the app
+    /// (a front end's contradictory forwarding fields), then close.
+    pub fn refuse(&mut self, err: ParseError) {
+        self.body_error.get_or_insert(err);
+    }
+
     /// Close the connection after this request (the worker is stopping or
     /// reached max-requests, or the app panicked). Effective until the
     /// response starts.
