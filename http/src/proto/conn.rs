@@ -130,6 +130,9 @@ enum Phase {
     Request,
     /// Reading and discarding the rest of an unread body.
     Drain,
+    /// A request to answer with this status before any app, decided when a
+    /// read result came (which carries no time for the `Date`).
+    Reject(u16),
     /// Writing out what is left, then closing (lingering or not).
     Closing { linger: bool },
     /// A lingering close: reading and discarding until the deadline.
@@ -164,10 +167,8 @@ pub struct ConnState {
     parses: u64,
     /// When the head being received must be complete.
     head_deadline: Option<Instant>,
-    /// A status to answer, decided when a read result came (which carries
-    /// no time); `poll` encodes it with the date.
-    reject_pending: Option<u16>,
-    /// A request rejected and not yet reported by `poll`.
+    /// Why the request answered in [`Phase::Reject`] was refused, when it
+    /// is a bad request for the worker's log.
     rejected: Option<ParseError>,
     /// The current request's body error, to answer if no response started.
     body_error: Option<ParseError>,
@@ -197,7 +198,6 @@ impl ConnState {
             partial_len: 0,
             parses: 0,
             head_deadline: None,
-            reject_pending: None,
             rejected: None,
             body_error: None,
             io_failed: false,
@@ -210,57 +210,52 @@ impl ConnState {
     }
 
     /// What to do next.
+    #[inline(always)]
     pub fn poll<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
-        loop {
-            if let Some(status) = self.reject_pending.take() {
+        // Between and within heads is where a kept-alive connection spends
+        // its polls: that path stays small enough to inline into a driver.
+        if self.phase == Phase::Head {
+            return self.poll_head(clock);
+        }
+        self.poll_other(clock)
+    }
+
+    #[inline(never)]
+    fn poll_other<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
+        match self.phase {
+            Phase::Head => self.poll_head(clock),
+            Phase::Request => {
+                // The driver polled without finishing: finish now.
+                self.finish();
+                self.poll_other(clock)
+            }
+            Phase::Drain => self.poll_drain(clock),
+            Phase::Reject(status) => {
                 self.reject(status, clock);
-            }
-            if let Some(err) = self.rejected.take() {
-                return Action::BadRequest(err);
-            }
-            let action = match self.phase {
-                Phase::Head => self.poll_head(clock),
-                Phase::Request => {
-                    // The driver polled without finishing: finish now.
-                    self.finish();
-                    None
+                match self.rejected.take() {
+                    Some(err) => Action::BadRequest(err),
+                    None => self.poll_closing(true),
                 }
-                Phase::Drain => self.poll_drain(),
-                Phase::Closing { linger } => Some(self.poll_closing(linger)),
-                Phase::Lingering { .. } => self.poll_lingering(clock),
-                Phase::Closed => Some(Action::Close),
-            };
-            if let Some(action) = action {
-                return action;
             }
+            Phase::Closing { linger } => self.poll_closing(linger),
+            Phase::Lingering { .. } => self.poll_lingering(clock),
+            Phase::Closed => Action::Close,
         }
     }
 
-    fn poll_head<C: Clock + ?Sized>(&mut self, clock: &C) -> Option<Action> {
+    #[inline(always)]
+    fn poll_head<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
         if self.output.len() >= FLUSH_THRESHOLD {
-            return Some(Action::Write);
+            return Action::Write;
         }
         if self.parse_pending && !self.input.is_empty() {
-            self.parse_pending = false;
-            self.parses += 1;
-            match parse_head_into(self.input.data(), &self.config.limits, &mut self.head) {
-                Ok(HeadStatus::Complete(info)) => {
-                    self.input.consume(info.head_len);
-                    self.parse_pending = true;
-                    self.start_request(info, clock);
-                    return Some(Action::Serve);
-                }
-                Ok(HeadStatus::Partial) => self.partial_len = self.input.len(),
-                Err(err) => {
-                    self.reject(err.status(), clock);
-                    self.rejected = Some(err);
-                    return None;
-                }
+            if let Some(action) = self.parse(clock) {
+                return action;
             }
         }
         // More bytes are needed; what is answered goes out first.
         if !self.output.is_empty() {
-            return Some(Action::Write);
+            return Action::Write;
         }
         if self.input.is_empty() {
             let idle = self.requests > 0;
@@ -269,49 +264,81 @@ impl ConnState {
             } else {
                 self.config.io_timeout
             };
-            return Some(Action::Read(ReadWait {
+            return Action::Read(ReadWait {
                 timeout: nonzero(timeout),
                 idle,
-            }));
+            });
         }
-        // A partial head: no I/O timeout configured means no deadline either.
+        self.head_wait(clock)
+    }
+
+    /// Parse the buffered head: [`Action::Serve`] when it is complete, a
+    /// rejection when it is bad, `None` when more bytes are needed.
+    #[inline(never)]
+    fn parse<C: Clock + ?Sized>(&mut self, clock: &C) -> Option<Action> {
+        self.parse_pending = false;
+        self.parses += 1;
+        match parse_head_into(self.input.data(), &self.config.limits, &mut self.head) {
+            Ok(HeadStatus::Complete(info)) => {
+                self.input.consume(info.head_len);
+                self.parse_pending = true;
+                self.start_request(info, clock);
+                Some(Action::Serve)
+            }
+            Ok(HeadStatus::Partial) => {
+                self.partial_len = self.input.len();
+                None
+            }
+            Err(err) => {
+                self.reject(err.status(), clock);
+                Some(Action::BadRequest(err))
+            }
+        }
+    }
+
+    /// The wait for the rest of a partial head, within its deadline (no I/O
+    /// timeout configured means no deadline either); 408 after it.
+    #[cold]
+    fn head_wait<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
         let Some(io_timeout) = nonzero(self.config.io_timeout) else {
-            return Some(Action::Read(ReadWait {
+            return Action::Read(ReadWait {
                 timeout: None,
                 idle: false,
-            }));
+            });
         };
         let now = clock.now();
         let deadline = *self.head_deadline.get_or_insert(now + io_timeout);
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             self.reject(408, clock);
-            return None;
+            return self.poll_closing(true);
         }
-        Some(Action::Read(ReadWait {
+        Action::Read(ReadWait {
             timeout: Some(left),
             idle: false,
-        }))
+        })
     }
 
-    fn poll_drain(&mut self) -> Option<Action> {
+    #[inline(never)]
+    fn poll_drain<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
         match self.cycle.drain(self.input.data()) {
             Ok(used) => self.input.consume(used),
             Err(_) => {
                 self.phase = Phase::Closing { linger: true };
-                return None;
+                return self.poll_closing(true);
             }
         }
         if self.cycle.body_done() {
             self.phase = Phase::Head;
-            return None;
+            return self.poll_head(clock);
         }
         if !self.output.is_empty() {
-            return Some(Action::Write);
+            return Action::Write;
         }
-        Some(Action::Read(self.io_wait()))
+        Action::Read(self.io_wait())
     }
 
+    #[inline(never)]
     fn poll_closing(&mut self, linger: bool) -> Action {
         if !self.output.is_empty() {
             return Action::Write;
@@ -327,26 +354,27 @@ impl ConnState {
         Action::Shutdown
     }
 
-    fn poll_lingering<C: Clock + ?Sized>(&mut self, clock: &C) -> Option<Action> {
+    #[inline(never)]
+    fn poll_lingering<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
         let Phase::Lingering {
             deadline,
             discarded,
         } = &mut self.phase
         else {
-            return None;
+            return Action::Close;
         };
         let now = clock.now();
         let deadline = *deadline.get_or_insert(now + self.config.linger);
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() || *discarded >= LINGER_BYTES {
             self.phase = Phase::Closed;
-            return Some(Action::Close);
+            return Action::Close;
         }
         self.input.consume(usize::MAX);
-        Some(Action::Read(ReadWait {
+        Action::Read(ReadWait {
             timeout: Some(left),
             idle: false,
-        }))
+        })
     }
 
     /// Room to read into for [`Action::Read`] and [`BodyRead::Read`]; fails
@@ -357,9 +385,62 @@ impl ConnState {
     }
 
     /// The result of the read asked for by [`Action::Read`].
+    #[inline(always)]
     pub fn received(&mut self, result: io::Result<usize>) {
+        match (self.phase, result) {
+            (Phase::Head, Ok(count)) if count > 0 => self.head_bytes(count),
+            (_, result) => self.received_other(result),
+        }
+    }
+
+    /// `count` bytes came while a head is awaited: re-parse only when a
+    /// line ended in them or [`REPARSE_STEP`] more came since the last try.
+    #[inline(always)]
+    fn head_bytes(&mut self, count: usize) {
+        let before = self.input.len();
+        if before == 0 {
+            self.partial_len = 0;
+        }
+        self.input.filled(count);
+        let data = self.input.data();
+        let new = &data[before..];
+        // A read that ends a line (as one of a whole request does) needs no
+        // scan for one.
+        if new.last() == Some(&b'\n')
+            || data.len() >= self.partial_len + REPARSE_STEP
+            || new.contains(&b'\n')
+        {
+            self.parse_pending = true;
+        }
+    }
+
+    /// Every other read result: the end of the stream, errors, and bytes
+    /// while draining or lingering.
+    #[inline(never)]
+    fn received_other(&mut self, result: io::Result<usize>) {
         match self.phase {
-            Phase::Head => self.received_head(result),
+            Phase::Head => match result {
+                // The client closed; a partial head gets no answer.
+                Ok(0) => self.phase = Phase::Closing { linger: false },
+                Ok(count) => self.head_bytes(count),
+                Err(err) if is_timeout(&err) => {
+                    if self.input.is_empty() {
+                        self.phase = Phase::Closing { linger: false };
+                    } else {
+                        self.phase = Phase::Reject(408);
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::OutOfMemory => {
+                    // The buffer is full of an unfinished head.
+                    let err = ParseError::HeadTooLarge {
+                        limit: self.config.limits.head,
+                    };
+                    self.phase = Phase::Reject(err.status());
+                    self.rejected = Some(err);
+                }
+                Err(_) => self.phase = Phase::Closed,
+            },
             Phase::Drain => match result {
                 Ok(count) if count > 0 => self.input.filled(count),
                 _ => self.phase = Phase::Closing { linger: true },
@@ -377,43 +458,7 @@ impl ConnState {
                 // A driver reading on the app's behalf uses body_received.
                 let _ = self.body_received(result);
             }
-            Phase::Closing { .. } | Phase::Closed => {}
-        }
-    }
-
-    fn received_head(&mut self, result: io::Result<usize>) {
-        match result {
-            // The client closed; a partial head gets no answer.
-            Ok(0) => self.phase = Phase::Closing { linger: false },
-            Ok(count) => {
-                let before = self.input.len();
-                if before == 0 {
-                    self.partial_len = 0;
-                }
-                self.input.filled(count);
-                let data = self.input.data();
-                if data[before..].contains(&b'\n') || data.len() >= self.partial_len + REPARSE_STEP
-                {
-                    self.parse_pending = true;
-                }
-            }
-            Err(err) if is_timeout(&err) => {
-                if self.input.is_empty() {
-                    self.phase = Phase::Closing { linger: false };
-                } else {
-                    self.reject_pending = Some(408);
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if err.kind() == io::ErrorKind::OutOfMemory => {
-                // The buffer is full of an unfinished head.
-                let err = ParseError::HeadTooLarge {
-                    limit: self.config.limits.head,
-                };
-                self.reject_pending = Some(err.status());
-                self.rejected = Some(err);
-            }
-            Err(_) => self.phase = Phase::Closed,
+            Phase::Reject(_) | Phase::Closing { .. } | Phase::Closed => {}
         }
     }
 
@@ -635,6 +680,7 @@ impl ConnState {
     /// error's status if one came first) and decide what the connection
     /// does next: serve the next request, drain the unread body first, or
     /// close (lingering when the client may still be sending).
+    #[inline]
     pub fn finish(&mut self) -> RequestEnd {
         let body_error = self.body_error.take();
         let finish = match &body_error {
