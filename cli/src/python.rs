@@ -53,11 +53,21 @@ impl ForkHooks for PythonFork {
     }
 }
 
+/// The Python support linked into this binary (the `embedded-python`
+/// feature, the build `pip install` makes), else the plugin library found
+/// on disk.
+fn open_plugin() -> Result<PythonPlugin, String> {
+    #[cfg(feature = "embedded-python")]
+    return PythonPlugin::linked(&runicorn_python::exports::runicorn_python_plugin);
+    #[cfg(not(feature = "embedded-python"))]
+    PythonPlugin::open()
+}
+
 /// The plugin, opened once per process.
 fn plugin() -> Result<PythonPlugin, String> {
     PLUGIN
         .get_or_init(|| {
-            let plugin = PythonPlugin::open()?;
+            let plugin = open_plugin()?;
             runicorn_master::set_fork_hooks(Box::new(PythonFork(plugin)));
             Ok(plugin)
         })

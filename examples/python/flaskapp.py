@@ -8,11 +8,13 @@ echoed), ``/form`` (a urlencoded POST), ``/upload`` (a multipart file,
 streamed to disk, answered with its size and sha256), ``/stream`` (a
 generator response), ``/file`` (``send_file`` of a real file), ``/boom``
 (raises ZeroDivisionError), ``/sleep?ms=N`` (``time.sleep``), ``/config``
-(the factory's arguments).
+(the factory's arguments), ``/prefix`` (``sys.prefix``: the virtual
+environment the interpreter runs in).
 """
 
 import hashlib
 import os
+import sys
 import tempfile
 import time
 
@@ -101,6 +103,10 @@ def create_app(name="flaskapp", debug=False):
         ms = request.args.get("ms", 100, type=int)
         time.sleep(ms / 1000)
         return "slept %d ms\n" % ms
+
+    @app.get("/prefix")
+    def prefix():
+        return sys.prefix
 
     return app
 

@@ -4,7 +4,9 @@
 //! Built as `librunicorn_python.so`, a plugin the `runicorn` binary opens
 //! only when a Python app or config file is asked for, so that the binary
 //! itself never links libpython (see `runicorn_app::abi::python` for the
-//! table it exports and the host's side). Code map:
+//! table it exports and the host's side). The binary `pip install` builds
+//! links this crate instead (`runicorn-cli`'s `embedded-python` feature) and
+//! uses the same table in process. Code map:
 //!
 //! - `exports`: the exported [`runicorn_app::abi::python::RcPythonPlugin`]
 //!   table and its `extern "C"` entries;

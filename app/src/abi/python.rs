@@ -9,6 +9,12 @@
 //! starts with the usual [`RcObjectHeader`]. Apps it loads are ordinary
 //! [`RcApp`] tables, served by [`DylibApp`] like any library app; settings
 //! and hook contexts cross as JSON text, so no Rust type crosses.
+//!
+//! The `runicorn` that `pip install` builds (pyproject.toml: `runicorn-cli`'s
+//! `embedded-python` feature) links the same crate into the binary instead,
+//! and takes its table by reference ([`PythonPlugin::linked`]): that binary
+//! lives in a virtual environment, whose interpreter it links and serves
+//! with, and opens no library.
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
@@ -114,7 +120,27 @@ pub unsafe extern "C" fn log_to_tracing(level: u32, message: RcStr) {
     }
 }
 
-/// The opened plugin. Never closed.
+/// Whether `header` is a Python plugin table of this runicorn.
+fn check_header(header: &RcObjectHeader, path: &Path) -> Result<(), String> {
+    if header.magic != RC_MAGIC
+        || header.abi_version != RC_ABI_VERSION
+        || header.kind != RC_KIND_PYTHON_PLUGIN
+        || header.struct_size != size_of::<RcPythonPlugin>() as u64
+    {
+        return Err(format!(
+            "'{}' was built for another runicorn (ABI v{}, kind {}, {} bytes); rebuild it with this one \
+             (`cargo build -p runicorn-python`)",
+            path.display(),
+            header.abi_version,
+            header.kind,
+            header.struct_size
+        ));
+    }
+    Ok(())
+}
+
+/// The opened plugin (a library, or the table linked into the binary).
+/// Never closed.
 #[derive(Debug, Clone, Copy)]
 pub struct PythonPlugin {
     table: &'static RcPythonPlugin,
@@ -184,23 +210,22 @@ impl PythonPlugin {
         // SAFETY: the symbol is runicorn's plugin table; reading its header
         // first is the check that it is one of this version.
         let header = unsafe { pointer.cast::<RcObjectHeader>().read_unaligned() };
-        if header.magic != RC_MAGIC
-            || header.abi_version != RC_ABI_VERSION
-            || header.kind != RC_KIND_PYTHON_PLUGIN
-            || header.struct_size != size_of::<RcPythonPlugin>() as u64
-        {
-            return Err(format!(
-                "'{}' was built for another runicorn (ABI v{}, kind {}, {} bytes); rebuild it with this one \
-                 (`cargo build -p runicorn-python`)",
-                path.display(),
-                header.abi_version,
-                header.kind,
-                header.struct_size
-            ));
-        }
+        check_header(&header, path)?;
         // SAFETY: checked above; the library is never unloaded.
         let table = unsafe { &*pointer };
         let path: &'static Path = Box::leak(path.to_path_buf().into_boxed_path());
+        Ok(PythonPlugin { table, path })
+    }
+
+    /// The plugin linked into this binary (the `runicorn` that `pip
+    /// install` builds: `runicorn-cli`'s `embedded-python` feature), whose
+    /// table is `runicorn_python::exports::runicorn_python_plugin`. Its
+    /// `path` is the running executable. The header is checked as a
+    /// library's would be.
+    pub fn linked(table: &'static RcPythonPlugin) -> Result<PythonPlugin, String> {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("runicorn"));
+        check_header(&table.header, &exe)?;
+        let path: &'static Path = Box::leak(exe.into_boxed_path());
         Ok(PythonPlugin { table, path })
     }
 
