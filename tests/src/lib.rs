@@ -8,7 +8,8 @@
 //! [`load`] (concurrent request loops that count failures), [`scenario`]
 //! (the checks every worker class passes, parameterised by the running
 //! server) and [`wait`] (deadlines and condition polling; tests never
-//! synchronise on bare sleeps).
+//! synchronise on bare sleeps); [`command`] runs helper commands (pip,
+//! maturin) to completion within a bound, killed with their group.
 //! Nothing here talks to anything but 127.0.0.1, ::1 or a unix socket.
 //!
 //! ```no_run
@@ -30,6 +31,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod command;
 pub mod examples;
 pub mod load;
 pub mod proc;

@@ -89,6 +89,7 @@ pub struct Launch {
     program: Option<PathBuf>,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    removed: Vec<OsString>,
     cwd: Option<PathBuf>,
     wrapper: Vec<OsString>,
     log_file: Option<PathBuf>,
@@ -114,6 +115,12 @@ impl Launch {
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Launch {
         self.envs
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Removes an environment variable from the server's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Launch {
+        self.removed.push(key.as_ref().to_owned());
         self
     }
 
@@ -143,8 +150,9 @@ impl Launch {
         self
     }
 
-    /// Runs `PROGRAM ARGS...` instead of runicorn: a server that logs
-    /// `Listening at:` as Gunicorn does (Gunicorn itself, as the reference).
+    /// Runs `PROGRAM ARGS...` instead of the workspace's runicorn: a server
+    /// that logs `Listening at:` as Gunicorn does (Gunicorn itself, as the
+    /// reference, or a `runicorn` that pip installed).
     pub fn program(mut self, program: impl Into<PathBuf>) -> Launch {
         self.program = Some(program.into());
         self
@@ -180,7 +188,11 @@ impl Launch {
         command.args(&self.args);
         // Hermetic: the developer's shell must not change settings; a test
         // that wants one of these sets it with `Launch::env`.
-        for key in HERMETIC_ENV {
+        for key in HERMETIC_ENV
+            .iter()
+            .map(OsStr::new)
+            .chain(self.removed.iter().map(OsString::as_os_str))
+        {
             command.env_remove(key);
         }
         command
