@@ -118,6 +118,48 @@ pub fn map_gunicorn_class(settings: &mut Settings) -> Option<String> {
     })
 }
 
+/// Class-specific settings given to a built-in class that does not use
+/// them: one WARNING line each, so a setting never goes silently unused
+/// (Gunicorn ignores these without a word). A library class gets every
+/// value and decides itself.
+pub fn unused_by_class(settings: &Settings) -> Vec<String> {
+    let class = settings.worker_class.as_str();
+    if !CLASSES.iter().any(|(name, _)| *name == class) {
+        return Vec::new();
+    }
+    let defaults = Settings::default();
+    let mut unused = Vec::new();
+    if class == "sync" && settings.worker_connections != defaults.worker_connections {
+        unused.push(format!(
+            "--worker-connections {} has no effect with -k sync, which holds one connection at a time; \
+             it bounds the connections of gthread, green and async workers",
+            settings.worker_connections
+        ));
+    }
+    if class == "sync" && settings.keepalive != defaults.keepalive {
+        unused.push(format!(
+            "--keep-alive {}s has no effect with -k sync, which closes every connection after its response \
+             (as Gunicorn's sync worker does); gthread, green and async keep connections alive",
+            settings.keepalive.as_secs_f64()
+        ));
+    }
+    if class != "green" && settings.green_stack_size != defaults.green_stack_size {
+        unused.push(format!(
+            "--green-stack-size {} has no effect with -k {class}: only the green class runs coroutines",
+            settings.green_stack_size
+        ));
+    }
+    if matches!(class, "sync" | "gthread") && settings.blocking_threads != defaults.blocking_threads
+    {
+        unused.push(format!(
+            "--blocking-threads {} has no effect with -k {class}, whose apps run on the worker's own \
+             threads; it sizes the blocking pool of async and green workers",
+            settings.blocking_threads
+        ));
+    }
+    unused
+}
+
 /// The names of the built-in classes, for messages.
 pub fn names() -> Vec<&'static str> {
     CLASSES.iter().map(|(name, _)| *name).collect()
@@ -262,6 +304,29 @@ mod tests {
                 .starts_with("cannot load worker class './libnope.so:Worker'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn settings_a_class_does_not_use_are_named() {
+        let mut settings = Settings {
+            worker_connections: 10,
+            keepalive: std::time::Duration::from_secs(5),
+            green_stack_size: 1 << 20,
+            blocking_threads: 4,
+            ..Settings::default()
+        };
+        let unused = unused_by_class(&settings);
+        assert_eq!(unused.len(), 4, "{unused:?}");
+        assert!(unused[0].starts_with("--worker-connections 10 has no effect with -k sync"));
+        settings.worker_class = "green".to_owned();
+        assert!(unused_by_class(&settings).is_empty());
+        settings.worker_class = "gthread".to_owned();
+        let unused = unused_by_class(&settings);
+        assert_eq!(unused.len(), 2, "{unused:?}");
+        assert!(unused[0].starts_with("--green-stack-size 1048576 has no effect with -k gthread"));
+        assert!(unused_by_class(&Settings::default()).is_empty());
+        settings.worker_class = "./lib.so:Class".to_owned();
+        assert!(unused_by_class(&settings).is_empty());
     }
 
     #[test]

@@ -37,7 +37,13 @@ fn settings_for_run(inputs: &Inputs) -> Result<(Settings, Vec<Note>), CliError> 
     system::check(&settings)?;
     let mapped = classes::map_gunicorn_class(&mut settings).map(Note::Warning);
     let promoted = classes::promote_threads(&mut settings).map(Note::Info);
-    Ok((settings, mapped.into_iter().chain(promoted).collect()))
+    let unused = classes::unused_by_class(&settings)
+        .into_iter()
+        .map(Note::Warning);
+    Ok((
+        settings,
+        mapped.into_iter().chain(promoted).chain(unused).collect(),
+    ))
 }
 
 fn fail(err: &CliError) -> ExitCode {

@@ -97,8 +97,6 @@ pub struct Settings {
     pub initgroups: bool,
     /// `-D/--daemon`.
     pub daemon: bool,
-    /// `--worker-tmp-dir`.
-    pub worker_tmp_dir: Option<PathBuf>,
 
     // --- logging
     /// `--log-level`: debug, info, warning, error, critical.
@@ -154,7 +152,6 @@ impl Default for Settings {
             group: None,
             initgroups: false,
             daemon: false,
-            worker_tmp_dir: None,
             loglevel: "info".to_owned(),
             errorlog: "-".to_owned(),
             capture_output: false,

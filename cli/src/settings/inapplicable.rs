@@ -52,6 +52,14 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: NOT_YET,
     },
     Inapplicable {
+        key: "worker_tmp_dir",
+        long: &["worker-tmp-dir"],
+        takes_value: true,
+        instead: "runicorn's worker heartbeat lives in shared memory (the scoreboard), not in a temporary \
+                  file, so there is nothing to place (the usual --worker-tmp-dir /dev/shm advice is how it \
+                  already works): remove the setting",
+    },
+    Inapplicable {
         key: "tmp_upload_dir",
         long: &[],
         takes_value: false,

@@ -472,7 +472,8 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "INT",
         arity: Arity::One,
         env_default: None,
-        doc: "The most connections one worker holds at once (gthread, green, async).",
+        doc: "The most connections one worker holds at once (gthread, green, async; with `sync`, which holds \
+              one, a WARNING says it has no effect).",
         apply: |settings, raw| {
             settings.worker_connections = parse::count(raw, 1)?;
             Ok(())
@@ -548,7 +549,8 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "SECONDS",
         arity: Arity::One,
         env_default: None,
-        doc: "How long an idle keep-alive connection is kept (not `sync`, which closes every connection).",
+        doc: "How long an idle keep-alive connection is kept (not `sync`, which closes every connection: there a \
+              WARNING says it has no effect).",
         apply: |settings, raw| {
             settings.keepalive = parse::seconds(raw)?;
             Ok(())
@@ -563,7 +565,8 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "BYTES",
         arity: Arity::One,
         env_default: None,
-        doc: "The stack of each coroutine of the `green` class, in bytes (at least 16384).",
+        doc: "The stack of each coroutine of the `green` class, in bytes (at least 16384); other classes warn \
+              that it has no effect.",
         apply: |settings, raw| {
             settings.green_stack_size = parse::count(raw, 16 * 1024)?;
             Ok(())
@@ -578,7 +581,9 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "INT",
         arity: Arity::One,
         env_default: None,
-        doc: "The `async` class's thread pool for apps without an async entry.",
+        doc: "The thread pool on which blocking apps run: the `async` class's for apps without an async entry, \
+              the `green` class's for apps that block a thread (Python ones). Other classes run apps on their own \
+              threads (a WARNING says so when it is set for them).",
         apply: |settings, raw| {
             settings.blocking_threads = parse::count(raw, 1)?;
             Ok(())
@@ -678,22 +683,6 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |settings| optional_path(settings.pidfile.as_ref()),
-    },
-    Setting {
-        key: "worker_tmp_dir",
-        section: Section::ServerMechanics,
-        short: None,
-        long: &["worker-tmp-dir"],
-        value_name: "DIR",
-        arity: Arity::One,
-        env_default: None,
-        doc: "Accepted for compatibility: runicorn's heartbeat lives in shared memory, not in temporary files, \
-              so nothing is written there.",
-        apply: |settings, raw| {
-            settings.worker_tmp_dir = parse::optional_path(raw)?;
-            Ok(())
-        },
-        show: |settings| optional_path(settings.worker_tmp_dir.as_ref()),
     },
     Setting {
         key: "user",
