@@ -25,17 +25,22 @@ pub const HOOK_PREFIX: &str = "python:";
 
 static PLUGIN: OnceLock<Result<PythonPlugin, String>> = OnceLock::new();
 
-/// The virtual environment to honour: `$VIRTUAL_ENV`, else the one the
-/// runicorn binary is installed in (`<venv>/bin/runicorn`).
+/// The virtual environment to honour: the one the runicorn binary is
+/// installed in (`<venv>/bin/runicorn`, as `pip install` puts it: like
+/// Gunicorn's console script, it runs its own environment's Python whatever
+/// is activated), else `$VIRTUAL_ENV`.
 pub fn virtual_env() -> Option<PathBuf> {
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(venv));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let venv = exe.parent()?.parent()?;
-    venv.join("pyvenv.cfg")
-        .is_file()
-        .then(|| venv.to_path_buf())
+    let installed_in = std::env::current_exe().ok().and_then(|exe| {
+        let venv = exe.parent()?.parent()?;
+        venv.join("pyvenv.cfg")
+            .is_file()
+            .then(|| venv.to_path_buf())
+    });
+    installed_in.or_else(|| {
+        std::env::var_os("VIRTUAL_ENV")
+            .filter(|venv| !venv.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 /// CPython's fork protocol around the master's forks.
