@@ -538,19 +538,19 @@ fn reload_watches_the_modules_the_app_imported() {
     // The watcher learns the module list from the worker; give it a moment
     // to read it, then edit the imported helper (not the app's own file).
     let helper = dir.path().join("helper_mod.py");
-    let edited = wait_until(deadline(20.0), || {
+    let edited = wait_until(deadline(60.0), || {
         std::fs::write(&helper, "GREETING = b'second'\n").expect("edit helper");
         server
             .wait_for_log("helper_mod.py changed", deadline(1.0))
             .is_some()
     });
     assert!(edited, "{}", server.log());
-    let rolled = wait_until(deadline(20.0), || {
+    let rolled = wait_until(deadline(60.0), || {
         let now = workers();
         now.len() == 1 && now != before
     });
     assert!(rolled, "{}", server.log());
-    let served = wait_until(deadline(10.0), || {
+    let served = wait_until(deadline(30.0), || {
         get(server.addr(), "/").is_ok_and(|response| response.text() == "second")
     });
     assert!(served, "{}", server.log());
