@@ -58,44 +58,86 @@ pub unsafe fn fill_error(buf: *mut RcErrorBuf, message: &str) {
     buf.len = len;
 }
 
+/// How many bytes [`ErrorBuffer::new`] holds: enough for any one-line error.
+const INLINE_CAPACITY: usize = 1024;
+
 /// A host-owned error buffer handed to an entry, read back after it returns.
+///
+/// The usual 1 KiB lives inline (no allocation: one is made for every
+/// request a library app serves, and requests rarely fail); a larger one
+/// ([`ErrorBuffer::with_capacity`], for Python tracebacks) is on the heap.
 #[derive(Debug)]
 pub struct ErrorBuffer {
-    storage: Vec<u8>,
+    storage: Storage,
     raw: RcErrorBuf,
+}
+
+// The inline variant is the point: no allocation for the usual buffer.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Storage {
+    Inline([u8; INLINE_CAPACITY]),
+    Heap(Vec<u8>),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Inline(bytes) => bytes,
+            Storage::Heap(bytes) => bytes,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Storage::Inline(bytes) => bytes,
+            Storage::Heap(bytes) => bytes,
+        }
+    }
 }
 
 impl ErrorBuffer {
     /// A buffer of 1 KiB, enough for any one-line error.
     pub fn new() -> Self {
-        Self::with_capacity(1024)
+        ErrorBuffer {
+            storage: Storage::Inline([0; INLINE_CAPACITY]),
+            raw: RcErrorBuf {
+                ptr: std::ptr::null_mut(),
+                cap: 0,
+                len: 0,
+            },
+        }
     }
 
     /// A buffer of `capacity` bytes (a Python traceback needs more).
     pub fn with_capacity(capacity: usize) -> Self {
-        let mut storage = vec![0u8; capacity];
-        let raw = RcErrorBuf {
-            ptr: storage.as_mut_ptr(),
-            cap: storage.len(),
-            len: 0,
-        };
-        ErrorBuffer { storage, raw }
+        ErrorBuffer {
+            storage: Storage::Heap(vec![0u8; capacity]),
+            raw: RcErrorBuf {
+                ptr: std::ptr::null_mut(),
+                cap: 0,
+                len: 0,
+            },
+        }
     }
 
-    /// The pointer to pass to the entry.
+    /// The pointer to pass to the entry (valid while `self` stays where
+    /// it is and is not otherwise used).
     pub fn as_raw(&mut self) -> *mut RcErrorBuf {
-        self.raw.ptr = self.storage.as_mut_ptr();
-        self.raw.cap = self.storage.len();
+        let storage = self.storage.bytes_mut();
+        self.raw.ptr = storage.as_mut_ptr();
+        self.raw.cap = storage.len();
         &mut self.raw
     }
 
     /// What the entry wrote, or `fallback` when it wrote nothing.
     pub fn message(&self, fallback: &str) -> String {
-        let len = self.raw.len.min(self.storage.len());
+        let storage = self.storage.bytes();
+        let len = self.raw.len.min(storage.len());
         if len == 0 {
             return fallback.to_owned();
         }
-        String::from_utf8_lossy(&self.storage[..len]).into_owned()
+        String::from_utf8_lossy(&storage[..len]).into_owned()
     }
 }
 
@@ -113,5 +155,34 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         text.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_buffers_return_what_the_entry_wrote_cut_on_a_char_boundary() {
+        let mut inline = ErrorBuffer::new();
+        assert_eq!(inline.message("none"), "none");
+        // SAFETY: the buffer is valid and ours.
+        unsafe { fill_error(inline.as_raw(), "bad thing") };
+        assert_eq!(inline.message("none"), "bad thing");
+
+        let mut small = ErrorBuffer::with_capacity(4);
+        // SAFETY: as above.
+        unsafe { fill_error(small.as_raw(), "ab\u{e9}cd") };
+        assert_eq!(small.message("none"), "ab\u{e9}");
+
+        let mut big = ErrorBuffer::with_capacity(4096);
+        let long = "x".repeat(3000);
+        // SAFETY: as above.
+        unsafe { fill_error(big.as_raw(), &long) };
+        assert_eq!(big.message("none"), long);
+        let mut cut = ErrorBuffer::new();
+        // SAFETY: as above.
+        unsafe { fill_error(cut.as_raw(), &long) };
+        assert_eq!(cut.message("none").len(), 1024);
     }
 }
