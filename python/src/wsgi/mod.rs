@@ -402,6 +402,11 @@ fn bytes_of<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
 /// sending failed.
 fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
     let _ = py;
+    // A list or a tuple (exactly those types) has no `close`: asking
+    // would raise and discard an AttributeError on every request.
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
     if result.hasattr("close")? {
         result.call_method0("close")?;
     }
