@@ -97,16 +97,20 @@ impl CallRef {
         Some(result)
     }
 
-    /// Bytes borrowed from a Python object, for use while the GIL is
-    /// released: the caller keeps the object alive and it is immutable
-    /// (`bytes`), so the memory stays valid and unchanged.
-    pub fn write_bytes(&self, py: Python<'_>, data: &[u8]) -> io::Result<()> {
+    /// Write bytes borrowed from a Python object, then flush when `flush`,
+    /// with the GIL released: the caller keeps the object alive and it is
+    /// immutable (`bytes`), so the memory stays valid and unchanged.
+    pub fn write_bytes(&self, py: Python<'_>, data: &[u8], flush: bool) -> io::Result<()> {
         let data = SameThread((data.as_ptr(), data.len()));
         let result = self.with(py, move |call| {
             let SameThread((ptr, len)) = { data };
             // SAFETY: see above; the slice is read before `with` returns.
             let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-            call.write(bytes)
+            call.write(bytes)?;
+            if flush {
+                call.flush()?;
+            }
+            Ok(())
         });
         self.note(result)
     }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PySequence, PyString, PyTuple};
 use runicorn_app::{App, AppError, Call, WorkerInfo};
 use runicorn_http::ForwardedPolicy;
 
@@ -229,33 +229,41 @@ impl WsgiApp {
         }
         // A list or tuple is the whole body: its length can be sent.
         if let Ok(list) = result.cast::<PyList>() {
-            return self.send_sequence(py, slot, state, list.iter().collect());
+            return self.send_sequence(py, slot, state, list.as_sequence());
         }
         if let Ok(tuple) = result.cast::<PyTuple>() {
-            return self.send_sequence(py, slot, state, tuple.iter().collect());
+            return self.send_sequence(py, slot, state, tuple.as_sequence());
         }
         for item in result.try_iter()? {
             let item = item?;
             let chunk = bytes_of(&item)?;
-            response::write_body(py, state, slot, chunk.as_bytes())?;
-            // A streamed body goes to the client as it is produced.
-            slot.with(py, |call| call.flush()).map_err(|err| {
-                pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
-            })?;
+            // A streamed body goes to the client as it is produced: written
+            // and flushed with the GIL released once.
+            response::write_body(py, state, slot, chunk.as_bytes(), true)?;
         }
         response::send_head(state, slot, None)
     }
 
+    /// A list or tuple body: every item checked to be bytes and the total
+    /// length sent as Content-Length (when the app gave none), then the items.
     fn send_sequence(
         &self,
         py: Python<'_>,
         slot: &Rc<CallRef>,
         state: &response::Shared,
-        items: Vec<Bound<'_, PyAny>>,
+        items: &Bound<'_, PySequence>,
     ) -> PyResult<()> {
+        if items.len()? == 1 {
+            // The usual `[body]`, without collecting.
+            let chunk = bytes_of(&items.get_item(0)?)?;
+            response::send_head(state, slot, Some(chunk.as_bytes().len() as u64))?;
+            return response::write_body(py, state, slot, chunk.as_bytes(), false);
+        }
+        // Taken whole first: the GIL is released between writes, and the
+        // length sent must be that of the items written.
         let chunks = items
-            .iter()
-            .map(bytes_of)
+            .try_iter()?
+            .map(|item| bytes_of(&item?))
             .collect::<PyResult<Vec<Bound<'_, PyBytes>>>>()?;
         let total: u64 = chunks
             .iter()
@@ -263,7 +271,7 @@ impl WsgiApp {
             .sum();
         response::send_head(state, slot, Some(total))?;
         for chunk in &chunks {
-            response::write_body(py, state, slot, chunk.as_bytes())?;
+            response::write_body(py, state, slot, chunk.as_bytes(), false)?;
         }
         Ok(())
     }

@@ -123,17 +123,29 @@ pub fn send_head(state: &Shared, call: &CallRef, extra_length: Option<u64>) -> P
     }
 }
 
-/// Write body bytes (sending the head first), with the GIL released.
-pub fn write_body(py: Python<'_>, state: &Shared, call: &CallRef, data: &[u8]) -> PyResult<()> {
+/// Write body bytes (sending the head first), then push them to the client
+/// when `flush`, with the GIL released once for both.
+pub fn write_body(
+    py: Python<'_>,
+    state: &Shared,
+    call: &CallRef,
+    data: &[u8],
+    flush: bool,
+) -> PyResult<()> {
     if data.is_empty() {
+        if flush && state.borrow().sent {
+            return call.with(py, |call| call.flush()).map_err(write_error);
+        }
         return Ok(());
     }
     send_head(state, call, None)?;
-    call.write_bytes(py, data).map_err(|err| {
-        pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
-    })?;
+    call.write_bytes(py, data, flush).map_err(write_error)?;
     state.borrow_mut().written += data.len() as u64;
     Ok(())
+}
+
+fn write_error(err: std::io::Error) -> PyErr {
+    pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
 }
 
 /// The `start_response` callable of one request.
@@ -264,10 +276,7 @@ impl Write {
         let data = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
-        write_body(py, &self.state, &self.call, data.as_bytes())?;
-        self.call.with(py, |call| call.flush()).map_err(|err| {
-            pyo3::exceptions::PyOSError::new_err(format!("error writing the response: {err}"))
-        })
+        write_body(py, &self.state, &self.call, data.as_bytes(), true)
     }
 }
 
