@@ -47,6 +47,9 @@ pub type Shared = Rc<RefCell<ResponseState>>;
 
 /// A Python str as latin-1 bytes (PEP 3333: native strings hold latin-1).
 fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
+    if text.is_ascii() {
+        return Ok(text.as_bytes().to_vec());
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
@@ -236,11 +239,10 @@ impl StartResponse {
                     "Invalid response header value for {name:?}: it contains a control character"
                 )));
             }
-            let lower = name.to_ascii_lowercase();
-            if HOP_BY_HOP.contains(&lower.as_str()) {
+            if HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(name)) {
                 continue;
             }
-            if lower == "content-length" {
+            if name.eq_ignore_ascii_case("content-length") {
                 has_length = true;
             }
             fields.push((
