@@ -2,6 +2,8 @@
 //! that an app sees the same keys and values under both servers for the
 //! same request (only `SERVER_SOFTWARE` names the server).
 
+use std::borrow::Cow;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use runicorn_app::{Call, Version};
@@ -70,16 +72,16 @@ fn split_origin_form(target: &str) -> Option<(&str, &str)> {
 }
 
 /// `(path, query)` of any target, by Gunicorn's `split_request_uri`.
-fn split_target(py: Python<'_>, target: &str) -> PyResult<(String, String)> {
+fn split_target<'t>(py: Python<'_>, target: &'t str) -> PyResult<(Cow<'t, str>, Cow<'t, str>)> {
     if let Some((path, query)) = split_origin_form(target) {
-        return Ok((path.to_owned(), query.to_owned()));
+        return Ok((Cow::Borrowed(path), Cow::Borrowed(query)));
     }
     let parts = py
         .import("urllib.parse")?
         .call_method1("urlsplit", (target,))?;
     let path: String = parts.getattr("path")?.extract()?;
     let query: String = parts.getattr("query")?.extract()?;
-    Ok((path, query))
+    Ok((Cow::Owned(path), Cow::Owned(query)))
 }
 
 /// `(host, port)` of a `host:port` or `[v6]:port` address; `None` for a
@@ -94,6 +96,101 @@ fn split_host_port(addr: &str) -> Option<(&str, &str)> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     Some((host, port))
+}
+
+/// Header names browsers, clients and proxies send on most requests; their
+/// `HTTP_*` keys are made once, interned, instead of for every request.
+const COMMON_HEADERS: [&str; 40] = [
+    "Host",
+    "User-Agent",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Accept-Charset",
+    "Connection",
+    "Keep-Alive",
+    "Cookie",
+    "Referer",
+    "Origin",
+    "Authorization",
+    "Cache-Control",
+    "Pragma",
+    "Upgrade",
+    "Upgrade-Insecure-Requests",
+    "TE",
+    "Expect",
+    "DNT",
+    "Priority",
+    "Range",
+    "If-Range",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "Forwarded",
+    "Via",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Real-IP",
+    "X-Request-ID",
+    "X-Requested-With",
+    "Sec-Fetch-Site",
+    "Sec-Fetch-Mode",
+    "Sec-Fetch-Dest",
+    "Sec-Fetch-User",
+    "Sec-CH-UA",
+];
+
+/// The environ key of a header field name: `HTTP_` and the name in upper
+/// case with `-` as `_`.
+fn header_key(name: &str, key: &mut String) {
+    key.clear();
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+}
+
+/// Whether two field names have the same environ key.
+fn same_key(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'-' => b'_',
+        c => c.to_ascii_uppercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+/// The interned keys of [`COMMON_HEADERS`], by name length.
+#[derive(Debug)]
+pub struct HeaderKeys {
+    by_len: Vec<Vec<(&'static str, Py<PyString>)>>,
+}
+
+impl HeaderKeys {
+    pub fn new(py: Python<'_>) -> Self {
+        let mut by_len: Vec<Vec<(&'static str, Py<PyString>)>> = Vec::new();
+        let mut key = String::new();
+        for name in COMMON_HEADERS {
+            if by_len.len() <= name.len() {
+                by_len.resize_with(name.len() + 1, Vec::new);
+            }
+            header_key(name, &mut key);
+            by_len[name.len()].push((name, PyString::intern(py, &key).unbind()));
+        }
+        HeaderKeys { by_len }
+    }
+
+    /// The key of `name` if it is a common header.
+    fn get<'a>(&'a self, name: &str) -> Option<&'a Py<PyString>> {
+        self.by_len
+            .get(name.len())?
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, key)| key)
+    }
 }
 
 /// The environ for the request of `call`, without `wsgi.input`.
@@ -123,7 +220,9 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
     let trusted = app.forwarded.trusts_peer(peer);
     let mut host: Option<&[u8]> = None;
     let mut script_name: Option<String> = app.script_name.clone();
-    let mut key = String::with_capacity(64);
+    let mut key = String::new();
+    // The names already given an `HTTP_*` key: a repeated field is joined.
+    let mut named: Vec<&str> = Vec::with_capacity(head.headers.len());
     for field in &head.headers {
         let name = field.name.as_str();
         if name.contains('_') {
@@ -143,19 +242,27 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
             environ.set_item(keys.content_length.bind(py), py_latin1(py, &field.value))?;
             continue;
         }
-        key.clear();
-        key.push_str("HTTP_");
-        key.extend(name.chars().map(|c| match c {
-            '-' => '_',
-            c => c.to_ascii_uppercase(),
-        }));
         let value = py_latin1(py, &field.value);
-        match environ.get_item(&key)? {
-            Some(previous) => {
-                let joined = format!("{},{}", previous.extract::<String>()?, value.to_str()?);
+        let repeated = named.iter().any(|earlier| same_key(earlier, name));
+        named.push(name);
+        let key = match keys.headers.get(name) {
+            Some(common) => common.bind(py).clone(),
+            None => {
+                header_key(name, &mut key);
+                PyString::new(py, &key)
+            }
+        };
+        match repeated {
+            true => {
+                let previous: String = environ
+                    .get_item(&key)?
+                    .map(|previous| previous.extract())
+                    .transpose()?
+                    .unwrap_or_default();
+                let joined = format!("{previous},{}", value.to_str()?);
                 environ.set_item(&key, joined)?;
             }
-            None => environ.set_item(&key, value)?,
+            false => environ.set_item(&key, value)?,
         }
     }
 
@@ -175,18 +282,19 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
     }
 
     let server = call.server_addr();
-    let (server_name, server_port) = match split_host_port(server) {
-        Some((name, port)) => (name.to_owned(), port.to_owned()),
+    let host_text;
+    let (server_name, server_port): (&str, &str) = match split_host_port(server) {
+        Some((name, port)) => (name, port),
         None => match host {
             Some(host) => {
-                let host = latin1(host);
-                match host.split_once(':') {
-                    Some((name, port)) => (name.to_owned(), port.to_owned()),
-                    None if scheme == "https" => (host, "443".to_owned()),
-                    None => (host, "80".to_owned()),
+                host_text = latin1(host);
+                match host_text.split_once(':') {
+                    Some((name, port)) => (name, port),
+                    None if scheme == "https" => (&host_text, "443"),
+                    None => (&host_text, "80"),
                 }
             }
-            None => (server.to_owned(), String::new()),
+            None => (server, ""),
         },
     };
     environ.set_item(keys.server_name.bind(py), server_name)?;
@@ -194,7 +302,7 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
 
     let script_name = script_name.unwrap_or_default();
     let path_info = if script_name.is_empty() {
-        path.as_str()
+        &*path
     } else {
         match path.strip_prefix(script_name.as_str()) {
             Some(rest) => rest,
@@ -205,7 +313,13 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
             }
         }
     };
-    environ.set_item(keys.path_info.bind(py), unquote_to_wsgi_str(path_info))?;
+    let path_info = if path_info.contains('%') {
+        PyString::new(py, &unquote_to_wsgi_str(path_info))
+    } else {
+        // Nothing to decode: the bytes read as latin-1, as unquoting gives.
+        py_latin1(py, path_info.as_bytes())
+    };
+    environ.set_item(keys.path_info.bind(py), path_info)?;
     environ.set_item(keys.script_name.bind(py), script_name)?;
     Ok(environ)
 }
@@ -228,6 +342,17 @@ mod tests {
         assert_eq!(split_origin_form("/a#f?x"), Some(("/a", "")));
         assert_eq!(split_origin_form("//x?y"), Some(("//x", "y")));
         assert_eq!(split_origin_form("*"), None);
+    }
+
+    #[test]
+    fn header_keys() {
+        let mut key = String::new();
+        header_key("X-Forwarded-For", &mut key);
+        assert_eq!(key, "HTTP_X_FORWARDED_FOR");
+        assert!(same_key("x-forwarded-for", "X-FORWARDED-FOR"));
+        assert!(same_key("a-b", "A_B"));
+        assert!(!same_key("a-b", "a-bc"));
+        assert!(!same_key("a-b", "a-c"));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Keys {
     http10: Py<PyString>,
     http11: Py<PyString>,
     http: Py<PyString>,
+    /// `HTTP_*` keys of common header names.
+    headers: environ::HeaderKeys,
 }
 
 impl Keys {
@@ -74,6 +76,7 @@ impl Keys {
             http10: key("HTTP/1.0"),
             http11: key("HTTP/1.1"),
             http: key("http"),
+            headers: environ::HeaderKeys::new(py),
         }
     }
 }
