@@ -42,6 +42,7 @@ pub struct Keys {
     path_info: Py<PyString>,
     script_name: Py<PyString>,
     input: Py<PyString>,
+    early_hints: Py<PyString>,
     get: Py<PyString>,
     post: Py<PyString>,
     head_method: Py<PyString>,
@@ -70,6 +71,7 @@ impl Keys {
             path_info: key("PATH_INFO"),
             script_name: key("SCRIPT_NAME"),
             input: key("wsgi.input"),
+            early_hints: key("wsgi.early_hints"),
             get: key("GET"),
             post: key("POST"),
             head_method: key("HEAD"),
@@ -191,7 +193,7 @@ impl WsgiApp {
                 Py::new(py, Input::new(Rc::clone(slot)))?,
             )?;
             environ.set_item(
-                "wsgi.early_hints",
+                self.keys.early_hints.bind(py),
                 Py::new(py, EarlyHints::new(Rc::clone(&state), Rc::clone(slot)))?,
             )?;
             Ok(())
