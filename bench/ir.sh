@@ -8,7 +8,9 @@
 # requests, then IR_WARMUP + IR_REQUESTS (ir_client.py, one after the
 # other), then stopped with TERM; the worker's instructions (every thread)
 # in the second run minus the first, over IR_REQUESTS, is its cost per
-# request (boot, the stop and the warm-up cancel out). IR_CLASSES picks the
+# request (boot, the stop and the warm-up cancel out; what a worker does on
+# a timer while idle does not, so each figure is the median of IR_ROUNDS
+# rounds, default 3, the binaries interleaved). IR_CLASSES picks the
 # classes (default: sync gthread green async). The valgrind options go in
 # VALGRIND_OPTS, not argv: the process title is written over argv, where
 # valgrind would read them again in the forked worker.
@@ -16,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ $# -ge 1 ] || die "usage: ir.sh BINARY..."
 IR_REQUESTS="${IR_REQUESTS:-2000}"
 IR_WARMUP="${IR_WARMUP:-300}"
+IR_ROUNDS="${IR_ROUNDS:-3}"
 read -r -a CLASSES <<<"${IR_CLASSES:-sync gthread green async}"
 for t in valgrind python3 taskset setsid ss; do
     command -v "$t" >/dev/null 2>&1 || die "$t not found (apt-get install -y valgrind)"
@@ -24,7 +27,7 @@ for b in "$@"; do [ -x "$b" ] || die "not an executable: $b"; done
 RUNICORN_PATH="$1"
 begin_result ir
 out <<EOF
-- method: callgrind (valgrind $(valgrind --version | sed 's/valgrind-//')), builtin:hello -w 1 on 127.0.0.1; Ir of the worker process (all its threads) in a run of $((IR_WARMUP + IR_REQUESTS)) sequential requests minus a run of $IR_WARMUP, divided by $IR_REQUESTS; sync: one connection per request (Connection: close), others: one keep-alive connection
+- method: callgrind (valgrind $(valgrind --version | sed 's/valgrind-//')), builtin:hello -w 1 on 127.0.0.1; Ir of the worker process (all its threads) in a run of $((IR_WARMUP + IR_REQUESTS)) sequential requests minus a run of $IR_WARMUP, divided by $IR_REQUESTS, median of $IR_ROUNDS rounds (each round's figures in brackets); sync: one connection per request (Connection: close), others: one keep-alive connection
 EOF
 for b in "$@"; do
     printf -- '- binary: %s (%s)\n' "$b" "$(stat -c '%y' "$b" | cut -d. -f1)" | out
@@ -66,15 +69,24 @@ rule="|---|"
 for b in "$@"; do header+=" $(basename "$b") Ir/req |"; rule+="---:|"; done
 [ $# -lt 2 ] || { header+=" last/first |"; rule+="---:|"; }
 printf '\n%s\n%s\n' "$header" "$rule" | out
+median() { tr ' ' '\n' | grep -v '^?*$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "?"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 for class in "${CLASSES[@]}"; do
     line="| $class |" first="" last=""
+    declare -A runs=()
+    for i in $(seq 1 "$IR_ROUNDS"); do
+        for b in "$@"; do
+            log "ir: $class $(basename "$b") round $i"
+            runs[$b]+=" $(ir_case "$b" "$class")"
+        done
+    done
     for b in "$@"; do
-        log "ir: $class $(basename "$b")"
-        v="$(ir_case "$b" "$class")"
-        line+=" $v |"
+        v="$(median <<<"${runs[$b]}")"
+        line+=" $v [${runs[$b]# }] |"
         [ -n "$first" ] || first="$v"
         last="$v"
     done
+    unset runs
     [ $# -lt 2 ] || line+=" $(ratio "$last" "$first") |"
     printf '%s\n' "$line" | out
 done

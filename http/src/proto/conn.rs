@@ -135,18 +135,18 @@ enum Phase {
     Reject(u16),
     /// Writing out what is left, then closing (lingering or not).
     Closing { linger: bool },
-    /// A lingering close: reading and discarding until the deadline.
-    Lingering {
-        deadline: Option<Instant>,
-        discarded: usize,
-    },
+    /// A lingering close: reading and discarding until the deadline, this
+    /// many bytes so far (at most [`LINGER_BYTES`]).
+    Lingering { discarded: u32 },
     /// Finished.
     Closed,
 }
 
 /// One client connection's protocol state, across requests: its buffers
 /// (with any pipelined bytes), the reused request head and [`Cycle`], the
-/// `Date` cache, and where it is in its life. No I/O, no clock.
+/// `Date` cache, and where it is in its life. No I/O, no clock. Kept small:
+/// a gthread worker moves it between its poller and its pool for every
+/// request.
 #[derive(Debug)]
 pub struct ConnState {
     config: ConnConfig,
@@ -156,22 +156,20 @@ pub struct ConnState {
     head: RequestHead,
     cycle: Cycle,
     date: DateCache,
-    /// Most bytes buffered while a head is incomplete.
-    head_cap: usize,
     requests: u64,
     /// The buffered bytes may hold a complete head not yet parsed.
     parse_pending: bool,
     /// Buffered length at the last partial parse.
     partial_len: usize,
     /// Heads parsed (complete or not), for the tests of the re-parse rule.
-    parses: u64,
-    /// When the head being received must be complete.
-    head_deadline: Option<Instant>,
-    /// Why the request answered in [`Phase::Reject`] was refused, when it
-    /// is a bad request for the worker's log.
-    rejected: Option<ParseError>,
-    /// The current request's body error, to answer if no response started.
-    body_error: Option<ParseError>,
+    parses: u32,
+    /// When the head being received must be complete, or the lingering
+    /// close end.
+    deadline: Option<Instant>,
+    /// In a request, its body error (answered if no response started); in
+    /// [`Phase::Reject`], why the request was refused when it is a bad
+    /// request for the worker's log.
+    error: Option<ParseError>,
     /// A read or write failed during the current request: the connection
     /// is unusable.
     io_failed: bool,
@@ -192,14 +190,12 @@ impl ConnState {
             head: RequestHead::default(),
             cycle: Cycle::default(),
             date: DateCache::default(),
-            head_cap: config.limits.head.saturating_add(1024),
             requests: 0,
             parse_pending: false,
             partial_len: 0,
             parses: 0,
-            head_deadline: None,
-            rejected: None,
-            body_error: None,
+            deadline: None,
+            error: None,
             io_failed: false,
         }
     }
@@ -232,7 +228,7 @@ impl ConnState {
             Phase::Drain => self.poll_drain(clock),
             Phase::Reject(status) => {
                 self.reject(status, clock);
-                match self.rejected.take() {
+                match self.error.take() {
                     Some(err) => Action::BadRequest(err),
                     None => self.poll_closing(true),
                 }
@@ -277,7 +273,7 @@ impl ConnState {
     #[inline(never)]
     fn parse<C: Clock + ?Sized>(&mut self, clock: &C) -> Option<Action> {
         self.parse_pending = false;
-        self.parses += 1;
+        self.parses = self.parses.wrapping_add(1);
         match parse_head_into(self.input.data(), &self.config.limits, &mut self.head) {
             Ok(HeadStatus::Complete(info)) => {
                 self.input.consume(info.head_len);
@@ -307,7 +303,7 @@ impl ConnState {
             });
         };
         let now = clock.now();
-        let deadline = *self.head_deadline.get_or_insert(now + io_timeout);
+        let deadline = *self.deadline.get_or_insert(now + io_timeout);
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             self.reject(408, clock);
@@ -347,26 +343,20 @@ impl ConnState {
             self.phase = Phase::Closed;
             return Action::Close;
         }
-        self.phase = Phase::Lingering {
-            deadline: None,
-            discarded: 0,
-        };
+        self.deadline = None;
+        self.phase = Phase::Lingering { discarded: 0 };
         Action::Shutdown
     }
 
     #[inline(never)]
     fn poll_lingering<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
-        let Phase::Lingering {
-            deadline,
-            discarded,
-        } = &mut self.phase
-        else {
+        let Phase::Lingering { discarded } = self.phase else {
             return Action::Close;
         };
         let now = clock.now();
-        let deadline = *deadline.get_or_insert(now + self.config.linger);
+        let deadline = *self.deadline.get_or_insert(now + self.config.linger);
         let left = deadline.saturating_duration_since(now);
-        if left.is_zero() || *discarded >= LINGER_BYTES {
+        if left.is_zero() || discarded as usize >= LINGER_BYTES {
             self.phase = Phase::Closed;
             return Action::Close;
         }
@@ -381,7 +371,7 @@ impl ConnState {
     /// with `OutOfMemory` when the buffer is full (hand that error to
     /// [`ConnState::received`] or [`ConnState::body_received`]).
     pub fn read_buf(&mut self) -> io::Result<&mut [u8]> {
-        self.input.spare(self.head_cap)
+        self.input.spare(self.head_cap())
     }
 
     /// The result of the read asked for by [`Action::Read`].
@@ -437,7 +427,7 @@ impl ConnState {
                         limit: self.config.limits.head,
                     };
                     self.phase = Phase::Reject(err.status());
-                    self.rejected = Some(err);
+                    self.error = Some(err);
                 }
                 Err(_) => self.phase = Phase::Closed,
             },
@@ -445,11 +435,10 @@ impl ConnState {
                 Ok(count) if count > 0 => self.input.filled(count),
                 _ => self.phase = Phase::Closing { linger: true },
             },
-            Phase::Lingering {
-                ref mut discarded, ..
-            } => match result {
+            Phase::Lingering { ref mut discarded } => match result {
                 Ok(count) if count > 0 => {
-                    *discarded += count;
+                    // A read is smaller than the buffer, so no overflow.
+                    *discarded = discarded.saturating_add(count as u32);
                     self.input.filled(count);
                 }
                 _ => self.phase = Phase::Closed,
@@ -521,12 +510,17 @@ impl ConnState {
 
     /// Times a head was parsed, complete or not (the re-parse rule's cost).
     pub fn parse_attempts(&self) -> u64 {
-        self.parses
+        u64::from(self.parses)
+    }
+
+    /// Most bytes buffered while a head is incomplete.
+    fn head_cap(&self) -> usize {
+        self.config.limits.head.saturating_add(1024)
     }
 
     fn start_request<C: Clock + ?Sized>(&mut self, info: RequestInfo, clock: &C) {
         self.requests += 1;
-        self.head_deadline = None;
+        self.deadline = None;
         self.date.update(clock.wall());
         let options = CycleOptions {
             keep_alive: self.config.keep_alive,
@@ -535,7 +529,7 @@ impl ConnState {
         };
         self.cycle
             .reset(info, &self.head, &self.config.limits, options);
-        self.body_error = None;
+        self.error = None;
         self.io_failed = false;
         self.phase = Phase::Request;
     }
@@ -570,7 +564,7 @@ impl ConnState {
         if buf.is_empty() || self.cycle.body_done() {
             return Ok(BodyRead::Data(0));
         }
-        if let Some(err) = &self.body_error {
+        if let Some(err) = &self.error {
             return Err(io::Error::new(io::ErrorKind::InvalidData, err.clone()));
         }
         if self.cycle.take_continue() {
@@ -587,7 +581,7 @@ impl ConnState {
                     }
                 }
                 Err(err) => {
-                    self.body_error = Some(err.clone());
+                    self.error = Some(err.clone());
                     return Err(io::Error::new(io::ErrorKind::InvalidData, err));
                 }
             }
@@ -605,7 +599,7 @@ impl ConnState {
         match result {
             Ok(0) => {
                 let err = ParseError::IncompleteBody;
-                self.body_error = Some(err.clone());
+                self.error = Some(err.clone());
                 self.cycle.abort();
                 Err(io::Error::new(io::ErrorKind::UnexpectedEof, err))
             }
@@ -666,7 +660,7 @@ impl ConnState {
     /// Answer this request with `err`'s status instead of calling the app
     /// (a front end's contradictory forwarding fields), then close.
     pub fn refuse(&mut self, err: ParseError) {
-        self.body_error.get_or_insert(err);
+        self.error.get_or_insert(err);
     }
 
     /// Close the connection after this request (the worker is stopping or
@@ -682,7 +676,7 @@ impl ConnState {
     /// close (lingering when the client may still be sending).
     #[inline]
     pub fn finish(&mut self) -> RequestEnd {
-        let body_error = self.body_error.take();
+        let body_error = self.error.take();
         let finish = match &body_error {
             Some(err) => self.cycle.fail(&mut self.output, err, self.date.as_bytes()),
             None => self.cycle.finish(&mut self.output, self.date.as_bytes()),
