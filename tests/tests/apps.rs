@@ -803,6 +803,8 @@ fn a_hung_worker_int_still_dies_by_the_masters_sigkill() {
     // INT to the worker: it stops serving, the hook hangs, the heartbeat
     // stops; SIGABRT finds the watcher busy, so the master's SIGKILL ends it.
     let worker = server.wait_workers(1, 20.0)[0];
+    // Booted (its signal handling installed) once it has served a request.
+    assert_eq!(get(server.addr(), "/").unwrap().text(), "hooks\n");
     signal_pid(worker, Signal::SIGINT);
     assert!(
         wait_until(deadline(10.0), || hook_line(&log, "worker_int", worker)

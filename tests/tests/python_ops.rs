@@ -982,6 +982,8 @@ def on_exit(server):
     server.signal(Signal::SIGTTIN);
     server.expect_log("hook nworkers_changed 1 -> 2", 10.0);
     let workers = server.wait_workers(2, 20.0);
+    // Once post_worker_init ran, its signal handling is installed.
+    server.expect_log(&format!("hook post_worker_init pid={}", workers[0]), 20.0);
     // INT to one worker: worker_int, then it exits (and is replaced).
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(workers[0] as i32),
