@@ -33,17 +33,21 @@
 //! [`ConnState::write_body`]), and [`ConnState::finish`] ends the request.
 
 use std::io;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::proto::buffer::ReadBuffer;
 use crate::proto::config::ConnConfig;
 use crate::proto::cycle::{Cycle, CycleOptions};
 use crate::proto::date::DateCache;
-use crate::proto::error::{ParseError, ResponseError};
+use crate::proto::error::ParseError;
 use crate::proto::framing::RequestInfo;
-use crate::proto::head::{Header, RequestHead};
+use crate::proto::head::RequestHead;
 use crate::proto::parse::{parse_head_into, HeadStatus};
-use crate::proto::status::{encode_error, CONTINUE};
+use crate::proto::status::encode_error;
+
+mod action;
+
+pub use action::{Action, BodyRead, Clock, ReadWait, RequestEnd};
 
 /// Output bytes buffered before they are written out mid-response.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -52,74 +56,6 @@ pub const LINGER_BYTES: usize = 1 << 20;
 /// New bytes after which a partial head is parsed again even if no line
 /// ended in them.
 pub const REPARSE_STEP: usize = 1024;
-
-/// Where a connection's time comes from: [`ConnState`] reads no clock. The
-/// monotonic time is asked for only when a deadline starts or is checked
-/// (a partial head, a lingering close), the wall time once per request.
-pub trait Clock {
-    /// Monotonic time, for deadlines.
-    fn now(&self) -> Instant;
-    /// Wall-clock time, for the `Date` header.
-    fn wall(&self) -> SystemTime;
-}
-
-/// What the driver does next, from [`ConnState::poll`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Read into [`ConnState::read_buf`] once, waiting as the [`ReadWait`]
-    /// says, and hand the result to [`ConnState::received`].
-    Read(ReadWait),
-    /// Write all of [`ConnState::output`], then call
-    /// [`ConnState::written`] (or [`ConnState::write_failed`]).
-    Write,
-    /// A request head is parsed ([`ConnState::head`]): call the app, then
-    /// [`ConnState::finish`].
-    Serve,
-    /// A request was rejected before any app saw it (for the worker's log);
-    /// its status is in the output. Poll on.
-    BadRequest(ParseError),
-    /// Shut the sending half of the stream (a lingering close begins), then
-    /// call [`ConnState::shut_down`].
-    Shutdown,
-    /// The connection is finished: drop the stream.
-    Close,
-}
-
-/// How a read asked for by [`Action::Read`] or [`BodyRead::Read`] waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadWait {
-    /// The longest this one read may wait; `None` waits for ever. A read
-    /// that times out is reported as `TimedOut` (or `WouldBlock`).
-    pub timeout: Option<Duration>,
-    /// The connection is idle between requests (a keep-alive wait): a
-    /// driver may park it instead, and a stopping worker closes it with
-    /// [`ConnState::close`] rather than reading.
-    pub idle: bool,
-}
-
-/// What [`ConnState::read_body`] needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyRead {
-    /// This many body bytes were copied out; 0 at the end of the body.
-    Data(usize),
-    /// Write any [`ConnState::output`] out, read once as the wait says,
-    /// hand the result to [`ConnState::body_received`], and ask again.
-    Read(ReadWait),
-}
-
-/// How a request ended, from [`ConnState::finish`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestEnd {
-    /// The status sent.
-    pub status: u16,
-    /// Response body bytes the app wrote.
-    pub body_bytes: u64,
-    /// The connection stays open for another request.
-    pub keep_alive: bool,
-    /// The request body was malformed or over its limit (its status was
-    /// sent if no response had started): a bad request for the worker's log.
-    pub body_error: Option<ParseError>,
-}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,158 +485,6 @@ impl ConnState {
     }
 }
 
-/// The request in progress, as the app sees it.
-impl ConnState {
-    /// The request line and header fields.
-    pub fn head(&self) -> &RequestHead {
-        &self.head
-    }
-
-    /// Copy request body bytes into `buf`, or say what must be read first.
-    /// The first call queues `100 Continue` when the client asked for it. A
-    /// malformed or over-limit body fails with `InvalidData` (and its status
-    /// is answered if no response started).
-    pub fn read_body(&mut self, buf: &mut [u8]) -> io::Result<BodyRead> {
-        if buf.is_empty() || self.cycle.body_done() {
-            return Ok(BodyRead::Data(0));
-        }
-        if let Some(err) = &self.error {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, err.clone()));
-        }
-        if self.cycle.take_continue() {
-            self.output.extend_from_slice(CONTINUE);
-        }
-        if !self.input.is_empty() {
-            match self.cycle.decode_body(self.input.data(), buf.len()) {
-                Ok((used, data)) => {
-                    let count = data.len();
-                    buf[..count].copy_from_slice(data);
-                    self.input.consume(used);
-                    if count > 0 || self.cycle.body_done() {
-                        return Ok(BodyRead::Data(count));
-                    }
-                }
-                Err(err) => {
-                    self.error = Some(err.clone());
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, err));
-                }
-            }
-        }
-        if self.cycle.body_done() {
-            return Ok(BodyRead::Data(0));
-        }
-        Ok(BodyRead::Read(self.io_wait()))
-    }
-
-    /// The result of the read asked for by [`BodyRead::Read`]. An error is
-    /// the app's to see: a client that closed early is `UnexpectedEof`, a
-    /// slow one `TimedOut`; either ends the connection after this request.
-    pub fn body_received(&mut self, result: io::Result<usize>) -> io::Result<()> {
-        match result {
-            Ok(0) => {
-                let err = ParseError::IncompleteBody;
-                self.error = Some(err.clone());
-                self.cycle.abort();
-                Err(io::Error::new(io::ErrorKind::UnexpectedEof, err))
-            }
-            Ok(count) => {
-                self.input.filled(count);
-                Ok(())
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(err) => {
-                self.cycle.abort();
-                self.io_failed = true;
-                Err(err)
-            }
-        }
-    }
-
-    /// Trailer fields of a chunked body, once the body has been read to its end.
-    pub fn trailers(&self) -> &[Header] {
-        self.cycle.trailers()
-    }
-
-    /// Start the response. `Content-Length` among `headers` fixes the
-    /// framing; without it a 1.1 response is chunked. Hop-by-hop fields are
-    /// dropped; invalid names or values are refused with `InvalidInput`.
-    pub fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.cycle
-            .start_response(&mut self.output, status, headers, self.date.as_bytes())
-            .map_err(invalid_input)
-    }
-
-    /// Encode response body bytes (after `start_response`); true when the
-    /// output should be written out now.
-    pub fn write_body(&mut self, data: &[u8]) -> io::Result<bool> {
-        self.cycle
-            .write_body(&mut self.output, data)
-            .map_err(invalid_input)?;
-        Ok(self.output.len() >= FLUSH_THRESHOLD)
-    }
-
-    /// True once a final response has been started.
-    pub fn response_started(&self) -> bool {
-        self.cycle.response_started()
-    }
-
-    /// True once the whole request body has been read (or there was none).
-    pub fn body_done(&self) -> bool {
-        self.cycle.body_done()
-    }
-
-    /// The app failed after its response started: the body is cut short,
-    /// so it is not ended as if complete (no last chunk), and the connection
-    /// closes after what was written. The client sees a truncated response,
-    /// never a complete-looking one.
-    pub fn fail_response(&mut self) {
-        self.cycle.fail_response();
-    }
-
-    /// Answer this request with `err`'s status instead of calling the app
-    /// (a front end's contradictory forwarding fields), then close.
-    pub fn refuse(&mut self, err: ParseError) {
-        self.error.get_or_insert(err);
-    }
-
-    /// Close the connection after this request (the worker is stopping or
-    /// reached max-requests, or the app panicked). Effective until the
-    /// response starts.
-    pub fn close_after(&mut self) {
-        self.cycle.set_last();
-    }
-
-    /// The app returned: end the response (a 500 if none started, the body
-    /// error's status if one came first) and decide what the connection
-    /// does next: serve the next request, drain the unread body first, or
-    /// close (lingering when the client may still be sending).
-    #[inline]
-    pub fn finish(&mut self) -> RequestEnd {
-        let body_error = self.error.take();
-        let finish = match &body_error {
-            Some(err) => self.cycle.fail(&mut self.output, err, self.date.as_bytes()),
-            None => self.cycle.finish(&mut self.output, self.date.as_bytes()),
-        };
-        self.phase = if self.io_failed {
-            Phase::Closed
-        } else if !finish.keep_alive {
-            Phase::Closing {
-                linger: !self.cycle.body_done(),
-            }
-        } else if finish.drain {
-            Phase::Drain
-        } else {
-            Phase::Head
-        };
-        RequestEnd {
-            status: finish.status,
-            body_bytes: finish.body_bytes,
-            keep_alive: finish.keep_alive && !self.io_failed,
-            body_error,
-        }
-    }
-}
-
 /// A duration, `None` when zero (zero means no timeout in the settings).
 fn nonzero(duration: Duration) -> Option<Duration> {
     Some(duration).filter(|duration| !duration.is_zero())
@@ -714,9 +498,6 @@ fn is_timeout(err: &io::Error) -> bool {
     )
 }
 
-fn invalid_input(err: ResponseError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, err)
-}
-
+mod request;
 #[cfg(test)]
 mod tests;

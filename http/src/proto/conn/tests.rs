@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::proto::limits::Limits;
+use crate::proto::status::CONTINUE;
 
 /// A clock the test moves by hand.
 struct FakeClock {
