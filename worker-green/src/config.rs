@@ -31,6 +31,13 @@ use std::time::Duration;
 
 use runicorn_master::Settings;
 
+/// How many finished coroutines (stacks ready for the next connection) may
+/// keeps. may's own default, 1,000, is made when its scheduler starts: a
+/// thousand stacks touched before the first connection, 8 KiB of RSS each
+/// (8 MB per worker, idle). Past this many, a new connection's coroutine
+/// gets a fresh stack (an `mmap`) and a finished one beyond it is unmapped.
+pub const POOLED_COROUTINES: usize = 64;
+
 /// Bytes per may stack "word" (may sizes stacks in `usize` units).
 const WORD: usize = size_of::<usize>();
 
@@ -76,6 +83,7 @@ impl RuntimeConfig {
         config.set_workers(self.workers);
         config.set_stack_size(self.stack_words());
         config.set_worker_pin(self.pin_workers);
+        config.set_pool_capacity(POOLED_COROUTINES.min(self.worker_connections));
     }
 
     /// The boot log line.
