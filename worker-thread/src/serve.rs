@@ -109,8 +109,11 @@ impl Hooks for DispatchHooks<'_> {
             tracing::info!("Autorestarting worker after current request.");
             self.shared.shutdown.request_graceful();
         }
-        let line = format!("{} {} {}", head.method, head.target, head.version.as_str());
-        self.in_flight = Some(self.shared.slot.begin_request(&line));
+        self.in_flight = Some(self.shared.slot.begin_request_parts(&[
+            &head.method,
+            &head.target,
+            head.version.as_str(),
+        ]));
     }
 
     fn request_finished(&mut self, _done: &RequestDone<'_>) {

@@ -12,7 +12,7 @@
 mod layout;
 mod mapping;
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +85,12 @@ impl Slot {
 
     /// Marks a request as started; dropping the guard ends it.
     pub fn begin_request(&self, request_line: &str) -> RequestGuard {
+        self.begin_request_parts(&[request_line])
+    }
+
+    /// [`Slot::begin_request`] for a line given in parts (method, target,
+    /// version), written joined by single spaces without building the line.
+    pub fn begin_request_parts(&self, parts: &[&str]) -> RequestGuard {
         let data = self.data();
         data.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut claimed = None;
@@ -95,13 +101,10 @@ impl Slot {
                 .is_ok()
             {
                 claimed = Some(index);
-                let line = truncate(request_line, LINE_BYTES);
                 lane.seq.fetch_add(1, Ordering::AcqRel);
                 fence(Ordering::Release);
-                for (byte, cell) in line.bytes().zip(lane.line.iter()) {
-                    cell.store(byte, Ordering::Relaxed);
-                }
-                lane.len.store(line.len() as u32, Ordering::Relaxed);
+                let len = write_line(&lane.line, parts);
+                lane.len.store(len as u32, Ordering::Relaxed);
                 lane.seq.fetch_add(1, Ordering::Release);
                 lane.start_ns.store(monotonic_nanos(), Ordering::Release);
                 break;
@@ -189,15 +192,31 @@ fn nonzero(nanos: u64) -> Option<Duration> {
     (nanos != 0).then(|| Duration::from_nanos(nanos))
 }
 
-fn truncate(line: &str, max: usize) -> &str {
-    if line.len() <= max {
-        return line;
+/// Writes `parts` joined by spaces into `cells`, cut to fit on a character
+/// boundary; returns the length written.
+fn write_line(cells: &[AtomicU8], parts: &[&str]) -> usize {
+    let mut len = 0;
+    let mut next = None;
+    'parts: for (index, part) in parts.iter().enumerate() {
+        let separator: &[u8] = if index == 0 { b"" } else { b" " };
+        for &byte in separator.iter().chain(part.as_bytes()) {
+            if len == cells.len() {
+                next = Some(byte);
+                break 'parts;
+            }
+            cells[len].store(byte, Ordering::Relaxed);
+            len += 1;
+        }
     }
-    let mut end = max;
-    while !line.is_char_boundary(end) {
-        end -= 1;
+    if let Some(mut next) = next {
+        // Cut before a character that did not fit whole: back off while the
+        // first byte left out continues a character.
+        while len > 0 && next & 0xC0 == 0x80 {
+            len -= 1;
+            next = cells[len].load(Ordering::Relaxed);
+        }
     }
-    &line[..end]
+    len
 }
 
 fn read_lane(lane: &layout::Lane, start: u64) -> Option<String> {
@@ -279,6 +298,29 @@ mod tests {
         assert_eq!(slot.oldest_request().unwrap().1, "GET /0 HTTP/1.1");
         drop(guards);
         assert_eq!(slot.requests_served(), (LANES + 5) as u64);
+    }
+
+    #[test]
+    fn a_line_in_parts_is_the_line_joined_by_spaces_and_cut_alike() {
+        let board = Scoreboard::new(1).unwrap();
+        let slot = board.slot(0);
+        let guard = slot.begin_request_parts(&["GET", "/a?b=1", "HTTP/1.1"]);
+        assert_eq!(slot.oldest_request().unwrap().1, "GET /a?b=1 HTTP/1.1");
+        drop(guard);
+        for pad in 0..4 {
+            // Every offset of a two-byte character against the cut.
+            let target = format!("/{}{}", "x".repeat(pad), "é".repeat(100));
+            let whole = format!("GET {target} HTTP/1.1");
+            let guard = slot.begin_request(&whole);
+            let joined = slot.oldest_request().unwrap().1;
+            drop(guard);
+            let guard = slot.begin_request_parts(&["GET", &target, "HTTP/1.1"]);
+            let parts = slot.oldest_request().unwrap().1;
+            drop(guard);
+            assert_eq!(parts, joined);
+            assert!(parts.len() <= LINE_BYTES && parts.len() > LINE_BYTES - 2);
+            assert!(whole.starts_with(&parts));
+        }
     }
 
     #[test]
