@@ -115,11 +115,20 @@ impl ForeignHost {
             return None;
         }
         // SAFETY: as above.
-        let text = |view: RcStr| String::from_utf8_lossy(unsafe { view.as_bytes() }).into_owned();
+        let text = |view: RcStr| String::from_utf8_lossy(unsafe { view.as_bytes() });
+        let (scheme, client, server) = (
+            text(raw.url_scheme),
+            text(raw.client_addr),
+            text(raw.server_addr),
+        );
+        let mut all = String::with_capacity(scheme.len() + client.len() + server.len());
+        all.push_str(&scheme);
+        all.push_str(&client);
+        all.push_str(&server);
         Some(ForeignConnection {
-            url_scheme: text(raw.url_scheme),
-            client_addr: text(raw.client_addr),
-            server_addr: text(raw.server_addr),
+            all,
+            scheme_end: scheme.len(),
+            client_end: scheme.len() + client.len(),
         })
     }
 
@@ -221,12 +230,27 @@ pub struct ForeignCall {
     host: ForeignHost,
 }
 
-/// The connection facts a host table gave, copied.
+/// The connection facts a host table gave, copied into one string: the
+/// URL scheme, the client's address, then the server's.
 #[derive(Debug)]
 struct ForeignConnection {
-    url_scheme: String,
-    client_addr: String,
-    server_addr: String,
+    all: String,
+    scheme_end: usize,
+    client_end: usize,
+}
+
+impl ForeignConnection {
+    fn url_scheme(&self) -> &str {
+        &self.all[..self.scheme_end]
+    }
+
+    fn client_addr(&self) -> &str {
+        &self.all[self.scheme_end..self.client_end]
+    }
+
+    fn server_addr(&self) -> &str {
+        &self.all[self.client_end..]
+    }
 }
 
 impl ForeignCall {
@@ -277,19 +301,19 @@ impl Call for ForeignCall {
     fn url_scheme(&self) -> &str {
         self.connection
             .as_ref()
-            .map_or("http", |connection| &connection.url_scheme)
+            .map_or("http", ForeignConnection::url_scheme)
     }
 
     fn client_addr(&self) -> &str {
         self.connection
             .as_ref()
-            .map_or(&self.peer, |connection| &connection.client_addr)
+            .map_or(self.peer.as_str(), ForeignConnection::client_addr)
     }
 
     fn server_addr(&self) -> &str {
         self.connection
             .as_ref()
-            .map_or("", |connection| &connection.server_addr)
+            .map_or("", ForeignConnection::server_addr)
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -29,23 +29,24 @@ pub struct CallContext<'a> {
     connection: Option<Connection>,
 }
 
-/// The call's connection facts, copied when the call is lent so that the
-/// views `connection_info` hands out never alias the `&mut dyn Call`.
-#[derive(Debug)]
+/// The call's connection facts: views into the request's copy (see
+/// [`lend_call`]), so that the views `connection_info` hands out never
+/// alias the `&mut dyn Call`.
+#[derive(Debug, Clone, Copy)]
 struct Connection {
-    url_scheme: String,
-    client_addr: String,
-    server_addr: String,
+    url_scheme: RcStr,
+    client_addr: RcStr,
+    server_addr: RcStr,
 }
 
 impl<'a> CallContext<'a> {
-    /// The context of one request.
-    pub fn for_call(call: &'a mut dyn Call, info: Option<&'a WorkerInfo>) -> Self {
-        let connection = Connection {
-            url_scheme: call.url_scheme().to_owned(),
-            client_addr: call.client_addr().to_owned(),
-            server_addr: call.server_addr().to_owned(),
-        };
+    /// The context of one request, with its connection facts (views valid
+    /// as long as the context is used).
+    fn for_call(
+        call: &'a mut dyn Call,
+        info: Option<&'a WorkerInfo>,
+        connection: Connection,
+    ) -> Self {
         CallContext {
             call: Some(call),
             host: None,
@@ -87,6 +88,63 @@ impl std::fmt::Debug for CallContext<'_> {
     }
 }
 
+/// The request's bytes copied into one buffer (the head, the peer and the
+/// connection facts), with the ranges of each piece, so that the views
+/// lent to C never alias the `&mut dyn Call` the context holds: two
+/// allocations per request instead of one per string.
+struct RequestCopy {
+    bytes: Vec<u8>,
+    /// `(start, len)` of method, target, peer, url scheme, client and
+    /// server address, then each header's name and value.
+    ranges: Vec<(usize, usize)>,
+}
+
+impl RequestCopy {
+    const FIXED: usize = 6;
+
+    fn of(call: &dyn Call) -> Self {
+        let head = call.head();
+        let fixed: [&[u8]; Self::FIXED] = [
+            head.method.as_bytes(),
+            head.target.as_bytes(),
+            call.peer().as_bytes(),
+            call.url_scheme().as_bytes(),
+            call.client_addr().as_bytes(),
+            call.server_addr().as_bytes(),
+        ];
+        let total = fixed.iter().map(|piece| piece.len()).sum::<usize>()
+            + head
+                .headers
+                .iter()
+                .map(|field| field.name.len() + field.value.len())
+                .sum::<usize>();
+        let mut copy = RequestCopy {
+            bytes: Vec::with_capacity(total),
+            ranges: Vec::with_capacity(Self::FIXED + 2 * head.headers.len()),
+        };
+        for piece in fixed {
+            copy.push(piece);
+        }
+        for field in &head.headers {
+            copy.push(field.name.as_bytes());
+            copy.push(&field.value);
+        }
+        copy
+    }
+
+    fn push(&mut self, piece: &[u8]) {
+        self.ranges.push((self.bytes.len(), piece.len()));
+        self.bytes.extend_from_slice(piece);
+    }
+
+    /// The view of piece `index` (valid while `self` is neither dropped
+    /// nor changed).
+    fn view(&self, index: usize) -> RcStr {
+        let (start, len) = self.ranges[index];
+        RcStr::new(&self.bytes[start..start + len])
+    }
+}
+
 /// Lend `call` to C for the duration of `body`: a borrowed request view, the
 /// host services table and a context pointer. The request is copied first,
 /// so no view aliases the `&mut dyn Call` the context holds.
@@ -95,29 +153,33 @@ pub fn lend_call<R>(
     info: Option<&WorkerInfo>,
     body: impl FnOnce(&RcRequest, &'static RcHostTable, *mut RcCallCtx) -> R,
 ) -> R {
-    let head = call.head().clone();
-    let peer = call.peer().to_owned();
-    let fields: Vec<RcField> = head
-        .headers
-        .iter()
-        .map(|field| RcField {
-            name: RcStr::new(field.name.as_bytes()),
-            value: RcStr::new(&field.value),
+    let copy = RequestCopy::of(call);
+    let version = if call.head().version == Version::Http10 {
+        10
+    } else {
+        11
+    };
+    let fields: Vec<RcField> = (RequestCopy::FIXED..copy.ranges.len())
+        .step_by(2)
+        .map(|index| RcField {
+            name: copy.view(index),
+            value: copy.view(index + 1),
         })
         .collect();
     let request = RcRequest {
-        method: RcStr::new(head.method.as_bytes()),
-        target: RcStr::new(head.target.as_bytes()),
-        version: if head.version == Version::Http10 {
-            10
-        } else {
-            11
-        },
+        method: copy.view(0),
+        target: copy.view(1),
+        version,
         headers: fields.as_ptr(),
         headers_len: fields.len(),
-        peer: RcStr::new(peer.as_bytes()),
+        peer: copy.view(2),
     };
-    let mut context = CallContext::for_call(call, info);
+    let connection = Connection {
+        url_scheme: copy.view(3),
+        client_addr: copy.view(4),
+        server_addr: copy.view(5),
+    };
+    let mut context = CallContext::for_call(call, info, connection);
     body(&request, &HOST_TABLE, context.as_raw())
 }
 
@@ -427,19 +489,19 @@ unsafe extern "C" fn connection_info(ctx: *mut RcCallCtx, out: *mut RcConnection
         return EINVAL;
     }
     with_context(ctx, |context| {
-        let connection = context.connection.as_ref().ok_or_else(no_call)?;
+        let connection = context.connection.ok_or_else(no_call)?;
         // SAFETY: checked non-null above; the app says how much of the
         // struct it has in `struct_size`, and only that much is written.
         let known = unsafe { (*out).struct_size };
         let full = RcConnectionInfo {
             struct_size: known.min(size_of::<RcConnectionInfo>()),
-            url_scheme: RcStr::new(connection.url_scheme.as_bytes()),
-            client_addr: RcStr::new(connection.client_addr.as_bytes()),
-            server_addr: RcStr::new(connection.server_addr.as_bytes()),
+            url_scheme: connection.url_scheme,
+            client_addr: connection.client_addr,
+            server_addr: connection.server_addr,
         };
         let count = full.struct_size;
         // SAFETY: `count` bytes fit in both structs; the views borrow the
-        // context, which lives for the whole request.
+        // request's copy, which `lend_call` keeps for the whole request.
         unsafe {
             std::ptr::copy_nonoverlapping((&raw const full).cast::<u8>(), out.cast::<u8>(), count);
         }
