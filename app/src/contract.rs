@@ -141,7 +141,7 @@ pub trait Call {
     /// `start_response`). The default reads and writes through [`Call::write`],
     /// so it works under every worker class; a driver may use `sendfile(2)`.
     fn sendfile(&mut self, file: &File, offset: u64, count: u64) -> io::Result<()> {
-        copy_file_range_to(self, file, offset, count)
+        send_file_by_copy(self, file, offset, count)
     }
     /// The host services of this worker class.
     fn host(&self) -> &dyn Host;
@@ -149,7 +149,7 @@ pub trait Call {
 
 /// [`Call::sendfile`]'s default: positioned reads of 64 KiB, each written
 /// as body. Fails if the file ends before `count` bytes.
-pub fn copy_file_range_to<C: Call + ?Sized>(
+pub fn send_file_by_copy<C: Call + ?Sized>(
     call: &mut C,
     file: &File,
     offset: u64,

@@ -11,7 +11,6 @@ mod response;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySequence, PyString, PyTuple};
@@ -101,9 +100,6 @@ pub struct WsgiApp {
     forwarder_headers: Vec<String>,
     /// The config file's `pre_request` / `post_request` hooks.
     request_hooks: (Option<Py<PyAny>>, Option<Py<PyAny>>),
-    /// Set once the worker is known: whether its class runs requests
-    /// concurrently (`wsgi.multithread`).
-    worker: OnceLock<WorkerInfo>,
 }
 
 impl std::fmt::Debug for WsgiApp {
@@ -176,7 +172,6 @@ impl WsgiApp {
             .map(|name| name.to_ascii_uppercase().replace('-', "_"))
             .collect(),
             request_hooks: (pre, post),
-            worker: OnceLock::new(),
         })
     }
 
@@ -436,7 +431,6 @@ impl App for WsgiApp {
     }
 
     fn init_worker(&self, info: &WorkerInfo) -> Result<(), AppError> {
-        let _ = self.worker.set(info.clone());
         // gthread, green and async run requests of one worker concurrently.
         let multithread = matches!(info.worker_class.as_str(), "gthread" | "green" | "async");
         interp::pin_thread();
