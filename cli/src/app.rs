@@ -8,7 +8,8 @@
 
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LoadError};
-use runicorn_master::{AppLoader, Settings};
+use runicorn_master::AppLoader;
+use runicorn_worker::Settings;
 
 /// The cli's [`AppLoader`]: built-in apps, library apps and Python apps.
 #[derive(Debug, Default, Clone, Copy)]

@@ -7,7 +7,7 @@ mod dylib;
 
 use std::sync::Arc;
 
-use runicorn_master::{Settings, WorkerClass};
+use runicorn_worker::{Settings, WorkerClass};
 
 use crate::error::CliError;
 

@@ -9,7 +9,7 @@
 //! (`pre_request`, `post_request`) run around the app itself
 //! ([`wrap_request_hooks`], called by the app loader), so every worker class
 //! fires them; the signal-driven ones (`worker_int`, `worker_abort`) run on
-//! the worker's signal-hook watcher thread (see `runicorn_master::Shutdown`),
+//! the worker's signal-hook watcher thread (see `runicorn_worker::Shutdown`),
 //! never inside a signal handler.
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ fn is_python(spec: &str) -> bool {
 /// Load the hooks named in the settings; `None` when there are none. The
 /// hooks of a Python config file (`gunicorn.conf.py`) run in the embedded
 /// interpreter; the others come from app libraries.
-pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks>>, LoadError> {
+pub fn load(settings: &runicorn_worker::Settings) -> Result<Option<Arc<dyn Hooks>>, LoadError> {
     if settings.hooks.is_empty() {
         return Ok(None);
     }
@@ -57,7 +57,7 @@ pub fn load(settings: &runicorn_master::Settings) -> Result<Option<Arc<dyn Hooks
 /// native app they are refused.
 pub fn wrap_request_hooks(
     app: Application,
-    settings: &runicorn_master::Settings,
+    settings: &runicorn_worker::Settings,
     python_app: bool,
 ) -> Result<Application, LoadError> {
     let wanted = |name: &str| {

@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 
 use runicorn_app::abi::python::PythonPlugin;
 use runicorn_app::{Application, LoadError};
-use runicorn_master::{ArbiterView, ForkHooks, Hooks, Settings, WorkerView};
+use runicorn_master::{ArbiterView, ForkHooks, Hooks, WorkerView};
+use runicorn_worker::Settings;
 
 use crate::settings::render;
 

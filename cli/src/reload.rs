@@ -23,7 +23,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getppid, Pid};
 use notify::{EventKind, RecursiveMode, Watcher};
 use runicorn_app::loader::{self, SearchPath};
-use runicorn_master::{ArbiterView, Hooks, Settings, WorkerView};
+use runicorn_master::{ArbiterView, Hooks, WorkerView};
+use runicorn_worker::Settings;
 
 /// Set in the watcher's environment to the master's pid.
 pub const WATCHER_ENV: &str = "RUNICORN_RELOAD_WATCHER";

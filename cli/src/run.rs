@@ -4,9 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use runicorn_master::{
-    log, AppLoader, Arbiter, ArbiterConfig, Hooks, NoHooks, Settings, WorkerClass,
-};
+use runicorn_master::{log, AppLoader, Arbiter, ArbiterConfig, Hooks, NoHooks};
+use runicorn_worker::{Settings, WorkerClass};
 
 use crate::app::Loader;
 use crate::classes;

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::settings::Settings;
+use runicorn_worker::Settings;
 
 /// What a hook sees of the arbiter.
 #[derive(Debug, Clone, Copy)]

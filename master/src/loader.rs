@@ -5,7 +5,7 @@ use std::fmt;
 
 use runicorn_app::{Application, LoadError};
 
-use crate::settings::Settings;
+use runicorn_worker::Settings;
 
 /// Loads `settings.app`. Implemented by the cli (built-in apps, libraries).
 pub trait AppLoader: Send + Sync {

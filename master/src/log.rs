@@ -4,7 +4,8 @@
 //! on stderr or in `--error-logfile`, filtered by `--log-level`. The writer
 //! is synchronous (one `write` per line, `O_APPEND` for files, so lines of
 //! several processes never interleave) and never spawns a thread: the
-//! master must stay single-threaded. SIGUSR1 sets a flag (in `sys`) and the
+//! master must stay single-threaded. SIGUSR1 sets a flag (the worker kit's
+//! `REOPEN_LOGS`, set by the master's and the worker's handlers) and the
 //! next line reopens the file, in the master and in every worker. Times are
 //! UTC, as in a container.
 
@@ -24,24 +25,14 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::MasterError;
 use crate::sys;
+use runicorn_worker::shutdown::REOPEN_LOGS;
 
 /// The levels `--log-level` accepts, Gunicorn's names.
 pub const LEVELS: [&str; 5] = ["debug", "info", "warning", "error", "critical"];
 
-/// The `tracing` target of Gunicorn's CRITICAL lines: `tracing` has no
-/// level above ERROR, so a critical line is an ERROR event with this target
-/// (see [`critical!`](crate::critical)), ranked above ERROR and shown as
-/// `[CRITICAL]`, the word alerting rules match.
-pub const CRITICAL_TARGET: &str = "runicorn::critical";
-
-/// Logs one line at Gunicorn's CRITICAL level (as `tracing::error!` takes
-/// its arguments): what the master says when it kills a hung worker.
-#[macro_export]
-macro_rules! critical {
-    ($($arg:tt)+) => {
-        ::tracing::error!(target: $crate::log::CRITICAL_TARGET, $($arg)+)
-    };
-}
+/// The `tracing` target of CRITICAL lines (the worker kit's, where
+/// [`runicorn_worker::critical!`] is).
+pub use runicorn_worker::log::CRITICAL_TARGET;
 
 /// 0 debug .. 3 error, 4 critical; lines below it are dropped.
 static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
@@ -139,7 +130,7 @@ pub fn configure(loglevel: &str, errorlog: &str) -> Result<(), MasterError> {
 
 /// Reopens the log file now (after logrotate moved it).
 pub fn reopen() {
-    sys::REOPEN_LOGS.store(0, Ordering::Relaxed);
+    REOPEN_LOGS.store(0, Ordering::Relaxed);
     let mut target = TARGET.lock().unwrap_or_else(|poison| poison.into_inner());
     if let Some((path, file)) = target.as_mut() {
         if let Ok(fresh) = open(path) {
@@ -151,7 +142,7 @@ pub fn reopen() {
 
 /// Asks the next line to reopen the file (what SIGUSR1 does).
 pub fn request_reopen() {
-    sys::REOPEN_LOGS.store(1, Ordering::Relaxed);
+    REOPEN_LOGS.store(1, Ordering::Relaxed);
 }
 
 /// The log file's path, if not stderr.
@@ -232,7 +223,7 @@ pub struct LogWriter;
 impl<'a> MakeWriter<'a> for LogWriter {
     type Writer = LogSink;
     fn make_writer(&'a self) -> LogSink {
-        if sys::REOPEN_LOGS.load(Ordering::Relaxed) != 0 {
+        if REOPEN_LOGS.load(Ordering::Relaxed) != 0 {
             reopen();
         }
         LogSink

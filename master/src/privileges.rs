@@ -10,7 +10,7 @@ use std::ffi::CString;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::error::MasterError;
-use crate::settings::Settings;
+use runicorn_worker::Settings;
 
 /// Who workers run as.
 #[derive(Debug, Clone, PartialEq, Eq)]

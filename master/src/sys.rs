@@ -8,10 +8,11 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{ForkResult, Pid};
+use runicorn_worker::shutdown::REOPEN_LOGS;
 
 /// Which side of a fork we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +125,8 @@ fn restore_signals(previous: &SigSet) {
     );
 }
 
-/// Unblocks what `fork` blocked, in a child that stays a master (daemon).
+/// Unblocks what `fork` blocked: in a child that stays a master (daemon),
+/// and in a worker once its own handlers are in place.
 pub fn unblock_signals() {
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
@@ -188,12 +190,6 @@ pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
 /// The write end of the pipe the handlers below write to (-1: none).
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// What a worker's handler recorded: 0 running, 1 graceful, 2 quick.
-pub static WORKER_STOP: AtomicU8 = AtomicU8::new(0);
-
-/// Set by SIGUSR1 in any process: the log writer reopens its file.
-pub static REOPEN_LOGS: AtomicU8 = AtomicU8::new(0);
-
 fn write_wake_byte(byte: u8) {
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
@@ -211,66 +207,11 @@ extern "C" fn master_handler(signal: libc::c_int) {
     write_wake_byte(signal as u8);
 }
 
-/// The write end of the worker's hook pipe (-1: no `worker_int` /
-/// `worker_abort` watcher).
-static HOOK_PIPE: AtomicI32 = AtomicI32::new(-1);
-
-/// Which signals the hook watcher takes over: `HOOK_INT` (INT/QUIT runs
-/// `worker_int` before the quick stop), `HOOK_ABORT` (ABRT runs `worker_abort`).
-static HOOK_MASK: AtomicU8 = AtomicU8::new(0);
-
-/// [`install_hook_pipe`]: INT/QUIT go to the watcher.
-pub const HOOK_INT: u8 = 1;
-/// [`install_hook_pipe`]: ABRT goes to the watcher.
-pub const HOOK_ABORT: u8 = 2;
-
-/// Set by the handler when it handed INT/QUIT to the hook watcher.
-pub static HOOK_SIGNALLED: AtomicU8 = AtomicU8::new(0);
-
-fn write_hook_byte(byte: u8) -> bool {
-    let fd = HOOK_PIPE.load(Ordering::SeqCst);
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
-    unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
-    true
-}
-
-extern "C" fn worker_handler(signal: libc::c_int) {
-    let hooks = HOOK_MASK.load(Ordering::SeqCst);
-    match signal {
-        libc::SIGTERM => {
-            let _ = WORKER_STOP.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
-        }
-        libc::SIGINT | libc::SIGQUIT if hooks & HOOK_INT != 0 => {
-            // Stop accepting now; the watcher runs `worker_int`, then asks
-            // for the quick stop.
-            let _ = WORKER_STOP.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
-            HOOK_SIGNALLED.store(1, Ordering::SeqCst);
-            write_hook_byte(signal as u8);
-        }
-        libc::SIGINT | libc::SIGQUIT => WORKER_STOP.store(2, Ordering::SeqCst),
-        libc::SIGABRT => {
-            if hooks & HOOK_ABORT == 0 || !write_hook_byte(signal as u8) {
-                // No hook: leave at once with 1, as Gunicorn's handle_abort,
-                // and without the core dump SIGABRT's default would leave.
-                // SAFETY: _exit(2) is async-signal-safe.
-                unsafe { libc::_exit(1) };
-            }
-            return;
-        }
-        libc::SIGUSR1 => REOPEN_LOGS.store(1, Ordering::Relaxed),
-        _ => {}
-    }
-    write_wake_byte(signal as u8);
-}
-
 fn install(signal: Signal, handler: SigHandler) -> io::Result<()> {
     let flags = SaFlags::SA_RESTART;
     let action = SigAction::new(handler, flags, SigSet::empty());
-    // SAFETY: the handlers above only touch atomics and call write(2), both
-    // async-signal-safe; SIG_DFL/SIG_IGN are always sound.
+    // SAFETY: the master's handler only touches atomics and calls write(2),
+    // both async-signal-safe; SIG_DFL is always sound.
     unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
     Ok(())
 }
@@ -297,53 +238,15 @@ pub fn install_master_signals(pipe: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// In a fresh child: every master handler back to default, then the
-/// worker's TERM/INT/QUIT/USR1/ABRT handlers writing to `pipe`.
-pub fn install_worker_signals(pipe: &OwnedFd) -> io::Result<()> {
+/// In a fresh child: every master handler back to default, while the
+/// signals `fork` blocked stay blocked; the worker kit's `Shutdown::install`
+/// then installs the worker's, and [`unblock_signals`] lets them in.
+pub fn forget_master_signals() -> io::Result<()> {
     SIGNAL_PIPE.store(-1, Ordering::SeqCst);
     for signal in MASTER_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
         install(signal, SigHandler::SigDfl)?;
     }
-    SIGNAL_PIPE.store(pipe.as_raw_fd(), Ordering::SeqCst);
-    for signal in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGABRT,
-    ] {
-        install(signal, SigHandler::Handler(worker_handler))?;
-    }
-    // A client that hangs up must not kill the worker.
-    install(Signal::SIGPIPE, SigHandler::SigIgn)?;
-    // A stray TTIN/TTOU/HUP/WINCH for the master must not stop or kill a
-    // worker (their default actions would).
-    for signal in [
-        Signal::SIGHUP,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-        Signal::SIGWINCH,
-        Signal::SIGUSR2,
-    ] {
-        install(signal, SigHandler::SigIgn)?;
-    }
-    // Signals sent between fork and here were held; they arrive now.
-    unblock_signals();
     Ok(())
-}
-
-/// In a worker: hand INT/QUIT (`HOOK_INT`) and/or ABRT (`HOOK_ABORT`) to
-/// the thread reading the pipe whose write end is `pipe`, which runs
-/// `worker_int` / `worker_abort`. `pipe` must stay open for the life of the
-/// process (the watcher thread owns it and never ends before the process).
-pub fn install_hook_pipe(pipe: RawFd, mask: u8) {
-    HOOK_PIPE.store(pipe, Ordering::SeqCst);
-    HOOK_MASK.store(mask, Ordering::SeqCst);
-}
-
-/// Asks the kernel to send SIGTERM to this process when its parent dies.
-pub fn set_parent_death_signal() -> io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(Some(Signal::SIGTERM)).map_err(io::Error::from)
 }
 
 /// Sets the short process name (`comm`, 15 bytes) `top` and `ps -o comm` show.

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runicorn_master::clock::monotonic_nanos;
-use runicorn_master::Slot;
+use runicorn_worker::clock::monotonic_nanos;
+use runicorn_worker::Slot;
 use tokio::time::MissedTickBehavior;
 
 /// A finished runtime's tick: ignored by the freshness check.
@@ -18,7 +18,7 @@ const RETIRED: u64 = u64::MAX;
 /// How often each runtime ticks: the master's poll interval (half the
 /// timeout within 50 ms..1 s), so the beat is never late and a hang is
 /// seen soon.
-pub(crate) use runicorn_master::worker::poll_interval as interval;
+pub(crate) use runicorn_worker::poll_interval as interval;
 
 /// The ticks of every runtime of one worker.
 #[derive(Debug)]
@@ -73,22 +73,22 @@ pub(crate) async fn tick_forever(beats: Arc<Beats>, index: usize, every: Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runicorn_master::Scoreboard;
+    use runicorn_worker::Slot;
 
     #[test]
     fn a_stale_runtime_stops_the_beat_until_it_ticks_or_retires() {
-        let board = Scoreboard::new(1).unwrap();
-        let beats = Beats::new(board.slot(0), 2, Duration::from_millis(50));
+        let slot = Slot::local();
+        let beats = Beats::new(slot.clone(), 2, Duration::from_millis(50));
         assert!(beats.tick(0));
-        let first = board.slot(0).last_heartbeat().unwrap();
+        let first = slot.last_heartbeat().unwrap();
         // Runtime 1 goes silent for longer than two intervals.
         beats.ticks[1].store(monotonic_nanos() - 1_000_000_000, Ordering::Release);
         assert!(!beats.tick(0));
-        assert_eq!(board.slot(0).last_heartbeat().unwrap(), first);
+        assert_eq!(slot.last_heartbeat().unwrap(), first);
         assert!(beats.tick(1));
         beats.ticks[1].store(1, Ordering::Release);
         beats.retire(1);
         assert!(beats.tick(0));
-        assert!(board.slot(0).last_heartbeat().unwrap() > first);
+        assert!(slot.last_heartbeat().unwrap() > first);
     }
 }

@@ -38,7 +38,7 @@ mod tests;
 
 use std::process::ExitCode;
 
-use runicorn_master::{Worker, WorkerClass};
+use runicorn_worker::{Worker, WorkerClass};
 
 pub use error::AsyncError;
 pub use supervise::INLINE_SYNC_ENV;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use runicorn_app::Application;
 use runicorn_http::{ConnConfig, ForwardedPolicy};
-use runicorn_master::{Shutdown, Slot};
+use runicorn_worker::{Shutdown, Slot};
 use tokio::sync::{watch, Notify, Semaphore};
 
 /// The worker-wide state, shared by every runtime thread.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_http::ConnConfig;
-use runicorn_master::{Settings, ShutdownState, Worker};
+use runicorn_worker::{Settings, ShutdownState, Worker};
 use tokio::sync::{watch, Semaphore};
 
 use crate::error::AsyncError;

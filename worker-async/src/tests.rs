@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use runicorn_app::{AppError, Application, AsyncApp, AsyncCall, BoxFuture};
 use runicorn_http::ConnConfig;
-use runicorn_master::{Scoreboard, Shutdown, ShutdownState};
+use runicorn_worker::{Shutdown, ShutdownState, Slot};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::{watch, Semaphore};
 
@@ -70,7 +70,7 @@ impl AsyncApp for Panics {
 struct Fixture {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    board: Scoreboard,
+    slot: Slot,
 }
 
 fn fixture(app: &str, max_requests: u64, config: ConnConfig) -> Fixture {
@@ -85,10 +85,10 @@ fn fixture(app: &str, max_requests: u64, config: ConnConfig) -> Fixture {
         }
         name => runicorn_app::builtin::lookup(name).unwrap(),
     };
-    let board = Scoreboard::new(1).unwrap();
+    let slot = Slot::local();
     let shared = Arc::new(Shared {
         app,
-        slot: board.slot(0),
+        slot: slot.clone(),
         shutdown: Shutdown::new().unwrap(),
         config,
         max_requests,
@@ -100,11 +100,7 @@ fn fixture(app: &str, max_requests: u64, config: ConnConfig) -> Fixture {
         server_addrs: Vec::new(),
     });
     let (stop, _) = watch::channel(false);
-    Fixture {
-        shared,
-        stop,
-        board,
-    }
+    Fixture { shared, stop, slot }
 }
 
 fn config() -> ConnConfig {
@@ -161,7 +157,7 @@ async fn pipelined_requests_are_answered_in_order_in_one_write() {
     let third = response.find("\"/3\"").unwrap();
     assert!(first < second && second < third, "{response}");
     assert_eq!(writes, 1, "three responses, one write");
-    assert_eq!(fixture.board.slot(0).requests_served(), 3);
+    assert_eq!(fixture.slot.requests_served(), 3);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use may::coroutine::JoinHandle;
 use may::sync::Semphore;
-use runicorn_master::listener::is_transient_accept_error;
+use runicorn_worker::is_transient_accept_error;
 
 use crate::fence::{self, GreenListener};
 use crate::runtime;

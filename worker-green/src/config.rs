@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 /// How many finished coroutines (stacks ready for the next connection) may
 /// keeps. may's own default, 1,000, is made when its scheduler starts: a

@@ -10,7 +10,7 @@ use std::os::unix::io::FromRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use may::coroutine::{Builder, JoinHandle};
-use runicorn_master::Listener;
+use runicorn_worker::Listener;
 
 use crate::error::GreenError;
 

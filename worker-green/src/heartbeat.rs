@@ -8,13 +8,13 @@ use std::io;
 use std::time::Duration;
 
 use may::coroutine::JoinHandle;
-use runicorn_master::Slot;
+use runicorn_worker::Slot;
 
 use crate::{fence, runtime};
 
 /// How long the heartbeat sleeps: the master's poll interval (half the
 /// timeout within 50 ms..1 s), so it is never late and a hang is seen soon.
-pub(crate) use runicorn_master::worker::poll_interval as interval;
+pub(crate) use runicorn_worker::poll_interval as interval;
 
 /// Starts the heartbeat coroutine; it beats until the process exits.
 pub(crate) fn spawn(slot: Slot, every: Duration) -> io::Result<JoinHandle<()>> {

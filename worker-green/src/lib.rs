@@ -40,7 +40,7 @@ mod transport;
 
 use std::process::ExitCode;
 
-use runicorn_master::{Worker, WorkerClass};
+use runicorn_worker::{Worker, WorkerClass};
 
 pub use config::{RuntimeConfig, MIN_STACK_BYTES};
 pub use error::GreenError;

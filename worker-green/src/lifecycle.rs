@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use runicorn_http::ConnConfig;
-use runicorn_master::{Settings, ShutdownState, Worker};
+use runicorn_worker::{Settings, ShutdownState, Worker};
 
 use crate::accept;
 use crate::config::RuntimeConfig;
@@ -88,7 +88,7 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
         forwarded: settings.forwarded_policy(),
         server_addrs: listeners
             .iter()
-            .map(runicorn_master::Listener::server_addr)
+            .map(runicorn_worker::Listener::server_addr)
             .collect(),
         pool: Pool::new(settings.blocking_threads),
     });
@@ -108,7 +108,7 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
 
 fn boot(
     runtime: &RuntimeConfig,
-    listeners: Vec<runicorn_master::Listener>,
+    listeners: Vec<runicorn_worker::Listener>,
     settings: &Settings,
     shared: Arc<Shared>,
     tracker: Arc<Tracker>,
@@ -139,7 +139,7 @@ fn boot(
 
 fn start(
     runtime: &RuntimeConfig,
-    listeners: Vec<runicorn_master::Listener>,
+    listeners: Vec<runicorn_worker::Listener>,
     settings: &Settings,
     shared: Arc<Shared>,
 ) -> Result<Vec<JoinHandle<()>>, GreenError> {
@@ -168,7 +168,7 @@ fn start(
 }
 
 /// Returns when the worker should stop gracefully; exits on a quick stop.
-fn supervise(shutdown: &runicorn_master::Shutdown) {
+fn supervise(shutdown: &runicorn_worker::Shutdown) {
     let timeout = PollTimeout::try_from(SUPERVISE_INTERVAL).unwrap_or(PollTimeout::MAX);
     loop {
         match shutdown.state() {
@@ -196,7 +196,7 @@ fn supervise(shutdown: &runicorn_master::Shutdown) {
 /// within `graceful_timeout`; exits at once if a quick stop arrives.
 fn stop_gracefully(
     running: &Running,
-    shutdown: &runicorn_master::Shutdown,
+    shutdown: &runicorn_worker::Shutdown,
     graceful_timeout: Duration,
 ) {
     for acceptor in &running.acceptors {

@@ -12,7 +12,7 @@ use runicorn_http::{
     ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
     ServeMode,
 };
-use runicorn_master::{RequestGuard, Shutdown, Slot};
+use runicorn_worker::{RequestGuard, Shutdown, Slot};
 
 use crate::fence::{run_on_pool, WaitedOn};
 use crate::host::GreenHost;

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_app::{App, AppError, Application, Call};
-use runicorn_master::{Listener, Scoreboard, Settings, Shutdown, Worker, WorkerClass};
+use runicorn_worker::{Listener, Settings, Shutdown, Slot, Worker, WorkerClass};
 use runicorn_worker_green::GreenWorker;
 
 /// `/sleep` sleeps 300 ms through the host, `/panic` panics, the rest says hi.
@@ -54,8 +54,7 @@ fn request(addr: SocketAddr, path: &str) -> String {
 fn sleeps_yield_and_a_panic_retires_the_worker_after_its_response() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let board = Scoreboard::new(1).unwrap();
-    let slot = board.slot(0);
+    let slot = Slot::local();
     let settings = Settings {
         threads: 1,
         worker_connections: 100,

@@ -11,9 +11,9 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_http::ConnConfig;
-use runicorn_master::listener::is_transient_accept_error;
-use runicorn_master::worker::{past_max_requests, poll_interval};
-use runicorn_master::{Listener, Settings, ShutdownState, Worker};
+use runicorn_worker::is_transient_accept_error;
+use runicorn_worker::{past_max_requests, poll_interval};
+use runicorn_worker::{Listener, Settings, ShutdownState, Worker};
 
 use crate::error::SyncError;
 use crate::quick;

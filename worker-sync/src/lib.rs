@@ -18,7 +18,7 @@ mod serve;
 
 use std::process::ExitCode;
 
-use runicorn_master::{Worker, WorkerClass};
+use runicorn_worker::{Worker, WorkerClass};
 
 pub use error::SyncError;
 

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_master::{Shutdown, ShutdownState};
+use runicorn_worker::{Shutdown, ShutdownState};
 
 use crate::error::SyncError;
 

@@ -8,7 +8,7 @@ use runicorn_http::{
     ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
     ServeMode, Transport,
 };
-use runicorn_master::{RequestGuard, Shutdown, Slot};
+use runicorn_worker::{RequestGuard, Shutdown, Slot};
 
 /// What every connection of this worker shares.
 pub(crate) struct Serving<'w> {

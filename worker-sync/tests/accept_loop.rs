@@ -9,22 +9,20 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use runicorn_master::{Listener, Scoreboard, Settings, Shutdown, Worker, WorkerClass};
+use runicorn_worker::{Listener, Settings, Shutdown, Slot, Worker, WorkerClass};
 use runicorn_worker_sync::SyncWorker;
 
 struct Running {
     addr: std::net::SocketAddr,
     shutdown: Shutdown,
-    slot: runicorn_master::Slot,
+    slot: Slot,
     thread: thread::JoinHandle<ExitCode>,
 }
 
 fn start(app: &str, max_requests: u64) -> Running {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = tcp.local_addr().unwrap();
-    let board = Scoreboard::new(1).unwrap();
-    let slot = board.slot(0);
-    slot.reset(1);
+    let slot = Slot::local();
     let shutdown = Shutdown::new().unwrap();
     let settings = Settings {
         timeout: Duration::from_secs(2),

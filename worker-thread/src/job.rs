@@ -76,16 +76,15 @@ mod tests {
     use std::sync::Arc;
 
     use runicorn_http::Connection;
-    use runicorn_master::{Scoreboard, Settings, Shutdown as StopState};
+    use runicorn_worker::{Settings, Shutdown as StopState, Slot};
 
     use crate::policy::conn_config;
     use crate::stream::Stream;
 
     fn shared() -> Shared {
-        let board = Scoreboard::new(1).unwrap();
         Shared {
             app: Arc::clone(&runicorn_app::builtin::lookup("hello").unwrap().sync),
-            slot: board.slot(0),
+            slot: Slot::local(),
             shutdown: StopState::new().unwrap(),
             max_requests: 0,
             started: AtomicU64::new(0),

@@ -57,7 +57,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use runicorn_master::{Worker, WorkerClass};
+use runicorn_worker::{Worker, WorkerClass};
 
 pub use error::ThreadError;
 
@@ -87,7 +87,7 @@ impl WorkerClass for ThreadWorker {
             server_addrs: worker
                 .listeners
                 .iter()
-                .map(runicorn_master::Listener::server_addr)
+                .map(runicorn_worker::Listener::server_addr)
                 .collect(),
         });
         let poller = match Poller::boot(&worker, &shared) {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use runicorn_http::ConnConfig;
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 /// How long idle connections may still send a request once the worker
 /// stops (TERM, max-requests): a client that was about to reuse its
@@ -24,7 +24,7 @@ pub(crate) const STOP_IDLE_GRACE: Duration = Duration::from_millis(200);
 pub(crate) const ACCEPT_PATIENCE: Duration = Duration::from_millis(50);
 
 /// How long one epoll wait may last: the master's heartbeat interval.
-pub(crate) use runicorn_master::worker::poll_interval;
+pub(crate) use runicorn_worker::poll_interval;
 
 /// The driver settings of a gthread worker: keep-alive on unless
 /// `--keep-alive 0`; the poller, not the driver, times idle connections.
@@ -87,7 +87,7 @@ impl Load {
 
 /// Whether the `started`-th request of this worker must be the last on
 /// its connection because of `--max-requests`: the master's rule.
-pub(crate) use runicorn_master::worker::past_max_requests;
+pub(crate) use runicorn_worker::past_max_requests;
 
 /// Whether the oldest request in flight, `age` old, has run past
 /// `--timeout` (zero: never), so the worker must retire.

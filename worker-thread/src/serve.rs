@@ -14,7 +14,7 @@ use runicorn_http::{
     Connection, Exchange, ForwardedPolicy, Hooks, Outcome, ParseError, RequestDone, RequestHead,
     ServeMode,
 };
-use runicorn_master::{RequestGuard, Shutdown, Slot};
+use runicorn_worker::{RequestGuard, Shutdown, Slot};
 
 use crate::policy::past_max_requests;
 use crate::stream::Stream;
@@ -167,15 +167,14 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
-    use runicorn_master::Scoreboard;
+    use runicorn_worker::Slot;
 
     use crate::policy::conn_config;
 
     fn shared(max_requests: u64) -> Shared {
-        let board = Scoreboard::new(1).unwrap();
         Shared {
             app: runicorn_app::builtin::lookup("hello").unwrap().sync,
-            slot: board.slot(0),
+            slot: Slot::local(),
             shutdown: Shutdown::new().unwrap(),
             max_requests,
             started: AtomicU64::new(0),
@@ -189,7 +188,7 @@ mod tests {
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let settings = runicorn_master::Settings::default();
+        let settings = runicorn_worker::Settings::default();
         (
             client,
             Client::new(
@@ -247,9 +246,9 @@ mod tests {
     #[test]
     fn max_requests_counts_with_keep_alive_off() {
         let shared = shared(2);
-        let settings = runicorn_master::Settings {
+        let settings = runicorn_worker::Settings {
             keepalive: Duration::ZERO,
-            ..runicorn_master::Settings::default()
+            ..runicorn_worker::Settings::default()
         };
         for _ in 0..2 {
             let (mut client, server) = UnixStream::pair().unwrap();

@@ -1,7 +1,7 @@
 //! Third-party worker classes: `-k ./libmyworker.so:Worker`.
 //!
 //! A library exports an [`RcWorkerClass`] table whose `run` owns the forked
-//! worker until it should exit, like `master::WorkerClass::run`. The host
+//! worker until it should exit, like `runicorn_worker::WorkerClass::run`. The host
 //! gives it the worker's parameters (inherited listener fds, timeouts) and a
 //! services table: heartbeat (`notify`), the shutdown state, logging, and
 //! `handle`, which serves one request with the loaded app. The worker class

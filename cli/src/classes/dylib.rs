@@ -16,7 +16,7 @@ use runicorn_app::abi::worker_class::{
 };
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LogLevel};
-use runicorn_master::{Settings, ShutdownState, Worker, WorkerClass};
+use runicorn_worker::{Settings, ShutdownState, Worker, WorkerClass};
 
 /// Loads the class `spec` (`LIBRARY:SYMBOL` or a path) names.
 pub fn load(spec: &str, settings: &Settings) -> Result<Arc<dyn WorkerClass>, String> {

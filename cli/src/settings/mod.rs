@@ -2,7 +2,7 @@
 //!
 //! `table` declares every setting once; `command` builds the clap command
 //! from it; `file` reads the TOML config; `resolve` layers defaults, the
-//! file, `RUNICORN_CMD_ARGS` and the command line into `master::Settings`;
+//! file, `RUNICORN_CMD_ARGS` and the command line into `runicorn_worker::Settings`;
 //! `render` generates `--print-config` and `docs/settings.md`.
 
 pub mod command;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 use super::inapplicable::INAPPLICABLE;
 use super::setting::{Arity, Section, Setting};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 use super::command::{self, Assignment, Parsed};
 use super::file;

@@ -1,6 +1,6 @@
 //! The shape of one entry of the settings table.
 
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 use super::parse::Allowed;
 use super::raw::Raw;

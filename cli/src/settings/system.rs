@@ -2,7 +2,7 @@
 //! this system (users, groups), checked before anything is bound or forked.
 
 use nix::unistd::{Gid, Group, Uid, User};
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 use super::table;
 use crate::error::CliError;

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use runicorn_master::Settings;
+use runicorn_worker::Settings;
 
 use super::parse;
 use super::raw::Raw;

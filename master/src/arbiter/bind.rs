@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use crate::error::MasterError;
-use crate::listener::{self, BindOptions, Listener};
+use crate::listener::{self, BindOptions};
 use crate::privileges::Credentials;
-use crate::settings::Settings;
+use runicorn_worker::Listener;
+use runicorn_worker::Settings;
 
 /// Binds `settings.bind` (or takes systemd's sockets at first start),
 /// under `--umask`, handing unix sockets to the workers' user. A spec

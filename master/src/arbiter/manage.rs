@@ -7,8 +7,8 @@ use nix::sys::signal::Signal;
 
 use super::supervisor::{self, Murder};
 use super::{Arbiter, ChildDone, RetiredListeners};
-use crate::clock::monotonic_now;
-use crate::listener::Listener;
+use runicorn_worker::clock::monotonic_now;
+use runicorn_worker::Listener;
 
 impl Arbiter {
     /// Gunicorn's `murder_workers`: SIGABRT the silent, SIGKILL the stuck.
@@ -47,7 +47,7 @@ impl Arbiter {
                                 .to_owned()
                         }
                     };
-                    crate::critical!(
+                    runicorn_worker::critical!(
                         "WORKER TIMEOUT (pid:{pid}) after {:.1}s {what}",
                         silent.as_secs_f64()
                     );

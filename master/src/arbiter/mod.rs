@@ -32,18 +32,18 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use runicorn_app::Application;
 
-use crate::clock::monotonic_now;
 use crate::error::MasterError;
 use crate::hooks::{ArbiterView, Hooks};
-use crate::listener::Listener;
 use crate::loader::AppLoader;
 use crate::oom::{self, OomCount};
 use crate::pidfile::Pidfile;
 use crate::privileges::Credentials;
 use crate::scoreboard::Scoreboard;
-use crate::settings::Settings;
-use crate::worker::WorkerClass;
 use crate::{log, sys};
+use runicorn_worker::clock::monotonic_now;
+use runicorn_worker::Listener;
+use runicorn_worker::Settings;
+use runicorn_worker::WorkerClass;
 use supervisor::WorkerState;
 
 /// Re-reads every configuration source on HUP; an error keeps the running

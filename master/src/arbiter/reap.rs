@@ -8,9 +8,10 @@ use nix::unistd::Pid;
 
 use super::supervisor;
 use super::Arbiter;
-use crate::clock::monotonic_now;
 use crate::hooks::WorkerView;
 use crate::oom;
+use crate::scoreboard::ArbiterSlot;
+use runicorn_worker::clock::monotonic_now;
 
 /// Gunicorn's exit codes.
 const WORKER_BOOT_ERROR: i32 = 3;

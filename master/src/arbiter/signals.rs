@@ -89,7 +89,7 @@ impl Arbiter {
         }
         log::set_capture_output(settings.capture_output);
         let new_listeners = if settings.bind != self.settings.bind {
-            let current: Vec<(&String, &crate::listener::Listener)> = self
+            let current: Vec<(&String, &runicorn_worker::Listener)> = self
                 .listener_specs
                 .iter()
                 .zip(self.listeners.iter())
@@ -199,7 +199,7 @@ impl Arbiter {
         for pid in doomed {
             self.signal_worker(pid, Signal::SIGQUIT);
             if let Some(record) = self.workers.get_mut(&pid) {
-                record.state.retiring_since = Some(crate::clock::monotonic_now());
+                record.state.retiring_since = Some(runicorn_worker::clock::monotonic_now());
             }
         }
     }

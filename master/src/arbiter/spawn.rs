@@ -10,11 +10,12 @@ use runicorn_app::WorkerInfo;
 
 use super::supervisor::{self, WorkerState};
 use super::{Arbiter, ChildDone, WorkerRecord};
-use crate::clock::{monotonic_nanos, monotonic_now};
 use crate::hooks::WorkerView;
-use crate::shutdown::{Shutdown, SignalHook};
+use crate::scoreboard::ArbiterSlot;
 use crate::sys::{self, Forked};
-use crate::worker::Worker;
+use runicorn_worker::clock::{monotonic_nanos, monotonic_now};
+use runicorn_worker::Worker;
+use runicorn_worker::{Shutdown, SignalHook};
 
 impl Arbiter {
     fn free_slot(&self) -> Option<usize> {
@@ -89,8 +90,12 @@ impl Arbiter {
         }
         self.pidfile = None;
         self.unix_paths.clear();
-        let shutdown = match Shutdown::install() {
-            Ok(shutdown) => shutdown,
+        let shutdown = match sys::forget_master_signals().and_then(|()| Shutdown::install()) {
+            Ok(shutdown) => {
+                // What arrived since fork was held; the worker's handlers get it.
+                sys::unblock_signals();
+                shutdown
+            }
             Err(err) => {
                 tracing::error!("Worker (pid:{pid}) cannot install its signal handling: {err}");
                 return ExitCode::from(3);

@@ -4,7 +4,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::{Arbiter, Stop, TICK};
-use crate::clock::monotonic_now;
+use runicorn_worker::clock::monotonic_now;
 
 impl Arbiter {
     /// Gunicorn's `stop`: TERM (graceful) or QUIT (quick) to every worker,

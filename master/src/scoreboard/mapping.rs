@@ -8,7 +8,8 @@
 
 use std::ptr::NonNull;
 
-use super::layout::SlotData;
+use runicorn_worker::slot::{SlotData, SlotMemory};
+
 use crate::sys;
 
 #[derive(Debug)]
@@ -35,7 +36,13 @@ impl Mapping {
         })
     }
 
-    pub(super) fn slots(&self) -> &[SlotData] {
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl SlotMemory for Mapping {
+    fn slots(&self) -> &[SlotData] {
         // SAFETY: see the module doc: page-aligned (mmap) so aligned for
         // SlotData, `capacity * size_of` bytes long, zero is a valid value of
         // every atomic in it, and only shared references are ever made.

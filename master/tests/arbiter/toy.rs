@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_app::{App, AppError, Application, Call, LoadError, WorkerInfo};
-use runicorn_master::{
-    AppLoader, Arbiter, ArbiterConfig, ArbiterView, Hooks, Listener, NoHooks, Settings, Worker,
-    WorkerClass, WorkerView,
-};
+use runicorn_master::{AppLoader, Arbiter, ArbiterConfig, ArbiterView, Hooks, NoHooks, WorkerView};
+use runicorn_worker::{Listener, Settings, Worker, WorkerClass};
 
 struct ToyClass;
 

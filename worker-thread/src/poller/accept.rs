@@ -9,8 +9,8 @@ use std::os::fd::AsFd;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use runicorn_http::Connection;
-use runicorn_master::listener::is_transient_accept_error;
-use runicorn_master::Listener;
+use runicorn_worker::is_transient_accept_error;
+use runicorn_worker::Listener;
 
 use super::Poller;
 use crate::idle::IdleKind;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use runicorn_http::{ConnConfig, Outcome};
-use runicorn_master::Worker;
+use runicorn_worker::Worker;
 
 use crate::error::ThreadError;
 use crate::idle::{IdleKind, IdleSet};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use runicorn_master::ShutdownState;
+use runicorn_worker::ShutdownState;
 
 use super::{Ending, Poller, Stop};
 use crate::policy::{self, STOP_IDLE_GRACE};
@@ -50,7 +50,7 @@ impl Poller<'_> {
         let timeout = self.worker.settings.timeout;
         if let Some((age, line)) = self.worker.slot.oldest_request() {
             if policy::overdue(age, timeout) {
-                runicorn_master::critical!(
+                runicorn_worker::critical!(
                     "WORKER TIMEOUT (pid:{}): request {line:?} has run {:.1}s, past --timeout {}s; \
                      the worker stops accepting and exits once its other requests finish (at most \
                      --graceful-timeout {}s later). Raise --timeout if such requests are expected, \

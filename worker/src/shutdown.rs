@@ -24,6 +24,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::sys;
+pub use crate::sys::REOPEN_LOGS;
 
 /// Where a worker is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,7 +102,8 @@ impl Shutdown {
 
     /// A stop state driven by this process's signals: TERM graceful,
     /// INT/QUIT quick, USR1 reopen logs, and SIGTERM when the master dies.
-    /// Called once in the child after fork.
+    /// Called once in the child after fork, once the master's handlers are
+    /// gone (the master's `sys::forget_master_signals`).
     pub fn install() -> std::io::Result<Self> {
         let shutdown = Shutdown::new()?;
         sys::install_worker_signals(&shutdown.inner.wake_write)?;

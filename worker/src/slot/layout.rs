@@ -1,4 +1,5 @@
-//! The bytes of one scoreboard slot: atomics only, `#[repr(C)]`.
+//! The bytes of one scoreboard slot: atomics only, `#[repr(C)]`, valid when
+//! all zero (the master maps them zero-filled and shares them across fork).
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
 
@@ -39,4 +40,44 @@ pub struct SlotData {
     /// Every request in flight, lanes or not.
     pub in_flight: AtomicU64,
     pub lanes: [Lane; LANES],
+}
+
+impl Lane {
+    /// A free lane.
+    pub fn new() -> Self {
+        Lane {
+            start_ns: AtomicU64::new(0),
+            seq: AtomicU32::new(0),
+            len: AtomicU32::new(0),
+            line: std::array::from_fn(|_| AtomicU8::new(0)),
+        }
+    }
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Lane::new()
+    }
+}
+
+impl SlotData {
+    /// A zeroed slot, as a fresh mapping holds one.
+    pub fn new() -> Self {
+        SlotData {
+            pid: AtomicI32::new(0),
+            generation: AtomicU32::new(0),
+            spawned_ns: AtomicU64::new(0),
+            boot_ns: AtomicU64::new(0),
+            heartbeat_ns: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            lanes: std::array::from_fn(|_| Lane::new()),
+        }
+    }
+}
+
+impl Default for SlotData {
+    fn default() -> Self {
+        SlotData::new()
+    }
 }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use runicorn_app::Application;
 
 use crate::listener::Listener;
-use crate::scoreboard::Slot;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
+use crate::slot::Slot;
 
 /// A concurrency model: `sync`, `gthread`, `green`, `async`, or a class
 /// loaded from a library.

@@ -1,0 +1,30 @@
+//! The worker kit: what every worker class builds on, and all a
+//! third-party class author needs to read.
+//!
+//! The master forks and hands the child a [`Worker`]: the inherited
+//! [`Listener`]s, the [`Settings`], the loaded app, its scoreboard [`Slot`]
+//! and its [`Shutdown`] state. A [`WorkerClass`] runs it. The rules every
+//! class shares live here once: how often to beat the heartbeat
+//! ([`poll_interval`]), when `--max-requests` is reached
+//! ([`past_max_requests`]), which accept errors are transient
+//! ([`is_transient_accept_error`]), the HTTP settings of a connection
+//! ([`Settings::conn_config`]). The kit knows nothing of the arbiter; its
+//! only `unsafe` is the worker's signal handlers (`sys`).
+
+#![deny(unsafe_code)]
+
+pub mod class;
+pub mod clock;
+pub mod listener;
+pub mod log;
+pub mod settings;
+pub mod shutdown;
+pub mod slot;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use class::{past_max_requests, poll_interval, Worker, WorkerClass};
+pub use listener::{is_transient_accept_error, Listener};
+pub use settings::Settings;
+pub use shutdown::{Shutdown, ShutdownState, SignalHook};
+pub use slot::{RequestGuard, Slot};

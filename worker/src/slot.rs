@@ -1,0 +1,327 @@
+//! A worker's scoreboard slot: its heartbeat, its request counters and the
+//! lanes naming its in-flight requests, atomics only.
+//!
+//! The master maps the scoreboard (`master/src/scoreboard/`) before the
+//! first fork, one [`SlotData`] per worker, and reads the slots to kill
+//! silent workers and to say *which request* hung; a worker writes into its
+//! own [`Slot`]. Several requests may be in flight per worker (threads,
+//! coroutines, tasks): each claims one of [`LANES`] lanes lock-free with
+//! its start time and request line; when all lanes are taken a request is
+//! only counted. Nothing here blocks or allocates on the request path.
+
+mod layout;
+
+use std::fmt;
+use std::sync::atomic::{fence, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::monotonic_nanos;
+use layout::CLAIMING;
+pub use layout::{Lane, SlotData, LANES, LINE_BYTES};
+
+/// Where the slots live: the master's shared mapping, or [`LocalSlots`].
+pub trait SlotMemory: Send + Sync + fmt::Debug {
+    /// Every slot.
+    fn slots(&self) -> &[SlotData];
+}
+
+/// Slots in this process's own memory: for a worker class run in process
+/// (tests), where no master reads them.
+#[derive(Debug)]
+pub struct LocalSlots(Box<[SlotData]>);
+
+impl LocalSlots {
+    /// `capacity` zeroed slots.
+    pub fn new(capacity: usize) -> Self {
+        LocalSlots((0..capacity.max(1)).map(|_| SlotData::new()).collect())
+    }
+}
+
+impl SlotMemory for LocalSlots {
+    fn slots(&self) -> &[SlotData] {
+        &self.0
+    }
+}
+
+/// A handle into one worker's slot. Clone it into every thread, coroutine
+/// or task of the worker.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    memory: Arc<dyn SlotMemory>,
+    index: usize,
+}
+
+impl Slot {
+    /// A handle to slot `index` of `memory` (panics when out of range).
+    pub fn new(memory: Arc<dyn SlotMemory>, index: usize) -> Self {
+        let capacity = memory.slots().len();
+        assert!(
+            index < capacity,
+            "scoreboard slot {index} out of range ({capacity} slots)"
+        );
+        Slot { memory, index }
+    }
+
+    /// A slot of its own in this process's memory (tests, in-process runs).
+    pub fn local() -> Self {
+        Slot::new(Arc::new(LocalSlots::new(1)), 0)
+    }
+
+    /// The slot's atomics, for the master's side (reset, pid, spawn time).
+    pub fn data(&self) -> &SlotData {
+        &self.memory.slots()[self.index]
+    }
+
+    /// This slot's index in the scoreboard.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Tells the master this worker is alive. The first beat marks it booted
+    /// (the master beats once for it after the app is loaded and
+    /// `init_worker` ran). Beat at least every `timeout / 2`, also while idle.
+    pub fn heartbeat(&self) {
+        let now = monotonic_nanos();
+        let data = self.data();
+        let _ = data
+            .boot_ns
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed);
+        data.heartbeat_ns.store(now, Ordering::Release);
+    }
+
+    /// Marks a request as started; dropping the guard ends it.
+    pub fn begin_request(&self, request_line: &str) -> RequestGuard {
+        self.begin_request_parts(&[request_line])
+    }
+
+    /// [`Slot::begin_request`] for a line given in parts (method, target,
+    /// version), written joined by single spaces without building the line.
+    pub fn begin_request_parts(&self, parts: &[&str]) -> RequestGuard {
+        let data = self.data();
+        data.in_flight.fetch_add(1, Ordering::AcqRel);
+        let mut claimed = None;
+        for (index, lane) in data.lanes.iter().enumerate() {
+            if lane
+                .start_ns
+                .compare_exchange(0, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                claimed = Some(index);
+                lane.seq.fetch_add(1, Ordering::AcqRel);
+                fence(Ordering::Release);
+                let len = write_line(&lane.line, parts);
+                lane.len.store(len as u32, Ordering::Relaxed);
+                lane.seq.fetch_add(1, Ordering::Release);
+                lane.start_ns.store(monotonic_nanos(), Ordering::Release);
+                break;
+            }
+        }
+        RequestGuard {
+            slot: self.clone(),
+            lane: claimed,
+        }
+    }
+
+    /// Requests this worker finished.
+    pub fn requests_served(&self) -> u64 {
+        self.data().served.load(Ordering::Acquire)
+    }
+
+    /// Requests this worker has in flight.
+    pub fn in_flight(&self) -> u64 {
+        self.data().in_flight.load(Ordering::Acquire)
+    }
+
+    /// How long the oldest tracked in-flight request has run, and its line.
+    pub fn oldest_request(&self) -> Option<(Duration, String)> {
+        let now = monotonic_nanos();
+        let mut oldest: Option<(u64, String)> = None;
+        for lane in &self.data().lanes {
+            let start = lane.start_ns.load(Ordering::Acquire);
+            if start == 0 || start == CLAIMING {
+                continue;
+            }
+            if oldest.as_ref().is_some_and(|(best, _)| *best <= start) {
+                continue;
+            }
+            if let Some(line) = read_lane(lane, start) {
+                oldest = Some((start, line));
+            }
+        }
+        oldest.map(|(start, line)| (Duration::from_nanos(now.saturating_sub(start)), line))
+    }
+
+    /// When the worker booted (its first heartbeat), if it has.
+    pub fn booted_at(&self) -> Option<Duration> {
+        nonzero(self.data().boot_ns.load(Ordering::Acquire))
+    }
+
+    /// The last heartbeat, if any.
+    pub fn last_heartbeat(&self) -> Option<Duration> {
+        nonzero(self.data().heartbeat_ns.load(Ordering::Acquire))
+    }
+}
+
+fn nonzero(nanos: u64) -> Option<Duration> {
+    (nanos != 0).then(|| Duration::from_nanos(nanos))
+}
+
+/// Writes `parts` joined by spaces into `cells`, cut to fit on a character
+/// boundary; returns the length written.
+fn write_line(cells: &[AtomicU8], parts: &[&str]) -> usize {
+    let mut len = 0;
+    let mut next = None;
+    'parts: for (index, part) in parts.iter().enumerate() {
+        let separator: &[u8] = if index == 0 { b"" } else { b" " };
+        for &byte in separator.iter().chain(part.as_bytes()) {
+            if len == cells.len() {
+                next = Some(byte);
+                break 'parts;
+            }
+            cells[len].store(byte, Ordering::Relaxed);
+            len += 1;
+        }
+    }
+    if let Some(mut next) = next {
+        // Cut before a character that did not fit whole: back off while the
+        // first byte left out continues a character.
+        while len > 0 && next & 0xC0 == 0x80 {
+            len -= 1;
+            next = cells[len].load(Ordering::Relaxed);
+        }
+    }
+    len
+}
+
+fn read_lane(lane: &Lane, start: u64) -> Option<String> {
+    for _ in 0..8 {
+        let before = lane.seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let len = (lane.len.load(Ordering::Relaxed) as usize).min(LINE_BYTES);
+        let bytes: Vec<u8> = lane.line[..len]
+            .iter()
+            .map(|cell| cell.load(Ordering::Relaxed))
+            .collect();
+        fence(Ordering::Acquire);
+        if lane.seq.load(Ordering::Relaxed) == before
+            && lane.start_ns.load(Ordering::Relaxed) == start
+        {
+            return Some(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    None
+}
+
+/// One request in flight; dropping it counts the request served.
+#[derive(Debug)]
+pub struct RequestGuard {
+    slot: Slot,
+    lane: Option<usize>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let data = self.slot.data();
+        if let Some(index) = self.lane {
+            data.lanes[index].start_ns.store(0, Ordering::Release);
+        }
+        data.in_flight.fetch_sub(1, Ordering::AcqRel);
+        data.served.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_and_the_oldest_is_named() {
+        let memory: Arc<dyn SlotMemory> = Arc::new(LocalSlots::new(4));
+        let slot = Slot::new(memory.clone(), 2);
+        assert!(slot.last_heartbeat().is_none());
+        slot.heartbeat();
+        assert!(slot.booted_at().is_some());
+        let first = slot.begin_request("GET /slow HTTP/1.1");
+        std::thread::sleep(Duration::from_millis(2));
+        let second = slot.begin_request("GET /fast HTTP/1.1");
+        assert_eq!(slot.in_flight(), 2);
+        let (age, line) = slot.oldest_request().unwrap();
+        assert_eq!(line, "GET /slow HTTP/1.1");
+        assert!(age >= Duration::from_millis(2));
+        drop(first);
+        assert_eq!(slot.oldest_request().unwrap().1, "GET /fast HTTP/1.1");
+        drop(second);
+        assert_eq!(slot.in_flight(), 0);
+        assert_eq!(slot.requests_served(), 2);
+        assert!(slot.oldest_request().is_none());
+        assert_eq!(Slot::new(memory, 1).requests_served(), 0);
+    }
+
+    #[test]
+    fn lanes_overflow_is_only_counted() {
+        let slot = Slot::local();
+        let guards: Vec<_> = (0..LANES + 5)
+            .map(|n| slot.begin_request(&format!("GET /{n} HTTP/1.1")))
+            .collect();
+        assert_eq!(slot.in_flight(), (LANES + 5) as u64);
+        assert_eq!(slot.oldest_request().unwrap().1, "GET /0 HTTP/1.1");
+        drop(guards);
+        assert_eq!(slot.requests_served(), (LANES + 5) as u64);
+    }
+
+    #[test]
+    fn a_line_in_parts_is_the_line_joined_by_spaces_and_cut_alike() {
+        let slot = Slot::local();
+        let guard = slot.begin_request_parts(&["GET", "/a?b=1", "HTTP/1.1"]);
+        assert_eq!(slot.oldest_request().unwrap().1, "GET /a?b=1 HTTP/1.1");
+        drop(guard);
+        for pad in 0..4 {
+            // Every offset of a two-byte character against the cut.
+            let target = format!("/{}{}", "x".repeat(pad), "é".repeat(100));
+            let whole = format!("GET {target} HTTP/1.1");
+            let guard = slot.begin_request(&whole);
+            let joined = slot.oldest_request().unwrap().1;
+            drop(guard);
+            let guard = slot.begin_request_parts(&["GET", &target, "HTTP/1.1"]);
+            let parts = slot.oldest_request().unwrap().1;
+            drop(guard);
+            assert_eq!(parts, joined);
+            assert!(parts.len() <= LINE_BYTES && parts.len() > LINE_BYTES - 2);
+            assert!(whole.starts_with(&parts));
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_a_char_boundary() {
+        let slot = Slot::local();
+        let line = format!("GET /{} HTTP/1.1", "é".repeat(100));
+        let _guard = slot.begin_request(&line);
+        let kept = slot.oldest_request().unwrap().1;
+        assert!(kept.len() <= LINE_BYTES && line.starts_with(&kept));
+    }
+
+    #[test]
+    fn concurrent_requests_from_threads() {
+        let slot = Slot::local();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let slot = slot.clone();
+                std::thread::spawn(move || {
+                    for n in 0..500 {
+                        let _guard = slot.begin_request(&format!("GET /{n} HTTP/1.1"));
+                        let _ = slot.oldest_request();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(slot.requests_served(), 2000);
+        assert_eq!(slot.in_flight(), 0);
+    }
+}
