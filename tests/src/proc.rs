@@ -51,6 +51,15 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
+/// The CPU time `pid` has used so far (user + system), in clock ticks
+/// (`utime` + `stime` of `/proc/<pid>/stat`; 100 a second on Linux).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    // `fields[0]` is field 3 (state): utime is field 14, stime field 15.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 /// Every process currently visible in `/proc`.
 pub fn all() -> Vec<ProcStat> {
     let Ok(entries) = fs::read_dir("/proc") else {

@@ -2,7 +2,10 @@
 //!
 //! `/panic` panics on purpose (the worker answers 500 and is recycled), and
 //! `init_worker` fails or panics when `HELLO_INIT` is `fail` or `panic`, so
-//! the tests can see boot failures (exit 3) through the real binary.
+//! the tests can see boot failures (exit 3) through the real binary. With
+//! `HELLO_INIT=exit-after:MS` the worker boots and then exits with code 1
+//! MS milliseconds later: an app in a crash loop (while the file named by
+//! `HELLO_CRASH_FILE` exists, when that is set).
 
 use runicorn_app::{export_app, App, AppError, Call, WorkerInfo};
 
@@ -40,7 +43,23 @@ impl App for Hello {
         match std::env::var("HELLO_INIT").as_deref() {
             Ok("fail") => Err(AppError::new("HELLO_INIT=fail: refusing to boot")),
             Ok("panic") => panic!("HELLO_INIT=panic: init_worker panicked on purpose"),
-            _ => Ok(()),
+            Ok(other) => {
+                let crashing = std::env::var_os("HELLO_CRASH_FILE")
+                    .is_none_or(|file| std::path::Path::new(&file).exists());
+                if let Some(ms) = other
+                    .strip_prefix("exit-after:")
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .filter(|_| crashing)
+                {
+                    // init_worker is where an app may start threads.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(ms));
+                        std::process::exit(1);
+                    });
+                }
+                Ok(())
+            }
+            Err(_) => Ok(()),
         }
     }
 }

@@ -98,13 +98,47 @@ impl Arbiter {
             self.retire_worker(pid, now);
         }
         self.close_retired_listeners();
+        self.end_backoff_if_recovered(now);
         if plan.spawn > 0 && now >= self.next_spawn_at {
-            let count = if self.fast_deaths > 0 { 1 } else { plan.spawn };
-            for _ in 0..count {
+            if self.fast_deaths > 0 {
+                // Backing off: one worker per step, and the next one no
+                // sooner than the same delay again (its fast death, if it
+                // comes, lengthens the delay).
+                self.next_spawn_at = now + supervisor::respawn_delay(self.fast_deaths);
                 self.spawn_worker()?;
+            } else {
+                for _ in 0..plan.spawn {
+                    self.spawn_worker()?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// The back-off ends once a worker spawned after the last fast death has
+    /// stayed up past [`supervisor::FAST_DEATH`] since it booted (workers
+    /// that were already up say nothing about the new ones).
+    fn end_backoff_if_recovered(&mut self, now: Duration) {
+        if self.fast_deaths == 0 {
+            return;
+        }
+        let survivor = self.workers.iter().find(|(_, record)| {
+            record.state.spawned > self.last_fast_death
+                && self
+                    .scoreboard
+                    .slot(record.slot)
+                    .booted_at()
+                    .is_some_and(|boot| now.saturating_sub(boot) >= supervisor::FAST_DEATH)
+        });
+        if let Some((pid, _)) = survivor {
+            tracing::info!(
+                "Worker (pid:{pid}) stayed up: the back-off after {} fast deaths is over, respawning \
+                 at full speed",
+                self.fast_deaths
+            );
+            self.fast_deaths = 0;
+            self.next_spawn_at = now;
+        }
     }
 
     pub(super) fn retire_worker(&mut self, pid: i32, now: Duration) {

@@ -145,6 +145,9 @@ pub struct Arbiter {
     preloaded: Option<Application>,
     pending: Option<PendingReload>,
     fast_deaths: u32,
+    /// When the last fast death happened: a worker spawned after it that
+    /// stays up ends the back-off.
+    last_fast_death: Duration,
     next_spawn_at: Duration,
     halt: Option<(String, u8)>,
     oom_baseline: Option<OomCount>,
@@ -257,6 +260,7 @@ impl Arbiter {
             preloaded,
             pending: None,
             fast_deaths: 0,
+            last_fast_death: Duration::ZERO,
             next_spawn_at: Duration::ZERO,
             halt: None,
             oom_baseline: oom::read_oom_kills(),

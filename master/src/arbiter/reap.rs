@@ -103,6 +103,7 @@ impl Arbiter {
             && code != Some(0);
         if unexpected && supervisor::is_fast_death(record.state.spawned, booted, now) {
             self.fast_deaths += 1;
+            self.last_fast_death = now;
             let delay = supervisor::respawn_delay(self.fast_deaths);
             self.next_spawn_at = now + delay;
             tracing::warn!(
