@@ -7,7 +7,14 @@
 //! socket or a runtime of its own, so the same app blocks a thread under
 //! `sync`/`gthread`, yields a coroutine under `green` and awaits under `async`.
 //! This crate never starts a thread or a runtime.
+//!
+//! `unsafe` is denied here except in `abi`, the fence where the C ABI is
+//! crossed (the loader's open of a library included); each block there
+//! says why it is sound.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)] // the fence: the C ABI, both sides
 pub mod abi;
 pub mod blocking;
 pub mod builtin;

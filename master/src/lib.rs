@@ -6,8 +6,14 @@
 //! `Shutdown`, `Slot`) is the worker kit's. It never starts a thread or a
 //! runtime, before or after fork: everything here is one single-threaded
 //! loop. It never touches a client connection and knows nothing of any
-//! worker class but the trait, nor of HTTP. All `unsafe` lives in `sys`
-//! (and the scoreboard's mapping).
+//! worker class but the trait, nor of HTTP.
+//!
+//! `unsafe` is denied here except in the two fenced modules that allow it:
+//! `sys` (fork, signals, the other system calls nix leaves unsafe) and
+//! `scoreboard::mapping` (the shared mapping as a slice); each block there
+//! says why it is sound.
+
+#![deny(unsafe_code)]
 
 pub mod arbiter;
 pub mod error;
@@ -19,6 +25,7 @@ pub mod oom;
 pub mod pidfile;
 pub mod privileges;
 pub mod scoreboard;
+#[allow(unsafe_code)] // the fence: every system call nix leaves unsafe
 mod sys;
 
 pub use arbiter::{Arbiter, ArbiterConfig, ReloadFn};

@@ -49,3 +49,32 @@ macro_rules! export_factory {
         };
     };
 }
+
+/// Export a server hook: `export_hook!(post_fork, my_post_fork)` where
+/// `my_post_fork: fn(&HookEvent) -> Result<(), String>`, then
+/// `post_fork = "mylib:post_fork"` in the config.
+#[macro_export]
+macro_rules! export_hook {
+    ($symbol:ident, $body:expr) => {
+        #[allow(non_upper_case_globals)]
+        #[unsafe(no_mangle)]
+        pub static $symbol: $crate::hooks::RcHook = {
+            unsafe extern "C" fn call(
+                event: *const $crate::hooks::RcHookEvent,
+                error: *mut $crate::abi::RcErrorBuf,
+            ) -> i32 {
+                let body: fn(
+                    &$crate::hooks::HookEvent,
+                ) -> ::std::result::Result<(), ::std::string::String> = $body;
+                // SAFETY: forwarded from the host.
+                unsafe { $crate::hooks::hook_shim(event, error, body) }
+            }
+            $crate::hooks::RcHook {
+                header: $crate::abi::RcObjectHeader::new::<$crate::hooks::RcHook>(
+                    $crate::abi::RC_KIND_HOOK,
+                ),
+                call,
+            }
+        };
+    };
+}

@@ -14,14 +14,22 @@
 //! Code map: `types` (the data), `host_services` (a `Call` as a table),
 //! `foreign_call` (a table as a `Call`), `dylib_app` (a loaded table as an
 //! `App`), `guest` and `macros` (the library side for Rust authors),
-//! `worker_class` (third-party worker classes), `errno` (errors across),
-//! `python` (the embedded-CPython plugin's table and the host's handle on it).
+//! `worker_class` (third-party worker classes), `hook` (server hooks
+//! across), `library` (opening a library and checking an exported object,
+//! for `crate::loader`), `errno` (errors across), `python` (the
+//! embedded-CPython plugin's table and the host's handle on it).
+//!
+//! This module is the crate's `unsafe` fence: the crate root denies
+//! `unsafe_code` and allows it here only. Every `unsafe` block says why it
+//! is sound.
 
 pub mod dylib_app;
 pub mod errno;
 pub mod foreign_call;
 pub mod guest;
+pub mod hook;
 pub mod host_services;
+pub(crate) mod library;
 mod macros;
 pub mod python;
 pub mod types;

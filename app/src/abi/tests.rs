@@ -432,7 +432,7 @@ fn init_worker_failures_and_panics_are_reported() {
 #[test]
 fn factories_take_string_arguments() {
     let args = vec![("greeting".to_owned(), "bonjour".to_owned())];
-    let table = crate::loader::call_factory(
+    let table = crate::abi::library::call_factory(
         "t:abi_test_factory(greeting=bonjour)",
         &abi_test_factory,
         &args,
@@ -442,8 +442,8 @@ fn factories_take_string_arguments() {
     DylibApp::new(table).call(&mut call).unwrap();
     assert_eq!(call.out, b"pingbonjour");
     let args = vec![("greeting".to_owned(), "fail".to_owned())];
-    let err =
-        crate::loader::call_factory("t:f(greeting=fail)", &abi_test_factory, &args).unwrap_err();
+    let err = crate::abi::library::call_factory("t:f(greeting=fail)", &abi_test_factory, &args)
+        .unwrap_err();
     assert!(
         err.to_string().contains("greeting may not be 'fail'"),
         "{err}"

@@ -4,7 +4,10 @@
 //! Each hook is an exported [`RcHook`] table (`export_hook!` in Rust,
 //! `RC_EXPORT_HOOK` in C) whose entry receives one [`RcHookEvent`]: which
 //! hook, and `#[repr(C)]` views of the arbiter, the worker and the request
-//! as far as they apply. [`Hooks`] holds the loaded ones. Who calls what:
+//! as far as they apply. Those tables, the call across and the library
+//! side's shim live in `crate::abi::hook`, inside the `unsafe` fence; this
+//! module is the safe side: [`HookName`], [`HookEvent`], and [`Hooks`], the
+//! loaded ones. Who calls what:
 //!
 //! - the master-side hooks and `post_fork`, `post_worker_init`,
 //!   `worker_exit`: the arbiter, through `cli/src/hooks.rs` (an impl of
@@ -23,15 +26,14 @@
 
 use std::fmt;
 
-use crate::abi::errno::ErrorBuffer;
-use crate::abi::types::{RcErrorBuf, RcField, RcObjectHeader, RcRequest, RcStr};
 use crate::loader::{open_hook, SearchPath};
 
-mod guest;
 mod request;
 
-use crate::{AppError, LoadError, RequestHead, Version};
-pub use guest::{event_from_raw, hook_shim};
+pub use crate::abi::hook::{
+    event_from_raw, hook_shim, RcArbiterView, RcHook, RcHookEvent, RcWorkerView,
+};
+use crate::{AppError, LoadError, RequestHead};
 pub use request::with_request_hooks;
 
 /// Gunicorn's server hooks, in the order of a server's life.
@@ -112,7 +114,7 @@ impl HookName {
         HookName::ALL.into_iter().find(|hook| hook.as_str() == name)
     }
 
-    fn from_raw(raw: u32) -> Option<HookName> {
+    pub(crate) fn from_raw(raw: u32) -> Option<HookName> {
         HookName::ALL.into_iter().find(|hook| *hook as u32 == raw)
     }
 }
@@ -121,66 +123,6 @@ impl fmt::Display for HookName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// What a hook sees of the arbiter.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RcArbiterView {
-    /// The master's pid.
-    pub pid: u32,
-    /// The target number of workers.
-    pub num_workers: u32,
-    /// The worker class name.
-    pub worker_class: RcStr,
-    /// The app spec.
-    pub app: RcStr,
-}
-
-/// What a hook sees of a worker.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct RcWorkerView {
-    /// The worker's pid (0 in `pre_fork`).
-    pub pid: u32,
-    /// Its exit status (`child_exit`, `worker_exit`), or -1.
-    pub exit_status: i32,
-    /// Its spawn order.
-    pub age: u64,
-}
-
-/// One hook call. Pointers are null when the view does not apply.
-#[repr(C)]
-#[derive(Debug)]
-pub struct RcHookEvent {
-    /// `size_of::<RcHookEvent>()`.
-    pub struct_size: usize,
-    /// The `HookName` as a number (1..=14).
-    pub hook: u32,
-    /// The response status (`post_request`), else 0.
-    pub status: u32,
-    /// Gunicorn's hook name.
-    pub name: RcStr,
-    /// The arbiter, for master-side hooks and `post_fork`/`worker_exit`.
-    pub arbiter: *const RcArbiterView,
-    /// The worker, for worker hooks, `pre_fork` and `child_exit`.
-    pub worker: *const RcWorkerView,
-    /// The request, for `pre_request` and `post_request`.
-    pub request: *const RcRequest,
-    /// `nworkers_changed`: the new count.
-    pub new_value: u64,
-    /// `nworkers_changed`: the old count, or -1 at start.
-    pub old_value: i64,
-}
-
-/// An exported hook.
-#[repr(C)]
-#[derive(Debug)]
-pub struct RcHook {
-    /// Magic, version, kind `RC_KIND_HOOK`, size.
-    pub header: RcObjectHeader,
-    /// The hook function.
-    pub call: unsafe extern "C" fn(*const RcHookEvent, *mut RcErrorBuf) -> i32,
 }
 
 /// The arbiter in a hook event, safe side.
@@ -264,67 +206,7 @@ impl LoadedHook {
 
     /// Call the hook with `event`.
     pub fn call(&self, event: &HookEvent) -> Result<(), AppError> {
-        let arbiter = event.arbiter.as_ref().map(|info| RcArbiterView {
-            pid: info.pid,
-            num_workers: info.num_workers,
-            worker_class: RcStr::new(info.worker_class.as_bytes()),
-            app: RcStr::new(info.app.as_bytes()),
-        });
-        let worker = event.worker.map(|info| RcWorkerView {
-            pid: info.pid,
-            exit_status: info.exit_status.unwrap_or(-1),
-            age: info.age,
-        });
-        let fields: Vec<RcField> = event
-            .request
-            .iter()
-            .flat_map(|head| head.headers.iter())
-            .map(|field| RcField {
-                name: RcStr::new(field.name.as_bytes()),
-                value: RcStr::new(&field.value),
-            })
-            .collect();
-        let request = event.request.as_ref().map(|head| RcRequest {
-            method: RcStr::new(head.method.as_bytes()),
-            target: RcStr::new(head.target.as_bytes()),
-            version: if head.version == Version::Http10 {
-                10
-            } else {
-                11
-            },
-            headers: fields.as_ptr(),
-            headers_len: fields.len(),
-            peer: RcStr::EMPTY,
-        });
-        let name = event.hook.as_str();
-        let raw = RcHookEvent {
-            struct_size: size_of::<RcHookEvent>(),
-            hook: event.hook as u32,
-            status: u32::from(event.status),
-            name: RcStr::new(name.as_bytes()),
-            arbiter: arbiter
-                .as_ref()
-                .map_or(std::ptr::null(), |view| view as *const RcArbiterView),
-            worker: worker
-                .as_ref()
-                .map_or(std::ptr::null(), |view| view as *const RcWorkerView),
-            request: request
-                .as_ref()
-                .map_or(std::ptr::null(), |view| view as *const RcRequest),
-            new_value: event.new_value,
-            old_value: event
-                .old_value
-                .map_or(-1, |old| i64::try_from(old).unwrap_or(i64::MAX)),
-        };
-        let mut error = ErrorBuffer::new();
-        // SAFETY: the table was checked at load; the event and its views
-        // outlive the call; the library is never unloaded.
-        let status = unsafe { (self.table.call)(&raw, error.as_raw()) };
-        crate::abi::dylib_app::status_result(
-            status,
-            &error,
-            &format!("hook {} ({})", self.hook, self.spec),
-        )
+        crate::abi::hook::call(self.table, event, &self.spec)
     }
 }
 
@@ -346,10 +228,7 @@ impl Hooks {
                     names.join(", ")
                 )));
             };
-            let pointer = open_hook(spec, search, size_of::<RcHook>())?;
-            // SAFETY: the header says this is a hook table of this version
-            // and size; the library is never unloaded.
-            let table: &'static RcHook = unsafe { &*pointer.cast::<RcHook>() };
+            let table = open_hook(spec, search)?;
             loaded.push(LoadedHook {
                 hook,
                 spec: spec.clone(),

@@ -7,6 +7,7 @@
 //! keeps the mapping and its own side of a slot ([`ArbiterSlot`]: reset it
 //! for a new worker, record the pid, the spawn time).
 
+#[allow(unsafe_code)] // the fence: the shared mapping as `&[SlotData]`
 mod mapping;
 
 use std::sync::atomic::Ordering;
