@@ -4,8 +4,11 @@
 //! wrapping global allocator, per thread: the test harness's own thread may
 //! allocate while the test runs (on a loaded machine it registers its wait
 //! for the test late), and that is not the code under test.
+//!
+//! `unsafe` is denied here but in `counting`, the allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#![deny(unsafe_code)]
+
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -15,41 +18,49 @@ use runicorn_http::{
     Limits, NoHooks, RequestHead, ServeMode, Transport,
 };
 
-/// The system allocator, counting allocations.
-struct Counting;
+#[allow(unsafe_code)] // the fence: a global allocator is an unsafe trait
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
 
-thread_local! {
-    /// This thread's allocations. Const-initialised and without a
-    /// destructor, so reading it from the allocator allocates nothing.
-    static THREAD_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// The system allocator, counting allocations.
+    pub(crate) struct Counting;
+
+    thread_local! {
+        /// This thread's allocations. Const-initialised and without a
+        /// destructor, so reading it from the allocator allocates nothing.
+        pub(crate) static THREAD_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn count_one() {
+        THREAD_ALLOCATIONS.with(|count| count.set(count.get() + 1));
+    }
+
+    // SAFETY: every method forwards to `System` with the caller's arguments
+    // unchanged, so `System`'s guarantees are `Counting`'s; the counter is a
+    // const-initialised thread-local `Cell` and allocates nothing.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count_one();
+            // SAFETY: forwarded as received; the caller upholds `alloc`'s contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: `ptr` came from `System.alloc` with this `layout`.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count_one();
+            // SAFETY: forwarded as received; the caller upholds `realloc`'s contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
 }
 
-fn count_one() {
-    THREAD_ALLOCATIONS.with(|count| count.set(count.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees are `Counting`'s; the counter is a
-// const-initialised thread-local `Cell` and allocates nothing.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded as received; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded as received; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::THREAD_ALLOCATIONS;
 
 const REQUEST: &[u8] = b"GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nAccept: */*\r\nCookie: a=b\r\n\r\n";
 

@@ -9,8 +9,6 @@
 //! pyclasses, so they are only ever used on the thread that serves the
 //! request.
 
-#![allow(unsafe_code)]
-
 use std::cell::Cell;
 use std::io;
 use std::ptr::NonNull;

@@ -2,8 +2,6 @@
 //! entries. Each entry catches panics and Python exceptions and reports
 //! them through the host's error buffer; nothing Rust-typed crosses.
 
-#![allow(unsafe_code)]
-
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;

@@ -6,8 +6,6 @@
 //! calls pyo3 has no safe wrapper for (configured start-up, the fork
 //! protocol, pinned thread states).
 
-#![allow(unsafe_code)]
-
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};

@@ -24,8 +24,11 @@
 
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)] // a fence: lending a `Call` to Python for one request
 mod callref;
+#[allow(unsafe_code)] // a fence: the plugin table's `extern "C"` entries
 pub mod exports;
+#[allow(unsafe_code)] // a fence: CPython's C API (start-up, thread states, fork)
 pub mod interp;
 pub mod support;
 pub mod wsgi;

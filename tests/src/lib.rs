@@ -29,6 +29,8 @@
 //! // Dropping `server` SIGKILLs its whole process group, also on panic.
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod binary;
 pub mod client;
 pub mod command;

@@ -1,8 +1,8 @@
 //! Every `unsafe` call of the green worker, fenced in one place: spawning
 //! may coroutines, adopting the inherited listening descriptors into may,
 //! and cancelling the accept coroutines at shutdown. The rest of the crate
-//! calls these safe wrappers.
-#![allow(unsafe_code)]
+//! calls these safe wrappers. The crate root allows `unsafe_code` on this
+//! module only.
 
 use std::io;
 use std::os::fd::IntoRawFd;

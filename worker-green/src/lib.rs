@@ -23,11 +23,16 @@
 //! `gthread` workers, or raise `--threads`. Apps must also not keep a
 //! reference to a thread-local across a wait: a coroutine may resume on
 //! another may thread.
+//!
+//! `unsafe` is denied here except in `fence`, which allows it: spawning and
+//! cancelling coroutines and adopting the inherited descriptors into may.
+
 #![deny(unsafe_code)]
 
 mod accept;
 mod config;
 mod error;
+#[allow(unsafe_code)] // the fence: may's unsafe spawn, cancel and from_raw_fd
 mod fence;
 mod heartbeat;
 mod host;
