@@ -392,7 +392,7 @@ impl Host for ThreadHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runicorn_http::{ConnConfig, Connection, NoHooks, ServeMode};
+    use runicorn_http::{ConnConfig, Connection, NoBookkeeping, ServeMode};
     use std::net::TcpListener;
 
     /// Runs `app` on one request over a real loopback connection and
@@ -426,7 +426,7 @@ mod tests {
         let mut handler = |exchange: &mut Exchange<'_>| {
             result = Some(call_app(app, exchange, &ThreadHost, &endpoint));
         };
-        connection.serve(&mut handler, &mut NoHooks, ServeMode::Blocking);
+        connection.serve(&mut handler, &mut NoBookkeeping, ServeMode::Blocking);
         drop(connection);
         (client.join().unwrap(), result.expect("the app was called"))
     }

@@ -26,9 +26,9 @@ mod proto;
 
 pub use proto::head;
 
+pub use driver::bookkeeping::{Bookkeeping, NoBookkeeping, RequestDone};
 pub use driver::connection::{Connection, Outcome, ServeMode};
-pub use driver::exchange::Exchange;
-pub use driver::hooks::{Handler, Hooks, NoHooks, RequestDone};
+pub use driver::exchange::{Exchange, Handler};
 pub use driver::transport::{SystemClock, Transport};
 pub use proto::body::BodyDecoder;
 pub use proto::buffer::ReadBuffer;

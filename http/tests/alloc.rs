@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use runicorn_http::{
     parse_head_into, ConnConfig, Connection, Cycle, CycleOptions, DateCache, Exchange, HeadStatus,
-    Limits, NoHooks, RequestHead, ServeMode, Transport,
+    Limits, NoBookkeeping, RequestHead, ServeMode, Transport,
 };
 
 #[allow(unsafe_code)] // the fence: a global allocator is an unsafe trait
@@ -164,7 +164,7 @@ fn steady_state_allocates_nothing() {
             ConnConfig::default(),
         );
         let mut handler = hello;
-        conn.serve(&mut handler, &mut NoHooks, ServeMode::Blocking);
+        conn.serve(&mut handler, &mut NoBookkeeping, ServeMode::Blocking);
         conn.requests()
     };
     let mut served = 0;

@@ -1,13 +1,13 @@
 //! The blocking driver over an in-memory transport: keep-alive, pipelining,
-//! bodies, 100-continue, drain-or-close, errors, and the hooks.
+//! bodies, 100-continue, drain-or-close, errors, and the bookkeeping.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use runicorn_http::{
-    ConnConfig, Connection, Exchange, Hooks, Limits, Outcome, ParseError, RequestDone, RequestHead,
-    ServeMode, Transport,
+    Bookkeeping, ConnConfig, Connection, Exchange, Limits, Outcome, ParseError, RequestDone,
+    RequestHead, ServeMode, Transport,
 };
 
 /// A scripted client: each read returns the next chunk; then end of stream
@@ -81,7 +81,7 @@ struct Record {
     close_after: Option<usize>,
 }
 
-impl Hooks for Record {
+impl Bookkeeping for Record {
     fn should_close(&mut self) -> bool {
         self.close_after
             .is_some_and(|limit| self.started.len() + 1 >= limit)
@@ -130,11 +130,11 @@ fn serve(
     config: ConnConfig,
     handler: fn(&mut Exchange<'_>),
 ) -> (Script, Record, Outcome) {
-    let mut hooks = Record::default();
+    let mut bookkeeping = Record::default();
     let mut conn = Connection::new(script, "127.0.0.1:1", config);
     let mut handler = handler;
-    let outcome = conn.serve(&mut handler, &mut hooks, ServeMode::Blocking);
-    (conn.into_inner(), hooks, outcome)
+    let outcome = conn.serve(&mut handler, &mut bookkeeping, ServeMode::Blocking);
+    (conn.into_inner(), bookkeeping, outcome)
 }
 
 fn count(haystack: &str, needle: &str) -> usize {
@@ -144,9 +144,9 @@ fn count(haystack: &str, needle: &str) -> usize {
 #[test]
 fn keep_alive_serves_pipelined_requests_in_order_in_one_write() {
     let script = Script::new(&[b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"]);
-    let (script, hooks, outcome) = serve(script, ConnConfig::default(), hello);
+    let (script, bookkeeping, outcome) = serve(script, ConnConfig::default(), hello);
     assert_eq!(outcome, Outcome::Close);
-    assert_eq!(hooks.started, ["GET /a", "GET /b", "GET /c"]);
+    assert_eq!(bookkeeping.started, ["GET /a", "GET /b", "GET /c"]);
     let output = script.output();
     assert_eq!(count(&output, "HTTP/1.1 200 OK\r\n"), 3);
     assert!(!output.contains("Connection: close"));
@@ -162,8 +162,8 @@ fn sync_mode_closes_after_every_response() {
     };
     let script =
         Script::new(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"]);
-    let (script, hooks, _) = serve(script, config, hello);
-    assert_eq!(hooks.started.len(), 1);
+    let (script, bookkeeping, _) = serve(script, config, hello);
+    assert_eq!(bookkeeping.started.len(), 1);
     assert_eq!(count(&script.output(), "Connection: close\r\n"), 1);
 }
 
@@ -173,7 +173,7 @@ fn chunked_body_read_in_pieces_with_trailers() {
         b"POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
         b"lo\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n",
     ]);
-    let (script, hooks, _) = serve(script, ConnConfig::default(), echo);
+    let (script, bookkeeping, _) = serve(script, ConnConfig::default(), echo);
     let output = script.output();
     assert!(
         output.contains("Transfer-Encoding: chunked\r\n"),
@@ -183,7 +183,7 @@ fn chunked_body_read_in_pieces_with_trailers() {
         output.contains("11\r\nhello world|X-Sum\r\n0\r\n\r\n"),
         "{output}"
     );
-    assert_eq!(hooks.finished, [(200, true)]);
+    assert_eq!(bookkeeping.finished, [(200, true)]);
 }
 
 #[test]
@@ -207,8 +207,8 @@ fn continue_is_sent_only_when_the_body_is_read() {
 #[test]
 fn small_unread_body_is_drained_and_the_connection_kept() {
     let script = Script::new(&[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET /n HTTP/1.1\r\nHost: x\r\n\r\n"]);
-    let (script, hooks, _) = serve(script, ConnConfig::default(), hello);
-    assert_eq!(hooks.started, ["POST /", "GET /n"]);
+    let (script, bookkeeping, _) = serve(script, ConnConfig::default(), hello);
+    assert_eq!(bookkeeping.started, ["POST /", "GET /n"]);
     assert!(!script.output().contains("Connection: close"));
 }
 
@@ -219,9 +219,9 @@ fn large_unread_body_closes_with_connection_close_and_lingers() {
         ..ConnConfig::default()
     };
     let script = Script::new(&[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbo"]);
-    let (script, hooks, _) = serve(script, config, hello);
+    let (script, bookkeeping, _) = serve(script, config, hello);
     assert!(script.output().contains("Connection: close\r\n"));
-    assert_eq!(hooks.finished, [(200, false)]);
+    assert_eq!(bookkeeping.finished, [(200, false)]);
     assert!(script.shut, "a lingering close half-closes first");
 }
 
@@ -230,35 +230,35 @@ fn malformed_request_gets_400_and_close() {
     let script = Script::new(&[
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
     ]);
-    let (script, hooks, _) = serve(script, ConnConfig::default(), hello);
+    let (script, bookkeeping, _) = serve(script, ConnConfig::default(), hello);
     assert!(script.output().starts_with("HTTP/1.1 400 Bad Request\r\n"));
     assert!(script.output().contains("Connection: close\r\n"));
-    assert_eq!(hooks.bad, [400]);
-    assert!(hooks.started.is_empty());
+    assert_eq!(bookkeeping.bad, [400]);
+    assert!(bookkeeping.started.is_empty());
 }
 
 #[test]
 fn app_without_response_gets_500() {
     let script = Script::new(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
-    let (script, hooks, _) = serve(script, ConnConfig::default(), |_exchange| {});
+    let (script, bookkeeping, _) = serve(script, ConnConfig::default(), |_exchange| {});
     assert!(script
         .output()
         .starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
-    assert_eq!(hooks.finished, [(500, false)]);
+    assert_eq!(bookkeeping.finished, [(500, false)]);
 }
 
 #[test]
 fn last_request_says_connection_close() {
     let script = Script::new(&[b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n"]);
-    let mut hooks = Record {
+    let mut bookkeeping = Record {
         close_after: Some(2),
         ..Record::default()
     };
     let mut conn = Connection::new(script, "", ConnConfig::default());
     let mut handler = hello;
-    conn.serve(&mut handler, &mut hooks, ServeMode::Blocking);
+    conn.serve(&mut handler, &mut bookkeeping, ServeMode::Blocking);
     let output = conn.into_inner().output();
-    assert_eq!(hooks.started.len(), 2);
+    assert_eq!(bookkeeping.started.len(), 2);
     assert_eq!(count(&output, "Connection: close\r\n"), 1);
     assert!(output.ends_with("Connection: close\r\n\r\nhello"));
 }
@@ -271,7 +271,7 @@ fn until_idle_parks_with_nothing_buffered() {
     let mut handler = hello;
     let outcome = conn.serve(
         &mut handler,
-        &mut runicorn_http::NoHooks,
+        &mut runicorn_http::NoBookkeeping,
         ServeMode::UntilIdle,
     );
     assert_eq!(outcome, Outcome::Idle);
@@ -282,7 +282,7 @@ fn until_idle_parks_with_nothing_buffered() {
         .push_back(b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec());
     let outcome = conn.serve(
         &mut handler,
-        &mut runicorn_http::NoHooks,
+        &mut runicorn_http::NoBookkeeping,
         ServeMode::UntilIdle,
     );
     assert_eq!(outcome, Outcome::Close);
@@ -292,9 +292,9 @@ fn until_idle_parks_with_nothing_buffered() {
 fn http10_keep_alive_and_close_delimited() {
     let script =
         Script::new(&[b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n"]);
-    let (script, hooks, _) = serve(script, ConnConfig::default(), hello);
+    let (script, bookkeeping, _) = serve(script, ConnConfig::default(), hello);
     let output = script.output();
-    assert_eq!(hooks.started.len(), 2);
+    assert_eq!(bookkeeping.started.len(), 2);
     assert!(output.contains("Connection: keep-alive\r\n"));
     assert!(output.contains("Connection: close\r\n"));
 }
@@ -355,22 +355,22 @@ fn a_head_sent_a_byte_at_a_time_is_served_and_limits_still_apply() {
     let value = "v".repeat(3000);
     let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {value}\r\n\r\n");
     let bytes: Vec<&[u8]> = request.as_bytes().chunks(1).collect();
-    let (script, hooks, _) = serve(Script::new(&bytes), ConnConfig::default(), hello);
+    let (script, bookkeeping, _) = serve(Script::new(&bytes), ConnConfig::default(), hello);
     assert!(script.output().starts_with("HTTP/1.1 200 OK\r\n"));
-    assert_eq!(hooks.started.len(), 1);
+    assert_eq!(bookkeeping.started.len(), 1);
 
     // An unterminated field past limit_request_field_size is refused
     // without waiting for its end.
     let config = ConnConfig::new(Limits::from_settings(4094, 100, 100, 1 << 20));
     let flood = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {value}");
     let bytes: Vec<&[u8]> = flood.as_bytes().chunks(1).collect();
-    let (script, hooks, _) = serve(Script::new(&bytes), config, hello);
+    let (script, bookkeeping, _) = serve(Script::new(&bytes), config, hello);
     assert!(
         script.output().starts_with("HTTP/1.1 431 "),
         "{}",
         script.output()
     );
-    assert_eq!(hooks.bad, [431]);
+    assert_eq!(bookkeeping.bad, [431]);
 }
 
 #[test]
@@ -381,8 +381,8 @@ fn zero_keep_alive_timeout_turns_keep_alive_off() {
     };
     let script =
         Script::new(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"]);
-    let (script, hooks, _) = serve(script, config, hello);
-    assert_eq!(hooks.started.len(), 1);
+    let (script, bookkeeping, _) = serve(script, config, hello);
+    assert_eq!(bookkeeping.started.len(), 1);
     assert!(script.output().contains("Connection: close\r\n"));
 }
 
@@ -393,11 +393,11 @@ fn zero_io_timeout_means_no_head_deadline() {
         ..ConnConfig::default()
     };
     let script = Script::new(&[b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"]);
-    let (script, hooks, _) = serve(script, config, hello);
+    let (script, bookkeeping, _) = serve(script, config, hello);
     assert!(
         script.output().starts_with("HTTP/1.1 200 OK\r\n"),
         "{}",
         script.output()
     );
-    assert_eq!(hooks.started.len(), 1);
+    assert_eq!(bookkeeping.started.len(), 1);
 }

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_http::{
-    ConnConfig, Connection, Exchange, Limits, NoHooks, Outcome, ServeMode, Transport,
+    ConnConfig, Connection, Exchange, Limits, NoBookkeeping, Outcome, ServeMode, Transport,
 };
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +36,7 @@ fn serve_one(
         let started = Instant::now();
         let mut conn = Connection::new(stream, peer.to_string(), config);
         let mut handler = hello;
-        let outcome = conn.serve(&mut handler, &mut NoHooks, ServeMode::Blocking);
+        let outcome = conn.serve(&mut handler, &mut NoBookkeeping, ServeMode::Blocking);
         (outcome, started.elapsed())
     });
     (addr, server)
@@ -133,7 +133,7 @@ fn unix_stream_serves_and_honours_connection_close() {
             exchange.start_response(200, &[]).unwrap();
             exchange.write(format!("peer=[{peer}]").as_bytes()).unwrap();
         };
-        conn.serve(&mut handler, &mut NoHooks, ServeMode::Blocking)
+        conn.serve(&mut handler, &mut NoBookkeeping, ServeMode::Blocking)
     });
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::connection::Connection;
 use crate::driver;
-use crate::exchange::Exchange;
 use crate::shared::Local;
 
 /// The first pause after a failed accept.
@@ -145,14 +145,14 @@ fn spawn_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut exchange = Exchange::new(stream, peer, local.shared.config);
-    exchange.server_addr = Arc::clone(server_addr);
+    let mut conn = Connection::new(stream, peer, local.shared.config);
+    conn.server_addr = Arc::clone(server_addr);
     let live = local.open();
     let local = Rc::clone(local);
     tokio::task::spawn_local(async move {
         let _permit = permit;
         let _live = live;
-        driver::serve(exchange, local).await;
+        driver::serve(conn, local).await;
     });
 }
 

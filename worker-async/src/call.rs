@@ -1,4 +1,4 @@
-//! The app's view of one exchange, three ways:
+//! The app's view of one request on a connection, three ways:
 //!
 //! - [`TaskCall`] implements [`AsyncCall`] for apps with an async entry:
 //!   awaited on the connection's own task, their sleeps are tokio timers,
@@ -28,11 +28,11 @@ use runicorn_app::{AsyncCall, BoxFuture, Call, Header, Host, RequestHead};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
-use crate::exchange::Exchange;
+use crate::connection::Connection;
 
-/// An async app's view of the exchange, on the connection task.
+/// An async app's view of the request, on the connection task.
 pub(crate) struct TaskCall<'e, S> {
-    pub(crate) exchange: &'e mut Exchange<S>,
+    pub(crate) conn: &'e mut Connection<S>,
 }
 
 /// The future of a write that only buffered: zero-sized, so boxing it
@@ -52,46 +52,46 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     fn head(&self) -> &RequestHead {
-        self.exchange.state.head()
+        self.conn.state.head()
     }
 
     fn peer(&self) -> &str {
-        &self.exchange.peer
+        &self.conn.peer
     }
 
     fn url_scheme(&self) -> &str {
-        self.exchange.forwarded.scheme.as_str()
+        self.conn.forwarded.scheme.as_str()
     }
 
     fn client_addr(&self) -> &str {
-        client_addr(self.exchange)
+        client_addr(self.conn)
     }
 
     fn server_addr(&self) -> &str {
-        &self.exchange.server_addr
+        &self.conn.server_addr
     }
 
     fn read_body<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
         Box::pin(async move {
-            let result = self.exchange.read_body(buf).await;
-            noted(self.exchange, result)
+            let result = self.conn.read_body(buf).await;
+            noted(self.conn, result)
         })
     }
 
     fn trailers(&self) -> &[Header] {
-        self.exchange.state.trailers()
+        self.conn.state.trailers()
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.exchange.start_response(status, headers)
+        self.conn.start_response(status, headers)
     }
 
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
-        match self.exchange.write_buffered(data) {
+        match self.conn.write_buffered(data) {
             Ok(false) => Box::pin(Buffered),
             Ok(true) => Box::pin(async move {
-                let result = self.exchange.flush().await;
-                noted(self.exchange, result)
+                let result = self.conn.flush().await;
+                noted(self.conn, result)
             }),
             Err(err) => Box::pin(std::future::ready(Err(err))),
         }
@@ -102,9 +102,9 @@ where
     }
 }
 
-/// A sync app's view of the exchange, on a blocking-pool thread.
+/// A sync app's view of the request, on a blocking-pool thread.
 pub(crate) struct BlockingCall<'e, S> {
-    pub(crate) exchange: &'e mut Exchange<S>,
+    pub(crate) conn: &'e mut Connection<S>,
     pub(crate) handle: &'e Handle,
 }
 
@@ -113,48 +113,48 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn head(&self) -> &RequestHead {
-        self.exchange.state.head()
+        self.conn.state.head()
     }
 
     fn peer(&self) -> &str {
-        &self.exchange.peer
+        &self.conn.peer
     }
 
     fn url_scheme(&self) -> &str {
-        self.exchange.forwarded.scheme.as_str()
+        self.conn.forwarded.scheme.as_str()
     }
 
     fn client_addr(&self) -> &str {
-        client_addr(self.exchange)
+        client_addr(self.conn)
     }
 
     fn server_addr(&self) -> &str {
-        &self.exchange.server_addr
+        &self.conn.server_addr
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.handle.block_on(self.exchange.read_body(buf));
-        noted(self.exchange, result)
+        let result = self.handle.block_on(self.conn.read_body(buf));
+        noted(self.conn, result)
     }
 
     fn trailers(&self) -> &[Header] {
-        self.exchange.state.trailers()
+        self.conn.state.trailers()
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.exchange.start_response(status, headers)
+        self.conn.start_response(status, headers)
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.exchange.write_buffered(data)? {
+        if self.conn.write_buffered(data)? {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let result = self.handle.block_on(self.exchange.flush());
-        noted(self.exchange, result)
+        let result = self.handle.block_on(self.conn.flush());
+        noted(self.conn, result)
     }
 
     fn host(&self) -> &dyn Host {
@@ -162,10 +162,10 @@ where
     }
 }
 
-/// A sync app's view of the exchange on the runtime thread (test-only
+/// A sync app's view of the request on the runtime thread (test-only
 /// inline mode): nothing here waits on the network.
 pub(crate) struct InlineCall<'e, S> {
-    pub(crate) exchange: &'e mut Exchange<S>,
+    pub(crate) conn: &'e mut Connection<S>,
 }
 
 impl<S> Call for InlineCall<'_, S>
@@ -173,40 +173,40 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn head(&self) -> &RequestHead {
-        self.exchange.state.head()
+        self.conn.state.head()
     }
 
     fn peer(&self) -> &str {
-        &self.exchange.peer
+        &self.conn.peer
     }
 
     fn url_scheme(&self) -> &str {
-        self.exchange.forwarded.scheme.as_str()
+        self.conn.forwarded.scheme.as_str()
     }
 
     fn client_addr(&self) -> &str {
-        client_addr(self.exchange)
+        client_addr(self.conn)
     }
 
     fn server_addr(&self) -> &str {
-        &self.exchange.server_addr
+        &self.conn.server_addr
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.exchange.read_buffered(buf);
-        noted(self.exchange, result)
+        let result = self.conn.read_buffered(buf);
+        noted(self.conn, result)
     }
 
     fn trailers(&self) -> &[Header] {
-        self.exchange.state.trailers()
+        self.conn.state.trailers()
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.exchange.start_response(status, headers)
+        self.conn.start_response(status, headers)
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.exchange.write_buffered(data).map(drop)
+        self.conn.write_buffered(data).map(drop)
     }
 
     fn host(&self) -> &dyn Host {
@@ -215,20 +215,16 @@ where
 }
 
 /// The client's address: a trusted `X-Forwarded-For` hop, else the peer.
-fn client_addr<S>(exchange: &Exchange<S>) -> &str {
-    exchange
-        .forwarded
-        .client
-        .as_deref()
-        .unwrap_or(&exchange.peer)
+fn client_addr<S>(conn: &Connection<S>) -> &str {
+    conn.forwarded.client.as_deref().unwrap_or(&conn.peer)
 }
 
-/// Notes on the exchange a failure that is the client's doing (it went
+/// Notes on the connection a failure that is the client's doing (it went
 /// away, or its body broke the framing), so an app that fails because of it
 /// is not logged as broken.
-fn noted<S, T>(exchange: &mut Exchange<S>, result: io::Result<T>) -> io::Result<T> {
+fn noted<S, T>(conn: &mut Connection<S>, result: io::Result<T>) -> io::Result<T> {
     if let Err(err) = &result {
-        exchange.client_fault = exchange.client_fault.or(ClientFault::of(err));
+        conn.client_fault = conn.client_fault.or(ClientFault::of(err));
     }
     result
 }

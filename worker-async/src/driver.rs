@@ -11,16 +11,16 @@ use runicorn_http::{Action, ParseError, SystemClock};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::exchange::Exchange;
-use crate::request;
+use crate::connection::Connection;
+use crate::serve;
 use crate::shared::Local;
 
 /// Serves one connection until it closes.
-pub(crate) async fn serve<S>(exchange: Exchange<S>, local: Rc<Local>)
+pub(crate) async fn serve<S>(conn: Connection<S>, local: Rc<Local>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut exchange = Box::new(exchange);
+    let mut conn = Box::new(conn);
     // Registered now, so a stop that comes while a request runs is seen at
     // the next idle wait.
     let stopped = local.stopped();
@@ -29,14 +29,14 @@ where
     // One timer per connection, moved lazily: a later deadline does not
     // re-arm it; when it fires early it is re-armed to the deadline then in
     // force. So keep-alive costs no timer operation per request.
-    let timer = tokio::time::sleep_until(Instant::now() + exchange.state.config().io_timeout);
+    let timer = tokio::time::sleep_until(Instant::now() + conn.state.config().io_timeout);
     tokio::pin!(timer);
     let mut line = String::new();
     loop {
-        match exchange.state.poll(&SystemClock) {
+        match conn.state.poll(&SystemClock) {
             Action::Read(wait) => {
                 if wait.idle && (local.is_stopping() || !local.shared.shutdown.is_running()) {
-                    exchange.state.close();
+                    conn.state.close();
                     continue;
                 }
                 let deadline = wait.timeout.map(|timeout| Instant::now() + timeout);
@@ -46,7 +46,7 @@ where
                 let woke = loop {
                     let woke = tokio::select! {
                         biased;
-                        read = exchange.read_some() => Wake::Read(read),
+                        read = conn.read_some() => Wake::Read(read),
                         () = &mut stopped, if wait.idle => Wake::Stop,
                         () = timer.as_mut(), if deadline.is_some() => Wake::Timer,
                     };
@@ -58,25 +58,25 @@ where
                     }
                 };
                 match woke {
-                    Wake::Read(result) => exchange.state.received(result),
-                    Wake::Stop => exchange.state.close(),
-                    Wake::Timer => exchange
+                    Wake::Read(result) => conn.state.received(result),
+                    Wake::Stop => conn.state.close(),
+                    Wake::Timer => conn
                         .state
                         .received(Err(std::io::ErrorKind::TimedOut.into())),
                 }
             }
             Action::Write => {
                 // A failure is the state's to judge; it closes.
-                let _ = exchange.flush().await;
+                let _ = conn.flush().await;
             }
-            Action::Serve => match request::run(exchange, &local.shared, &mut line).await {
-                Some(kept) => exchange = kept,
+            Action::Serve => match serve::run(conn, &local.shared, &mut line).await {
+                Some(kept) => conn = kept,
                 None => return,
             },
-            Action::BadRequest(err) => bad_request(&exchange.peer, &err),
+            Action::BadRequest(err) => bad_request(&conn.peer, &err),
             Action::Shutdown => {
-                let result = exchange.stream.shutdown().await;
-                exchange.state.shut_down(result);
+                let result = conn.stream.shutdown().await;
+                conn.state.shut_down(result);
             }
             Action::Close => return,
         }

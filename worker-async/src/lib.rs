@@ -24,14 +24,14 @@
 
 mod accept;
 mod call;
+mod connection;
 mod driver;
 mod error;
-mod exchange;
 mod heartbeat;
-mod request;
+mod lifecycle;
 mod runtime;
+mod serve;
 mod shared;
-mod supervise;
 
 #[cfg(test)]
 mod tests;
@@ -41,7 +41,7 @@ use std::process::ExitCode;
 use runicorn_worker::{Worker, WorkerClass};
 
 pub use error::AsyncError;
-pub use supervise::INLINE_SYNC_ENV;
+pub use lifecycle::INLINE_SYNC_ENV;
 
 /// The `async` worker class (`-k async`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +53,6 @@ impl WorkerClass for AsyncWorker {
     }
 
     fn run(&self, worker: Worker) -> ExitCode {
-        supervise::run(worker)
+        lifecycle::run(worker)
     }
 }

@@ -17,8 +17,8 @@ use runicorn_worker::{Shutdown, ShutdownState, Slot};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::{watch, Semaphore};
 
+use crate::connection::Connection;
 use crate::driver;
-use crate::exchange::Exchange;
 use crate::shared::{Local, Shared};
 
 /// The server's end of a duplex stream, counting the writes that moved bytes.
@@ -114,7 +114,7 @@ fn config() -> ConnConfig {
 
 /// Sends `request` (then half-closes), serves the connection to its end;
 /// the response bytes and the server's write count.
-async fn exchange(fixture: &Fixture, request: &[u8]) -> (String, usize) {
+async fn conn(fixture: &Fixture, request: &[u8]) -> (String, usize) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let writes = Arc::new(AtomicUsize::new(0));
     let stream = Counting {
@@ -129,7 +129,7 @@ async fn exchange(fixture: &Fixture, request: &[u8]) -> (String, usize) {
     writer.write_all(request).await.unwrap();
     writer.shutdown().await.unwrap();
     let serve = driver::serve(
-        Exchange::new(stream, "127.0.0.1:1".to_owned(), fixture.shared.config),
+        Connection::new(stream, "127.0.0.1:1".to_owned(), fixture.shared.config),
         local,
     );
     let read = async {
@@ -150,7 +150,7 @@ async fn pipelined_requests_are_answered_in_order_in_one_write() {
     for path in ["/1", "/2", "/3"] {
         request.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     }
-    let (response, writes) = exchange(&fixture, &request).await;
+    let (response, writes) = conn(&fixture, &request).await;
     assert_eq!(response.matches("HTTP/1.1 200 OK").count(), 3, "{response}");
     let first = response.find("\"/1\"").unwrap();
     let second = response.find("\"/2\"").unwrap();
@@ -166,7 +166,7 @@ async fn async_apps_keep_the_connection_alive() {
     let mut request = HELLO.to_vec();
     request.extend_from_slice(b"GET /again HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     request.extend_from_slice(b"GET /last HTTP/1.0\r\n\r\n");
-    let (response, _) = exchange(&fixture, &request).await;
+    let (response, _) = conn(&fixture, &request).await;
     assert_eq!(response.matches("Hello, World!").count(), 3, "{response}");
     assert_eq!(
         response.matches("Connection: keep-alive").count(),
@@ -183,7 +183,7 @@ async fn async_apps_keep_the_connection_alive() {
 async fn sync_apps_read_bodies_on_the_blocking_pool() {
     let fixture = fixture("echo", 0, config());
     let request = b"POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nT: z\r\n\r\n";
-    let (response, _) = exchange(&fixture, request).await;
+    let (response, _) = conn(&fixture, request).await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.contains("\"body_b64\":\"YWJjZGU=\""), "{response}");
     assert!(response.contains("[\"T\",\"z\"]"), "{response}");
@@ -194,7 +194,7 @@ async fn expect_continue_is_answered_before_the_body() {
     let fixture = fixture("echo", 0, config());
     let request =
         b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi";
-    let (response, _) = exchange(&fixture, request).await;
+    let (response, _) = conn(&fixture, request).await;
     assert!(
         response.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"),
         "{response}"
@@ -204,7 +204,7 @@ async fn expect_continue_is_answered_before_the_body() {
 #[tokio::test]
 async fn malformed_and_slow_heads_get_their_status_and_a_close() {
     let fixture = fixture("hello", 0, config());
-    let (response, _) = exchange(
+    let (response, _) = conn(
         &fixture,
         b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
     )
@@ -221,7 +221,7 @@ async fn malformed_and_slow_heads_get_their_status_and_a_close() {
     let (mut reader, mut writer) = tokio::io::split(client);
     writer.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
     let serve = driver::serve(
-        Exchange::new(server, String::new(), fixture.shared.config),
+        Connection::new(server, String::new(), fixture.shared.config),
         local,
     );
     let read = async {
@@ -238,7 +238,7 @@ async fn a_panicking_app_gets_500_and_retires_the_worker() {
     let fixture = fixture("panics", 0, config());
     let mut request = HELLO.to_vec();
     request.extend_from_slice(HELLO);
-    let (response, _) = exchange(&fixture, &request).await;
+    let (response, _) = conn(&fixture, &request).await;
     assert!(response.starts_with("HTTP/1.1 500"), "{response}");
     assert_eq!(
         response.matches("HTTP/1.1").count(),
@@ -254,7 +254,7 @@ async fn max_requests_closes_after_the_last_and_stops_gracefully() {
     let mut request = HELLO.to_vec();
     request.extend_from_slice(HELLO);
     request.extend_from_slice(HELLO);
-    let (response, _) = exchange(&fixture, &request).await;
+    let (response, _) = conn(&fixture, &request).await;
     assert_eq!(response.matches("HTTP/1.1 200").count(), 2, "{response}");
     assert!(
         response.ends_with("Connection: close\r\n\r\nHello, World!"),
@@ -276,7 +276,7 @@ async fn a_graceful_stop_closes_an_idle_keep_alive_connection() {
     let (mut reader, mut writer) = tokio::io::split(client);
     writer.write_all(HELLO).await.unwrap();
     let serve = driver::serve(
-        Exchange::new(server, String::new(), fixture.shared.config),
+        Connection::new(server, String::new(), fixture.shared.config),
         Rc::clone(&local),
     );
     let client = async {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use runicorn_app::blocking::{call_app, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
-    ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
-    ServeMode,
+    Bookkeeping, ConnConfig, Connection, Exchange, ForwardedPolicy, ParseError, RequestDone,
+    RequestHead, ServeMode,
 };
 use runicorn_worker::{RequestGuard, Shutdown, Slot};
 
@@ -60,8 +60,8 @@ impl Shared {
     }
 }
 
-/// The driver's per-request hooks.
-struct GreenHooks<'c> {
+/// The worker's bookkeeping of one connection's requests.
+struct ConnBookkeeping<'c> {
     shared: &'c Shared,
     state: &'c ConnState,
     peer: &'c str,
@@ -71,7 +71,7 @@ struct GreenHooks<'c> {
     line: String,
 }
 
-impl Hooks for GreenHooks<'_> {
+impl Bookkeeping for ConnBookkeeping<'_> {
     fn should_close(&mut self) -> bool {
         self.shared.closing()
     }
@@ -122,7 +122,7 @@ pub(crate) fn connection(
 ) {
     let stream = GreenStream::new(socket, state);
     let mut connection = Connection::new(stream, peer.clone(), shared.config);
-    let mut hooks = GreenHooks {
+    let mut bookkeeping = ConnBookkeeping {
         shared,
         state,
         peer: &peer,
@@ -168,5 +168,5 @@ pub(crate) fn connection(
             }
         }
     };
-    connection.serve(&mut handler, &mut hooks, ServeMode::Blocking);
+    connection.serve(&mut handler, &mut bookkeeping, ServeMode::Blocking);
 }

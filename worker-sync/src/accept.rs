@@ -1,123 +1,22 @@
-//! The accept loop: poll the listeners and the shutdown wake fd with a
-//! timeout, beat the heartbeat on every pass, accept one connection at a
-//! time and serve it to the end, stop on TERM after the current request,
-//! on max-requests, or when the master is gone.
+//! Accepting: wait until a listener (or the shutdown wake fd) is readable,
+//! then take one connection and serve it (`serve`).
 
 use std::io;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_http::ConnConfig;
-use runicorn_worker::is_transient_accept_error;
-use runicorn_worker::{past_max_requests, poll_interval};
-use runicorn_worker::{Listener, Settings, ShutdownState, Worker};
+use runicorn_worker::{is_transient_accept_error, Listener, Worker};
 
-use crate::error::SyncError;
-use crate::quick;
 use crate::serve::Serving;
-
-/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
-const BOOT_ERROR: u8 = 3;
 
 /// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
 /// so a listener that stays readable does not spin the worker.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
-/// The driver settings of a sync worker: keep-alive off.
-pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
-    settings.conn_config(false)
-}
-
-/// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> ExitCode {
-    match boot(&worker) {
-        Ok(()) => {}
-        Err(err) => {
-            tracing::error!("Exception in worker process: {err}");
-            return ExitCode::from(BOOT_ERROR);
-        }
-    }
-    let serving = Serving {
-        app: &*worker.app.sync,
-        slot: &worker.slot,
-        shutdown: &worker.shutdown,
-        config: conn_config(&worker.settings),
-        forwarded: worker.settings.forwarded_policy(),
-        server_addrs: worker.listeners.iter().map(Listener::server_addr).collect(),
-    };
-    serve_until_stopped(&worker, &serving);
-    if worker.shutdown.state() == ShutdownState::Quick {
-        quick::park_for_quick_exit();
-    }
-    worker.app.sync.shutdown_worker();
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    ExitCode::SUCCESS
-}
-
-fn boot(worker: &Worker) -> Result<(), SyncError> {
-    for listener in &worker.listeners {
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| SyncError::Nonblocking {
-                listener: listener.describe(),
-                source,
-            })?;
-    }
-    quick::spawn_watcher(worker.shutdown.clone())
-}
-
-fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
-    let interval = poll_interval(worker.settings.timeout);
-    let poll_timeout = PollTimeout::try_from(interval).unwrap_or(PollTimeout::MAX);
-    let mut served: u64 = 0;
-    loop {
-        worker.slot.heartbeat();
-        if !worker.shutdown.is_running() {
-            return;
-        }
-        if !worker.shutdown.master_alive() {
-            tracing::info!("Parent changed, shutting down: {}", std::process::id());
-            return;
-        }
-        let ready = match wait_readable(&worker.listeners, worker, poll_timeout) {
-            Ok(ready) => ready,
-            Err(err) => {
-                tracing::error!("poll on the listeners failed: {err}; the worker exits and the master replaces it");
-                return;
-            }
-        };
-        for index in ready {
-            // Accept until the queue is empty (Gunicorn's sync worker does
-            // too), beating between connections.
-            while worker.shutdown.is_running() {
-                let answered = match accept_and_serve(index, worker, serving) {
-                    Ok(Some(answered)) => answered,
-                    Ok(None) => break,
-                    Err(err) => {
-                        tracing::error!(
-                            "accept on {} failed: {err}",
-                            worker.listeners[index].describe()
-                        );
-                        std::thread::sleep(ACCEPT_ERROR_PAUSE);
-                        break;
-                    }
-                };
-                worker.slot.heartbeat();
-                served += answered;
-                if past_max_requests(served, worker.max_requests) {
-                    tracing::info!("Autorestarting worker after current request.");
-                    worker.shutdown.request_graceful();
-                }
-            }
-        }
-    }
-}
+pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Polls the listeners and the wake fd; the indices of readable listeners.
-fn wait_readable(
+pub(crate) fn wait_readable(
     listeners: &[Listener],
     worker: &Worker,
     timeout: PollTimeout,
@@ -146,7 +45,7 @@ fn wait_readable(
 
 /// Accepts one connection on listener `index` and serves it. `Ok(None)`:
 /// nothing to accept.
-fn accept_and_serve(
+pub(crate) fn accept_and_serve(
     index: usize,
     worker: &Worker,
     serving: &Serving<'_>,
@@ -182,21 +81,4 @@ fn accept_and_serve(
 enum Accepted {
     Tcp(std::net::TcpStream, String),
     Unix(std::os::unix::net::UnixStream),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connections_close_after_every_response() {
-        let settings = Settings {
-            timeout: Duration::from_secs(10),
-            ..Settings::default()
-        };
-        let config = conn_config(&settings);
-        assert!(!config.keep_alive);
-        assert_eq!(config.io_timeout, Duration::from_secs(5));
-        assert_eq!(config.limits.request_line, 4094);
-    }
 }

@@ -13,6 +13,7 @@
 
 mod accept;
 mod error;
+mod lifecycle;
 mod quick;
 mod serve;
 
@@ -32,6 +33,6 @@ impl WorkerClass for SyncWorker {
     }
 
     fn run(&self, worker: Worker) -> ExitCode {
-        accept::run(worker)
+        lifecycle::run(worker)
     }
 }

@@ -5,8 +5,8 @@
 use runicorn_app::blocking::{call_app, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
-    ConnConfig, Connection, Exchange, ForwardedPolicy, Hooks, ParseError, RequestDone, RequestHead,
-    ServeMode, Transport,
+    Bookkeeping, ConnConfig, Connection, Exchange, ForwardedPolicy, ParseError, RequestDone,
+    RequestHead, ServeMode, Transport,
 };
 use runicorn_worker::{RequestGuard, Shutdown, Slot};
 
@@ -26,8 +26,8 @@ pub(crate) struct Serving<'w> {
     pub(crate) server_addrs: Vec<String>,
 }
 
-/// The driver's per-request hooks: the scoreboard lane and the counters.
-struct RequestHooks<'w> {
+/// The worker's bookkeeping of one connection's requests: the scoreboard lane and the counters.
+struct ConnBookkeeping<'w> {
     slot: &'w Slot,
     shutdown: &'w Shutdown,
     peer: &'w str,
@@ -35,7 +35,7 @@ struct RequestHooks<'w> {
     finished: u64,
 }
 
-impl Hooks for RequestHooks<'_> {
+impl Bookkeeping for ConnBookkeeping<'_> {
     fn should_close(&mut self) -> bool {
         !self.shutdown.is_running()
     }
@@ -67,7 +67,7 @@ impl Serving<'_> {
     /// sent nothing, or only garbage).
     pub(crate) fn connection<S: Transport>(&self, stream: S, peer: String, listener: usize) -> u64 {
         let mut connection = Connection::new(stream, peer.clone(), self.config);
-        let mut hooks = RequestHooks {
+        let mut bookkeeping = ConnBookkeeping {
             slot: self.slot,
             shutdown: self.shutdown,
             peer: &peer,
@@ -87,7 +87,7 @@ impl Serving<'_> {
                 }
             }
         };
-        connection.serve(&mut handler, &mut hooks, ServeMode::Blocking);
-        hooks.finished
+        connection.serve(&mut handler, &mut bookkeeping, ServeMode::Blocking);
+        bookkeeping.finished
     }
 }

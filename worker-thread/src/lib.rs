@@ -43,10 +43,12 @@
 //! and never runs in the master.
 #![forbid(unsafe_code)]
 
+mod accept;
 mod error;
 mod hangup;
 mod idle;
 mod job;
+mod lifecycle;
 mod policy;
 mod poller;
 mod pool;
@@ -54,18 +56,10 @@ mod serve;
 mod stream;
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use runicorn_worker::{Worker, WorkerClass};
 
 pub use error::ThreadError;
-
-use crate::poller::{Ending, Poller};
-use crate::serve::Shared;
-
-/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
-const BOOT_ERROR: u8 = 3;
 
 /// The `gthread` worker class (`-k gthread`, or `--threads N` with `sync`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,32 +71,6 @@ impl WorkerClass for ThreadWorker {
     }
 
     fn run(&self, worker: Worker) -> ExitCode {
-        let shared = Arc::new(Shared {
-            app: Arc::clone(&worker.app.sync),
-            slot: worker.slot.clone(),
-            shutdown: worker.shutdown.clone(),
-            max_requests: worker.max_requests,
-            started: AtomicU64::new(0),
-            forwarded: worker.settings.forwarded_policy(),
-            server_addrs: worker
-                .listeners
-                .iter()
-                .map(runicorn_worker::Listener::server_addr)
-                .collect(),
-        });
-        let poller = match Poller::boot(&worker, &shared) {
-            Ok(poller) => poller,
-            Err(err) => {
-                tracing::error!("Exception in worker process: {err}");
-                return ExitCode::from(BOOT_ERROR);
-            }
-        };
-        match poller.run() {
-            Ending::Graceful => worker.app.sync.shutdown_worker(),
-            // A thread may still be inside the app: do not call into it again.
-            Ending::GracefulTimeout | Ending::Quick | Ending::Broken => {}
-        }
-        tracing::info!("Worker exiting (pid: {})", std::process::id());
-        ExitCode::SUCCESS
+        lifecycle::run(worker)
     }
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use runicorn_app::blocking::{call_app_with_close_check, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
-    Connection, Exchange, ForwardedPolicy, Hooks, Outcome, ParseError, RequestDone, RequestHead,
-    ServeMode,
+    Bookkeeping, Connection, Exchange, ForwardedPolicy, Outcome, ParseError, RequestDone,
+    RequestHead, ServeMode,
 };
 use runicorn_worker::{RequestGuard, Shutdown, Slot};
 
@@ -79,8 +79,8 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// The driver's hooks for one dispatch.
-struct DispatchHooks<'s> {
+/// The worker's bookkeeping of one dispatch's requests.
+struct ConnBookkeeping<'s> {
     shared: &'s Shared,
     /// The driver asks `should_close` once before reading on a connection
     /// that has served requests; this connection was handed over because
@@ -90,7 +90,7 @@ struct DispatchHooks<'s> {
     in_flight: Option<RequestGuard>,
 }
 
-impl Hooks for DispatchHooks<'_> {
+impl Bookkeeping for ConnBookkeeping<'_> {
     fn should_close(&mut self) -> bool {
         if std::mem::take(&mut self.skip_wait_check) {
             return false;
@@ -129,7 +129,7 @@ impl Hooks for DispatchHooks<'_> {
 /// Serves every request buffered or arriving on `client` (which is
 /// readable) until it is idle or closed.
 pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
-    let mut hooks = DispatchHooks {
+    let mut bookkeeping = ConnBookkeeping {
         shared,
         skip_wait_check: client.requests() > 0 && !client.has_buffered(),
         in_flight: None,
@@ -157,7 +157,7 @@ pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
     };
     client
         .connection
-        .serve(&mut handler, &mut hooks, ServeMode::UntilIdle)
+        .serve(&mut handler, &mut bookkeeping, ServeMode::UntilIdle)
 }
 
 #[cfg(test)]

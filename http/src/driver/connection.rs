@@ -5,12 +5,12 @@
 //! address. [`Connection::serve`] is a loop that does what the state says
 //! (read within a timeout, write its output, call the app, half-close,
 //! close) and decides nothing itself, except what belongs to the worker:
-//! whether the worker is stopping ([`Hooks::should_close`]) and, in
+//! whether the worker is stopping ([`Bookkeeping::should_close`]) and, in
 //! [`ServeMode::UntilIdle`], handing an idle connection back to the caller
 //! (a gthread worker parks it in its poller and frees the thread).
 
-use crate::driver::exchange::Exchange;
-use crate::driver::hooks::{Handler, Hooks, RequestDone};
+use crate::driver::bookkeeping::{Bookkeeping, RequestDone};
+use crate::driver::exchange::{Exchange, Handler};
 use crate::driver::transport::{SystemClock, Transport, Wire};
 use crate::proto::config::ConnConfig;
 use crate::proto::conn::{Action, ConnState};
@@ -96,10 +96,10 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Serve requests; see [`ServeMode`] for how long.
-    pub fn serve<H, K>(&mut self, handler: &mut H, hooks: &mut K, mode: ServeMode) -> Outcome
+    pub fn serve<H, K>(&mut self, handler: &mut H, bookkeeping: &mut K, mode: ServeMode) -> Outcome
     where
         H: Handler + ?Sized,
-        K: Hooks + ?Sized,
+        K: Bookkeeping + ?Sized,
     {
         let first = self.state.requests();
         loop {
@@ -109,7 +109,7 @@ impl<S: Transport> Connection<S> {
                         if mode == ServeMode::UntilIdle && self.state.requests() > first {
                             return Outcome::Idle;
                         }
-                        if hooks.should_close() {
+                        if bookkeeping.should_close() {
                             self.state.close();
                             continue;
                         }
@@ -121,8 +121,8 @@ impl<S: Transport> Connection<S> {
                     // A failure is the state's to judge; it closes.
                     let _ = self.wire.write(&mut self.state);
                 }
-                Action::Serve => self.run_request(handler, hooks),
-                Action::BadRequest(err) => hooks.bad_request(&err),
+                Action::Serve => self.run_request(handler, bookkeeping),
+                Action::BadRequest(err) => bookkeeping.bad_request(&err),
                 Action::Shutdown => {
                     let result = self.wire.stream.shutdown_write();
                     self.state.shut_down(result);
@@ -132,17 +132,17 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Serve the parsed request with the app, between the worker's hooks.
-    fn run_request<H, K>(&mut self, handler: &mut H, hooks: &mut K)
+    /// Serve the parsed request with the app, inside the worker's bookkeeping.
+    fn run_request<H, K>(&mut self, handler: &mut H, bookkeeping: &mut K)
     where
         H: Handler + ?Sized,
-        K: Hooks + ?Sized,
+        K: Bookkeeping + ?Sized,
     {
         // Always asked, once per request, so a worker may count requests here.
-        if hooks.should_close() {
+        if bookkeeping.should_close() {
             self.state.close_after();
         }
-        hooks.request_started(self.state.head());
+        bookkeeping.request_started(self.state.head());
         handler.handle(&mut Exchange::new(
             &mut self.wire,
             &mut self.state,
@@ -150,9 +150,9 @@ impl<S: Transport> Connection<S> {
         ));
         let end = self.state.finish();
         if let Some(err) = &end.body_error {
-            hooks.bad_request(err);
+            bookkeeping.bad_request(err);
         }
-        hooks.request_finished(&RequestDone {
+        bookkeeping.request_finished(&RequestDone {
             head: self.state.head(),
             status: end.status,
             body_bytes: end.body_bytes,

@@ -1,4 +1,4 @@
-//! [`Exchange`]: one request as the app callback sees it, on the blocking
+//! [`Exchange`]: one request as the app callback ([`Handler`]) sees it, on the blocking
 //! driver. Its methods mirror the app contract's `Call` so the `app` crate
 //! can implement `Call` on top of it in a few lines. Every decision is the
 //! connection state's; an exchange only moves bytes for it.
@@ -108,5 +108,19 @@ impl<'a> Exchange<'a> {
     /// the worker will be recycled). Effective until the response starts.
     pub fn close_after(&mut self) {
         self.state.close_after();
+    }
+}
+
+/// The app callback: serve one request through its [`Exchange`].
+/// Returning without starting a response sends 500; a started response is
+/// finished by the driver (last chunk).
+pub trait Handler {
+    /// Serve one request.
+    fn handle(&mut self, exchange: &mut Exchange<'_>);
+}
+
+impl<F: FnMut(&mut Exchange<'_>)> Handler for F {
+    fn handle(&mut self, exchange: &mut Exchange<'_>) {
+        self(exchange);
     }
 }

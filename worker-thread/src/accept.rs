@@ -12,9 +12,9 @@ use runicorn_http::Connection;
 use runicorn_worker::is_transient_accept_error;
 use runicorn_worker::Listener;
 
-use super::Poller;
 use crate::idle::IdleKind;
 use crate::policy::ACCEPT_PATIENCE;
+use crate::poller::Poller;
 use crate::serve::Client;
 use crate::stream::Stream;
 
@@ -23,7 +23,7 @@ use crate::stream::Stream;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 impl Poller<'_> {
-    pub(super) fn should_listen(&mut self, now: Instant) -> bool {
+    pub(crate) fn should_listen(&mut self, now: Instant) -> bool {
         if let Some(until) = self.accept_paused_until {
             if now < until {
                 return false;
@@ -37,7 +37,7 @@ impl Poller<'_> {
     /// for a connection it then declines (its threads filled up in the same
     /// pass) must not leave that connection unseen by the other workers, so
     /// every worker that is listening is woken and they race for `accept`.
-    pub(super) fn set_listening(&mut self, wanted: bool) {
+    pub(crate) fn set_listening(&mut self, wanted: bool) {
         if wanted == self.listening {
             return;
         }
@@ -61,7 +61,7 @@ impl Poller<'_> {
     /// Accepts from the ready listeners while a thread is free: at most as
     /// many connections per pass as there are free threads, so a burst is
     /// shared with the other workers instead of queued behind busy threads.
-    pub(super) fn accept_from(&mut self, ready: &[usize]) {
+    pub(crate) fn accept_from(&mut self, ready: &[usize]) {
         let budget = self.load().threads.saturating_sub(self.busy);
         self.accept_up_to(ready, budget, false);
     }
@@ -82,7 +82,7 @@ impl Poller<'_> {
     /// waited seven times longer than those of the second. What is still
     /// waiting after a batch was seen by this look, so the next look takes
     /// the next batch.
-    pub(super) fn take_starving_connections(&mut self, now: Instant) {
+    pub(crate) fn take_starving_connections(&mut self, now: Instant) {
         let load = self.load();
         let running = self.stop.is_none() && self.worker.shutdown.is_running();
         if !running || !load.saturated() || self.accept_paused_until.is_some() {

@@ -10,9 +10,6 @@
 //! Connections are registered `EPOLLONESHOT`: an event disarms it, so a
 //! connection on a thread never wakes the poller; parking re-arms it.
 
-mod accept;
-mod stop;
-
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,30 +51,30 @@ pub(crate) enum Ending {
 
 /// A graceful stop in progress.
 #[derive(Debug, Clone, Copy)]
-struct Stop {
+pub(crate) struct Stop {
     /// When the worker gives up on its running requests.
-    deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
 /// The main loop's state.
 pub(crate) struct Poller<'w> {
-    worker: &'w Worker,
-    epoll: Epoll,
-    pool: Pool,
-    config: ConnConfig,
-    idle: IdleSet<Client>,
+    pub(crate) worker: &'w Worker,
+    pub(crate) epoll: Epoll,
+    pub(crate) pool: Pool,
+    pub(crate) config: ConnConfig,
+    pub(crate) idle: IdleSet<Client>,
     /// Connections handed to the pool and not yet back.
-    busy: usize,
-    next_token: u64,
-    listening: bool,
-    accept_paused_until: Option<Instant>,
+    pub(crate) busy: usize,
+    pub(crate) next_token: u64,
+    pub(crate) listening: bool,
+    pub(crate) accept_paused_until: Option<Instant>,
     /// While saturated: when to look for starving connections next.
-    next_probe: Option<Instant>,
+    pub(crate) next_probe: Option<Instant>,
     /// The last look saw a connection waiting.
-    pending_seen: bool,
-    stop: Option<Stop>,
-    last_check: Instant,
-    returned: Vec<Returned>,
+    pub(crate) pending_seen: bool,
+    pub(crate) stop: Option<Stop>,
+    pub(crate) last_check: Instant,
+    pub(crate) returned: Vec<Returned>,
 }
 
 impl std::fmt::Debug for Poller<'_> {
@@ -206,7 +203,7 @@ impl<'w> Poller<'w> {
     }
 
     /// The counts the accept decisions read.
-    fn load(&self) -> Load {
+    pub(crate) fn load(&self) -> Load {
         Load {
             busy: self.busy,
             threads: self.worker.settings.threads.max(1),
@@ -270,14 +267,14 @@ impl<'w> Poller<'w> {
     }
 
     /// Hands `client` to the pool; it is queued when no thread is free.
-    fn dispatch(&mut self, client: Client) {
+    pub(crate) fn dispatch(&mut self, client: Client) {
         let queued_at = (self.busy >= self.load().threads).then(Instant::now);
         self.busy += 1;
         self.pool.submit(Job { client, queued_at });
     }
 
     /// Parks `client` until it is readable or its deadline passes.
-    fn park(&mut self, client: Client, kind: IdleKind) {
+    pub(crate) fn park(&mut self, client: Client, kind: IdleKind) {
         let now = Instant::now();
         let wait = match kind {
             IdleKind::Fresh => policy::head_deadline(&self.worker.settings),

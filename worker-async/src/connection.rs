@@ -1,10 +1,11 @@
-//! [`Exchange`]: one connection of the async worker: its stream, the
+//! [`Connection`]: one connection of the async worker (the async twin of
+//! `http::Connection`, the blocking driver's): its stream, the
 //! `http` crate's [`ConnState`] (which decides everything), what the app is
 //! told about the connection, and the async moves every way of calling an
 //! app shares: one read into the state, writing its output out, reading
 //! the body. Nothing here parses, encodes or decides HTTP.
 //!
-//! An `Exchange` is boxed once per connection and `Send`, so the connection
+//! A `Connection` is boxed once and `Send`, so the connection
 //! task can hand it whole to a blocking-pool thread for a sync app and get
 //! it back when the app returns.
 
@@ -21,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// One connection's stream, protocol state and connection facts.
 #[derive(Debug)]
-pub(crate) struct Exchange<S> {
+pub(crate) struct Connection<S> {
     pub(crate) stream: S,
     pub(crate) state: ConnState,
     pub(crate) peer: String,
@@ -33,10 +34,10 @@ pub(crate) struct Exchange<S> {
     pub(crate) client_fault: Option<ClientFault>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// A fresh connection; `peer` is `""` for unix sockets.
-    pub(crate) fn new(stream: S, peer: String, config: ConnConfig) -> Exchange<S> {
-        Exchange {
+    pub(crate) fn new(stream: S, peer: String, config: ConnConfig) -> Connection<S> {
+        Connection {
             stream,
             state: ConnState::new(config),
             peer,

@@ -1,8 +1,8 @@
-//! What the blocking driver calls back: the app [`Handler`], and the
-//! worker's per-request [`Hooks`] (last-request decision, scoreboard and
-//! access-log events).
+//! The worker's per-request [`Bookkeeping`], which the blocking driver
+//! calls at each request's boundaries: whether the next request is the
+//! last, when one starts and ends (the scoreboard, `--max-requests`, later
+//! the access log), a request rejected before any app saw it.
 
-use crate::driver::exchange::Exchange;
 use crate::proto::error::ParseError;
 use crate::proto::head::RequestHead;
 
@@ -19,8 +19,8 @@ pub struct RequestDone<'a> {
     pub keep_alive: bool,
 }
 
-/// The worker's per-request hooks. Every method has a default.
-pub trait Hooks {
+/// The worker's per-request bookkeeping. Every method has a default.
+pub trait Bookkeeping {
     /// Should the request about to start be the last on this connection?
     /// (graceful shutdown, max-requests). If so its response carries
     /// `Connection: close`. Also asked before waiting for another request.
@@ -35,22 +35,8 @@ pub trait Hooks {
     fn bad_request(&mut self, _err: &ParseError) {}
 }
 
-/// Hooks that do nothing.
+/// Bookkeeping that keeps nothing.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoHooks;
+pub struct NoBookkeeping;
 
-impl Hooks for NoHooks {}
-
-/// The app callback: serve one request through its [`Exchange`].
-/// Returning without starting a response sends 500; a started response is
-/// finished by the driver (last chunk).
-pub trait Handler {
-    /// Serve one request.
-    fn handle(&mut self, exchange: &mut Exchange<'_>);
-}
-
-impl<F: FnMut(&mut Exchange<'_>)> Handler for F {
-    fn handle(&mut self, exchange: &mut Exchange<'_>) {
-        self(exchange);
-    }
-}
+impl Bookkeeping for NoBookkeeping {}

@@ -1,17 +1,57 @@
-//! Graceful stop and the worker's own checks: quick or graceful, a dead
-//! master, a request past `--timeout`, and when a stopping worker is done.
+//! A gthread worker's life: boot (the shared state, the poller and its
+//! pool), run the poller until the worker should exit, and the stop: the
+//! worker's own checks (quick or graceful, a dead master, a request past
+//! `--timeout`) and when a stopping worker is done.
 
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runicorn_worker::ShutdownState;
+use runicorn_worker::{ShutdownState, Worker};
 
-use super::{Ending, Poller, Stop};
 use crate::policy::{self, STOP_IDLE_GRACE};
+use crate::poller::{Ending, Poller, Stop};
+use crate::serve::Shared;
+
+/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
+const BOOT_ERROR: u8 = 3;
+
+/// Runs the worker until it should exit; its exit code.
+pub(crate) fn run(worker: Worker) -> ExitCode {
+    let shared = Arc::new(Shared {
+        app: Arc::clone(&worker.app.sync),
+        slot: worker.slot.clone(),
+        shutdown: worker.shutdown.clone(),
+        max_requests: worker.max_requests,
+        started: AtomicU64::new(0),
+        forwarded: worker.settings.forwarded_policy(),
+        server_addrs: worker
+            .listeners
+            .iter()
+            .map(runicorn_worker::Listener::server_addr)
+            .collect(),
+    });
+    let poller = match Poller::boot(&worker, &shared) {
+        Ok(poller) => poller,
+        Err(err) => {
+            tracing::error!("Exception in worker process: {err}");
+            return ExitCode::from(BOOT_ERROR);
+        }
+    };
+    match poller.run() {
+        Ending::Graceful => worker.app.sync.shutdown_worker(),
+        // A thread may still be inside the app: do not call into it again.
+        Ending::GracefulTimeout | Ending::Quick | Ending::Broken => {}
+    }
+    tracing::info!("Worker exiting (pid: {})", std::process::id());
+    ExitCode::SUCCESS
+}
 
 impl Poller<'_> {
     /// The stop decisions, in order: quick, master gone, a request past
     /// `--timeout`, graceful stop progress.
-    pub(super) fn check_state(&mut self, now: Instant, interval: Duration) -> Option<Ending> {
+    pub(crate) fn check_state(&mut self, now: Instant, interval: Duration) -> Option<Ending> {
         let state = self.worker.shutdown.state();
         if state == ShutdownState::Quick {
             return Some(Ending::Quick);
