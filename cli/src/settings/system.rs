@@ -1,7 +1,12 @@
 //! Stage two checks: values that are well-formed but must also exist on
 //! this system (users, groups), checked before anything is bound or forked.
+//!
+//! The lookup itself is the master's (`runicorn_master::privileges`, which
+//! resolves `-u`/`-g` into the credentials workers drop to); this module
+//! only words its refusal as a settings error, naming the flag.
 
-use nix::unistd::{Gid, Group, Uid, User};
+use runicorn_master::privileges::Credentials;
+use runicorn_master::MasterError;
 use runicorn_worker::Settings;
 
 use super::table;
@@ -11,41 +16,19 @@ fn described(key: &str) -> String {
     table::find(key).map_or_else(|| key.to_owned(), |setting| setting.described())
 }
 
-fn user_exists(name: &str) -> bool {
-    match name.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)).ok().flatten().is_some() || uid == 0,
-        Err(_) => User::from_name(name).ok().flatten().is_some(),
-    }
-}
-
-fn group_exists(name: &str) -> bool {
-    match name.parse::<u32>() {
-        Ok(gid) => Group::from_gid(Gid::from_raw(gid)).ok().flatten().is_some() || gid == 0,
-        Err(_) => Group::from_name(name).ok().flatten().is_some(),
-    }
-}
-
-/// Checks `-u/--user` and `-g/--group` name an existing user and group.
+/// Checks `-u/--user` and `-g/--group` name an existing user and group (or
+/// are numeric ids, as Gunicorn takes them).
 pub fn check(settings: &Settings) -> Result<(), CliError> {
-    if let Some(user) = &settings.user {
-        if !user_exists(user) {
-            return Err(CliError::NoSuchPrincipal {
-                setting: described("user"),
-                value: user.clone(),
-                kind: "user",
-            });
-        }
-    }
-    if let Some(group) = &settings.group {
-        if !group_exists(group) {
-            return Err(CliError::NoSuchPrincipal {
-                setting: described("group"),
-                value: group.clone(),
-                kind: "group",
-            });
-        }
-    }
-    Ok(())
+    // Anything else a resolve could report, the arbiter reports when it
+    // resolves the same settings at start.
+    let Err(MasterError::NoSuchId { setting, value, .. }) = Credentials::resolve(settings) else {
+        return Ok(());
+    };
+    Err(CliError::NoSuchPrincipal {
+        setting: described(setting),
+        value,
+        kind: setting,
+    })
 }
 
 #[cfg(test)]
@@ -53,7 +36,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_users_are_one_line() {
+    fn missing_users_and_groups_are_one_line() {
         let settings = Settings {
             user: Some("no-such-user-runicorn".to_owned()),
             ..Settings::default()
@@ -65,6 +48,15 @@ mod tests {
              expected an existing user name or a numeric id"
         );
         assert_eq!(err.exit_code(), 1);
+        let settings = Settings {
+            group: Some("no-such-group-runicorn".to_owned()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            check(&settings).unwrap_err().to_string(),
+            "invalid value 'no-such-group-runicorn' for group (-g/--group): no such group on this system; \
+             expected an existing group name or a numeric id"
+        );
         let settings = Settings {
             user: Some("root".to_owned()),
             group: Some("0".to_owned()),
