@@ -1,9 +1,10 @@
 //! Scenarios every worker class must pass, written once and parameterised
 //! by the running server: keep-alive loops, pipelining, TERM with requests
 //! in flight, QUIT cutting them, a hung request named and its worker
-//! replaced, workers outliving no master. Each per-class e2e file starts its
-//! server the way the class needs (`-k`, `--threads`, the app) and calls
-//! these; what stays in those files is what only that class does.
+//! replaced, workers outliving no master. `tests/tests/classes.rs` runs
+//! them as one matrix over every class ([`Class::ALL`]), starting each
+//! server the way the class needs (`-k`, `--threads`, the app); the
+//! per-class files keep only what that class alone does.
 //!
 //! Every scenario panics with the server's log on failure and waits on
 //! conditions with deadlines, never on bare sleeps.

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_tests::{
-    concurrent, deadline, exit_code, get, keepalive, proc, rlimit, scenario, wait_until, Class,
-    ClientLoop, Conn, InFlight, Server, Signal, LOCAL,
+    concurrent, deadline, exit_code, get, keepalive, proc, rlimit, wait_until, Class, ClientLoop,
+    Conn, InFlight, Server, Signal, LOCAL,
 };
 
 /// `runicorn -k green -b 127.0.0.1:0 EXTRA... APP`.
@@ -77,13 +77,7 @@ fn worker_connections_caps_concurrency() {
 }
 
 #[test]
-fn keep_alive_serves_many_requests_on_one_connection() {
-    let server = green(&["-w", "1"], "builtin:hello");
-    scenario::keep_alive(&server, 5);
-}
-
-#[test]
-fn pipelined_requests_are_answered_in_order() {
+fn a_slow_pipelined_request_holds_back_the_quick_ones_behind_it() {
     let server = green(&["-w", "1"], "builtin:sleep");
     let mut conn = Conn::connect(server.addr()).unwrap();
     let host = server.addr().host_header();
@@ -99,28 +93,6 @@ fn pipelined_requests_are_answered_in_order() {
         assert_eq!(response.text(), expected);
     }
     assert!(conn.at_eof().unwrap(), "the server closes after `close`");
-    let echo = green(&["-w", "1"], "builtin:echo");
-    scenario::pipelined_in_order(&echo, 10);
-}
-
-#[test]
-fn term_lets_in_flight_sleeps_finish() {
-    let mut server = green(
-        &[
-            "-w",
-            "1",
-            "--log-level",
-            "debug",
-            "--graceful-timeout",
-            "20",
-        ],
-        "builtin:sleep",
-    );
-    server.wait_workers(1, 10.0);
-    let answers = scenario::term_answers_in_flight(&mut server, &["/?ms=1500"; 20]);
-    for response in answers {
-        assert_eq!(response.text(), "slept 1500 ms\n");
-    }
 }
 
 #[test]
@@ -190,33 +162,7 @@ fn worker_pinning_is_off() {
 }
 
 #[test]
-fn a_spinning_handler_stops_the_heartbeat_and_is_named() {
-    let server = green(&["-w", "1", "--threads", "1", "-t", "2"], "builtin:cpu");
-    // Far more rounds than 2 s of work: the master kills the worker first.
-    scenario::hung_request_is_named(&server, "/?n=4000000000", 30.0);
-}
-
-#[test]
-fn a_unix_socket_is_served_with_keep_alive() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("green.sock");
-    let bind = format!("unix:{}", socket.display());
-    let server = Server::start(["-k", "green", "-w", "1", "-b", &bind, "builtin:hello"]);
-    scenario::keep_alive(&server, 3);
-}
-
-#[test]
-fn quit_exits_at_once_even_with_sleeps_in_flight() {
-    scenario::quit_cuts_a_request_in_flight(Class::Green, &[]);
-}
-
-#[test]
-fn workers_exit_when_the_master_dies() {
-    scenario::workers_exit_with_the_master(&green(&["-w", "2"], "builtin:hello"), 2);
-}
-
-#[test]
-fn the_head_deadline_and_keep_alive_timeout_are_enforced() {
+fn the_head_deadline_is_enforced() {
     // -t 2: a started head must be complete within 1 s (half the timeout).
     let server = green(
         &["-w", "1", "-t", "2", "--keep-alive", "1"],
@@ -229,9 +175,6 @@ fn the_head_deadline_and_keep_alive_timeout_are_enforced() {
         .expect("a 408 for an unfinished head");
     assert_eq!(response.status, 408);
     assert!(response.closes());
-
-    // An idle keep-alive connection is closed after --keep-alive.
-    scenario::idle_connection_closes_after_keep_alive(&server);
 }
 
 #[test]

@@ -5,18 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use runicorn_tests::scenario;
 use runicorn_tests::{deadline, get, keepalive, Class, ClientLoop, Conn, InFlight, Server};
 
 /// `runicorn -k gthread -b 127.0.0.1:0 EXTRA... APP`.
 fn gthread(extra: &[&str], app: &str) -> Server {
     Class::Gthread.start(extra, app)
-}
-
-#[test]
-fn keep_alive_reuses_one_connection_for_many_requests() {
-    let server = gthread(&["-w", "1", "--threads", "2"], "builtin:hello");
-    scenario::keep_alive(&server, 200);
 }
 
 #[test]
@@ -82,15 +75,6 @@ fn a_worker_with_every_thread_busy_leaves_new_clients_to_another_worker() {
 }
 
 #[test]
-fn idle_connections_are_closed_after_keep_alive() {
-    let server = gthread(
-        &["-w", "1", "--threads", "2", "--keep-alive", "1"],
-        "builtin:hello",
-    );
-    scenario::idle_connection_closes_after_keep_alive(&server);
-}
-
-#[test]
 fn max_requests_recycles_workers_under_keep_alive_load_without_losing_a_request() {
     let server = gthread(
         &[
@@ -116,29 +100,6 @@ fn max_requests_recycles_workers_under_keep_alive_load_without_losing_a_request(
 }
 
 #[test]
-fn term_lets_in_flight_sleeps_finish_and_their_responses_close() {
-    let mut server = gthread(
-        &["-w", "1", "--threads", "4", "--log-level", "debug"],
-        "builtin:sleep",
-    );
-    let paths: Vec<String> = (0..3).map(|n| format!("/inflight{n}?ms=1500")).collect();
-    for response in scenario::term_answers_in_flight(&mut server, &paths) {
-        assert_eq!(response.text(), "slept 1500 ms\n");
-        assert!(
-            response.closes(),
-            "a response after TERM says Connection: close: {:?}",
-            response.headers
-        );
-    }
-}
-
-#[test]
-fn pipelined_requests_are_answered_in_order() {
-    let server = gthread(&["-w", "1", "--threads", "2"], "builtin:echo");
-    scenario::pipelined_in_order(&server, 10);
-}
-
-#[test]
 fn an_unread_body_is_never_parsed_as_the_next_request() {
     let server = gthread(&["-w", "1", "--threads", "2"], "builtin:hello");
     let mut conn = Conn::connect(server.addr()).expect("connect");
@@ -158,35 +119,6 @@ fn an_unread_body_is_never_parsed_as_the_next_request() {
         conn.at_eof().is_err(),
         "no third response (the body was drained, not parsed)"
     );
-}
-
-#[test]
-fn quit_exits_at_once_with_a_request_in_flight() {
-    scenario::quit_cuts_a_request_in_flight(Class::Gthread, &["--threads", "2"]);
-}
-
-#[test]
-fn a_request_past_timeout_retires_the_worker_and_names_the_request() {
-    let server = gthread(
-        &[
-            "-w",
-            "1",
-            "--threads",
-            "2",
-            "--timeout",
-            "2",
-            "--graceful-timeout",
-            "1",
-            "--log-level",
-            "debug",
-        ],
-        "builtin:sleep",
-    );
-    // The worker leaves after --graceful-timeout; the master replaces it.
-    let cut = scenario::hung_request_is_named(&server, "/stuck?ms=30000", 15.0);
-    assert!(cut, "the stuck request was ended, not answered with a 5xx");
-    let response = get(server.addr(), "/after?ms=0").expect("the new worker serves");
-    assert_eq!(response.status, 200);
 }
 
 #[test]
@@ -251,16 +183,6 @@ fn at_the_connection_cap_the_oldest_idle_connection_makes_room() {
 }
 
 #[test]
-fn workers_exit_when_the_master_dies() {
-    let server = gthread(&["-w", "2", "--threads", "2"], "builtin:hello");
-    server.wait_workers(2, 10.0);
-    // An idle keep-alive client must not keep a worker alive.
-    let mut conn = Conn::connect(server.addr()).expect("connect");
-    conn.get("/").expect("GET");
-    scenario::workers_exit_with_the_master(&server, 2);
-}
-
-#[test]
 fn a_saturated_worker_still_takes_a_client_no_other_worker_can() {
     let server = gthread(
         &["-w", "1", "--threads", "2", "--keep-alive", "30"],
@@ -279,25 +201,6 @@ fn a_saturated_worker_still_takes_a_client_no_other_worker_can() {
     );
     let report = busy.stop();
     assert_eq!(report.failed, 0, "{report:?}");
-}
-
-#[test]
-fn unix_socket_clients_are_kept_alive_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("gthread.sock");
-    let bind = format!("unix:{}", socket.display());
-    let server = Server::start([
-        "-k",
-        "gthread",
-        "-w",
-        "1",
-        "--threads",
-        "2",
-        "-b",
-        &bind,
-        "builtin:hello",
-    ]);
-    scenario::keep_alive(&server, 20);
 }
 
 /// Sockets `pid` holds (listeners, client connections), from /proc.

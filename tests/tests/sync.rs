@@ -66,18 +66,6 @@ fn term_exits_zero_leaving_no_children_pidfile_or_socket() {
 }
 
 #[test]
-fn quit_exits_fast_even_with_a_request_in_flight() {
-    scenario::quit_cuts_a_request_in_flight(Class::Sync, &[]);
-}
-
-#[test]
-fn term_lets_an_in_flight_request_finish() {
-    let mut server = Class::Sync.start(&["-w", "1", "--log-level", "debug"], "builtin:sleep");
-    let answers = scenario::term_answers_in_flight(&mut server, &["/?ms=1500"]);
-    assert_eq!(answers[0].text(), "slept 1500 ms\n");
-}
-
-#[test]
 fn hup_replaces_every_worker_without_a_failed_request() {
     let server = hello("2");
     let old = server.wait_workers(2, 10.0);
@@ -144,14 +132,6 @@ fn a_killed_worker_is_replaced_and_named_in_the_log() {
     assert!(replaced, "worker {victim} not replaced:\n{}", server.log());
     server.expect_log(&format!("Worker (pid:{victim}) was sent SIGKILL!"), 5.0);
     assert_eq!(get(server.addr(), "/").unwrap().status, 200);
-}
-
-#[test]
-fn a_hung_request_gets_its_worker_killed_and_named() {
-    let server = Class::Sync.start(&["-w", "1", "-t", "1"], "builtin:sleep");
-    // The worker is killed mid-request: the client sees the connection cut
-    // (or a 5xx), never the answer after 3 s.
-    scenario::hung_request_is_named(&server, "/?ms=3000", 10.0);
 }
 
 #[test]
@@ -233,11 +213,6 @@ fn an_unknown_builtin_app_exits_4_with_gunicorns_words() {
         "{}",
         exited.log
     );
-}
-
-#[test]
-fn a_worker_dies_with_its_master() {
-    scenario::workers_exit_with_the_master(&hello("2"), 2);
 }
 
 #[test]

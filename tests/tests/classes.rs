@@ -1,0 +1,299 @@
+//! The scenarios every worker class must pass, as one matrix: each scenario
+//! below runs under each class of `matrix!`'s list, as a test of its own
+//! named `CLASS::SCENARIO` (`cargo test --test classes -- green::` runs one
+//! class, `-- ::keep_alive` one scenario everywhere).
+//!
+//! A class added to the list gets every scenario, and
+//! `the_matrix_lists_every_class` fails until `Class::ALL` and the list
+//! agree. A scenario written here but left out of the list is dead code,
+//! which the build refuses (`-D warnings`). What a scenario must know of a
+//! class (its threads, whether it keeps connections alive, what hangs it)
+//! is in [`Setup`]; what only one class does stays in that class's file
+//! (`sync.rs`, `gthread.rs`, `green.rs`, `async.rs`).
+
+use runicorn_tests::scenario::{self, answered_then_closed};
+use runicorn_tests::{get, Class, Conn, Server};
+
+/// What the scenarios need to know about a class.
+struct Setup {
+    /// Added to every server of the class (its threads).
+    extra: &'static [&'static str],
+    /// Whether it keeps connections alive (the sync worker closes each
+    /// connection after one response, as Gunicorn's does).
+    keeps_alive: bool,
+    /// How many requests one worker has in flight at once for the TERM
+    /// scenario.
+    in_flight: usize,
+    /// Whether a response that starts after TERM says `Connection: close`.
+    /// The green and async classes decide that when the request starts, so
+    /// a request already in flight at TERM is answered without it (the
+    /// connection is still closed after it); gthread checks again when the
+    /// response starts.
+    closes_after_term: bool,
+    /// What makes the class miss its heartbeat.
+    hang: Hang,
+}
+
+/// A request that hangs a worker of the class past `-t`.
+struct Hang {
+    /// Added to the class's `extra` (the timeout, threads).
+    extra: &'static [&'static str],
+    /// The app and the path that never ends in time.
+    app: &'static str,
+    path: &'static str,
+    /// A quick request to the same app, for the replacement worker.
+    quick: &'static str,
+    /// How long the master may take to name it.
+    secs: f64,
+    /// Environment for the server, and the log line that says it was seen.
+    env: Option<(&'static str, &'static str)>,
+    /// Whether the hung request must be cut (not answered with a 5xx).
+    cut: bool,
+}
+
+fn setup(class: Class) -> Setup {
+    match class {
+        Class::Sync => Setup {
+            closes_after_term: true,
+            extra: &[],
+            keeps_alive: false,
+            in_flight: 1,
+            hang: Hang {
+                extra: &["-t", "1"],
+                app: "builtin:sleep",
+                path: "/?ms=3000",
+                quick: "/?ms=0",
+                secs: 10.0,
+                env: None,
+                cut: false,
+            },
+        },
+        Class::Gthread => Setup {
+            closes_after_term: true,
+            extra: &["--threads", "4"],
+            keeps_alive: true,
+            in_flight: 3,
+            hang: Hang {
+                // A sleeping pool thread: the poller beats on, the request's
+                // own age past --timeout retires the worker, which leaves
+                // after --graceful-timeout.
+                extra: &["--timeout", "2", "--graceful-timeout", "1"],
+                app: "builtin:sleep",
+                path: "/stuck?ms=30000",
+                quick: "/after?ms=0",
+                secs: 15.0,
+                env: None,
+                cut: true,
+            },
+        },
+        Class::Green => Setup {
+            closes_after_term: false,
+            extra: &[],
+            keeps_alive: true,
+            in_flight: 20,
+            hang: Hang {
+                // A sleep yields the coroutine; only a spinning handler
+                // holds the one may thread (far more rounds than 2 s).
+                extra: &["--threads", "1", "-t", "2"],
+                app: "builtin:cpu",
+                path: "/?n=4000000000",
+                quick: "/?n=1",
+                secs: 30.0,
+                env: None,
+                cut: false,
+            },
+        },
+        Class::Async => Setup {
+            closes_after_term: false,
+            extra: &[],
+            keeps_alive: true,
+            in_flight: 20,
+            hang: Hang {
+                // A sync app runs on the blocking pool by design; the
+                // worker's test-only inline mode calls it on a runtime
+                // thread. With two runtimes the other keeps ticking: the
+                // beat must still stop.
+                extra: &["--threads", "2", "-t", "2"],
+                app: "builtin:cpu",
+                path: "/?n=1000000000",
+                quick: "/?n=1",
+                secs: 20.0,
+                env: Some(("RUNICORN_ASYNC_INLINE_SYNC", "1")),
+                cut: false,
+            },
+        },
+    }
+}
+
+/// `runicorn -k CLASS -b 127.0.0.1:0 -w WORKERS EXTRA... (the class's) APP`.
+fn start(class: Class, workers: &str, extra: &[&str], app: &str) -> Server {
+    let mut args = vec!["-w", workers];
+    args.extend_from_slice(setup(class).extra);
+    args.extend_from_slice(extra);
+    class.start(&args, app)
+}
+
+/// The request a class without keep-alive answers once and then closes.
+const ONE_GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Many requests on one connection; a class without keep-alive answers
+/// the first with `Connection: close` and closes.
+fn keep_alive(class: Class) {
+    let server = start(class, "1", &[], "builtin:hello");
+    if setup(class).keeps_alive {
+        scenario::keep_alive(&server, 200);
+    } else {
+        let response = answered_then_closed(&server, &ONE_GET.repeat(2));
+        assert_eq!(response.text(), "Hello, World!");
+    }
+}
+
+/// The same over a unix socket.
+fn keep_alive_over_a_unix_socket(class: Class) {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("unix:{}", dir.path().join("runicorn.sock").display());
+    let mut args = vec!["-k", class.name(), "-w", "1", "-b", &bind];
+    args.extend_from_slice(setup(class).extra);
+    args.push("builtin:hello");
+    let server = Server::start(args);
+    if setup(class).keeps_alive {
+        scenario::keep_alive(&server, 20);
+    } else {
+        let response = answered_then_closed(&server, ONE_GET);
+        assert_eq!(response.text(), "Hello, World!");
+    }
+}
+
+/// Requests sent in one write are answered in order; a class without
+/// keep-alive answers the first and closes.
+fn pipelined_in_order(class: Class) {
+    let server = start(class, "1", &[], "builtin:echo");
+    if setup(class).keeps_alive {
+        scenario::pipelined_in_order(&server, 10);
+    } else {
+        let response = answered_then_closed(&server, &ONE_GET.repeat(3));
+        assert_eq!(response.json()["path"], "/");
+    }
+}
+
+/// With `--keep-alive 1` an idle connection is closed after about a second.
+fn idle_connection_closes_after_keep_alive(class: Class) {
+    let server = start(class, "1", &["--keep-alive", "1"], "builtin:hello");
+    if setup(class).keeps_alive {
+        scenario::idle_connection_closes_after_keep_alive(&server);
+    } else {
+        answered_then_closed(&server, ONE_GET);
+    }
+}
+
+/// TERM with requests in flight: each is answered (saying
+/// `Connection: close` where the class does), then the master exits 0.
+fn term_answers_in_flight(class: Class) {
+    let mut server = start(
+        class,
+        "1",
+        &["--log-level", "debug", "--graceful-timeout", "20"],
+        "builtin:sleep",
+    );
+    server.wait_workers(1, 10.0);
+    let paths: Vec<String> = (0..setup(class).in_flight)
+        .map(|n| format!("/inflight{n}?ms=1500"))
+        .collect();
+    for response in scenario::term_answers_in_flight(&mut server, &paths) {
+        assert_eq!(response.text(), "slept 1500 ms\n");
+        assert!(
+            response.closes() || !setup(class).closes_after_term,
+            "a response after TERM says Connection: close: {:?}",
+            response.headers
+        );
+    }
+}
+
+/// QUIT cuts a request in flight and the master leaves at once.
+fn quit_cuts_a_request_in_flight(class: Class) {
+    scenario::quit_cuts_a_request_in_flight(class, setup(class).extra);
+}
+
+/// A request that hangs its worker is named in `WORKER TIMEOUT`, the worker
+/// is replaced, and the new one serves.
+fn hung_request_is_named(class: Class) {
+    let hang = setup(class).hang;
+    let mut args = vec!["-w", "1"];
+    args.extend_from_slice(setup(class).extra);
+    args.extend_from_slice(hang.extra);
+    let mut launch = class.launch(&args, hang.app);
+    if let Some((key, value)) = hang.env {
+        launch = launch.env(key, value);
+    }
+    let server = launch.start();
+    if let Some((key, value)) = hang.env {
+        server.expect_log(&format!("{key}={value}"), 10.0);
+    }
+    let cut = scenario::hung_request_is_named(&server, hang.path, hang.secs);
+    if hang.cut {
+        assert!(cut, "the hung request was answered with a 5xx, not cut");
+    }
+    let response = get(server.addr(), hang.quick).expect("the new worker serves");
+    assert_eq!(response.status, 200);
+}
+
+/// SIGKILL to the master: its workers leave, even one holding a client's
+/// connection.
+fn workers_exit_with_the_master(class: Class) {
+    let server = start(class, "2", &[], "builtin:hello");
+    server.wait_workers(2, 10.0);
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    assert_eq!(conn.get("/").expect("GET").status, 200);
+    scenario::workers_exit_with_the_master(&server, 2);
+}
+
+/// One module per class, one test per scenario in each.
+macro_rules! matrix {
+    (classes: [$($module:ident => $class:expr),* $(,)?], scenarios: $scenarios:tt $(,)?) => {
+        /// The classes of the matrix, for `the_matrix_lists_every_class`.
+        const MATRIX_CLASSES: &[Class] = &[$($class),*];
+        $(
+            mod $module {
+                use super::Class;
+
+                matrix!(@tests $class, $scenarios);
+            }
+        )*
+    };
+    (@tests $class:expr, [$($scenario:ident),* $(,)?]) => {
+        $(
+            #[test]
+            fn $scenario() {
+                super::$scenario($class);
+            }
+        )*
+    };
+}
+
+matrix! {
+    classes: [
+        sync => Class::Sync,
+        gthread => Class::Gthread,
+        green => Class::Green,
+        r#async => Class::Async,
+    ],
+    scenarios: [
+        keep_alive,
+        keep_alive_over_a_unix_socket,
+        pipelined_in_order,
+        idle_connection_closes_after_keep_alive,
+        term_answers_in_flight,
+        quit_cuts_a_request_in_flight,
+        hung_request_is_named,
+        workers_exit_with_the_master,
+    ],
+}
+
+#[test]
+fn the_matrix_lists_every_class() {
+    assert_eq!(
+        MATRIX_CLASSES,
+        Class::ALL,
+        "every class in Class::ALL runs every scenario: add it to matrix!'s classes"
+    );
+}
