@@ -295,4 +295,7 @@ impl Hooks for PythonHooks {
     fn on_exit(&self, arbiter: &ArbiterView<'_>) {
         self.fire("on_exit", context(Some(arbiter), None));
     }
+    fn pre_exec(&self, arbiter: &ArbiterView<'_>) {
+        self.fire("pre_exec", context(Some(arbiter), None));
+    }
 }

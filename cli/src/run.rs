@@ -59,6 +59,9 @@ pub fn main() -> ExitCode {
     if let Ok(master) = std::env::var(reload::WATCHER_ENV) {
         return reload::watcher_main(&master);
     }
+    // Before anything (a Python config file's interpreter) copies the
+    // environment: take out what was handed to this master alone.
+    runicorn_master::inherit::capture();
     let inputs = Inputs::from_process();
     let resolved = match resolve(&inputs) {
         Ok(resolved) => resolved,

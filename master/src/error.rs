@@ -82,6 +82,17 @@ pub enum MasterError {
     /// `--preload`: the app failed to load in the master (exit 4, or 3).
     #[error("{0}")]
     AppLoad(#[from] runicorn_app::LoadError),
+    /// A variable that hands this process listeners (`RUNICORN_FD`,
+    /// `LISTEN_FDS`) or names its old master (`RUNICORN_PID`) is wrong.
+    #[error("{variable}='{value}': {reason}; {}", inherited_fix(variable))]
+    Inherited {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A system call the master depends on failed.
     #[error("{what} failed: {source}")]
     System {
@@ -90,6 +101,17 @@ pub enum MasterError {
         /// The OS error.
         source: io::Error,
     },
+}
+
+/// Who sets an inherited variable, and how to start without it.
+fn inherited_fix(variable: &str) -> &'static str {
+    if variable.starts_with("LISTEN_") {
+        "systemd sets it for socket activation: check the .socket unit, or unset LISTEN_FDS and \
+         LISTEN_PID to bind -b instead"
+    } else {
+        "a runicorn master sets it for its new binary on USR2 (binary upgrade): unset RUNICORN_FD \
+         and RUNICORN_PID to bind -b instead"
+    }
 }
 
 impl MasterError {

@@ -6,7 +6,8 @@
 //! `post_worker_init` in the child once the app is loaded, `worker_exit` in
 //! the child as it exits, `child_exit` in the master after reaping,
 //! `nworkers_changed` whenever the target count moves, `on_reload` on HUP,
-//! `on_exit` just before the master exits. `worker_int` and `worker_abort`
+//! `on_exit` just before the master exits, `pre_exec` in the master's
+//! forked child on USR2 just before it executes the new binary. `worker_int` and `worker_abort`
 //! run in the worker on INT/QUIT and ABRT, on a watcher thread (never in the
 //! signal handler), when `has_worker_int` / `has_worker_abort` say so. The
 //! app-library loader implements this from exported functions (issue 7).
@@ -73,6 +74,9 @@ pub trait Hooks: Send + Sync {
     fn on_reload(&self, _arbiter: &ArbiterView<'_>) {}
     /// Master, just before it exits.
     fn on_exit(&self, _arbiter: &ArbiterView<'_>) {}
+    /// The master's forked child on USR2, just before it executes the new
+    /// binary (Gunicorn's `pre_exec`).
+    fn pre_exec(&self, _arbiter: &ArbiterView<'_>) {}
 }
 
 /// Hooks that do nothing.

@@ -18,9 +18,11 @@
 pub mod arbiter;
 pub mod error;
 pub mod hooks;
+pub mod inherit;
 pub mod listener;
 pub mod loader;
 pub mod log;
+pub mod notify;
 pub mod oom;
 pub mod pidfile;
 pub mod privileges;

@@ -3,8 +3,9 @@
 //!
 //! The master binds every `-b` once, before the first fork; workers inherit
 //! the descriptors. Specs: `HOST:PORT`, `[v6]:PORT`, `unix:PATH`, `fd://N`,
-//! and systemd socket activation (`LISTEN_FDS`/`LISTEN_PID`), which, as in
-//! Gunicorn, replaces `-b` when present. The master never closes a listener
+//! and the sockets a master inherits (systemd's `LISTEN_FDS`, which, as in
+//! Gunicorn, replaces `-b`, and an old master's `RUNICORN_FD` on USR2: see
+//! `inherit`). The master never closes a listener
 //! while it runs, so no connection waiting in the accept queue is lost.
 
 use std::io;
@@ -19,7 +20,6 @@ use runicorn_worker::Listener;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::error::MasterError;
-use crate::sys;
 
 /// How many times a bind is tried before giving up (Gunicorn: 5).
 pub const BIND_ATTEMPTS: u32 = 5;
@@ -98,28 +98,6 @@ impl Default for BindOptions {
             retry_delay: BIND_RETRY_DELAY,
         }
     }
-}
-
-/// The sockets systemd passed (`LISTEN_PID` is us, `LISTEN_FDS` = n), if any.
-pub fn systemd_listeners() -> Result<Option<Vec<Listener>>, MasterError> {
-    let Some(count) = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|value| value.parse::<RawFd>().ok())
-    else {
-        return Ok(None);
-    };
-    let ours = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|value| value.parse::<u32>().ok());
-    if ours != Some(std::process::id()) {
-        return Ok(None);
-    }
-    std::env::remove_var("LISTEN_FDS");
-    std::env::remove_var("LISTEN_PID");
-    (3..3 + count)
-        .map(|fd| adopt(fd, &format!("LISTEN_FDS fd {fd}")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
 }
 
 /// Binds every spec; on failure the error names the address and the fix.
@@ -224,26 +202,13 @@ fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
     Ok(Listener::Unix(UnixListener::from(OwnedFd::from(socket))))
 }
 
+/// `fd://N`: an inherited descriptor, checked as every inherited one is
+/// (open, a listening stream socket, TCP or unix).
 fn adopt(fd: RawFd, shown: &str) -> Result<Listener, MasterError> {
-    let bad = |reason: String| MasterError::BadBind {
+    crate::inherit::adopt_listener(fd).map_err(|reason| MasterError::BadBind {
         spec: shown.to_owned(),
         reason,
-    };
-    let owned = sys::adopt_fd(fd).map_err(|err| bad(err.to_string()))?;
-    let socket = Socket::from(owned);
-    let domain = socket
-        .domain()
-        .map_err(|err| bad(format!("not a socket ({err})")))?;
-    socket
-        .set_cloexec(true)
-        .map_err(|err| bad(err.to_string()))?;
-    if domain == Domain::UNIX {
-        Ok(Listener::Unix(UnixListener::from(OwnedFd::from(socket))))
-    } else if domain == Domain::IPV4 || domain == Domain::IPV6 {
-        Ok(Listener::Tcp(socket.into()))
-    } else {
-        Err(bad("not a TCP or unix socket".to_owned()))
-    }
+    })
 }
 
 #[cfg(test)]

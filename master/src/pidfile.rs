@@ -68,6 +68,17 @@ impl Pidfile {
         })
     }
 
+    /// Gunicorn's `rename`: this process's pid moves to `path` (a new
+    /// master promoted after a USR2 upgrade: `<pidfile>.2` becomes
+    /// `<pidfile>`). Refused, keeping the old file, when `path` names
+    /// another live process.
+    pub fn rename(&mut self, path: &Path) -> Result<(), MasterError> {
+        let moved = Pidfile::create(path)?;
+        self.remove();
+        *self = moved;
+        Ok(())
+    }
+
     /// The path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -108,5 +119,24 @@ mod tests {
         let pidfile = Pidfile::create(&path).unwrap();
         pidfile.remove();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_promoted_master_moves_its_pid_to_the_main_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("app.pid");
+        let upgrade = dir.path().join("app.pid.2");
+        let mut pidfile = Pidfile::create(&upgrade).unwrap();
+        // The old master's file, still there: a live other process.
+        std::fs::write(&main, "1\n").unwrap();
+        assert!(pidfile.rename(&main).is_err());
+        assert_eq!(pidfile.path(), upgrade, "kept where it was");
+        // The old master removed its file on exit.
+        std::fs::remove_file(&main).unwrap();
+        pidfile.rename(&main).unwrap();
+        assert_eq!(read_pid(&main), Some(std::process::id() as i32));
+        assert!(!upgrade.exists());
+        pidfile.remove();
+        assert!(!main.exists());
     }
 }

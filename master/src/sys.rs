@@ -249,6 +249,33 @@ pub fn forget_master_signals() -> io::Result<()> {
     Ok(())
 }
 
+/// In the child of a USR2 fork, just before exec: the master's handlers
+/// back to default and every signal unblocked, so the new binary starts as
+/// a fresh process would (exec keeps the mask `fork` blocked). The pipe is
+/// forgotten first: a signal caught in between must not wake the old master.
+pub fn reset_signals_for_exec() {
+    let _ = forget_master_signals();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
+}
+
+/// Ends this process at once, running no exit handler and no destructor:
+/// a forked child whose exec failed holds the master's state, and must not
+/// clean up what the master still uses (pidfile, unix sockets).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) only ends the process; it touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Whether this process has a controlling terminal (one that sends WINCH
+/// when its window is resized).
+pub fn has_controlling_terminal() -> bool {
+    std::fs::File::open("/dev/tty").is_ok()
+}
+
 /// Sets the short process name (`comm`, 15 bytes) `top` and `ps -o comm` show.
 pub fn set_process_name(name: &str) {
     let short: String = name.chars().take(15).collect();

@@ -266,7 +266,7 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
         for name in hooks.iter().filter_map(|name| name.as_str()) {
             if name == "pre_exec" {
                 eprintln!(
-                    "warning: {}: the pre_exec hook is not called: runicorn does not re-execute itself on USR2 yet",
+                    "warning: {}: the pre_exec hook is not called yet (USR2 re-executes runicorn without it)",
                     path.display()
                 );
                 continue;

@@ -4,8 +4,9 @@
 //! each queued signal (`handle_<signal>`, in `signals.rs`), reap exited
 //! workers (`reap.rs`), murder silent ones and fix the number of workers
 //! (`manage.rs`, forking with `spawn_worker` in `spawn.rs`); `stop.rs`
-//! brings them all down, `bind.rs` binds `-b`. The decisions are pure code
-//! in `supervisor.rs`. Single-threaded for its whole life; signal handlers
+//! brings them all down, `bind.rs` binds `-b`; `upgrade.rs` is the binary
+//! upgrade (USR2, WINCH, promotion). The decisions are pure code in
+//! `supervisor.rs`; what systemd is told is `crate::notify`. Single-threaded for its whole life; signal handlers
 //! only write a byte to a self-pipe.
 
 mod bind;
@@ -15,6 +16,7 @@ mod signals;
 mod spawn;
 mod stop;
 pub mod supervisor;
+mod upgrade;
 
 use bind::{bind_listeners, owned_unix_paths};
 
@@ -34,7 +36,9 @@ use runicorn_app::Application;
 
 use crate::error::MasterError;
 use crate::hooks::{ArbiterView, Hooks};
+use crate::inherit;
 use crate::loader::AppLoader;
+use crate::notify::Notifier;
 use crate::oom::{self, OomCount};
 use crate::pidfile::Pidfile;
 use crate::privileges::Credentials;
@@ -45,6 +49,7 @@ use runicorn_worker::Listener;
 use runicorn_worker::Settings;
 use runicorn_worker::WorkerClass;
 use supervisor::WorkerState;
+use upgrade::Upgrade;
 
 /// Re-reads every configuration source on HUP; an error keeps the running
 /// configuration and is logged.
@@ -149,6 +154,10 @@ pub struct Arbiter {
     /// stays up ends the back-off.
     last_fast_death: Duration,
     next_spawn_at: Duration,
+    /// The USR2 upgrade this master takes part in, if any.
+    upgrade: Upgrade,
+    /// What systemd has been told.
+    notifier: Notifier,
     halt: Option<(String, u8)>,
     oom_baseline: Option<OomCount>,
 }
@@ -177,17 +186,23 @@ impl Arbiter {
             reload,
             hooks,
         } = config;
+        let start = inherit::capture();
         log::init(&settings.loglevel, &settings.errorlog)?;
+        let old_master = start.old_master()?;
         let credentials = Credentials::resolve(&settings)?;
-        if settings.daemon {
+        // The new binary of a USR2 upgrade is already detached: its old
+        // master is the daemon, and must stay its parent until it exits.
+        if settings.daemon && old_master.is_none() {
             sys::daemonize(settings.errorlog != "-")
                 .map_err(|err| MasterError::system("daemonizing", err))?;
         }
         // After -D pointed stdout and stderr at /dev/null.
         log::set_capture_output(settings.capture_output);
         let pid = nix::unistd::getpid();
+        // Gunicorn names the new master of an upgrade `[name.2]` until promoted.
+        let suffix = if old_master.is_some() { ".2" } else { "" };
         sys::set_process_title(
-            &format!("runicorn: master [{}]", proc_name(&settings)),
+            &format!("runicorn: master [{}{suffix}]", proc_name(&settings)),
             "runicorn-master",
         );
         let view = ArbiterView {
@@ -197,10 +212,21 @@ impl Arbiter {
         };
         hooks.on_starting(&view);
         tracing::info!("Starting runicorn {VERSION}");
+        if let Some(parent) = old_master {
+            tracing::info!(
+                "Started by USR2 from the master with pid {parent}: serving beside it until it exits"
+            );
+            // The kernel's SIGCHLD when the old master dies wakes the loop,
+            // which then promotes this master.
+            let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGCHLD));
+        }
         let pidfile = settings
             .pidfile
             .as_deref()
-            .map(Pidfile::create)
+            .map(|path| match old_master {
+                Some(_) => Pidfile::create(&upgrade::upgrade_pidfile(path)),
+                None => Pidfile::create(path),
+            })
             .transpose()?;
         let (signal_read, signal_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|err| MasterError::system("creating the signal pipe", err))?;
@@ -262,6 +288,11 @@ impl Arbiter {
             fast_deaths: 0,
             last_fast_death: Duration::ZERO,
             next_spawn_at: Duration::ZERO,
+            upgrade: Upgrade {
+                child: None,
+                parent: old_master,
+            },
+            notifier: Notifier::new(old_master.is_some()),
             halt: None,
             oom_baseline: oom::read_oom_kills(),
         })
@@ -303,17 +334,28 @@ impl Arbiter {
             .nworkers_changed(&self.view(), self.num_workers, None);
         self.manage_workers()?;
         loop {
+            self.maybe_promote();
+            self.notify_workers();
             let tick = self.next_tick();
             for signal in self.wait_for_signals(tick) {
                 match signal {
                     Signal::SIGCHLD => {}
                     Signal::SIGTERM => return Ok(self.handle_term()),
                     Signal::SIGINT | Signal::SIGQUIT => return Ok(self.handle_quit(signal)),
-                    Signal::SIGHUP => self.handle_hup()?,
+                    Signal::SIGHUP => {
+                        self.notifier.reloading();
+                        self.handle_hup()?;
+                        if self.pending.is_none() {
+                            self.notifier
+                                .reload_done("reload failed: the previous configuration runs");
+                        }
+                    }
                     Signal::SIGTTIN => self.handle_ttin(),
                     Signal::SIGTTOU => self.handle_ttou(),
                     Signal::SIGUSR1 => self.handle_usr1(),
-                    other => self.handle_unsupported(other),
+                    Signal::SIGUSR2 => self.handle_usr2(),
+                    Signal::SIGWINCH => self.handle_winch(),
+                    _ => {}
                 }
             }
             self.reap_workers();
@@ -323,6 +365,30 @@ impl Arbiter {
             self.murder_workers();
             self.manage_workers()?;
         }
+    }
+
+    /// Tells systemd (when it listens) how many workers are up, and that
+    /// the service is ready once the current generation has booted.
+    fn notify_workers(&mut self) {
+        if !Notifier::enabled() {
+            return;
+        }
+        let booted = self
+            .worker_states()
+            .iter()
+            .filter(|worker| {
+                worker.generation == self.generation
+                    && worker.booted()
+                    && worker.retiring_since.is_none()
+                    && !worker.killed
+                    && worker.aborted_at.is_none()
+            })
+            .count();
+        let note = match self.upgrade.child {
+            Some(child) => format!("; new master {child} started by USR2"),
+            None => String::new(),
+        };
+        self.notifier.workers(booted, self.num_workers, &note);
     }
 
     /// How long the loop may sleep: a second, less while a worker is still
@@ -404,8 +470,13 @@ impl Arbiter {
             return;
         }
         self.hooks.on_exit(&self.view());
-        for path in &self.unix_paths {
-            let _ = std::fs::remove_file(path);
+        self.announce_exit();
+        // During an upgrade both masters serve the same socket files: the
+        // one that stays removes them when it exits.
+        if !self.upgrade.in_progress() {
+            for path in &self.unix_paths {
+                let _ = std::fs::remove_file(path);
+            }
         }
         if let Some(pidfile) = &self.pidfile {
             pidfile.remove();

@@ -42,6 +42,10 @@ impl Arbiter {
     }
 
     fn worker_exited(&mut self, pid: i32, code: Option<i32>, signal: Option<Signal>) {
+        if self.upgrade.child.map(Pid::as_raw) == Some(pid) {
+            self.new_master_exited(pid, code, signal);
+            return;
+        }
         let Some(record) = self.workers.remove(&pid) else {
             tracing::debug!("Reaped orphan process (pid:{pid})");
             return;

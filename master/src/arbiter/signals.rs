@@ -63,14 +63,6 @@ impl Arbiter {
         }
     }
 
-    /// USR2/WINCH (binary upgrade): not supported yet, said plainly.
-    pub(super) fn handle_unsupported(&mut self, signal: Signal) {
-        tracing::warn!(
-            "Ignoring signal: {} (binary upgrade with USR2/WINCH is not supported yet; use HUP to reload)",
-            name(signal)
-        );
-    }
-
     /// HUP: re-read the configuration and start a new generation; the old
     /// workers retire once the new ones have booted (see `manage_workers`).
     pub(super) fn handle_hup(&mut self) -> Result<(), ChildDone> {
@@ -176,6 +168,8 @@ impl Arbiter {
             "The reloaded configuration's workers cannot boot ({reason}); keeping the old workers \
              serving with the previous configuration. Fix the cause and send HUP again."
         );
+        self.notifier
+            .reload_done("reload given up: the previous configuration runs");
         let failed_generation = self.generation;
         self.settings = pending.settings;
         self.preloaded = pending.preloaded;

@@ -106,6 +106,8 @@ impl Arbiter {
             "runicorn-worker",
         );
         tracing::info!("Booting worker with pid: {pid}");
+        // The service manager hears from the master only (`crate::notify`).
+        std::env::remove_var(crate::notify::NOTIFY_SOCKET);
         let settings = Arc::clone(&self.settings);
         let worker_view = WorkerView {
             pid,

@@ -10,6 +10,12 @@ impl Arbiter {
     /// Gunicorn's `stop`: TERM (graceful) or QUIT (quick) to every worker,
     /// wait up to `graceful_timeout`, then SIGKILL what is left.
     pub(super) fn stop(&mut self, mut stop: Stop) {
+        // Across a USR2 upgrade the service goes on with the other master:
+        // only a master alone says it stops.
+        self.maybe_promote();
+        if !self.upgrade.in_progress() {
+            self.notifier.stopping();
+        }
         self.signal_all(if stop == Stop::Graceful {
             Signal::SIGTERM
         } else {

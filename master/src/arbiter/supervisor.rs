@@ -99,9 +99,9 @@ pub struct Plan {
 
 /// Spawn up to `target` workers of `generation`; retire the oldest extras
 /// (TTOU); retire older generations only once `target` workers of the
-/// current one have booted (HUP without a gap in service).
+/// current one have booted (HUP without a gap in service). A target of 0
+/// (WINCH) retires every worker.
 pub fn manage(workers: &[WorkerState], target: usize, generation: u64) -> Plan {
-    let target = target.max(1);
     let mut current: Vec<&WorkerState> = workers
         .iter()
         .filter(|worker| worker.generation == generation && worker.active())
@@ -237,7 +237,9 @@ mod tests {
     #[test]
     fn manage_spawns_to_target_and_retires_the_oldest_extra() {
         assert_eq!(manage(&[], 2, 0).spawn, 2);
-        assert_eq!(manage(&[], 0, 0).spawn, 1, "never below one worker");
+        assert_eq!(manage(&[], 0, 0).spawn, 0, "WINCH: no worker");
+        let winched = manage(&[worker(1, 0), worker(2, 1)], 0, 1);
+        assert_eq!((winched.spawn, winched.retire), (0, vec![2, 1]));
         let three = [worker(5, 0), worker(3, 0), worker(4, 0)];
         let plan = manage(&three, 2, 0);
         assert_eq!((plan.spawn, plan.retire), (0, vec![3]));
