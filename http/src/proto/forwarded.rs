@@ -135,6 +135,16 @@ impl ForwardedPolicy {
     /// [`ParseError::ConflictingSchemeHeaders`] when a trusted peer sent
     /// scheme fields that disagree (answered 400).
     pub fn resolve(&self, head: &RequestHead, peer: &str) -> Result<Forwarded, ParseError> {
+        // Without a forwarding field the answer is the default whoever the
+        // peer is: the peer's address (text, parsed per request) is looked
+        // at only when there is something to believe or not.
+        if !head
+            .headers
+            .iter()
+            .any(|field| self.is_forwarding_field(&field.name))
+        {
+            return Ok(Forwarded::default());
+        }
         if !self.trusts_peer(peer) {
             return Ok(Forwarded::default());
         }
@@ -170,6 +180,16 @@ impl ForwardedPolicy {
             scheme: scheme.unwrap_or_default(),
             client,
         })
+    }
+
+    /// Whether a field named `name` is one this policy reads:
+    /// `X-Forwarded-For` or one of the secure scheme fields.
+    fn is_forwarding_field(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case("x-forwarded-for")
+            || self
+                .secure_scheme_headers
+                .iter()
+                .any(|(secure, _)| name.eq_ignore_ascii_case(secure))
     }
 
     /// The client named by the `X-Forwarded-For` fields (all of them, in
