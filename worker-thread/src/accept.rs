@@ -62,7 +62,7 @@ impl Poller<'_> {
     /// many connections per pass as there are free threads, so a burst is
     /// shared with the other workers instead of queued behind busy threads.
     pub(crate) fn accept_from(&mut self, ready: &[usize]) {
-        let budget = self.load().threads.saturating_sub(self.busy);
+        let budget = self.load().free;
         self.accept_up_to(ready, budget, false);
     }
 
@@ -146,7 +146,7 @@ impl Poller<'_> {
                     return;
                 }
                 if load.needs_room() {
-                    match self.idle.evict_oldest_kept() {
+                    match self.hub.evict_oldest_kept() {
                         Some(oldest) => drop(oldest),
                         None => return,
                     }
@@ -171,15 +171,11 @@ impl Poller<'_> {
         }
     }
 
-    /// A new connection: straight to a thread when its request is already
-    /// here, else parked until its first bytes.
+    /// A new connection, parked until its first bytes (when they are
+    /// already here, a free thread is woken for it at once).
     fn admit(&mut self, stream: Stream, peer: String, listener: usize) {
         let client = Client::new(Connection::new(stream, peer, self.config), listener);
-        if client.stream().readable_now() {
-            self.dispatch(client);
-        } else {
-            self.park(client, IdleKind::Fresh);
-        }
+        self.hub.park(client, IdleKind::Fresh, Instant::now());
     }
 }
 

@@ -5,27 +5,30 @@
 //!
 //! This crate owns the `gthread` [`WorkerClass`]. Theory of operation: the
 //! poller (`poller`) waits in epoll on the listeners, the stop state's wake
-//! pipe, the pool's doorbell and the parked connections. A fresh connection
-//! waits there for its first bytes (at most the head deadline,
-//! `Settings::client_timeout`), a kept-alive one for its next request (at
-//! most `--keep-alive`). A readable connection goes to the pool (`pool`),
-//! where the `http` crate's blocking driver answers every request that has
-//! arrived, pipelined ones in order, and hands the connection back once
-//! nothing is buffered; an unread request body is drained (bounded) or the
-//! connection closed, so no request is ever parsed from the middle of a
-//! body. The worker accepts only while a thread is free (at most one
-//! connection per free thread per pass) and under `--worker-connections`
-//! (closing the oldest idle kept-alive connection to make room), so a busy
-//! worker leaves new clients in the kernel queue for a worker that can serve
-//! them now; only when a connection has waited there across two looks
-//! (`ACCEPT_PATIENCE` apart, so no worker had a free thread) does a
-//! saturated worker take from the queue (up to `--threads` connections per
-//! look, so saturated workers share a burst evenly) and serve them behind
-//! its busy threads, so kept-alive clients can never starve new ones. A
-//! request that waited for a thread is dropped unanswered if its client hung
-//! up meanwhile (`job`), so abandoned requests never delay live ones. The
-//! heartbeat beats from the poller; every request in flight has a scoreboard
-//! lane.
+//! pipe and the pool's doorbell; every connection that is not on a thread
+//! is parked in the hub (`pool::Hub`), an epoll set of its own where the
+//! pool threads wait. A fresh connection waits there for its first bytes
+//! (at most the head deadline, `Settings::client_timeout`), a kept-alive
+//! one for its next request (at most `--keep-alive`); the poller closes
+//! what expires. The kernel wakes one waiting thread for a readable
+//! connection; that thread takes it, the `http` crate's blocking driver
+//! answers every request that has arrived, pipelined ones in order, and the
+//! thread parks the connection again itself once nothing is buffered, so a
+//! request never changes threads; an unread request body is drained
+//! (bounded) or the connection closed, so no request is ever parsed from
+//! the middle of a body. The worker accepts only while a thread is free
+//! (waiting with no connection ready; at most one connection per free
+//! thread per pass) and under `--worker-connections` (closing the oldest
+//! idle kept-alive connection to make room), so a busy worker leaves new
+//! clients in the kernel queue for a worker that can serve them now; only
+//! when a connection has waited there across two looks (`ACCEPT_PATIENCE`
+//! apart, so no worker had a free thread) does a saturated worker take from
+//! the queue (up to `--threads` connections per look, so saturated workers
+//! share a burst evenly) and serve them behind its busy threads, so
+//! kept-alive clients can never starve new ones. A request that waited for
+//! a thread is dropped unanswered if its client hung up meanwhile (`job`),
+//! so abandoned requests never delay live ones. The heartbeat beats from the
+//! poller; every request in flight has a scoreboard lane.
 //!
 //! What `--timeout` means here: the heartbeat only says the poller is alive,
 //! so the master's silent-worker kill applies to a stuck poller, not to a
@@ -45,7 +48,6 @@
 
 mod accept;
 mod error;
-mod hangup;
 mod idle;
 mod job;
 mod lifecycle;

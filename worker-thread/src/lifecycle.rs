@@ -64,13 +64,14 @@ impl Poller<'_> {
             self.begin_stop(now);
         }
         let stop = self.stop?;
-        if self.busy == 0 && self.idle.is_empty() {
+        let held = self.hub.held();
+        if held == 0 && self.hub.is_empty() {
             return Some(Ending::Graceful);
         }
         if now >= stop.deadline {
             tracing::warn!(
                 "Graceful timeout: {} request(s) still running after --graceful-timeout {}s; the worker exits",
-                self.busy,
+                held,
                 self.worker.settings.graceful_timeout.as_secs_f64()
             );
             return Some(Ending::GracefulTimeout);
@@ -113,6 +114,6 @@ impl Poller<'_> {
             deadline: now + self.worker.settings.graceful_timeout,
         });
         self.set_listening(false);
-        self.idle.shorten(now + STOP_IDLE_GRACE);
+        self.hub.begin_stop(now + STOP_IDLE_GRACE);
     }
 }

@@ -41,8 +41,11 @@ pub(crate) fn head_deadline(settings: &Settings) -> Duration {
 /// What the poller knows when it decides whether to watch the listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Load {
-    /// Connections handed to the pool and not yet back (running or queued).
+    /// Connections on a pool thread.
     pub(crate) busy: usize,
+    /// Threads waiting with no connection ready: free threads. Zero when
+    /// every thread is busy or a readable connection waits for one.
+    pub(crate) free: usize,
     /// `--threads`.
     pub(crate) threads: usize,
     /// Connections parked in the poller.
@@ -64,7 +67,7 @@ impl Load {
     /// with room under `--worker-connections`, or an idle kept-alive
     /// connection to close for room.
     pub(crate) fn may_accept(&self) -> bool {
-        self.busy < self.threads && self.has_room()
+        self.free > 0 && self.has_room()
     }
 
     /// Whether one more connection fits under `--worker-connections`, or
@@ -73,10 +76,10 @@ impl Load {
         self.total() < self.cap.max(1) || self.kept > 0
     }
 
-    /// Every thread is busy (running or queued work) but there is room:
-    /// the case where new clients wait in the kernel queue.
+    /// No thread is free (every one busy, or work waits for one) but
+    /// there is room: the case where new clients wait in the kernel queue.
     pub(crate) fn saturated(&self) -> bool {
-        self.busy >= self.threads && self.has_room()
+        self.free == 0 && self.has_room()
     }
 
     /// Whether accepting one more first needs an idle connection closed.
@@ -99,9 +102,11 @@ pub(crate) fn overdue(age: Duration, timeout: Duration) -> bool {
 mod tests {
     use super::*;
 
+    /// Two threads, `busy` of them with a connection, the others free.
     fn load(busy: usize, parked: usize, kept: usize) -> Load {
         Load {
             busy,
+            free: 2usize.saturating_sub(busy),
             threads: 2,
             parked,
             kept,
@@ -131,7 +136,14 @@ mod tests {
         assert!(load(0, 0, 0).may_accept());
         assert!(load(1, 3, 0).may_accept());
         assert!(!load(2, 0, 0).may_accept());
-        assert!(!load(3, 0, 0).may_accept(), "queued work counts as busy");
+        let queued = Load {
+            free: 0,
+            ..load(1, 3, 0)
+        };
+        assert!(
+            !queued.may_accept(),
+            "a thread about to take queued work is not free"
+        );
     }
 
     #[test]
@@ -152,7 +164,14 @@ mod tests {
     fn saturated_means_every_thread_busy_and_room_left() {
         assert!(!load(1, 3, 0).saturated());
         assert!(load(2, 3, 0).saturated());
-        assert!(load(5, 3, 0).saturated());
+        assert!(
+            Load {
+                free: 0,
+                ..load(1, 3, 0)
+            }
+            .saturated(),
+            "work waiting for a thread"
+        );
         assert!(
             !load(2, 8, 0).saturated(),
             "at the cap with nothing to close"

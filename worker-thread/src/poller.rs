@@ -1,40 +1,35 @@
 //! The worker's main thread: one epoll set holding the listeners (while the
-//! worker may accept), the stop state's wake pipe, the pool's doorbell, and
-//! every connection that is not on a thread: fresh ones waiting for their
-//! first bytes and kept-alive ones waiting for their next request.
+//! worker may accept), the stop state's wake pipe and the pool's doorbell.
+//! The connections that are not on a thread (fresh ones waiting for their
+//! first bytes, kept-alive ones waiting for their next request) are parked
+//! in the hub (`pool::Hub`), where the pool threads wait for them: the
+//! poller parks what it accepts and closes what expires, and never touches
+//! a request.
 //!
-//! Each pass beats the heartbeat, takes back connections from the pool
-//! (parking the idle ones), decides whether to watch the listeners, waits
-//! (at most the poll interval, or until the next idle deadline), hands
-//! readable connections to the pool, accepts, and closes what expired.
-//! Connections are registered `EPOLLONESHOT`: an event disarms it, so a
-//! connection on a thread never wakes the poller; parking re-arms it.
+//! Each pass beats the heartbeat, decides whether to watch the listeners
+//! (asking the threads to ring when one becomes free if none is now),
+//! waits (at most the poll interval, or until the next idle deadline),
+//! accepts, and closes what expired.
 
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use runicorn_http::{ConnConfig, Outcome};
+use runicorn_http::ConnConfig;
 use runicorn_worker::Worker;
 
 use crate::error::ThreadError;
-use crate::idle::{IdleKind, IdleSet};
-use crate::job::{Job, Returned};
-use crate::policy::{self, Load, STOP_IDLE_GRACE};
-use crate::pool::Pool;
-use crate::serve::{Client, Shared};
+use crate::policy::{self, Load};
+use crate::pool::{Hub, Pool};
+use crate::serve::Shared;
 
 /// The token of the stop state's wake pipe.
 const TOKEN_SHUTDOWN: u64 = u64::MAX;
 /// The token of the pool's doorbell.
 const TOKEN_POOL: u64 = u64::MAX - 1;
-/// Tokens below this are listener indices; connections count up from it
-/// and a token is never reused.
-const FIRST_CLIENT: u64 = 1 << 16;
-/// Events taken from the kernel per wait.
-const EVENTS_PER_WAIT: usize = 256;
+/// Events taken from the kernel per wait (listeners and two pipes).
+const EVENTS_PER_WAIT: usize = 64;
 
 /// How the main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +55,10 @@ pub(crate) struct Stop {
 pub(crate) struct Poller<'w> {
     pub(crate) worker: &'w Worker,
     pub(crate) epoll: Epoll,
+    /// Where the connections not on a thread are parked.
+    pub(crate) hub: Arc<Hub>,
     pub(crate) pool: Pool,
     pub(crate) config: ConnConfig,
-    pub(crate) idle: IdleSet<Client>,
-    /// Connections handed to the pool and not yet back.
-    pub(crate) busy: usize,
-    pub(crate) next_token: u64,
     pub(crate) listening: bool,
     pub(crate) accept_paused_until: Option<Instant>,
     /// While saturated: when to look for starving connections next.
@@ -74,14 +67,12 @@ pub(crate) struct Poller<'w> {
     pub(crate) pending_seen: bool,
     pub(crate) stop: Option<Stop>,
     pub(crate) last_check: Instant,
-    pub(crate) returned: Vec<Returned>,
 }
 
 impl std::fmt::Debug for Poller<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Poller")
-            .field("busy", &self.busy)
-            .field("parked", &self.idle.len())
+            .field("hub", &self.hub)
             .field("listening", &self.listening)
             .finish_non_exhaustive()
     }
@@ -120,28 +111,29 @@ impl<'w> Poller<'w> {
                 EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SHUTDOWN),
             )
             .map_err(register_error("the stop-signal pipe"))?;
-        let pool = Pool::start(worker.settings.threads.max(1), shared)?;
+        let hub = Arc::new(Hub::new(
+            policy::head_deadline(&worker.settings),
+            worker.settings.keepalive,
+        )?);
         epoll
             .add(
-                pool.wake_fd(),
+                hub.doorbell_fd(),
                 EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_POOL),
             )
             .map_err(register_error("the pool's eventfd"))?;
+        let pool = Pool::start(worker.settings.threads.max(1), shared, &hub)?;
         Ok(Poller {
             worker,
             epoll,
+            hub,
             pool,
             config: policy::conn_config(&worker.settings),
-            idle: IdleSet::new(),
-            busy: 0,
-            next_token: FIRST_CLIENT,
             listening: false,
             accept_paused_until: None,
             next_probe: None,
             pending_seen: false,
             stop: None,
             last_check: Instant::now(),
-            returned: Vec::new(),
         })
     }
 
@@ -149,9 +141,9 @@ impl<'w> Poller<'w> {
     /// stops the pool (joining it only when no thread is busy).
     pub(crate) fn run(mut self) -> Ending {
         let ending = self.serve();
-        drop(self.idle.drain());
+        drop(self.hub.drain());
         if ending != Ending::Quick {
-            self.pool.finish(self.busy == 0);
+            self.pool.finish(true);
         }
         ending
     }
@@ -162,12 +154,18 @@ impl<'w> Poller<'w> {
         let mut ready_listeners: Vec<usize> = Vec::new();
         loop {
             self.worker.slot.heartbeat();
-            self.take_returned();
             let now = Instant::now();
             if let Some(ending) = self.check_state(now, interval) {
                 return ending;
             }
+            // Asked before the counts are read, so a thread that becomes
+            // free meanwhile rings; withdrawn when a free thread is seen
+            // (and no stop waits for the last one).
+            self.hub.ask_for_ring();
             let wanted = self.should_listen(now);
+            if wanted && self.stop.is_none() {
+                self.hub.cancel_ring();
+            }
             self.set_listening(wanted);
             let wait = self.wait_time(now, interval);
             let count = match self.epoll.wait(&mut events, wait) {
@@ -184,31 +182,28 @@ impl<'w> Poller<'w> {
             for event in &events[..count] {
                 match event.data() {
                     TOKEN_SHUTDOWN => self.drain_wake_pipe(),
-                    TOKEN_POOL => {}
-                    token if token < FIRST_CLIENT => ready_listeners.push(token as usize),
-                    token => self.client_ready(token, event.events()),
+                    TOKEN_POOL => self.hub.answer_doorbell(),
+                    index => ready_listeners.push(index as usize),
                 }
             }
-            // Connections back from the pool free threads before accepting.
-            self.take_returned();
             if !ready_listeners.is_empty() {
                 self.accept_from(&ready_listeners);
             }
             let now = Instant::now();
             self.take_starving_connections(now);
-            for expired in self.idle.expire(now) {
-                drop(expired);
-            }
+            drop(self.hub.expire(now));
         }
     }
 
     /// The counts the accept decisions read.
     pub(crate) fn load(&self) -> Load {
+        let (parked, kept) = self.hub.parked_counts();
         Load {
-            busy: self.busy,
+            busy: self.hub.held(),
+            free: self.hub.free_threads(),
             threads: self.worker.settings.threads.max(1),
-            parked: self.idle.len(),
-            kept: self.idle.kept_len(),
+            parked,
+            kept,
             cap: self.worker.settings.worker_connections,
         }
     }
@@ -218,7 +213,6 @@ impl<'w> Poller<'w> {
     fn wait_time(&self, now: Instant, interval: Duration) -> EpollTimeout {
         let mut wake_at = now + interval;
         for deadline in [
-            self.idle.next_deadline(),
             self.stop.map(|stop| stop.deadline),
             self.accept_paused_until,
             self.next_probe,
@@ -228,6 +222,9 @@ impl<'w> Poller<'w> {
         {
             wake_at = wake_at.min(deadline);
         }
+        // The first parked deadline too; a thread that parks a connection
+        // due earlier rings.
+        let wake_at = self.hub.poller_sleeps_until(wake_at);
         // Round up, so the loop never wakes just before a deadline and spins.
         let millis = wake_at
             .saturating_duration_since(now)
@@ -242,66 +239,5 @@ impl<'w> Poller<'w> {
     fn drain_wake_pipe(&self) {
         let mut buf = [0u8; 64];
         while let Ok(1..) = nix::unistd::read(self.worker.shutdown.wake_fd(), &mut buf) {}
-    }
-
-    fn take_returned(&mut self) {
-        let mut returned = std::mem::take(&mut self.returned);
-        returned.extend(self.pool.returned());
-        for Returned { client, outcome } in returned.drain(..) {
-            self.busy -= 1;
-            if outcome == Outcome::Idle {
-                self.park(client, IdleKind::KeptAlive);
-            }
-        }
-        self.returned = returned;
-    }
-
-    fn client_ready(&mut self, token: u64, events: EpollFlags) {
-        let Some(client) = self.idle.take(token) else {
-            return;
-        };
-        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP) {
-            self.dispatch(client);
-        }
-        // Error or hang-up with nothing to read: dropping closes it.
-    }
-
-    /// Hands `client` to the pool; it is queued when no thread is free.
-    pub(crate) fn dispatch(&mut self, client: Client) {
-        let queued_at = (self.busy >= self.load().threads).then(Instant::now);
-        self.busy += 1;
-        self.pool.submit(Job { client, queued_at });
-    }
-
-    /// Parks `client` until it is readable or its deadline passes.
-    pub(crate) fn park(&mut self, client: Client, kind: IdleKind) {
-        let now = Instant::now();
-        let wait = match kind {
-            IdleKind::Fresh => policy::head_deadline(&self.worker.settings),
-            IdleKind::KeptAlive => self.worker.settings.keepalive,
-        };
-        let wait = if self.stop.is_some() {
-            wait.min(STOP_IDLE_GRACE)
-        } else {
-            wait
-        };
-        let token = self.next_token;
-        self.next_token += 1;
-        let mut event = EpollEvent::new(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT,
-            token,
-        );
-        let fd = client.stream().as_fd();
-        // Re-arm a connection parked before; a new one (or one that went
-        // straight from accept to a thread) is added.
-        let armed = match self.epoll.modify(fd, &mut event) {
-            Err(Errno::ENOENT) => self.epoll.add(fd, event),
-            other => other,
-        };
-        if let Err(err) = armed {
-            tracing::debug!("cannot park a connection in epoll: {err}; closing it");
-            return;
-        }
-        self.idle.park(token, client, kind, now + wait);
     }
 }

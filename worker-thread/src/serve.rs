@@ -21,9 +21,11 @@ use crate::stream::Stream;
 
 /// A client connection with its driver state (buffers, pipelined bytes)
 /// and the listener it arrived on. Derefs to the driver's [`Connection`].
+/// The connection is boxed: a `Client` moves in and out of the parked set
+/// once per request, and the driver's state is hundreds of bytes.
 #[derive(Debug)]
 pub(crate) struct Client {
-    connection: Connection<Stream>,
+    connection: Box<Connection<Stream>>,
     /// The index of the listener that accepted it.
     listener: usize,
 }
@@ -32,7 +34,7 @@ impl Client {
     /// A connection accepted on listener `listener`.
     pub(crate) fn new(connection: Connection<Stream>, listener: usize) -> Client {
         Client {
-            connection,
+            connection: Box::new(connection),
             listener,
         }
     }

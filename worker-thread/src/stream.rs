@@ -1,16 +1,13 @@
 //! A client connection of either kind (TCP or unix), as the blocking driver
 //! and the poller both need it: `Read + Write` with timeouts and half-close
-//! for the driver, a descriptor for epoll, and a non-blocking peek so a
-//! freshly accepted connection whose request already arrived skips the poller.
+//! for the driver, a descriptor for epoll.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::socket::{recv, MsgFlags};
 use runicorn_http::Transport;
 
 /// One accepted client socket (blocking mode; every wait is bounded by the
@@ -21,23 +18,6 @@ pub(crate) enum Stream {
     Tcp(TcpStream),
     /// A unix-socket client.
     Unix(UnixStream),
-}
-
-impl Stream {
-    /// Whether bytes (or end of stream) can be read now without blocking.
-    /// Errors count as readable: the driver's read reports them.
-    pub(crate) fn readable_now(&self) -> bool {
-        let mut probe = [0u8; 1];
-        match recv(
-            self.as_fd().as_raw_fd(),
-            &mut probe,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(_) => true,
-            Err(Errno::EAGAIN | Errno::EINTR) => false,
-            Err(_) => true,
-        }
-    }
 }
 
 impl AsFd for Stream {
@@ -98,25 +78,5 @@ impl Transport for Stream {
             Stream::Tcp(stream) => stream.shutdown_write(),
             Stream::Unix(stream) => stream.shutdown_write(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peek_sees_bytes_and_end_of_stream_without_consuming() {
-        let (client, server) = UnixStream::pair().unwrap();
-        let mut server = Stream::Unix(server);
-        assert!(!server.readable_now());
-        (&client).write_all(b"GET").unwrap();
-        assert!(server.readable_now());
-        assert!(server.readable_now(), "a peek consumes nothing");
-        let mut buf = [0u8; 8];
-        assert_eq!(server.read(&mut buf).unwrap(), 3);
-        assert!(!server.readable_now());
-        drop(client);
-        assert!(server.readable_now(), "end of stream is readable");
     }
 }
