@@ -178,7 +178,7 @@ typedef struct rc_worker_view {
 
 typedef struct rc_hook_event {
     size_t struct_size;
-    uint32_t hook; /* 1 on_starting .. 14 on_exit, see app/src/hooks.rs */
+    uint32_t hook; /* 1 on_starting .. 14 on_exit, 15 pre_exec, see app/src/hooks/mod.rs */
     uint32_t status;
     rc_str name;
     const rc_arbiter_view *arbiter;

@@ -181,4 +181,7 @@ impl Hooks for LibraryHooks {
     fn on_exit(&self, arbiter: &ArbiterView<'_>) {
         self.fire(HookName::OnExit, Some(arbiter), None);
     }
+    fn pre_exec(&self, arbiter: &ArbiterView<'_>) {
+        self.fire(HookName::PreExec, Some(arbiter), None);
+    }
 }

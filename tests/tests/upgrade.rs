@@ -434,3 +434,93 @@ fn a_bad_runicorn_fd_is_one_error_line() {
         exited.log
     );
 }
+
+#[test]
+fn pre_exec_hooks_run_in_the_forked_child_before_the_new_binary() {
+    use runicorn_tests::examples::examples;
+    // From an app library (TOML config) ...
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let config = dir.path().join("runicorn.toml");
+    std::fs::write(
+        &config,
+        "pre_exec = \"hooks:pre_exec\"\non_starting = \"hooks:on_starting\"\n",
+    )
+    .unwrap();
+    let pidfile = dir.path().join("app.pid");
+    let examples = examples().display().to_string();
+    let server = Launch::new([
+        "-c",
+        config.to_str().unwrap(),
+        "-w",
+        "1",
+        "-b",
+        "127.0.0.1:0",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "--app-path",
+        &examples,
+        "builtin:hello",
+    ])
+    .env("HOOKS_LOG", &log)
+    .start();
+    assert!(wait_until(deadline(20.0), || workers_of(server.pid())
+        .len()
+        == 1));
+    let new = upgrade(&server, &pidfile, 1);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    // The child that ran pre_exec is the new master: exec keeps the pid.
+    let pre_exec: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.starts_with("pre_exec "))
+        .collect();
+    assert_eq!(
+        pre_exec,
+        [format!("pre_exec pid={new} workers=1")],
+        "{lines}"
+    );
+    let starting = |pid: u32| format!("on_starting pid={pid} ");
+    assert!(
+        lines.contains(&starting(server.pid())) && lines.contains(&starting(new)),
+        "{lines}"
+    );
+    signal(new, Signal::SIGTERM);
+    assert!(wait_until(deadline(30.0), || !proc::alive(new)));
+
+    // ... and from gunicorn.conf.py, with Gunicorn's `server` object.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hello.py"),
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hi']\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("gunicorn.conf.py"),
+        "import os\n\ndef pre_exec(server):\n    server.log.info(\"pre_exec in %s for master %s\", os.getpid(), server.pid)\n",
+    )
+    .unwrap();
+    let pidfile = dir.path().join("app.pid");
+    let server = Launch::new([
+        "-w",
+        "1",
+        "-b",
+        "127.0.0.1:0",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "hello:app",
+    ])
+    .current_dir(dir.path())
+    .env("VIRTUAL_ENV", "")
+    .env("PYTHONDONTWRITEBYTECODE", "1")
+    .start();
+    assert!(wait_until(deadline(30.0), || workers_of(server.pid())
+        .len()
+        == 1));
+    let new = upgrade(&server, &pidfile, 1);
+    server.expect_log(
+        &format!("pre_exec in {new} for master {}", server.pid()),
+        10.0,
+    );
+    signal(new, Signal::SIGTERM);
+    assert!(wait_until(deadline(30.0), || !proc::alive(new)));
+}

@@ -68,11 +68,14 @@ pub enum HookName {
     NworkersChanged = 13,
     /// Master, just before it exits.
     OnExit = 14,
+    /// The master's forked child on USR2, just before it executes the new
+    /// binary.
+    PreExec = 15,
 }
 
 impl HookName {
-    /// All fourteen, in order.
-    pub const ALL: [HookName; 14] = [
+    /// All fifteen, in order.
+    pub const ALL: [HookName; 15] = [
         HookName::OnStarting,
         HookName::OnReload,
         HookName::WhenReady,
@@ -87,6 +90,7 @@ impl HookName {
         HookName::WorkerExit,
         HookName::NworkersChanged,
         HookName::OnExit,
+        HookName::PreExec,
     ];
 
     /// Gunicorn's name for it.
@@ -106,6 +110,7 @@ impl HookName {
             HookName::WorkerExit => "worker_exit",
             HookName::NworkersChanged => "nworkers_changed",
             HookName::OnExit => "on_exit",
+            HookName::PreExec => "pre_exec",
         }
     }
 

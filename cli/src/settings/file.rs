@@ -264,13 +264,6 @@ pub fn read_python(path: &Path) -> Result<ConfigFile, CliError> {
     }
     if let Some(hooks) = value.get("hooks").and_then(|v| v.as_array()) {
         for name in hooks.iter().filter_map(|name| name.as_str()) {
-            if name == "pre_exec" {
-                eprintln!(
-                    "warning: {}: the pre_exec hook is not called yet (USR2 re-executes runicorn without it)",
-                    path.display()
-                );
-                continue;
-            }
             let spec = toml::Value::String(format!("{}{name}", crate::python::HOOK_PREFIX));
             file.top.push(assignment(name, &spec, origin.clone())?);
         }

@@ -276,12 +276,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: STRICT_PARSER,
     },
     Inapplicable {
-        key: "pre_exec",
-        long: &[],
-        takes_value: false,
-        instead: NOT_YET,
-    },
-    Inapplicable {
         key: "reload_engine",
         long: &["reload-engine"],
         takes_value: true,

@@ -825,6 +825,10 @@ pub static SETTINGS: &[Setting] = &[
     hook!("worker_exit", "Called in a worker just before it exits."),
     hook!("nworkers_changed", "Called in the master when the number of workers changed."),
     hook!("on_exit", "Called in the master just before it exits."),
+    hook!(
+        "pre_exec",
+        "Called in the master's forked child on USR2, just before it executes the new binary."
+    ),
 ];
 
 /// The setting with this key.

@@ -57,6 +57,7 @@ export_hook!(child_exit, record);
 export_hook!(worker_exit, record);
 export_hook!(nworkers_changed, record);
 export_hook!(on_exit, record);
+export_hook!(pre_exec, record);
 
 struct Hello;
 
