@@ -123,6 +123,9 @@ fn log_sink(log: RcLogFn) -> support::LogSink {
     })
 }
 
+/// # Safety
+/// The host calls it through the plugin table with valid strings, out
+/// slot and error buffer (the table's rule).
 unsafe extern "C" fn init(options: RcStr, log: RcLogFn, error: *mut RcErrorBuf) -> i32 {
     // SAFETY: the host passes a valid error buffer and options.
     unsafe {
@@ -172,6 +175,9 @@ fn with_support<R>(
     })
 }
 
+/// # Safety
+/// The host calls it through the plugin table with valid strings, out
+/// slot and error buffer (the table's rule).
 unsafe extern "C" fn load_app(spec: RcStr, out: *mut *const RcApp, error: *mut RcErrorBuf) -> i32 {
     // SAFETY: the host passes a valid error buffer, spec and out slot.
     unsafe {
@@ -248,6 +254,9 @@ fn import_failure(
     ))
 }
 
+/// # Safety
+/// The host calls it through the plugin table with valid strings, out
+/// slot and error buffer (the table's rule).
 unsafe extern "C" fn load_config(
     path: RcStr,
     sink: RcSinkFn,
@@ -276,6 +285,9 @@ unsafe extern "C" fn load_config(
     }
 }
 
+/// # Safety
+/// The host calls it through the plugin table with valid strings, out
+/// slot and error buffer (the table's rule).
 unsafe extern "C" fn call_hook(name: RcStr, context: RcStr, error: *mut RcErrorBuf) -> i32 {
     // SAFETY: the host passes a valid error buffer and strings.
     unsafe {
@@ -294,14 +306,23 @@ unsafe extern "C" fn call_hook(name: RcStr, context: RcStr, error: *mut RcErrorB
     }
 }
 
+/// # Safety
+/// No precondition beyond the table's: the host calls it around a fork,
+/// from the master's only thread.
 unsafe extern "C" fn before_fork() {
     let _ = catch_unwind(interp::before_fork);
 }
 
+/// # Safety
+/// No precondition beyond the table's: the host calls it around a fork,
+/// from the master's only thread.
 unsafe extern "C" fn after_fork_parent() {
     let _ = catch_unwind(interp::after_fork_parent);
 }
 
+/// # Safety
+/// No precondition beyond the table's: the host calls it around a fork,
+/// from the master's only thread.
 unsafe extern "C" fn after_fork_child() {
     let _ = catch_unwind(interp::after_fork_child);
 }

@@ -232,6 +232,9 @@ fn call_of<'c>(context: &'c mut CallContext<'_>) -> io::Result<&'c mut dyn Call>
     }
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn read_body(
     ctx: *mut RcCallCtx,
     buf: *mut u8,
@@ -251,6 +254,9 @@ unsafe extern "C" fn read_body(
     })
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn trailers(
     ctx: *mut RcCallCtx,
     out: *mut *const RcField,
@@ -280,6 +286,9 @@ unsafe extern "C" fn trailers(
     })
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn start_response(
     ctx: *mut RcCallCtx,
     status: u16,
@@ -309,6 +318,9 @@ unsafe extern "C" fn start_response(
     })
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn write(ctx: *mut RcCallCtx, data: *const u8, len: usize) -> i32 {
     with_context(ctx, |context| {
         // SAFETY: the app passes `len` readable bytes (or null and 0).
@@ -317,11 +329,18 @@ unsafe extern "C" fn write(ctx: *mut RcCallCtx, data: *const u8, len: usize) -> 
     })
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn flush(ctx: *mut RcCallCtx) -> i32 {
     with_context(ctx, |context| call_of(context)?.flush())
 }
 
 /// The response body from a file, through the call's own `sendfile`.
+///
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn sendfile(ctx: *mut RcCallCtx, fd: i32, offset: u64, count: u64) -> i32 {
     if fd < 0 {
         return EINVAL;
@@ -335,6 +354,9 @@ unsafe extern "C" fn sendfile(ctx: *mut RcCallCtx, fd: i32, offset: u64, count: 
     })
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn sleep(ctx: *mut RcCallCtx, millis: u64) {
     let duration = Duration::from_millis(millis);
     let status = with_context(ctx, |context| {
@@ -353,6 +375,9 @@ unsafe extern "C" fn sleep(ctx: *mut RcCallCtx, millis: u64) {
 /// by `tcp_close`, both here.
 type UpstreamBox = Box<dyn Upstream>;
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn tcp_connect(
     ctx: *mut RcCallCtx,
     addr: RcStr,
@@ -390,6 +415,9 @@ fn with_upstream(
     }
 }
 
+/// # Safety
+/// The library calls it with a handle `tcp_connect` gave it and has not
+/// closed, and a buffer valid for its length (the ABI's rule).
 unsafe extern "C" fn tcp_read(
     handle: *mut RcUpstream,
     buf: *mut u8,
@@ -409,6 +437,9 @@ unsafe extern "C" fn tcp_read(
     })
 }
 
+/// # Safety
+/// The library calls it with a handle `tcp_connect` gave it and has not
+/// closed, and a buffer valid for its length (the ABI's rule).
 unsafe extern "C" fn tcp_write(handle: *mut RcUpstream, data: *const u8, len: usize) -> i32 {
     with_upstream(handle, |upstream| {
         // SAFETY: the app passes `len` readable bytes.
@@ -417,6 +448,9 @@ unsafe extern "C" fn tcp_write(handle: *mut RcUpstream, data: *const u8, len: us
     })
 }
 
+/// # Safety
+/// The library calls it with a handle `tcp_connect` gave it and has not
+/// closed, and a buffer valid for its length (the ABI's rule).
 unsafe extern "C" fn tcp_close(handle: *mut RcUpstream) {
     if handle.is_null() {
         return;
@@ -436,6 +470,9 @@ fn level_of(level: u32) -> LogLevel {
     }
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn log(ctx: *mut RcCallCtx, level: u32, message: RcStr) {
     // SAFETY: the app borrows the message to us for this call.
     let message = String::from_utf8_lossy(unsafe { message.as_bytes() }).into_owned();
@@ -461,6 +498,9 @@ pub fn level_name(level: u32) -> &'static str {
     }
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn worker_info(ctx: *mut RcCallCtx, out: *mut RcWorkerInfo) {
     if out.is_null() {
         return;
@@ -484,6 +524,9 @@ unsafe extern "C" fn worker_info(ctx: *mut RcCallCtx, out: *mut RcWorkerInfo) {
     });
 }
 
+/// # Safety
+/// The library calls it through the host table while the call `ctx`
+/// names runs, with pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn connection_info(ctx: *mut RcCallCtx, out: *mut RcConnectionInfo) -> i32 {
     if out.is_null() {
         return EINVAL;

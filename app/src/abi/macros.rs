@@ -59,6 +59,8 @@ macro_rules! export_hook {
         #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static $symbol: $crate::hooks::RcHook = {
+            /// # Safety
+            /// The host calls it with a valid event and error buffer (the ABI's rule).
             unsafe extern "C" fn call(
                 event: *const $crate::hooks::RcHookEvent,
                 error: *mut $crate::abi::RcErrorBuf,

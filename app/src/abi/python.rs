@@ -147,6 +147,9 @@ pub struct PythonPlugin {
     path: &'static Path,
 }
 
+/// # Safety
+/// The plugin calls it during `load_config`, with the `ctx` it was lent
+/// (a `Vec<u8>`) and a string valid for the call.
 unsafe extern "C" fn sink_into_vec(ctx: *mut c_void, data: RcStr) {
     // SAFETY: `ctx` is the `Vec<u8>` that `load_config` lent for this call.
     let out = unsafe { &mut *ctx.cast::<Vec<u8>>() };

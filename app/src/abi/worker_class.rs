@@ -221,12 +221,18 @@ fn worker_host<'a>(ctx: *mut RcWorkerCtx) -> Option<&'a dyn WorkerHost> {
     unsafe { ctx.cast::<&dyn WorkerHost>().as_ref().copied() }
 }
 
+/// # Safety
+/// The library worker class calls it during `run`, with the `ctx` the host
+/// passed it and pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn host_notify(ctx: *mut RcWorkerCtx) {
     if let Some(host) = worker_host(ctx) {
         let _ = catch_unwind(AssertUnwindSafe(|| host.notify()));
     }
 }
 
+/// # Safety
+/// The library worker class calls it during `run`, with the `ctx` the host
+/// passed it and pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn host_should_stop(ctx: *mut RcWorkerCtx) -> u32 {
     match worker_host(ctx) {
         Some(host) => {
@@ -236,6 +242,9 @@ unsafe extern "C" fn host_should_stop(ctx: *mut RcWorkerCtx) -> u32 {
     }
 }
 
+/// # Safety
+/// The library worker class calls it during `run`, with the `ctx` the host
+/// passed it and pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn host_log(ctx: *mut RcWorkerCtx, level: u32, message: RcStr) {
     // SAFETY: the worker borrows the message for this call.
     let message = String::from_utf8_lossy(unsafe { message.as_bytes() }).into_owned();
@@ -294,6 +303,9 @@ impl Call for Tracked<'_> {
     }
 }
 
+/// # Safety
+/// The library worker class calls it during `run`, with the `ctx` the host
+/// passed it and pointers valid for their lengths (the ABI's rule).
 unsafe extern "C" fn host_handle(
     ctx: *mut RcWorkerCtx,
     request: *const RcRequest,
@@ -490,6 +502,9 @@ macro_rules! export_worker_class {
         #[allow(non_upper_case_globals)]
         #[unsafe(no_mangle)]
         pub static $symbol: $crate::abi::worker_class::RcWorkerClass = {
+            /// # Safety
+            /// The host calls it once, in the forked worker, with params, services
+            /// and ctx valid for the whole call (the ABI's rule).
             unsafe extern "C" fn run(
                 params: *const $crate::abi::worker_class::RcWorkerParams,
                 services: *const $crate::abi::worker_class::RcWorkerServices,
