@@ -128,7 +128,9 @@ impl App for DylibApp {
     fn shutdown_worker(&self) {
         self.serialized(|| {
             if let Some(shutdown_worker) = self.table.shutdown_worker {
-                // SAFETY: as in `call`.
+                // SAFETY: the table was checked at load, `data` is its own, the
+                // library is never unloaded, and `serialized` keeps a
+                // non-thread-safe app to one call at a time.
                 unsafe { shutdown_worker(self.table.data) }
             }
         });

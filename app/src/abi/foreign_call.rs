@@ -66,7 +66,8 @@ pub unsafe fn request_head(request: &RcRequest) -> (RequestHead, String) {
         } else {
             Version::Http11
         },
-        // SAFETY: as above.
+        // SAFETY: the host lends `headers_len` fields for the request, read
+        // and copied here.
         headers: unsafe { headers_of(request.headers, request.headers_len) },
     };
     (head, String::from_utf8_lossy(peer).into_owned())
@@ -83,7 +84,8 @@ pub struct ForeignHost {
 // that lent it, on the thread that runs it (a `&dyn Host` cannot escape
 // the `&mut dyn Call` it is borrowed from).
 unsafe impl Send for ForeignHost {}
-// SAFETY: as above.
+// SAFETY: shared references to it only reach the host's table during the
+// call that lent the context, on the thread that runs it.
 unsafe impl Sync for ForeignHost {}
 
 impl ForeignHost {
@@ -114,7 +116,8 @@ impl ForeignHost {
         if status != RC_OK {
             return None;
         }
-        // SAFETY: as above.
+        // SAFETY: the views `connection_info` filled are borrowed for the
+        // request; each is copied into a `String` at once.
         let text = |view: RcStr| String::from_utf8_lossy(unsafe { view.as_bytes() });
         let (scheme, client, server) = (
             text(raw.url_scheme),

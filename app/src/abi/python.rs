@@ -340,13 +340,15 @@ impl PythonPlugin {
 
     /// In the parent, just after `fork()`.
     pub fn after_fork_parent(&self) {
-        // SAFETY: as above.
+        // SAFETY: the entry takes no arguments and the table was checked when
+        // the plugin was opened.
         unsafe { (self.table.after_fork_parent)() }
     }
 
     /// In the child, just after `fork()`.
     pub fn after_fork_child(&self) {
-        // SAFETY: as above.
+        // SAFETY: the entry takes no arguments and the table was checked when
+        // the plugin was opened.
         unsafe { (self.table.after_fork_child)() }
     }
 }

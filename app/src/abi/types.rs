@@ -302,7 +302,8 @@ pub struct RcApp {
 // SAFETY: an RcApp is immutable after it is made and its `data` points to
 // data the library shares between threads (apps are `Send + Sync`).
 unsafe impl Sync for RcApp {}
-// SAFETY: as above; the table is plain data.
+// SAFETY: the table is immutable plain data and its `data` is shared by
+// the library between threads (apps are `Send + Sync`), so it may move.
 unsafe impl Send for RcApp {}
 
 /// An app factory: `myapp:create_app()` or `create_app(key=value, ...)`.

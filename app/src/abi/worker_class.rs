@@ -113,7 +113,8 @@ pub struct RcWorkerClass {
 // SAFETY: the table is immutable plain data, a static string and function
 // pointers.
 unsafe impl Sync for RcWorkerClass {}
-// SAFETY: as above.
+// SAFETY: immutable plain data (a static string, function pointers) may
+// move to another thread.
 unsafe impl Send for RcWorkerClass {}
 
 // ---------------------------------------------------------------- host side
@@ -424,7 +425,8 @@ impl WorkerContext<'_> {
 
     /// One of `RC_STOP_*`.
     pub fn should_stop(&self) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: the host's context is valid for the whole `run` call, which
+        // this `WorkerContext` cannot outlive.
         unsafe { (self.services.should_stop)(self.ctx) }
     }
 
