@@ -301,14 +301,3 @@ pub enum LoadError {
     #[error("worker failed to boot: {0}")]
     Boot(String),
 }
-
-impl LoadError {
-    /// Gunicorn's exit codes: 4 when the app cannot be loaded, 3 when the
-    /// worker cannot boot.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            LoadError::Boot(_) => 3,
-            _ => 4,
-        }
-    }
-}

@@ -49,6 +49,7 @@ fn load(settings: &Settings) -> Result<Application, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runicorn_worker::Ending;
 
     #[test]
     fn builtin_apps_resolve() {
@@ -67,7 +68,7 @@ mod tests {
                 .contains("Failed to find application object 'nope' in 'builtin'"),
             "{err}"
         );
-        assert_eq!(err.exit_code(), 4);
+        assert_eq!(Ending::of_load_error(&err).exit_code(), 4);
     }
 
     #[test]
@@ -77,6 +78,6 @@ mod tests {
             ..Settings::default()
         };
         let err = Loader.load(&settings).unwrap_err();
-        assert_eq!(err.exit_code(), 4, "{err}");
+        assert_eq!(Ending::of_load_error(&err).exit_code(), 4, "{err}");
     }
 }

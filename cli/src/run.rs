@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use runicorn_master::{log, AppLoader, Arbiter, ArbiterConfig, Hooks, NoHooks};
-use runicorn_worker::{Settings, WorkerClass};
+use runicorn_master::{log, AppLoader, Arbiter, ArbiterConfig, Hooks, NoHooks, Role};
+use runicorn_worker::{Ending, Settings, WorkerClass};
 
 use crate::app::Loader;
 use crate::classes;
@@ -106,7 +106,7 @@ fn load_hooks(settings: &Settings) -> Result<Arc<dyn Hooks>, ExitCode> {
         Ok(None) => Arc::new(NoHooks),
         Err(err) => {
             eprintln!("error: {err}");
-            return Err(ExitCode::from(err.exit_code()));
+            return Err(Ending::of_load_error(&err).into());
         }
     };
     if settings.reload {
@@ -151,7 +151,11 @@ fn serve(
         hooks,
     };
     match Arbiter::new(config) {
-        Ok(arbiter) => arbiter.run(),
+        Ok(arbiter) => match arbiter.run() {
+            Role::Master(code) => code,
+            // A forked worker, out of the master's code: run it here.
+            Role::Worker(child) => child.run().into(),
+        },
         Err(err) => {
             tracing::error!("{err}");
             ExitCode::from(err.exit_code())

@@ -126,10 +126,10 @@ impl MasterError {
 
 impl MasterError {
     /// The master's exit code for this error: Gunicorn's 4 (app load) or 3
-    /// (boot), else 1.
+    /// (boot), as a worker's would be, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            MasterError::AppLoad(err) => err.exit_code(),
+            MasterError::AppLoad(err) => runicorn_worker::Ending::of_load_error(err).exit_code(),
             _ => 1,
         }
     }

@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod arbiter;
+pub mod child;
 pub mod error;
 pub mod hooks;
 pub mod inherit;
@@ -30,7 +31,8 @@ pub mod scoreboard;
 #[allow(unsafe_code)] // the fence: every system call nix leaves unsafe
 mod sys;
 
-pub use arbiter::{Arbiter, ArbiterConfig, ReloadFn};
+pub use arbiter::{Arbiter, ArbiterConfig, ReloadFn, Role};
+pub use child::Child;
 pub use error::MasterError;
 pub use hooks::{ArbiterView, Hooks, NoHooks, WorkerView};
 pub use loader::AppLoader;

@@ -10,7 +10,8 @@ use runicorn_worker::Settings;
 /// Loads `settings.app`. Implemented by the cli (built-in apps, libraries).
 pub trait AppLoader: Send + Sync {
     /// Loads the app named by `settings.app`. Errors keep Gunicorn's words;
-    /// the worker exits with [`LoadError::exit_code`] (4, or 3 for `Boot`).
+    /// the worker exits 4 (3 for [`LoadError::Boot`]: see
+    /// `runicorn_worker::Ending::of_load_error`).
     fn load(&self, settings: &Settings) -> Result<Application, LoadError>;
 }
 

@@ -36,9 +36,7 @@ mod shared;
 #[cfg(test)]
 mod tests;
 
-use std::process::ExitCode;
-
-use runicorn_worker::{Worker, WorkerClass};
+use runicorn_worker::{Ending, Worker, WorkerClass};
 
 pub use error::AsyncError;
 pub use lifecycle::INLINE_SYNC_ENV;
@@ -52,7 +50,7 @@ impl WorkerClass for AsyncWorker {
         "async"
     }
 
-    fn run(&self, worker: Worker) -> ExitCode {
+    fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }
 }

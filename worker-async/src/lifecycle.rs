@@ -6,7 +6,6 @@
 //! on a quick stop (INT/QUIT) it ends the process at once, even with a
 //! runtime thread stuck in app code.
 
-use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -14,16 +13,13 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_http::ConnConfig;
-use runicorn_worker::{Settings, ShutdownState, Worker};
+use runicorn_worker::{Ending, Settings, ShutdownState, Worker};
 use tokio::sync::{watch, Semaphore};
 
 use crate::error::AsyncError;
 use crate::heartbeat::{self, Beats};
 use crate::runtime::{self, Launch};
 use crate::shared::Shared;
-
-/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
-const BOOT_ERROR: u8 = 3;
 
 /// How often the main thread re-checks while a graceful stop runs (the
 /// wake fd then stays readable, so it can no longer wait on it).
@@ -38,13 +34,12 @@ pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
 }
 
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> ExitCode {
+pub(crate) fn run(worker: Worker) -> Ending {
     let runtimes = worker.settings.threads.max(1);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = mpsc::channel();
     if let Err(err) = boot(&worker, runtimes, stop_rx, done_tx) {
-        tracing::error!("Exception in worker process: {err}");
-        return ExitCode::from(BOOT_ERROR);
+        return Ending::boot_failed(err);
     }
     let ended_early = wait_for_stop(&worker, &done_rx);
     // Stop accepting everywhere; idle keep-alive connections close, busy
@@ -60,8 +55,7 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
             worker.settings.graceful_timeout
         );
     }
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    ExitCode::SUCCESS
+    Ending::Stopped
 }
 
 fn boot(

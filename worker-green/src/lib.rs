@@ -43,9 +43,7 @@ mod serve;
 mod tracker;
 mod transport;
 
-use std::process::ExitCode;
-
-use runicorn_worker::{Worker, WorkerClass};
+use runicorn_worker::{Ending, Worker, WorkerClass};
 
 pub use config::{RuntimeConfig, MIN_STACK_BYTES};
 pub use error::GreenError;
@@ -60,7 +58,7 @@ impl WorkerClass for GreenWorker {
         "green"
     }
 
-    fn run(&self, worker: Worker) -> ExitCode {
+    fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }
 }

@@ -7,7 +7,6 @@
 //! accepting), then waits until every connection is idle or closed, within
 //! `--graceful-timeout`; on INT/QUIT it exits at once.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use runicorn_http::ConnConfig;
-use runicorn_worker::{Settings, ShutdownState, Worker};
+use runicorn_worker::{Ending, Settings, ShutdownState, Worker};
 
 use crate::accept;
 use crate::config::RuntimeConfig;
@@ -27,9 +26,6 @@ use crate::heartbeat;
 use crate::offload::Pool;
 use crate::serve::Shared;
 use crate::tracker::Tracker;
-
-/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
-const BOOT_ERROR: u8 = 3;
 
 /// How often the main thread re-checks the master while running.
 const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
@@ -65,7 +61,7 @@ struct Running {
 }
 
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> ExitCode {
+pub(crate) fn run(worker: Worker) -> Ending {
     let runtime = RuntimeConfig::from_settings(&worker.settings);
     tracing::info!("{}", runtime.describe(worker.settings.keepalive));
     let Worker {
@@ -94,16 +90,12 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
     });
     let running = match boot(&runtime, listeners, &settings, shared, tracker) {
         Ok(running) => running,
-        Err(err) => {
-            tracing::error!("Exception in worker process: {err}");
-            return ExitCode::from(BOOT_ERROR);
-        }
+        Err(err) => return Ending::boot_failed(err),
     };
     supervise(&shutdown);
     stop_gracefully(&running, &shutdown, settings.graceful_timeout);
     app.sync.shutdown_worker();
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    ExitCode::SUCCESS
+    Ending::Stopped
 }
 
 fn boot(

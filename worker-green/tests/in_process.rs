@@ -5,13 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_app::{App, AppError, Application, Call};
-use runicorn_worker::{Listener, Settings, Shutdown, Slot, Worker, WorkerClass};
+use runicorn_worker::{Ending, Listener, Settings, Shutdown, Slot, Worker, WorkerClass};
 use runicorn_worker_green::GreenWorker;
 
 /// `/sleep` sleeps 300 ms through the host, `/panic` panics, the rest says hi.
@@ -112,5 +111,5 @@ fn sleeps_yield_and_a_panic_retires_the_worker_after_its_response() {
         );
         thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(running.join().unwrap(), ExitCode::SUCCESS);
+    assert_eq!(running.join().unwrap(), Ending::Stopped);
 }

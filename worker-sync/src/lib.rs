@@ -17,9 +17,7 @@ mod lifecycle;
 mod quick;
 mod serve;
 
-use std::process::ExitCode;
-
-use runicorn_worker::{Worker, WorkerClass};
+use runicorn_worker::{Ending, Worker, WorkerClass};
 
 pub use error::SyncError;
 
@@ -32,7 +30,7 @@ impl WorkerClass for SyncWorker {
         "sync"
     }
 
-    fn run(&self, worker: Worker) -> ExitCode {
+    fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }
 }

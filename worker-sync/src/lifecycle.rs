@@ -5,20 +5,15 @@
 //! and stops on TERM after the current request, on max-requests, or when
 //! the master is gone.
 
-use std::process::ExitCode;
-
 use nix::poll::PollTimeout;
 use runicorn_http::ConnConfig;
 use runicorn_worker::{past_max_requests, poll_interval};
-use runicorn_worker::{Listener, Settings, ShutdownState, Worker};
+use runicorn_worker::{Ending, Listener, Settings, ShutdownState, Worker};
 
 use crate::accept::{accept_and_serve, wait_readable};
 use crate::error::SyncError;
 use crate::quick;
 use crate::serve::Serving;
-
-/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
-const BOOT_ERROR: u8 = 3;
 
 /// The driver settings of a sync worker: keep-alive off.
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
@@ -26,13 +21,9 @@ pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
 }
 
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> ExitCode {
-    match boot(&worker) {
-        Ok(()) => {}
-        Err(err) => {
-            tracing::error!("Exception in worker process: {err}");
-            return ExitCode::from(BOOT_ERROR);
-        }
+pub(crate) fn run(worker: Worker) -> Ending {
+    if let Err(err) = boot(&worker) {
+        return Ending::boot_failed(err);
     }
     let serving = Serving {
         app: &*worker.app.sync,
@@ -47,8 +38,7 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
         quick::park_for_quick_exit();
     }
     worker.app.sync.shutdown_worker();
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    ExitCode::SUCCESS
+    Ending::Stopped
 }
 
 fn boot(worker: &Worker) -> Result<(), SyncError> {

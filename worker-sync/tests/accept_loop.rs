@@ -4,19 +4,18 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use runicorn_worker::{Listener, Settings, Shutdown, Slot, Worker, WorkerClass};
+use runicorn_worker::{Ending, Listener, Settings, Shutdown, Slot, Worker, WorkerClass};
 use runicorn_worker_sync::SyncWorker;
 
 struct Running {
     addr: std::net::SocketAddr,
     shutdown: Shutdown,
     slot: Slot,
-    thread: thread::JoinHandle<ExitCode>,
+    thread: thread::JoinHandle<Ending>,
 }
 
 fn start(app: &str, max_requests: u64) -> Running {
@@ -57,7 +56,7 @@ fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-fn join_within(running: Running, secs: u64) -> ExitCode {
+fn join_within(running: Running, secs: u64) -> Ending {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !running.thread.is_finished() {
         assert!(
@@ -88,7 +87,7 @@ fn serves_one_request_per_connection_and_stops_gracefully() {
     assert_eq!(running.slot.requests_served(), 4);
     assert!(running.slot.last_heartbeat().is_some());
     running.shutdown.request_graceful();
-    assert_eq!(join_within(running, 5), ExitCode::SUCCESS);
+    assert_eq!(join_within(running, 5), Ending::Stopped);
 }
 
 #[test]
@@ -98,7 +97,7 @@ fn retires_itself_after_max_requests() {
         assert!(exchange(running.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .starts_with("HTTP/1.1 200"));
     }
-    assert_eq!(join_within(running, 5), ExitCode::SUCCESS);
+    assert_eq!(join_within(running, 5), Ending::Stopped);
 }
 
 #[test]
@@ -110,7 +109,7 @@ fn a_bad_request_is_answered_400_and_not_counted() {
     let response = exchange(running.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     running.shutdown.request_graceful();
-    assert_eq!(join_within(running, 5), ExitCode::SUCCESS);
+    assert_eq!(join_within(running, 5), Ending::Stopped);
 }
 
 #[test]
@@ -134,5 +133,5 @@ fn the_scoreboard_names_the_request_in_flight() {
     running.shutdown.request_graceful();
     assert!(client.join().unwrap().ends_with("slept 400 ms\n"));
     assert_eq!(running.slot.in_flight(), 0);
-    assert_eq!(join_within(running, 5), ExitCode::SUCCESS);
+    assert_eq!(join_within(running, 5), Ending::Stopped);
 }

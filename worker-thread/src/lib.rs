@@ -57,9 +57,7 @@ mod pool;
 mod serve;
 mod stream;
 
-use std::process::ExitCode;
-
-use runicorn_worker::{Worker, WorkerClass};
+use runicorn_worker::{Ending, Worker, WorkerClass};
 
 pub use error::ThreadError;
 
@@ -72,7 +70,7 @@ impl WorkerClass for ThreadWorker {
         "gthread"
     }
 
-    fn run(&self, worker: Worker) -> ExitCode {
+    fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }
 }

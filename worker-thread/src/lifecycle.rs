@@ -3,22 +3,18 @@
 //! worker's own checks (quick or graceful, a dead master, a request past
 //! `--timeout`) and when a stopping worker is done.
 
-use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runicorn_worker::{ShutdownState, Worker};
+use runicorn_worker::{Ending, ShutdownState, Worker};
 
 use crate::policy::{self, STOP_IDLE_GRACE};
-use crate::poller::{Ending, Poller, Stop};
+use crate::poller::{LoopEnd, Poller, Stop};
 use crate::serve::Shared;
 
-/// The exit code of a worker that cannot boot (Gunicorn's `WORKER_BOOT_ERROR`).
-const BOOT_ERROR: u8 = 3;
-
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> ExitCode {
+pub(crate) fn run(worker: Worker) -> Ending {
     let shared = Arc::new(Shared {
         app: Arc::clone(&worker.app.sync),
         slot: worker.slot.clone(),
@@ -34,27 +30,23 @@ pub(crate) fn run(worker: Worker) -> ExitCode {
     });
     let poller = match Poller::boot(&worker, &shared) {
         Ok(poller) => poller,
-        Err(err) => {
-            tracing::error!("Exception in worker process: {err}");
-            return ExitCode::from(BOOT_ERROR);
-        }
+        Err(err) => return Ending::boot_failed(err),
     };
     match poller.run() {
-        Ending::Graceful => worker.app.sync.shutdown_worker(),
+        LoopEnd::Graceful => worker.app.sync.shutdown_worker(),
         // A thread may still be inside the app: do not call into it again.
-        Ending::GracefulTimeout | Ending::Quick | Ending::Broken => {}
+        LoopEnd::GracefulTimeout | LoopEnd::Quick | LoopEnd::Broken => {}
     }
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    ExitCode::SUCCESS
+    Ending::Stopped
 }
 
 impl Poller<'_> {
     /// The stop decisions, in order: quick, master gone, a request past
     /// `--timeout`, graceful stop progress.
-    pub(crate) fn check_state(&mut self, now: Instant, interval: Duration) -> Option<Ending> {
+    pub(crate) fn check_state(&mut self, now: Instant, interval: Duration) -> Option<LoopEnd> {
         let state = self.worker.shutdown.state();
         if state == ShutdownState::Quick {
-            return Some(Ending::Quick);
+            return Some(LoopEnd::Quick);
         }
         if state == ShutdownState::Running && now.duration_since(self.last_check) >= interval {
             self.last_check = now;
@@ -66,7 +58,7 @@ impl Poller<'_> {
         let stop = self.stop?;
         let held = self.hub.held();
         if held == 0 && self.hub.is_empty() {
-            return Some(Ending::Graceful);
+            return Some(LoopEnd::Graceful);
         }
         if now >= stop.deadline {
             tracing::warn!(
@@ -74,7 +66,7 @@ impl Poller<'_> {
                 held,
                 self.worker.settings.graceful_timeout.as_secs_f64()
             );
-            return Some(Ending::GracefulTimeout);
+            return Some(LoopEnd::GracefulTimeout);
         }
         None
     }

@@ -33,7 +33,7 @@ const EVENTS_PER_WAIT: usize = 64;
 
 /// How the main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
+pub(crate) enum LoopEnd {
     /// Every request finished and every connection closed.
     Graceful,
     /// `--graceful-timeout` passed with requests still running.
@@ -139,16 +139,16 @@ impl<'w> Poller<'w> {
 
     /// Runs until the worker should exit; then closes what is parked and
     /// stops the pool (joining it only when no thread is busy).
-    pub(crate) fn run(mut self) -> Ending {
+    pub(crate) fn run(mut self) -> LoopEnd {
         let ending = self.serve();
         drop(self.hub.drain());
-        if ending != Ending::Quick {
+        if ending != LoopEnd::Quick {
             self.pool.finish(true);
         }
         ending
     }
 
-    fn serve(&mut self) -> Ending {
+    fn serve(&mut self) -> LoopEnd {
         let interval = policy::poll_interval(self.worker.settings.timeout);
         let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
         let mut ready_listeners: Vec<usize> = Vec::new();
@@ -175,7 +175,7 @@ impl<'w> Poller<'w> {
                     tracing::error!(
                         "epoll_wait failed: {err}; the worker exits and the master replaces it"
                     );
-                    return Ending::Broken;
+                    return LoopEnd::Broken;
                 }
             };
             ready_listeners.clear();

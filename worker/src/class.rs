@@ -1,16 +1,17 @@
 //! The contract between the master and a worker class.
 //!
 //! The master forks; in the child it loads the app (unless preloaded),
-//! builds a [`Worker`] and hands it to the class's [`WorkerClass::run`],
-//! which owns the rest of the child's life: its runtime, its threads, its
-//! accept loop. The master knows nothing of any class but this trait.
+//! builds a [`Worker`] and returns it to `main`, which hands it to the
+//! class's [`WorkerClass::run`], which owns the rest of the child's life:
+//! its runtime, its threads, its accept loop. The master knows nothing of
+//! any class but this trait.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use runicorn_app::Application;
 
+use crate::ending::Ending;
 use crate::listener::Listener;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -22,8 +23,8 @@ pub trait WorkerClass: Send + Sync {
     /// The name `-k` selects it by, as logged at boot.
     fn name(&self) -> &'static str;
     /// Runs in the forked child until it should exit; owns its runtime.
-    /// Exit codes: 0 after a clean stop, 3 when the worker cannot boot.
-    fn run(&self, worker: Worker) -> ExitCode;
+    /// How it ended becomes the process's exit status ([`Ending::exit_code`]).
+    fn run(&self, worker: Worker) -> Ending;
 }
 
 /// What a worker class gets from the master, and nothing more.

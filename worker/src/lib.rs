@@ -15,6 +15,7 @@
 
 pub mod class;
 pub mod clock;
+pub mod ending;
 pub mod listener;
 pub mod log;
 pub mod settings;
@@ -24,6 +25,7 @@ pub mod slot;
 mod sys;
 
 pub use class::{past_max_requests, poll_interval, Worker, WorkerClass};
+pub use ending::Ending;
 pub use listener::{is_transient_accept_error, Listener};
 pub use settings::Settings;
 pub use shutdown::{Shutdown, ShutdownState, SignalHook};

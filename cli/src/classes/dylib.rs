@@ -7,7 +7,6 @@
 //! [`WorkerHost`] made from the master's [`Worker`]: heartbeat to the
 //! scoreboard slot, the shutdown state (plus `max_requests`), and the app.
 
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use runicorn_app::abi::worker_class::{
 };
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LogLevel};
-use runicorn_worker::{Settings, ShutdownState, Worker, WorkerClass};
+use runicorn_worker::{Ending, Settings, ShutdownState, Worker, WorkerClass};
 
 /// Loads the class `spec` (`LIBRARY:SYMBOL` or a path) names.
 pub fn load(spec: &str, settings: &Settings) -> Result<Arc<dyn WorkerClass>, String> {
@@ -36,7 +35,7 @@ impl WorkerClass for DylibClass {
         self.class.name()
     }
 
-    fn run(&self, worker: Worker) -> ExitCode {
+    fn run(&self, worker: Worker) -> Ending {
         let settings = &worker.settings;
         let params = WorkerParams {
             listener_fds: worker
@@ -58,7 +57,11 @@ impl WorkerClass for DylibClass {
         };
         let code = self.class.run(&params, &host);
         worker.app.sync.shutdown_worker();
-        ExitCode::from(u8::try_from(code).unwrap_or(1))
+        match code {
+            0 => Ending::Stopped,
+            // The library's own status (3: it could not boot), passed through.
+            code => Ending::Exited(u8::try_from(code).unwrap_or(1)),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::supervisor::{self, Murder};
-use super::{Arbiter, ChildDone, RetiredListeners};
+use super::{Arbiter, RetiredListeners};
 use runicorn_worker::clock::monotonic_now;
 use runicorn_worker::Listener;
 
@@ -76,9 +76,10 @@ impl Arbiter {
         }
     }
 
-    /// Gunicorn's `manage_workers`: spawn to the target, retire extras and
-    /// old generations, close listeners nobody uses any more.
-    pub(super) fn manage_workers(&mut self) -> Result<(), ChildDone> {
+    /// Gunicorn's `manage_workers`: retire extras and old generations,
+    /// close listeners nobody uses any more, and say how many workers to
+    /// spawn now (the loop forks them: its one fork point).
+    pub(super) fn manage_workers(&mut self) -> usize {
         let now = monotonic_now();
         let plan = supervisor::manage(&self.worker_states(), self.num_workers, self.generation);
         if plan.generation_ready {
@@ -99,20 +100,17 @@ impl Arbiter {
         }
         self.close_retired_listeners();
         self.end_backoff_if_recovered(now);
-        if plan.spawn > 0 && now >= self.next_spawn_at {
-            if self.fast_deaths > 0 {
-                // Backing off: one worker per step, and the next one no
-                // sooner than the same delay again (its fast death, if it
-                // comes, lengthens the delay).
-                self.next_spawn_at = now + supervisor::respawn_delay(self.fast_deaths);
-                self.spawn_worker()?;
-            } else {
-                for _ in 0..plan.spawn {
-                    self.spawn_worker()?;
-                }
-            }
+        if plan.spawn == 0 || now < self.next_spawn_at {
+            return 0;
         }
-        Ok(())
+        if self.fast_deaths > 0 {
+            // Backing off: one worker per step, and the next one no
+            // sooner than the same delay again (its fast death, if it
+            // comes, lengthens the delay).
+            self.next_spawn_at = now + supervisor::respawn_delay(self.fast_deaths);
+            return 1;
+        }
+        plan.spawn
     }
 
     /// The back-off ends once a worker spawned after the last fast death has

@@ -34,6 +34,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use runicorn_app::Application;
 
+use crate::child::Child;
 use crate::error::MasterError;
 use crate::hooks::{ArbiterView, Hooks};
 use crate::inherit;
@@ -119,10 +120,15 @@ enum Stop {
     Quick,
 }
 
-/// A forked child leaving the master's code: its exit code travels up to
-/// `main` as the value of [`Arbiter::run`].
+/// What [`Arbiter::run`] returns, in each process it leaves.
 #[derive(Debug)]
-struct ChildDone(ExitCode);
+pub enum Role {
+    /// This is the master, and it has stopped: exit with this status.
+    Master(ExitCode),
+    /// This is a worker the master forked and booted: `main` runs it
+    /// ([`Child::run`]) and exits with its ending's status.
+    Worker(Box<Child>),
+}
 
 /// The master process.
 pub struct Arbiter {
@@ -303,17 +309,15 @@ impl Arbiter {
         &self.listeners
     }
 
-    /// Runs until stopped. Returns the master's exit code, or, in a forked
-    /// worker, the worker's: the caller returns it from `main` either way.
-    pub fn run(mut self) -> ExitCode {
-        let result = self.run_master();
-        match result {
-            Ok(code) => {
-                self.cleanup();
-                ExitCode::from(code)
-            }
-            Err(ChildDone(code)) => code,
+    /// Runs until stopped, and returns the master's exit status; in a
+    /// forked child it returns at once with the booted worker, which the
+    /// caller runs: the worker's life never unwinds through the arbiter.
+    pub fn run(mut self) -> Role {
+        let role = self.run_master();
+        if let Role::Master(_) = role {
+            self.cleanup();
         }
+        role
     }
 
     fn view(&self) -> ArbiterView<'_> {
@@ -324,7 +328,9 @@ impl Arbiter {
         }
     }
 
-    fn run_master(&mut self) -> Result<u8, ChildDone> {
+    /// The master's loop, until it stops; in a child forked at its one
+    /// fork point, it returns the booted worker at once.
+    fn run_master(&mut self) -> Role {
         for listener in &self.listeners {
             tracing::info!("Listening at: {} ({})", listener.describe(), self.pid);
         }
@@ -332,19 +338,26 @@ impl Arbiter {
         self.hooks.when_ready(&self.view());
         self.hooks
             .nworkers_changed(&self.view(), self.num_workers, None);
-        self.manage_workers()?;
         loop {
+            let spawn = self.manage_workers();
+            for _ in 0..spawn {
+                if let Some(child) = self.spawn_worker() {
+                    return Role::Worker(Box::new(child));
+                }
+            }
             self.maybe_promote();
             self.notify_workers();
             let tick = self.next_tick();
             for signal in self.wait_for_signals(tick) {
                 match signal {
                     Signal::SIGCHLD => {}
-                    Signal::SIGTERM => return Ok(self.handle_term()),
-                    Signal::SIGINT | Signal::SIGQUIT => return Ok(self.handle_quit(signal)),
+                    Signal::SIGTERM => return Role::Master(self.handle_term().into()),
+                    Signal::SIGINT | Signal::SIGQUIT => {
+                        return Role::Master(self.handle_quit(signal).into())
+                    }
                     Signal::SIGHUP => {
                         self.notifier.reloading();
-                        self.handle_hup()?;
+                        self.handle_hup();
                         if self.pending.is_none() {
                             self.notifier
                                 .reload_done("reload failed: the previous configuration runs");
@@ -360,10 +373,9 @@ impl Arbiter {
             }
             self.reap_workers();
             if let Some((reason, code)) = self.halt.take() {
-                return Ok(self.halt_with(&reason, code));
+                return Role::Master(self.halt_with(&reason, code).into());
             }
             self.murder_workers();
-            self.manage_workers()?;
         }
     }
 

@@ -12,10 +12,11 @@ use crate::hooks::WorkerView;
 use crate::oom;
 use crate::scoreboard::ArbiterSlot;
 use runicorn_worker::clock::monotonic_now;
+use runicorn_worker::ending::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 
-/// Gunicorn's exit codes.
-const WORKER_BOOT_ERROR: i32 = 3;
-const APP_LOAD_ERROR: i32 = 4;
+/// Gunicorn's exit codes, as `waitpid` reports them.
+const BOOT_FAILED: i32 = WORKER_BOOT_ERROR as i32;
+const LOAD_FAILED: i32 = APP_LOAD_ERROR as i32;
 
 impl Arbiter {
     /// Gunicorn's `reap_workers`, over `waitpid(-1)`: orphans reparented to
@@ -88,8 +89,8 @@ impl Arbiter {
         };
         self.hooks.child_exit(&self.view(), &view);
 
-        if matches!(code, Some(WORKER_BOOT_ERROR | APP_LOAD_ERROR)) && !record.signalled {
-            let reason = if code == Some(WORKER_BOOT_ERROR) {
+        if matches!(code, Some(BOOT_FAILED | LOAD_FAILED)) && !record.signalled {
+            let reason = if code == Some(BOOT_FAILED) {
                 "Worker failed to boot."
             } else {
                 "App failed to load."

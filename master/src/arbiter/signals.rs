@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
-use super::{bind_listeners, Arbiter, ChildDone, PendingReload, RetiredListeners, Stop};
+use super::{bind_listeners, Arbiter, PendingReload, RetiredListeners, Stop};
 use crate::log;
 
 fn name(signal: Signal) -> String {
@@ -64,20 +64,21 @@ impl Arbiter {
     }
 
     /// HUP: re-read the configuration and start a new generation; the old
-    /// workers retire once the new ones have booted (see `manage_workers`).
-    pub(super) fn handle_hup(&mut self) -> Result<(), ChildDone> {
+    /// workers retire once the new ones have booted (see `manage_workers`);
+    /// the loop spawns the new generation right after the signals.
+    pub(super) fn handle_hup(&mut self) {
         tracing::info!("Handling signal: hup");
         tracing::info!("Hang up: Master");
         let settings = match (self.reload)() {
             Ok(settings) => settings,
             Err(err) => {
                 tracing::error!("Reload failed, keeping the running configuration: {err}");
-                return Ok(());
+                return;
             }
         };
         if let Err(err) = log::configure(&settings.loglevel, &settings.errorlog) {
             tracing::error!("Reload failed, keeping the running configuration: {err}");
-            return Ok(());
+            return;
         }
         log::set_capture_output(settings.capture_output);
         let new_listeners = if settings.bind != self.settings.bind {
@@ -90,7 +91,7 @@ impl Arbiter {
                 Ok(bound) => Some(bound.into_iter().unzip::<_, _, Vec<_>, Vec<_>>()),
                 Err(err) => {
                     self.keep_running_configuration(&err);
-                    return Ok(());
+                    return;
                 }
             }
         } else {
@@ -101,7 +102,7 @@ impl Arbiter {
                 Ok(app) => Some(app),
                 Err(err) => {
                     self.keep_running_configuration(&err);
-                    return Ok(());
+                    return;
                 }
             }
         } else {
@@ -148,7 +149,6 @@ impl Arbiter {
             self.hooks
                 .nworkers_changed(&self.view(), self.num_workers, Some(old));
         }
-        self.manage_workers()
     }
 
     /// A reload that failed after the new log configuration was applied:

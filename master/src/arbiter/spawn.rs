@@ -1,20 +1,21 @@
 //! `spawn_worker`: fork, and in the child, everything up to the worker
 //! class's `run`: title, environment, directory, umask, privileges, signal
 //! handling (and the `worker_int`/`worker_abort` watcher), the app,
-//! `init_worker`, the first heartbeat.
+//! `init_worker`, the first heartbeat. The child then leaves the arbiter
+//! as a [`Child`], which `main` runs.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use runicorn_app::WorkerInfo;
 
 use super::supervisor::{self, WorkerState};
-use super::{Arbiter, ChildDone, WorkerRecord};
+use super::{Arbiter, WorkerRecord};
+use crate::child::{Booted, Child};
 use crate::hooks::WorkerView;
 use crate::scoreboard::ArbiterSlot;
 use crate::sys::{self, Forked};
 use runicorn_worker::clock::{monotonic_nanos, monotonic_now};
-use runicorn_worker::Worker;
+use runicorn_worker::{Ending, Worker};
 use runicorn_worker::{Shutdown, SignalHook};
 
 impl Arbiter {
@@ -23,16 +24,16 @@ impl Arbiter {
         (0..self.scoreboard.capacity()).find(|index| !used.contains(index))
     }
 
-    /// Gunicorn's `spawn_worker`. In the parent it records the child; in
-    /// the child it never returns `Ok`: the worker's exit code travels up as
-    /// `Err(ChildDone)`.
-    pub(super) fn spawn_worker(&mut self) -> Result<(), ChildDone> {
+    /// Gunicorn's `spawn_worker`. In the parent it records the child and
+    /// returns `None`; in the child it boots the worker and returns it, to
+    /// be run by `main` once the arbiter is left.
+    pub(super) fn spawn_worker(&mut self) -> Option<Child> {
         let Some(slot_index) = self.free_slot() else {
             tracing::error!(
                 "Cannot spawn a worker: all {} scoreboard slots are in use (lower -w or TTIN less)",
                 self.scoreboard.capacity()
             );
-            return Ok(());
+            return None;
         };
         self.worker_age += 1;
         let age = self.worker_age;
@@ -67,20 +68,41 @@ impl Arbiter {
                         signalled: false,
                     },
                 );
-                Ok(())
+                None
             }
-            Ok(Forked::Child) => Err(ChildDone(self.boot_worker(slot_index, age))),
+            Ok(Forked::Child) => Some(self.boot_worker(slot_index, age)),
             Err(err) => {
                 tracing::error!("Cannot fork a worker: {err}");
                 self.next_spawn_at = monotonic_now() + supervisor::respawn_delay(3);
-                Ok(())
+                None
             }
         }
     }
 
-    /// The child's side of the fork; returns the process's exit code.
-    fn boot_worker(&mut self, slot_index: usize, age: u64) -> ExitCode {
-        let pid = std::process::id();
+    /// The child's side of the fork: the worker, booted or not, with what
+    /// the end of its life needs.
+    fn boot_worker(&mut self, slot_index: usize, age: u64) -> Child {
+        let view = WorkerView {
+            pid: std::process::id(),
+            age,
+            exit_code: None,
+        };
+        let booted = self.boot(slot_index, view);
+        Child {
+            class: Arc::clone(&self.class),
+            booted,
+            hooks: Arc::clone(&self.hooks),
+            master_pid: self.pid.as_raw() as u32,
+            settings: Arc::clone(&self.settings),
+            num_workers: self.num_workers,
+            view,
+        }
+    }
+
+    /// Boots the worker in the child; a failure is logged and ends it.
+    fn boot(&mut self, slot_index: usize, worker_view: WorkerView) -> Result<Booted, Ending> {
+        let pid = worker_view.pid;
+        let age = worker_view.age;
         // Nothing of the master's survives in the worker but what it needs.
         drop(std::mem::replace(&mut self.signal_read, dup_devnull()));
         drop(std::mem::replace(&mut self.signal_write, dup_devnull()));
@@ -98,7 +120,7 @@ impl Arbiter {
             }
             Err(err) => {
                 tracing::error!("Worker (pid:{pid}) cannot install its signal handling: {err}");
-                return ExitCode::from(3);
+                return Err(Ending::BootFailed);
             }
         };
         sys::set_process_title(
@@ -109,11 +131,6 @@ impl Arbiter {
         // The service manager hears from the master only (`crate::notify`).
         std::env::remove_var(crate::notify::NOTIFY_SOCKET);
         let settings = Arc::clone(&self.settings);
-        let worker_view = WorkerView {
-            pid,
-            age,
-            exit_code: None,
-        };
         self.hooks.post_fork(&self.view(), &worker_view);
         for (key, value) in &settings.raw_env {
             std::env::set_var(key, value);
@@ -124,7 +141,7 @@ impl Arbiter {
                     "Worker failed to boot: cannot chdir to {}: {err}",
                     dir.display()
                 );
-                return ExitCode::from(3);
+                return Err(Ending::BootFailed);
             }
         }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
@@ -138,14 +155,14 @@ impl Arbiter {
                     settings.user,
                     settings.group
                 );
-                return ExitCode::from(3);
+                return Err(Ending::BootFailed);
             }
         }
         if let Err(err) = self.watch_signal_hooks(&shutdown, worker_view) {
             tracing::error!(
                 "Worker failed to boot: cannot start the worker_int/worker_abort watcher: {err}"
             );
-            return ExitCode::from(3);
+            return Err(Ending::BootFailed);
         }
         let app = match self.preloaded.clone() {
             Some(app) => app,
@@ -153,7 +170,7 @@ impl Arbiter {
                 Ok(app) => app,
                 Err(err) => {
                     tracing::error!("Exception in worker process: {err}");
-                    return ExitCode::from(err.exit_code());
+                    return Err(Ending::of_load_error(&err));
                 }
             },
         };
@@ -164,7 +181,7 @@ impl Arbiter {
         };
         if let Err(err) = app.sync.init_worker(&info) {
             tracing::error!("Worker failed to boot: init_worker failed: {err}");
-            return ExitCode::from(3);
+            return Err(Ending::BootFailed);
         }
         let slot = self.scoreboard.slot(slot_index);
         slot.set_pid(pid as i32);
@@ -184,10 +201,7 @@ impl Arbiter {
                 random,
             ),
         };
-        let code = self.class.run(worker);
-        shutdown.finish_signal_hooks();
-        self.hooks.worker_exit(&self.view(), &worker_view);
-        code
+        Ok(Booted { worker, shutdown })
     }
 
     /// `worker_int` / `worker_abort`, run by the shutdown's watcher thread

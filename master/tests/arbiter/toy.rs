@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_app::{App, AppError, Application, Call, LoadError, WorkerInfo};
-use runicorn_master::{AppLoader, Arbiter, ArbiterConfig, ArbiterView, Hooks, NoHooks, WorkerView};
-use runicorn_worker::{Listener, Settings, Worker, WorkerClass};
+use runicorn_master::{
+    AppLoader, Arbiter, ArbiterConfig, ArbiterView, Hooks, NoHooks, Role, WorkerView,
+};
+use runicorn_worker::{Ending, Listener, Settings, Worker, WorkerClass};
 
 struct ToyClass;
 
@@ -22,12 +24,12 @@ impl WorkerClass for ToyClass {
         "toy"
     }
 
-    fn run(&self, worker: Worker) -> ExitCode {
+    fn run(&self, worker: Worker) -> Ending {
         for listener in &worker.listeners {
             listener.set_nonblocking(true).unwrap();
         }
         if worker.settings.app == "toy:crash" {
-            return ExitCode::from(1);
+            return Ending::Exited(1);
         }
         let mut served = 0;
         while worker.shutdown.is_running() {
@@ -61,7 +63,7 @@ impl WorkerClass for ToyClass {
                 }
             }
         }
-        ExitCode::SUCCESS
+        Ending::Stopped
     }
 }
 
@@ -223,7 +225,10 @@ pub fn toy_server(config: PathBuf) -> ExitCode {
         },
     });
     match arbiter {
-        Ok(arbiter) => arbiter.run(),
+        Ok(arbiter) => match arbiter.run() {
+            Role::Master(code) => code,
+            Role::Worker(child) => child.run().into(),
+        },
         Err(err) => {
             eprintln!("Error: {err}");
             ExitCode::from(err.exit_code())
