@@ -5,7 +5,8 @@
 //! `--green-stack-size` stack), an accept coroutine per inherited listener that
 //! takes one of `--worker-connections` semaphore permits before it accepts, one
 //! coroutine per connection through the `http` crate's blocking driver over
-//! may's sockets (keep-alive and the head deadline as may I/O timeouts), the
+//! may's sockets (keep-alive, the head deadline and the linger timed by a
+//! sweeper coroutine that wakes overdue reads, not by a may timer per wait), the
 //! [`GreenHost`] whose sleep and upstream I/O yield the coroutine, a heartbeat
 //! coroutine, max-requests, graceful TERM, quick INT/QUIT and exit when the
 //! master dies. It never parses HTTP itself, never runs in the master, and

@@ -26,6 +26,7 @@ use crate::heartbeat;
 use crate::offload::Pool;
 use crate::serve::Shared;
 use crate::tracker::Tracker;
+use crate::transport::{self, Sweeper};
 
 /// How often the main thread re-checks the master while running.
 const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
@@ -87,6 +88,7 @@ pub(crate) fn run(worker: Worker) -> Ending {
             .map(runicorn_worker::Listener::server_addr)
             .collect(),
         pool: Pool::new(settings.blocking_threads),
+        sweeper: Arc::new(Sweeper::new()),
     });
     let running = match boot(&runtime, listeners, &settings, shared, tracker) {
         Ok(running) => running,
@@ -145,6 +147,12 @@ fn start(
             source,
         },
     )?;
+    let sweeper = Arc::clone(&shared.sweeper);
+    let every = transport::sweep_interval(&shared.config);
+    fence::spawn(move || sweeper.run(every)).map_err(|source| GreenError::Spawn {
+        what: "read-deadline sweeper",
+        source,
+    })?;
     let permits = Arc::new(Semphore::new(runtime.worker_connections));
     adopted
         .into_iter()

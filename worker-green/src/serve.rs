@@ -18,7 +18,7 @@ use crate::fence::{run_on_pool, WaitedOn};
 use crate::host::GreenHost;
 use crate::offload::Pool;
 use crate::tracker::{ConnState, Tracker};
-use crate::transport::{GreenStream, Socket};
+use crate::transport::{GreenStream, Socket, Sweeper};
 
 /// What every connection coroutine of this worker shares.
 pub(crate) struct Shared {
@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) server_addrs: Vec<String>,
     /// Where apps that block a thread run (`App::blocks_thread`).
     pub(crate) pool: Arc<Pool>,
+    /// Times out the connections' reads.
+    pub(crate) sweeper: Arc<Sweeper>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -120,7 +122,7 @@ pub(crate) fn connection(
     listener: usize,
     state: &ConnState,
 ) {
-    let stream = GreenStream::new(socket, state);
+    let stream = GreenStream::new(socket, state, &shared.sweeper);
     let mut connection = Connection::new(stream, peer.clone(), shared.config);
     let mut bookkeeping = ConnBookkeeping {
         shared,
