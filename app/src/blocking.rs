@@ -240,8 +240,7 @@ fn call_app_inner(
             return Ok(());
         }
     };
-    let target = exchange.head().target.clone();
-    tracing::debug!("{} {}", exchange.head().method, target);
+    tracing::debug!("{} {}", exchange.head().method, exchange.head().target);
     let (outcome, client_fault) = {
         let mut call = ExchangeCall::new(exchange, host, forwarded, endpoint.server_addr);
         if let Some(close_check) = close_check {
@@ -264,8 +263,11 @@ fn call_app_inner(
         // A body cut short must not be ended as if it were complete.
         exchange.fail_response();
     }
+    // The head is the request's until the next one is parsed: borrowed
+    // for the log lines, not copied per request.
+    let target = &exchange.head().target;
     match (&result, client_fault) {
-        (Err(err), Some(fault)) if !err.panicked => fault.log(&target, exchange.peer(), err),
+        (Err(err), Some(fault)) if !err.panicked => fault.log(target, exchange.peer(), err),
         (Err(err), _) => tracing::error!("Error handling request {target}: {err}"),
         (Ok(()), None) if !exchange.response_started() => {
             tracing::error!(
