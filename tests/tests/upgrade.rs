@@ -8,9 +8,10 @@
 //! connection is refused. Also: rollback, a second USR2 refused, and a bad
 //! `RUNICORN_FD` refused in one line.
 //!
-//! The classes under load here are sync and gthread, whose retiring
-//! workers already lose nothing on a kept-alive connection; green and
-//! async wait for issue 14 item 3 (workers that retire on keep-alive).
+//! Every class runs the upgrade under new-connection clients; sync and
+//! gthread also under keep-alive clients. A retiring green or async worker
+//! can still close a kept-alive connection under a request (issue 14 item
+//! 3, the worker side); their keep-alive run joins once that is fixed.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
@@ -183,7 +184,16 @@ fn upgrade_pidfile(pidfile: &Path) -> PathBuf {
     name.into()
 }
 
-fn upgrade_under_load(class: &str) {
+/// Which clients run during the upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    /// New-connection and keep-alive clients.
+    Both,
+    /// New-connection clients only (green and async: issue 14 item 3).
+    Fresh,
+}
+
+fn upgrade_under_load(class: &str, clients: Clients) {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("app.pid");
     let socket = dir.path().join("app.sock");
@@ -213,9 +223,11 @@ fn upgrade_under_load(class: &str) {
     let socket_file = file_inode(&socket);
 
     let fresh = ClientLoop::start(&addr, "/", 2);
-    let kept = ClientLoop::start_keepalive(&addr, "/", 2);
+    let kept =
+        ClientLoop::start_keepalive(&addr, "/", if clients == Clients::Both { 2 } else { 0 });
     let probe = ConnectProbe::start(tcp);
-    assert!(fresh.wait_ok(50, deadline(20.0)) && kept.wait_ok(50, deadline(20.0)));
+    let kept_min = if clients == Clients::Both { 50 } else { 0 };
+    assert!(fresh.wait_ok(50, deadline(20.0)) && kept.wait_ok(kept_min, deadline(20.0)));
     probe.more(20);
 
     let usr2 = Instant::now();
@@ -323,12 +335,22 @@ fn upgrade_under_load(class: &str) {
 
 #[test]
 fn usr2_upgrade_under_load_sync() {
-    upgrade_under_load("sync");
+    upgrade_under_load("sync", Clients::Both);
 }
 
 #[test]
 fn usr2_upgrade_under_load_gthread() {
-    upgrade_under_load("gthread");
+    upgrade_under_load("gthread", Clients::Both);
+}
+
+#[test]
+fn usr2_upgrade_under_load_green() {
+    upgrade_under_load("green", Clients::Fresh);
+}
+
+#[test]
+fn usr2_upgrade_under_load_async() {
+    upgrade_under_load("async", Clients::Fresh);
 }
 
 #[test]
