@@ -409,17 +409,36 @@ fn usr2_runs_the_binary_on_disk_and_rolls_back() {
         .expect("the queued request is answered");
     assert_eq!(answered.status, 200);
 
-    // USR2 works again after the rollback.
+    // USR2 works again after the rollback, this time to the end ...
     let again = upgrade(&server, &pidfile, 2);
     assert_ne!(again, new);
-    signal(again, Signal::SIGTERM);
-    assert!(wait_until(deadline(30.0), || !proc::alive(again)));
+    server.signal(Signal::SIGWINCH);
+    assert!(wait_until(deadline(30.0), || workers_of(old).is_empty()));
     server.signal(Signal::SIGTERM);
     assert_eq!(
         server.wait_exit(deadline(30.0)).and_then(|s| s.code()),
         Some(0)
     );
-    assert!(!pidfile.exists());
+    assert!(wait_until(deadline(20.0), || read_pid(&pidfile) == Some(again)));
+    // ... and the promoted master upgrades in turn (the next deploy).
+    signal(again, Signal::SIGUSR2);
+    let next = upgrade_pidfile(&pidfile);
+    let third = wait_for(deadline(30.0), || {
+        read_pid(&next).filter(|pid| *pid != again)
+    })
+    .unwrap_or_else(|| panic!("no second upgrade:\n{}", server.log()));
+    assert!(wait_until(deadline(30.0), || workers_of(third).len() == 2));
+    signal(again, Signal::SIGWINCH);
+    signal(again, Signal::SIGTERM);
+    assert!(
+        wait_until(deadline(30.0), || read_pid(&pidfile) == Some(third)),
+        "{}",
+        server.log()
+    );
+    assert_eq!(get(server.addr(), "/").unwrap().status, 200);
+    signal(third, Signal::SIGTERM);
+    assert!(wait_until(deadline(30.0), || !proc::alive(third)));
+    assert!(wait_until(deadline(10.0), || !pidfile.exists()));
 }
 
 #[test]
