@@ -37,7 +37,6 @@ pub struct Endpoint<'a> {
 pub struct ExchangeCall<'e, 'a> {
     exchange: &'e mut Exchange<'a>,
     host: &'e dyn Host,
-    close_check: Option<&'e dyn Fn() -> bool>,
     forwarded: Forwarded,
     server_addr: &'e str,
     client_fault: Option<ClientFault>,
@@ -66,19 +65,10 @@ impl<'e, 'a> ExchangeCall<'e, 'a> {
         ExchangeCall {
             exchange,
             host,
-            close_check: None,
             forwarded,
             server_addr,
             client_fault: None,
         }
-    }
-
-    /// Asks `close_check` just before the response starts; when it says
-    /// yes, the response carries `Connection: close` (a worker that began
-    /// stopping while the app ran, as gthread's TERM and max-requests).
-    pub fn with_close_check(mut self, close_check: &'e dyn Fn() -> bool) -> Self {
-        self.close_check = Some(close_check);
-        self
     }
 
     /// Set once a read or write failed through the client's doing: an app
@@ -171,9 +161,6 @@ impl Call for ExchangeCall<'_, '_> {
     }
 
     fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        if self.close_check.is_some_and(|close_check| close_check()) {
-            self.exchange.close_after();
-        }
         self.exchange.start_response(status, headers)
     }
 
@@ -210,29 +197,6 @@ pub fn call_app(
     host: &dyn Host,
     endpoint: &Endpoint<'_>,
 ) -> Result<(), AppError> {
-    call_app_inner(app, exchange, host, endpoint, None)
-}
-
-/// [`call_app`], asking `close_check` just before the response starts
-/// whether it must carry `Connection: close` (see
-/// [`ExchangeCall::with_close_check`]).
-pub fn call_app_with_close_check(
-    app: &dyn App,
-    exchange: &mut Exchange<'_>,
-    host: &dyn Host,
-    endpoint: &Endpoint<'_>,
-    close_check: &dyn Fn() -> bool,
-) -> Result<(), AppError> {
-    call_app_inner(app, exchange, host, endpoint, Some(close_check))
-}
-
-fn call_app_inner(
-    app: &dyn App,
-    exchange: &mut Exchange<'_>,
-    host: &dyn Host,
-    endpoint: &Endpoint<'_>,
-    close_check: Option<&dyn Fn() -> bool>,
-) -> Result<(), AppError> {
     let forwarded = match endpoint.forwarded.resolve(exchange.head(), exchange.peer()) {
         Ok(forwarded) => forwarded,
         Err(err) => {
@@ -243,9 +207,6 @@ fn call_app_inner(
     tracing::debug!("{} {}", exchange.head().method, exchange.head().target);
     let (outcome, client_fault) = {
         let mut call = ExchangeCall::new(exchange, host, forwarded, endpoint.server_addr);
-        if let Some(close_check) = close_check {
-            call = call.with_close_check(close_check);
-        }
         let outcome = catch_unwind(AssertUnwindSafe(|| app.call(&mut call)));
         (outcome, call.client_fault())
     };

@@ -34,8 +34,8 @@ pub use proto::body::BodyDecoder;
 pub use proto::buffer::ReadBuffer;
 pub use proto::config::ConnConfig;
 pub use proto::conn::{
-    Action, BodyRead, Clock, ConnState, ReadWait, RequestEnd, FLUSH_THRESHOLD, LINGER_BYTES,
-    REPARSE_STEP,
+    Action, BodyRead, Clock, ConnState, ReadWait, RequestEnd, Retiring, FLUSH_THRESHOLD,
+    LINGER_BYTES, REPARSE_STEP,
 };
 pub use proto::cycle::{Cycle, CycleOptions, Finish};
 pub use proto::date::DateCache;

@@ -198,6 +198,16 @@ fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
+/// What a request on a reused connection got ([`Conn::get_reused`]).
+#[derive(Debug)]
+pub enum Reuse {
+    /// Bytes came back: the response, or the error reading it.
+    Answered(io::Result<Response>),
+    /// Nothing came back: the request could not be sent, or the connection
+    /// was closed or reset before any byte of an answer.
+    Unanswered(io::Error),
+}
+
 /// A client connection that may carry several requests (keep-alive).
 #[derive(Debug)]
 pub struct Conn {
@@ -260,6 +270,28 @@ impl Conn {
     /// `GET path` on this connection (keep-alive).
     pub fn get(&mut self, path: &str) -> io::Result<Response> {
         self.request("GET", path, &[], b"")
+    }
+
+    /// `GET path` on a connection that has already served a request, as a
+    /// browser or an HTTP library reuses one: [`Reuse::Unanswered`] when
+    /// the request could not be sent or the connection closed (or was
+    /// reset) before any byte of an answer came back. That is the case a
+    /// client retries on a new connection (RFC 9112, 9.3.1), so it is
+    /// counted apart from a failure.
+    pub fn get_reused(&mut self, path: &str) -> Reuse {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        if let Err(err) = self.send(head.as_bytes()) {
+            return Reuse::Unanswered(err);
+        }
+        match self.reader.fill_buf() {
+            Ok([]) => Reuse::Unanswered(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the kept connection closed before any byte of an answer",
+            )),
+            Ok(_) => Reuse::Answered(self.read_final_response(false)),
+            Err(err) if err.kind() == io::ErrorKind::ConnectionReset => Reuse::Unanswered(err),
+            Err(err) => Reuse::Answered(Err(err)),
+        }
     }
 
     /// Reads the next response, interim (1xx) ones included. `head_request`:

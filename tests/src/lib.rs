@@ -44,7 +44,7 @@ pub mod server;
 pub mod wait;
 
 pub use binary::runicorn_bin;
-pub use client::{get, raw, raw_response, Addr, Conn, Response};
+pub use client::{get, raw, raw_response, Addr, Conn, Response, Reuse};
 pub use load::{concurrent, keepalive, ClientLoop, LoadReport};
 pub use nix::sys::signal::Signal;
 pub use scenario::{exit_code, wait_replaced, Class, InFlight, LOCAL};

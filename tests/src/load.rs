@@ -1,13 +1,20 @@
 //! Client loops shared by every e2e file: N threads sending requests at once,
 //! on fresh connections or reusing keep-alive ones, and a background loop
 //! that runs across a reload and counts every failure.
+//!
+//! A keep-alive client behaves as HTTP libraries and browsers do: a request
+//! on a reused connection that gets no byte back (the server closed or reset
+//! the connection under it) is sent again once on a new connection. Such a
+//! retry is counted ([`LoadReport::retried`]) apart from a failure: a POST
+//! would not have been retried, so a server that loses no request shows
+//! zero of both.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use crate::client::{get, Addr, Conn, Response};
+use crate::client::{get, Addr, Conn, Response, Reuse};
 use crate::wait::{wait_until, Deadline};
 
 /// How many error messages a report keeps (the count is always exact).
@@ -20,6 +27,10 @@ pub struct LoadReport {
     pub ok: usize,
     /// I/O errors and non-200 responses.
     pub failed: usize,
+    /// Requests sent again on a new connection because the reused one
+    /// closed or reset before any byte of an answer (each also counted once
+    /// in `ok` or `failed`, by how the retry went).
+    pub retried: usize,
     /// Count per status code.
     pub statuses: BTreeMap<u16, usize>,
     /// The first few failures, described.
@@ -53,6 +64,7 @@ impl LoadReport {
     pub fn merge(&mut self, other: LoadReport) {
         self.ok += other.ok;
         self.failed += other.failed;
+        self.retried += other.retried;
         for (status, count) in other.statuses {
             *self.statuses.entry(status).or_default() += count;
         }
@@ -90,7 +102,9 @@ fn batch(
         let mut client = Client::new(addr.clone(), path.to_owned(), keep_alive);
         let mut report = LoadReport::default();
         for _ in 0..per_thread {
-            report.record(&client.request());
+            let (outcome, retried) = client.request();
+            report.retried += usize::from(retried);
+            report.record(&outcome);
         }
         report
     })
@@ -116,22 +130,39 @@ impl Client {
         }
     }
 
-    fn request(&mut self) -> std::io::Result<Response> {
+    /// One request; true when it was retried on a new connection after
+    /// the reused one gave nothing back.
+    fn request(&mut self) -> (std::io::Result<Response>, bool) {
         if !self.keep_alive {
-            return get(&self.addr, &self.path);
+            return (get(&self.addr, &self.path), false);
         }
-        let outcome = match self.conn.as_mut() {
-            Some(open) => open.get(&self.path),
-            None => Conn::connect(&self.addr).and_then(|mut fresh| {
-                let response = fresh.get(&self.path);
-                self.conn = Some(fresh);
-                response
-            }),
-        };
+        let mut retried = false;
+        if let Some(open) = self.conn.as_mut() {
+            match open.get_reused(&self.path) {
+                Reuse::Answered(outcome) => {
+                    self.keep_if_open(&outcome);
+                    return (outcome, false);
+                }
+                Reuse::Unanswered(_) => {
+                    self.conn = None;
+                    retried = true;
+                }
+            }
+        }
+        let outcome = Conn::connect(&self.addr).and_then(|mut fresh| {
+            let response = fresh.get(&self.path);
+            self.conn = Some(fresh);
+            response
+        });
+        self.keep_if_open(&outcome);
+        (outcome, retried)
+    }
+
+    /// Drops the connection unless `outcome` is a response that keeps it.
+    fn keep_if_open(&mut self, outcome: &std::io::Result<Response>) {
         if !outcome.as_ref().is_ok_and(|response| !response.closes()) {
             self.conn = None;
         }
-        outcome
     }
 }
 
@@ -180,8 +211,10 @@ impl ClientLoop {
                 let mut client = Client::new(addr.clone(), path.to_owned(), keep_alive);
                 thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let outcome = client.request();
-                        report.lock().expect("report lock").record(&outcome);
+                        let (outcome, retried) = client.request();
+                        let mut report = report.lock().expect("report lock");
+                        report.retried += usize::from(retried);
+                        report.record(&outcome);
                     }
                 })
             })

@@ -19,7 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use nix::sys::signal::Signal;
 
-use crate::client::{get, Conn, Response};
+use crate::client::{get, Conn, Response, Reuse};
+use crate::load::{ClientLoop, LoadReport};
 use crate::proc;
 use crate::server::{Launch, Server};
 use crate::wait::{deadline, wait_until};
@@ -120,6 +121,36 @@ impl InFlight {
                         "request {count} of {pattern:?} did not start within 10s:\n{}",
                         server.log()
                     );
+                }
+                (path.to_owned(), handle)
+            })
+            .collect();
+        InFlight { clients }
+    }
+
+    /// Like [`InFlight::start`], but each client first gets `warm` on its
+    /// connection and sends its path on the same, kept-alive connection:
+    /// requests in flight on reused connections, as behind a proxy.
+    pub fn start_reused<S: AsRef<str>>(server: &Server, warm: &str, paths: &[S]) -> InFlight {
+        let clients = paths
+            .iter()
+            .map(|path| {
+                let path = path.as_ref();
+                let addr = server.addr().clone();
+                let (target, warm) = (path.to_owned(), warm.to_owned());
+                let handle = thread::spawn(move || {
+                    let mut conn = Conn::connect(&addr)?;
+                    let first = conn.get(&warm)?;
+                    if first.closes() {
+                        return Err(io::Error::other(format!(
+                            "the warm-up request closed its connection: {first:?}"
+                        )));
+                    }
+                    conn.get(&target)
+                });
+                let pattern = format!("GET {path}");
+                if server.wait_for_log(&pattern, deadline(10.0)).is_none() {
+                    panic!("{pattern:?} did not start within 10s:\n{}", server.log());
                 }
                 (path.to_owned(), handle)
             })
@@ -233,6 +264,143 @@ pub fn term_answers_in_flight<S: AsRef<str>>(server: &mut Server, paths: &[S]) -
     let answers = in_flight.answered(server);
     assert_eq!(exit_code(server, 30.0), 0, "{}", server.log());
     answers
+}
+
+/// TERM with requests in flight on kept-alive connections (`paths` on
+/// `builtin:sleep`, each sent after `warm` on the same connection, with
+/// `--log-level debug`): every one is answered with 200 and
+/// `Connection: close`, and the master exits 0. Returns how long after
+/// TERM the last answer came and how long after it the master exited.
+pub fn term_answers_kept_alive_in_flight<S: AsRef<str>>(
+    server: &mut Server,
+    warm: &str,
+    paths: &[S],
+) -> (Duration, Duration) {
+    let in_flight = InFlight::start_reused(server, warm, paths);
+    let term = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let answers = in_flight.answered(server);
+    let answered = term.elapsed();
+    for response in &answers {
+        assert!(
+            response.closes(),
+            "an answer after TERM says Connection: close: {:?}",
+            response.headers
+        );
+    }
+    assert_eq!(exit_code(server, 30.0), 0, "{}", server.log());
+    let exit = term.elapsed().saturating_sub(answered);
+    // Nothing is left to wait for once the last answer is out (gthread
+    // used to wait 3 s more).
+    assert!(
+        exit < Duration::from_secs(2),
+        "the master exited {exit:?} after the last answer:\n{}",
+        server.log()
+    );
+    (answered, exit)
+}
+
+/// `reloads` HUPs, each once the previous reload completed, while eight
+/// clients send `GET /` on kept-alive connections (`builtin:hello`). What
+/// they saw; the caller asserts no failure and no retry.
+pub fn reloads_under_keep_alive_load(server: &Server, reloads: usize) -> LoadReport {
+    let clients = ClientLoop::start_keepalive(server.addr(), "/", 8);
+    assert!(
+        clients.wait_ok(200, deadline(20.0)),
+        "the clients did not get going: {:?}\n{}",
+        clients.report(),
+        server.log()
+    );
+    for reload in 1..=reloads {
+        server.signal(Signal::SIGHUP);
+        if server
+            .wait_for_log_count("Reload complete", reload, deadline(20.0))
+            .is_none()
+        {
+            panic!("reload {reload} did not complete:\n{}", server.log());
+        }
+        let before = clients.report().ok;
+        assert!(
+            clients.wait_ok(before + 50, deadline(20.0)),
+            "no progress after reload {reload}: {:?}",
+            clients.report()
+        );
+    }
+    clients.stop()
+}
+
+/// Eight clients send `GET /` on kept-alive connections to a server that
+/// recycles its workers (`--max-requests`), until `recycles` workers have
+/// retired (or 20 s passed). What they saw; the caller asserts no failure
+/// and no retry.
+pub fn recycling_under_keep_alive_load(server: &Server, recycles: usize) -> LoadReport {
+    let clients = ClientLoop::start_keepalive(server.addr(), "/", 8);
+    let recycled = server.wait_for_log_count(
+        "Autorestarting worker after current request.",
+        recycles,
+        deadline(20.0),
+    );
+    let report = clients.stop();
+    assert!(
+        recycled.is_some(),
+        "fewer than {recycles} recycles: {report:?}\n{}",
+        server.log()
+    );
+    report
+}
+
+/// A kept-alive connection idle when its worker starts to stop (TERM to a
+/// one-worker `builtin:hello` server with `--keep-alive 5`): a request sent
+/// on it 500 ms later, a client's think time, is answered with
+/// `Connection: close` instead of finding the connection closed or reset;
+/// then the master exits 0.
+pub fn idle_connection_is_answered_after_term(server: &mut Server) {
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    let first = conn.get("/").expect("the first request");
+    assert!(!first.closes(), "{first:?}");
+    server.signal(Signal::SIGTERM);
+    server.expect_log("Handling signal: term", 10.0);
+    thread::sleep(Duration::from_millis(500));
+    match conn.get_reused("/") {
+        Reuse::Answered(Ok(response)) => {
+            assert_eq!(response.status, 200, "{response:?}");
+            assert!(response.closes(), "{:?}", response.headers);
+        }
+        other => panic!(
+            "the idle connection's next request after TERM: {other:?}\n{}",
+            server.log()
+        ),
+    }
+    assert_eq!(exit_code(server, 10.0), 0, "{}", server.log());
+}
+
+/// A kept-alive connection idle at TERM (a one-worker `builtin:hello`
+/// server with `--keep-alive 2 --graceful-timeout 30`) whose client sends
+/// nothing more: it is not closed under its client at TERM but at its
+/// keep-alive deadline, and the master exits then, long before the
+/// graceful timeout. Returns how long after TERM the master exited.
+pub fn idle_connection_holds_the_stop_until_keep_alive(server: &mut Server) -> Duration {
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    let first = conn.get("/").expect("the first request");
+    assert!(!first.closes(), "{first:?}");
+    let term = Instant::now();
+    server.signal(Signal::SIGTERM);
+    conn.set_timeout(Duration::from_secs(20))
+        .expect("set the client timeout");
+    let closed = conn.at_eof().unwrap_or(true);
+    let held = term.elapsed();
+    assert!(closed, "the idle connection got bytes after TERM");
+    assert!(
+        held >= Duration::from_secs(1),
+        "the idle connection was closed {held:?} after TERM, before its keep-alive ran out"
+    );
+    assert_eq!(exit_code(server, 20.0), 0, "{}", server.log());
+    let exit = term.elapsed();
+    assert!(
+        exit < Duration::from_secs(15),
+        "the stop took {exit:?}: the graceful timeout, not --keep-alive"
+    );
+    exit
 }
 
 /// QUIT to a one-worker `builtin:sleep` server of `class` (`EXTRA` added,

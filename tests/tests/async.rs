@@ -153,24 +153,6 @@ fn the_async_entry_of_an_app_pipelines_in_order() {
 }
 
 #[test]
-fn term_finishes_in_flight_requests_and_closes_idle_connections() {
-    let mut server = serve(
-        &["-w", "1", "--log-level", "debug", "--keep-alive", "30"],
-        "builtin:sleep",
-    );
-    let mut idle = Conn::connect(server.addr()).unwrap();
-    assert_eq!(idle.get("/?ms=0").unwrap().status, 200);
-    let in_flight = InFlight::start(&server, &["/?ms=1500"]);
-    server.signal(Signal::SIGTERM);
-    // The idle keep-alive connection is closed at once, not after 30 s.
-    idle.set_timeout(Duration::from_secs(5)).unwrap();
-    assert!(idle.at_eof().unwrap(), "the idle connection was kept");
-    let answers = in_flight.answered(&server);
-    assert_eq!(answers[0].text(), "slept 1500 ms\n");
-    assert_eq!(exit_code(&mut server, 40.0), 0, "{}", server.log());
-}
-
-#[test]
 fn a_request_longer_than_the_graceful_timeout_is_cut() {
     let mut server = serve(
         &["-w", "1", "--log-level", "debug", "--graceful-timeout", "1"],

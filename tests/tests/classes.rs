@@ -24,12 +24,9 @@ struct Setup {
     /// How many requests one worker has in flight at once for the TERM
     /// scenario.
     in_flight: usize,
-    /// Whether a response that starts after TERM says `Connection: close`.
-    /// The green and async classes decide that when the request starts, so
-    /// a request already in flight at TERM is answered without it (the
-    /// connection is still closed after it); gthread checks again when the
-    /// response starts.
-    closes_after_term: bool,
+    /// Fifty requests in flight on kept-alive connections (four for the
+    /// sync class, on fresh ones): the server's arguments and the count.
+    many_in_flight: (&'static [&'static str], usize),
     /// What makes the class miss its heartbeat.
     hang: Hang,
 }
@@ -54,10 +51,10 @@ struct Hang {
 fn setup(class: Class) -> Setup {
     match class {
         Class::Sync => Setup {
-            closes_after_term: true,
             extra: &[],
             keeps_alive: false,
             in_flight: 1,
+            many_in_flight: (&["-w", "4"], 4),
             hang: Hang {
                 extra: &["-t", "1"],
                 app: "builtin:sleep",
@@ -69,10 +66,10 @@ fn setup(class: Class) -> Setup {
             },
         },
         Class::Gthread => Setup {
-            closes_after_term: true,
             extra: &["--threads", "4"],
             keeps_alive: true,
             in_flight: 3,
+            many_in_flight: (&["-w", "2", "--threads", "25"], 50),
             hang: Hang {
                 // A sleeping pool thread: the poller beats on, the request's
                 // own age past --timeout retires the worker, which leaves
@@ -87,10 +84,10 @@ fn setup(class: Class) -> Setup {
             },
         },
         Class::Green => Setup {
-            closes_after_term: false,
             extra: &[],
             keeps_alive: true,
             in_flight: 20,
+            many_in_flight: (&["-w", "2"], 50),
             hang: Hang {
                 // A sleep yields the coroutine; only a spinning handler
                 // holds the one may thread (far more rounds than 2 s).
@@ -104,10 +101,10 @@ fn setup(class: Class) -> Setup {
             },
         },
         Class::Async => Setup {
-            closes_after_term: false,
             extra: &[],
             keeps_alive: true,
             in_flight: 20,
+            many_in_flight: (&["-w", "2"], 50),
             hang: Hang {
                 // A sync app runs on the blocking pool by design; the
                 // worker's test-only inline mode calls it on a runtime
@@ -186,8 +183,8 @@ fn idle_connection_closes_after_keep_alive(class: Class) {
     }
 }
 
-/// TERM with requests in flight: each is answered (saying
-/// `Connection: close` where the class does), then the master exits 0.
+/// TERM with requests in flight: each is answered, saying
+/// `Connection: close`, then the master exits 0.
 fn term_answers_in_flight(class: Class) {
     let mut server = start(
         class,
@@ -202,11 +199,118 @@ fn term_answers_in_flight(class: Class) {
     for response in scenario::term_answers_in_flight(&mut server, &paths) {
         assert_eq!(response.text(), "slept 1500 ms\n");
         assert!(
-            response.closes() || !setup(class).closes_after_term,
+            response.closes(),
             "a response after TERM says Connection: close: {:?}",
             response.headers
         );
     }
+}
+
+/// TERM with fifty requests in flight on kept-alive connections (four on
+/// fresh ones for the sync class): every one is answered with
+/// `Connection: close`, and the master exits 0 right after the last answer.
+fn term_answers_fifty_kept_alive_in_flight(class: Class) {
+    let (args, count) = setup(class).many_in_flight;
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--log-level", "debug", "--graceful-timeout", "20"]);
+    let mut server = class.start(&all, "builtin:sleep");
+    let paths: Vec<String> = (0..count)
+        .map(|n| format!("/inflight{n}?ms=1500"))
+        .collect();
+    let (answered, exit) = if setup(class).keeps_alive {
+        scenario::term_answers_kept_alive_in_flight(&mut server, "/warm?ms=0", &paths)
+    } else {
+        let started = std::time::Instant::now();
+        scenario::term_answers_in_flight(&mut server, &paths);
+        (started.elapsed(), std::time::Duration::ZERO)
+    };
+    eprintln!(
+        "FIGURES {} term-in-flight: {count} in flight, last answer {:.2}s after TERM, master exit {:.2}s after it",
+        class.name(),
+        answered.as_secs_f64(),
+        exit.as_secs_f64()
+    );
+}
+
+/// A kept-alive connection idle at TERM still gets its next request
+/// answered (with `Connection: close`), however long the client thinks
+/// before sending it, within `--keep-alive`.
+fn an_idle_connection_is_answered_after_term(class: Class) {
+    let mut server = start(class, "1", &["--keep-alive", "5"], "builtin:hello");
+    if setup(class).keeps_alive {
+        scenario::idle_connection_is_answered_after_term(&mut server);
+    } else {
+        answered_then_closed(&server, ONE_GET);
+    }
+}
+
+/// An idle kept-alive connection holds a stopping worker until its
+/// keep-alive deadline (never closed under its client), not until
+/// `--graceful-timeout`.
+fn an_idle_connection_holds_the_stop_only_until_keep_alive(class: Class) {
+    let mut server = start(
+        class,
+        "1",
+        &["--keep-alive", "2", "--graceful-timeout", "30"],
+        "builtin:hello",
+    );
+    if setup(class).keeps_alive {
+        let exit = scenario::idle_connection_holds_the_stop_until_keep_alive(&mut server);
+        eprintln!(
+            "FIGURES {} idle-at-term: master exit {:.2}s after TERM (--keep-alive 2)",
+            class.name(),
+            exit.as_secs_f64()
+        );
+    } else {
+        answered_then_closed(&server, ONE_GET);
+    }
+}
+
+/// Ten HUPs under keep-alive load on four workers: no request fails, and
+/// none needs a retry on a new connection.
+fn reloads_under_keep_alive_load_lose_nothing(class: Class) {
+    let server = start(class, "4", &[], "builtin:hello");
+    server.wait_workers(4, 10.0);
+    let report = scenario::reloads_under_keep_alive_load(&server, 10);
+    eprintln!(
+        "FIGURES {} hup-x10: sent {} failed {} retried {}",
+        class.name(),
+        report.total(),
+        report.failed,
+        report.retried
+    );
+    assert_eq!(
+        (report.failed, report.retried),
+        (0, 0),
+        "{report:?}\n{}",
+        server.log()
+    );
+}
+
+/// `--max-requests 50 --max-requests-jitter 10` on two workers under
+/// keep-alive load: workers recycle, no request fails, and none needs a
+/// retry on a new connection.
+fn recycling_under_keep_alive_load_loses_nothing(class: Class) {
+    let server = start(
+        class,
+        "2",
+        &["--max-requests", "50", "--max-requests-jitter", "10"],
+        "builtin:hello",
+    );
+    let report = scenario::recycling_under_keep_alive_load(&server, 12);
+    eprintln!(
+        "FIGURES {} max-requests: sent {} failed {} retried {}",
+        class.name(),
+        report.total(),
+        report.failed,
+        report.retried
+    );
+    assert_eq!(
+        (report.failed, report.retried),
+        (0, 0),
+        "{report:?}\n{}",
+        server.log()
+    );
 }
 
 /// QUIT cuts a request in flight and the master leaves at once.
@@ -283,6 +387,11 @@ matrix! {
         pipelined_in_order,
         idle_connection_closes_after_keep_alive,
         term_answers_in_flight,
+        term_answers_fifty_kept_alive_in_flight,
+        an_idle_connection_is_answered_after_term,
+        an_idle_connection_holds_the_stop_only_until_keep_alive,
+        reloads_under_keep_alive_load_lose_nothing,
+        recycling_under_keep_alive_load_loses_nothing,
         quit_cuts_a_request_in_flight,
         hung_request_is_named,
         workers_exit_with_the_master,

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_tests::{
-    concurrent, deadline, exit_code, get, keepalive, proc, rlimit, wait_until, Class, ClientLoop,
-    Conn, InFlight, Server, Signal, LOCAL,
+    concurrent, deadline, get, keepalive, proc, rlimit, wait_until, Class, ClientLoop, Conn,
+    InFlight, Server, LOCAL,
 };
 
 /// `runicorn -k green -b 127.0.0.1:0 EXTRA... APP`.
@@ -221,27 +221,4 @@ fn echo_and_stream_run_on_coroutine_stacks() {
     assert_eq!(response.status, 200);
     assert!(response.chunked);
     assert_eq!(response.body.len(), 256 * 1024);
-}
-
-#[test]
-fn term_does_not_wait_for_idle_keep_alive_connections() {
-    let mut server = green(
-        &["-w", "1", "--keep-alive", "60", "--graceful-timeout", "30"],
-        "builtin:hello",
-    );
-    let mut idle = Conn::connect(server.addr()).unwrap();
-    assert_eq!(idle.get("/").unwrap().status, 200);
-    let stopping = Instant::now();
-    server.signal(Signal::SIGTERM);
-    assert_eq!(exit_code(&mut server, 30.0), 0, "{}", server.log());
-    // Neither the 60 s keep-alive nor the 30 s graceful timeout was waited.
-    assert!(
-        stopping.elapsed() < Duration::from_secs(10),
-        "TERM took {:?} with one idle keep-alive connection",
-        stopping.elapsed()
-    );
-    assert!(
-        idle.at_eof().unwrap_or(true),
-        "the idle connection is closed"
-    );
 }

@@ -146,6 +146,8 @@ fn spawn_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut conn = Connection::new(stream, peer, local.shared.config);
+    conn.state
+        .watch_retirement(local.shared.shutdown.retirement());
     conn.server_addr = Arc::clone(server_addr);
     let live = local.open();
     let local = Rc::clone(local);

@@ -2,8 +2,10 @@
 //! what the `http` crate's [`runicorn_http::ConnState`] says (read within a
 //! timeout, write its output, call the app, half-close, close) and deciding
 //! nothing about HTTP. What it adds is the async I/O: one lazily moved timer
-//! per connection for every read's timeout, and an idle keep-alive wait
-//! that also wakes when this runtime stops, closing the connection.
+//! per connection for every read's timeout. A stopping worker does not
+//! close an idle connection (its client may be sending a request at that
+//! moment): the connection state answers its next request with
+//! `Connection: close`, or the keep-alive wait ends it.
 
 use std::rc::Rc;
 
@@ -21,11 +23,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut conn = Box::new(conn);
-    // Registered now, so a stop that comes while a request runs is seen at
-    // the next idle wait.
-    let stopped = local.stopped();
-    tokio::pin!(stopped);
-    stopped.as_mut().enable();
     // One timer per connection, moved lazily: a later deadline does not
     // re-arm it; when it fires early it is re-armed to the deadline then in
     // force. So keep-alive costs no timer operation per request.
@@ -35,10 +32,6 @@ where
     loop {
         match conn.state.poll(&SystemClock) {
             Action::Read(wait) => {
-                if wait.idle && (local.is_stopping() || !local.shared.shutdown.is_running()) {
-                    conn.state.close();
-                    continue;
-                }
                 let deadline = wait.timeout.map(|timeout| Instant::now() + timeout);
                 if let Some(deadline) = deadline.filter(|&deadline| deadline < timer.deadline()) {
                     timer.as_mut().reset(deadline);
@@ -47,7 +40,6 @@ where
                     let woke = tokio::select! {
                         biased;
                         read = conn.read_some() => Wake::Read(read),
-                        () = &mut stopped, if wait.idle => Wake::Stop,
                         () = timer.as_mut(), if deadline.is_some() => Wake::Timer,
                     };
                     match (woke, deadline) {
@@ -59,7 +51,6 @@ where
                 };
                 match woke {
                     Wake::Read(result) => conn.state.received(result),
-                    Wake::Stop => conn.state.close(),
                     Wake::Timer => conn
                         .state
                         .received(Err(std::io::ErrorKind::TimedOut.into())),
@@ -86,7 +77,6 @@ where
 /// What ended a wait for more bytes.
 enum Wake {
     Read(std::io::Result<usize>),
-    Stop,
     Timer,
 }
 

@@ -42,8 +42,8 @@ pub(crate) fn run(worker: Worker) -> Ending {
         return Ending::boot_failed(err);
     }
     let ended_early = wait_for_stop(&worker, &done_rx);
-    // Stop accepting everywhere; idle keep-alive connections close, busy
-    // ones finish their request.
+    // Stop accepting everywhere; each connection ends after its next answer
+    // (`Connection: close`) or, idle, at `--keep-alive`.
     let _ = stop_tx.send(true);
     let finished = wait_for_runtimes(&worker, &done_rx, runtimes - ended_early);
     if finished {

@@ -147,7 +147,6 @@ fn run(prepared: Prepared, launch: Launch) {
                 break;
             }
         }
-        local.begin_stop();
         local.drained().await;
         tracing::debug!(
             "runtime {index} finished its connections ({} open)",

@@ -2,7 +2,8 @@
 //! threads) and what the connections of one runtime share ([`Local`], on
 //! its thread): the app, the scoreboard slot, the stop state, the
 //! connection permits, the request count toward `--max-requests`, and the
-//! count of a runtime's open connections that a graceful stop waits on.
+//! count of a runtime's open connections that a graceful stop waits on
+//! (each ends after its next answer, or at `--keep-alive` when idle).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,10 +73,6 @@ pub(crate) struct Local {
     pub(crate) shared: Arc<Shared>,
     /// Becomes true when the worker stops accepting (graceful stop).
     pub(crate) stop: watch::Receiver<bool>,
-    /// The stop has been broadcast to this runtime's connections.
-    stopping: Cell<bool>,
-    /// Wakes idle connections on a stop.
-    stop_notify: Notify,
     /// Connections open on this runtime.
     live: Cell<usize>,
     /// Notified when `live` drops to zero.
@@ -87,29 +84,9 @@ impl Local {
         Local {
             shared,
             stop,
-            stopping: Cell::new(false),
-            stop_notify: Notify::new(),
             live: Cell::new(0),
             drained: Notify::new(),
         }
-    }
-
-    /// Tells this runtime's connections to stop: idle ones close now, busy
-    /// ones after their current request.
-    pub(crate) fn begin_stop(&self) {
-        self.stopping.set(true);
-        self.stop_notify.notify_waiters();
-    }
-
-    /// True once [`Local::begin_stop`] was called.
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.get()
-    }
-
-    /// Completes on [`Local::begin_stop`] (enable it before checking
-    /// [`Local::is_stopping`], so no stop falls between the two).
-    pub(crate) fn stopped(&self) -> tokio::sync::futures::Notified<'_> {
-        self.stop_notify.notified()
     }
 
     /// Counts a connection open until the guard drops.

@@ -264,7 +264,7 @@ async fn max_requests_closes_after_the_last_and_stops_gracefully() {
 }
 
 #[tokio::test]
-async fn a_graceful_stop_closes_an_idle_keep_alive_connection() {
+async fn a_graceful_stop_answers_the_next_request_of_an_idle_connection_and_closes() {
     let mut config = config();
     config.keepalive_timeout = Duration::from_secs(30);
     let fixture = fixture("hello", 0, config);
@@ -275,24 +275,29 @@ async fn a_graceful_stop_closes_an_idle_keep_alive_connection() {
     ));
     let (mut reader, mut writer) = tokio::io::split(client);
     writer.write_all(HELLO).await.unwrap();
-    let serve = driver::serve(
-        Connection::new(server, String::new(), fixture.shared.config),
-        Rc::clone(&local),
-    );
+    let mut conn = Connection::new(server, String::new(), fixture.shared.config);
+    conn.state
+        .watch_retirement(fixture.shared.shutdown.retirement());
+    let serve = driver::serve(conn, Rc::clone(&local));
     let client = async {
         let mut first = vec![0u8; 4096];
         let read = reader.read(&mut first).await.unwrap();
-        assert!(String::from_utf8_lossy(&first[..read]).ends_with("Hello, World!"));
-        // The connection is idle now; stopping must close it long before
-        // its 30 s keep-alive.
-        local.begin_stop();
+        let first = String::from_utf8_lossy(&first[..read]).into_owned();
+        assert!(first.ends_with("Hello, World!") && !first.contains("close"));
+        // The connection is idle when the worker retires: it is not closed
+        // under a client that may be sending; its next request is answered.
+        fixture.shared.shutdown.request_graceful();
+        let _ = fixture.stop.send(true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.write_all(HELLO).await.unwrap();
         let mut rest = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
             .await
-            .expect("closed on stop")
+            .expect("closed after the answer")
             .unwrap();
-        rest
+        String::from_utf8_lossy(&rest).into_owned()
     };
     let ((), rest) = tokio::join!(serve, client);
-    assert!(rest.is_empty());
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    assert!(rest.contains("Connection: close\r\n"), "{rest}");
 }

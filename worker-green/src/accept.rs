@@ -16,7 +16,7 @@ use runicorn_worker::is_transient_accept_error;
 use crate::fence::{self, GreenListener};
 use crate::runtime;
 use crate::serve::{self, Shared};
-use crate::tracker::ConnState;
+use crate::tracker::Open;
 use crate::transport::Socket;
 
 /// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
@@ -61,15 +61,16 @@ fn accept_loop(
         let permit = Permit::acquire(permits);
         match accept(listener) {
             Ok((socket, peer)) => {
-                // Busy from now, so a graceful stop waits for it.
-                let state = ConnState::new(Arc::clone(&shared.tracker));
+                // Open from now, so a graceful stop waits for it.
+                let open = Open::new(Arc::clone(&shared.tracker));
                 let shared = Arc::clone(shared);
                 let spawned = fence::spawn(move || {
                     let _permit = permit;
-                    serve::connection(&shared, socket, peer, index, &state);
+                    let _open = open;
+                    serve::connection(&shared, socket, peer, index);
                 });
                 if let Err(err) = spawned {
-                    // The closure (socket, state, permit) is dropped: the
+                    // The closure (socket, open, permit) is dropped: the
                     // client sees the connection closed.
                     tracing::error!("cannot start a connection coroutine: {err}; lower --worker-connections or --green-stack-size");
                 }

@@ -4,8 +4,11 @@
 //! the heartbeat coroutine does, so a starved runtime shows). It waits on
 //! the shutdown wake fd, notices a dead master, and runs the stop: on TERM,
 //! max-requests or a panicked app it cancels the accept coroutines (stop
-//! accepting), then waits until every connection is idle or closed, within
-//! `--graceful-timeout`; on INT/QUIT it exits at once.
+//! accepting), then waits until every connection has closed, within
+//! `--graceful-timeout`: each response that starts once the worker retired
+//! says `Connection: close`, and an idle connection ends with its client's
+//! next request or at `--keep-alive` (see `tracker`). On INT/QUIT it exits
+//! at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +34,7 @@ use crate::transport::{self, Sweeper};
 /// How often the main thread re-checks the master while running.
 const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How often a graceful stop re-checks the busy connections.
+/// How often a graceful stop re-checks the open connections.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// The signals the worker handles: blocked in may's threads (they inherit
@@ -192,8 +195,8 @@ fn supervise(shutdown: &runicorn_worker::Shutdown) {
     }
 }
 
-/// Stops accepting, then waits until every connection is idle or closed,
-/// within `graceful_timeout`; exits at once if a quick stop arrives.
+/// Stops accepting, then waits until every connection has closed, within
+/// `graceful_timeout`; exits at once if a quick stop arrives.
 fn stop_gracefully(
     running: &Running,
     shutdown: &runicorn_worker::Shutdown,
@@ -203,24 +206,20 @@ fn stop_gracefully(
         fence::cancel(acceptor);
     }
     let deadline = Instant::now() + graceful_timeout;
-    while running.tracker.busy() > 0 {
+    while running.tracker.live() > 0 {
         if shutdown.state() == ShutdownState::Quick {
             quick_exit();
         }
         if Instant::now() >= deadline {
             tracing::warn!(
-                "Worker (pid: {}) exiting with {} connection(s) still busy after --graceful-timeout ({:.1}s)",
+                "Worker (pid: {}) exiting with {} connection(s) still open after --graceful-timeout ({:.1}s)",
                 std::process::id(),
-                running.tracker.busy(),
+                running.tracker.live(),
                 graceful_timeout.as_secs_f64()
             );
             return;
         }
         std::thread::sleep(DRAIN_POLL);
-    }
-    let idle = running.tracker.live();
-    if idle > 0 {
-        tracing::debug!("closing {idle} idle keep-alive connection(s)");
     }
 }
 

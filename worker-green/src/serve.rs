@@ -17,7 +17,7 @@ use runicorn_worker::{RequestGuard, Shutdown, Slot};
 use crate::fence::{run_on_pool, WaitedOn};
 use crate::host::GreenHost;
 use crate::offload::Pool;
-use crate::tracker::{ConnState, Tracker};
+use crate::tracker::Tracker;
 use crate::transport::{GreenStream, Socket, Sweeper};
 
 /// What every connection coroutine of this worker shares.
@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     pub(crate) config: ConnConfig,
     /// Requests after which the worker retires (0: never).
     pub(crate) max_requests: u64,
-    /// Open and busy connections, requests started.
+    /// Open connections, requests started.
     pub(crate) tracker: Arc<Tracker>,
     /// Whom to believe about forwarded clients and schemes.
     pub(crate) forwarded: ForwardedPolicy,
@@ -65,7 +65,6 @@ impl Shared {
 /// The worker's bookkeeping of one connection's requests.
 struct ConnBookkeeping<'c> {
     shared: &'c Shared,
-    state: &'c ConnState,
     peer: &'c str,
     in_flight: Option<RequestGuard>,
     /// The request line for the scoreboard, reused: no allocation and no
@@ -87,7 +86,6 @@ impl Bookkeeping for ConnBookkeeping<'_> {
         line.push(' ');
         line.push_str(head.version.as_str());
         self.in_flight = Some(self.shared.slot.begin_request(line));
-        self.state.request_started();
         let started = self.shared.tracker.start_request();
         let max = self.shared.max_requests;
         if max > 0 && started == max {
@@ -99,7 +97,6 @@ impl Bookkeeping for ConnBookkeeping<'_> {
     fn request_finished(&mut self, _done: &RequestDone<'_>) {
         // Dropping the guard frees the lane and counts the request served.
         self.in_flight = None;
-        self.state.request_finished();
     }
 
     fn bad_request(&mut self, err: &ParseError) {
@@ -113,20 +110,13 @@ impl Bookkeeping for ConnBookkeeping<'_> {
 }
 
 /// Serves `socket`, accepted on listener `listener`, until it closes. Runs
-/// inside the connection's coroutine; `state` was registered busy when the
-/// connection was accepted.
-pub(crate) fn connection(
-    shared: &Shared,
-    socket: Socket,
-    peer: String,
-    listener: usize,
-    state: &ConnState,
-) {
-    let stream = GreenStream::new(socket, state, &shared.sweeper);
+/// inside the connection's coroutine.
+pub(crate) fn connection(shared: &Shared, socket: Socket, peer: String, listener: usize) {
+    let stream = GreenStream::new(socket, &shared.sweeper);
     let mut connection = Connection::new(stream, peer.clone(), shared.config);
+    connection.watch_retirement(shared.shutdown.retirement());
     let mut bookkeeping = ConnBookkeeping {
         shared,
-        state,
         peer: &peer,
         in_flight: None,
         line: String::new(),

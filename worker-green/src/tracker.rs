@@ -1,15 +1,12 @@
-//! Which connections are busy, for a graceful stop.
+//! Which connections are open, for a graceful stop.
 //!
-//! A graceful stop waits until every connection is *idle* (blocked waiting
-//! for the next request of a keep-alive connection, its last response fully
-//! written) or gone. A connection counts as busy from the moment it is
-//! accepted until its first request is answered, and again from the moment
-//! a read returns while it waits for another request. The transport flips
-//! the count around each between-requests read ([`ConnState::idle_read`]);
-//! the driver flushes every buffered response before it reads, so an idle
-//! connection owes its client nothing.
+//! A graceful stop waits until every connection is gone: its requests
+//! answered, each response that started once the worker retired saying
+//! `Connection: close`, and the idle ones ended by their client (its next
+//! request answered and closed after, or its own close) or by `--keep-alive`.
+//! An idle connection is never closed under its client, who may be sending
+//! a request at that very moment.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -18,8 +15,6 @@ use std::sync::Arc;
 pub(crate) struct Tracker {
     /// Connections open.
     live: AtomicUsize,
-    /// Connections not idle.
-    busy: AtomicUsize,
     /// Requests started, toward `max_requests`.
     started: AtomicU64,
 }
@@ -28,11 +23,6 @@ impl Tracker {
     /// Connections open now.
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)
-    }
-
-    /// Connections busy now.
-    pub(crate) fn busy(&self) -> usize {
-        self.busy.load(Ordering::Acquire)
     }
 
     /// Counts a request started; the new total.
@@ -46,55 +36,23 @@ impl Tracker {
     }
 }
 
-/// One connection's entry in the [`Tracker`]: made busy when accepted,
-/// removed on drop.
+/// One connection's entry in the [`Tracker`]: counted open from its accept
+/// until dropped.
 #[derive(Debug)]
-pub(crate) struct ConnState {
+pub(crate) struct Open {
     tracker: Arc<Tracker>,
-    in_request: Cell<bool>,
-    answered: Cell<u64>,
 }
 
-impl ConnState {
-    /// Registers a just-accepted connection (busy).
-    pub(crate) fn new(tracker: Arc<Tracker>) -> ConnState {
+impl Open {
+    /// Registers a just-accepted connection.
+    pub(crate) fn new(tracker: Arc<Tracker>) -> Open {
         tracker.live.fetch_add(1, Ordering::AcqRel);
-        tracker.busy.fetch_add(1, Ordering::AcqRel);
-        ConnState {
-            tracker,
-            in_request: Cell::new(false),
-            answered: Cell::new(0),
-        }
-    }
-
-    /// The driver parsed a request head.
-    pub(crate) fn request_started(&self) {
-        self.in_request.set(true);
-    }
-
-    /// The driver answered the request.
-    pub(crate) fn request_finished(&self) {
-        self.in_request.set(false);
-        self.answered.set(self.answered.get() + 1);
-    }
-
-    /// Runs `read`, counting the connection idle meanwhile when it waits
-    /// between requests of a keep-alive connection.
-    pub(crate) fn idle_read<T>(&self, read: impl FnOnce() -> T) -> T {
-        let idle = !self.in_request.get() && self.answered.get() > 0;
-        if !idle {
-            return read();
-        }
-        self.tracker.busy.fetch_sub(1, Ordering::AcqRel);
-        let result = read();
-        self.tracker.busy.fetch_add(1, Ordering::AcqRel);
-        result
+        Open { tracker }
     }
 }
 
-impl Drop for ConnState {
+impl Drop for Open {
     fn drop(&mut self) {
-        self.tracker.busy.fetch_sub(1, Ordering::AcqRel);
         self.tracker.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -104,20 +62,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_is_idle_only_between_answered_requests() {
+    fn a_connection_counts_open_until_dropped() {
         let tracker = Arc::new(Tracker::default());
-        let conn = ConnState::new(Arc::clone(&tracker));
-        assert_eq!((tracker.live(), tracker.busy()), (1, 1));
-        // Waiting for the first request counts as busy.
-        conn.idle_read(|| assert_eq!(tracker.busy(), 1));
-        conn.request_started();
-        conn.idle_read(|| assert_eq!(tracker.busy(), 1));
-        conn.request_finished();
-        // Waiting for the next request counts as idle.
-        conn.idle_read(|| assert_eq!(tracker.busy(), 0));
-        assert_eq!(tracker.busy(), 1);
+        let conn = Open::new(Arc::clone(&tracker));
+        assert_eq!(tracker.live(), 1);
         drop(conn);
-        assert_eq!((tracker.live(), tracker.busy()), (0, 0));
+        assert_eq!(tracker.live(), 0);
         assert_eq!(tracker.start_request(), 1);
         assert_eq!(tracker.started(), 1);
     }

@@ -26,7 +26,6 @@ use may::io::{WaitIo, WaitIoWaker};
 use runicorn_http::{ConnConfig, Transport};
 
 use crate::runtime;
-use crate::tracker::ConnState;
 
 /// An accepted may socket.
 #[derive(Debug)]
@@ -174,11 +173,9 @@ impl Sweeper {
     }
 }
 
-/// A connection's socket, with its entry in the busy tracker and in the
-/// worker's sweeper.
+/// A connection's socket, with its entry in the worker's sweeper.
 pub(crate) struct GreenStream<'c> {
     socket: Socket,
-    state: &'c ConnState,
     sweeper: &'c Sweeper,
     deadline: Arc<Deadline>,
     read_timeout: Option<Duration>,
@@ -194,13 +191,11 @@ impl std::fmt::Debug for GreenStream<'_> {
 }
 
 impl<'c> GreenStream<'c> {
-    /// Wraps `socket`; `state` learns when reads wait between requests,
-    /// `sweeper` times out its reads.
-    pub(crate) fn new(socket: Socket, state: &'c ConnState, sweeper: &'c Sweeper) -> Self {
+    /// Wraps `socket`; `sweeper` times out its reads.
+    pub(crate) fn new(socket: Socket, sweeper: &'c Sweeper) -> Self {
         let deadline = sweeper.register(socket.waker());
         GreenStream {
             socket,
-            state,
             sweeper,
             deadline,
             read_timeout: None,
@@ -251,19 +246,16 @@ impl Read for GreenStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let GreenStream {
             socket,
-            state,
             sweeper,
             deadline,
             read_timeout,
         } = self;
         let timeout = *read_timeout;
-        state.idle_read(|| {
-            if may::coroutine::is_coroutine() {
-                read_in_coroutine(socket, buf, timeout, sweeper, deadline)
-            } else {
-                socket.read_with_may_timer(buf, timeout)
-            }
-        })
+        if may::coroutine::is_coroutine() {
+            read_in_coroutine(socket, buf, timeout, sweeper, deadline)
+        } else {
+            socket.read_with_may_timer(buf, timeout)
+        }
     }
 }
 
@@ -310,7 +302,6 @@ mod tests {
     use std::sync::mpsc;
 
     use crate::fence;
-    use crate::tracker::Tracker;
 
     #[test]
     fn a_sweep_comes_a_tenth_of_the_shortest_read_timeout_apart() {
@@ -372,8 +363,7 @@ mod tests {
         }
         let (sender, results) = mpsc::channel();
         fence::spawn(move || {
-            let state = ConnState::new(Arc::new(Tracker::default()));
-            let mut stream = GreenStream::new(Socket::Unix(server), &state, &sweeper);
+            let mut stream = GreenStream::new(Socket::Unix(server), &sweeper);
             stream.set_read_timeout(Some(timeout)).unwrap();
             let started = Instant::now();
             let result = stream.read(&mut [0u8; 16]);

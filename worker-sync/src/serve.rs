@@ -67,6 +67,7 @@ impl Serving<'_> {
     /// sent nothing, or only garbage).
     pub(crate) fn connection<S: Transport>(&self, stream: S, peer: String, listener: usize) -> u64 {
         let mut connection = Connection::new(stream, peer.clone(), self.config);
+        connection.watch_retirement(self.shutdown.retirement());
         let mut bookkeeping = ConnBookkeeping {
             slot: self.slot,
             shutdown: self.shutdown,

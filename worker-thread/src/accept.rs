@@ -174,7 +174,9 @@ impl Poller<'_> {
     /// A new connection, parked until its first bytes (when they are
     /// already here, a free thread is woken for it at once).
     fn admit(&mut self, stream: Stream, peer: String, listener: usize) {
-        let client = Client::new(Connection::new(stream, peer, self.config), listener);
+        let mut connection = Connection::new(stream, peer, self.config);
+        connection.watch_retirement(self.worker.shutdown.retirement());
+        let client = Client::new(connection, listener);
         self.hub.park(client, IdleKind::Fresh, Instant::now());
     }
 }

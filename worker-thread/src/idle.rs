@@ -93,22 +93,6 @@ impl<T> IdleSet<T> {
         self.take(token)
     }
 
-    /// Brings every deadline forward to `cutoff` at the latest (a stopping
-    /// worker gives idle clients only a short grace).
-    pub(crate) fn shorten(&mut self, cutoff: Instant) {
-        for (token, entry) in &mut self.entries {
-            if entry.deadline > cutoff {
-                let order = match entry.kind {
-                    IdleKind::Fresh => &mut self.fresh,
-                    IdleKind::KeptAlive => &mut self.kept,
-                };
-                order.remove(&(entry.deadline, *token));
-                order.insert((cutoff, *token));
-                entry.deadline = cutoff;
-            }
-        }
-    }
-
     /// The earliest deadline, if anything is parked.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let fresh = self.fresh.first().map(|(deadline, _)| *deadline);
@@ -192,22 +176,6 @@ mod tests {
         assert_eq!(idle.evict_oldest_kept(), Some("newer"));
         assert_eq!(idle.evict_oldest_kept(), None);
         assert_eq!(idle.len(), 1);
-    }
-
-    #[test]
-    fn shorten_brings_deadlines_forward_only() {
-        let base = Instant::now();
-        let mut idle = IdleSet::new();
-        idle.park(1, 1, IdleKind::KeptAlive, at(base, 10));
-        idle.park(2, 2, IdleKind::KeptAlive, at(base, 2000));
-        idle.park(3, 3, IdleKind::Fresh, at(base, 3000));
-        idle.shorten(at(base, 100));
-        assert_eq!(idle.next_deadline(), Some(at(base, 10)));
-        assert_eq!(idle.expire(at(base, 10)), vec![1]);
-        let mut due = idle.expire(at(base, 100));
-        due.sort_unstable();
-        assert_eq!(due, vec![2, 3]);
-        assert!(idle.is_empty());
     }
 
     #[test]

@@ -39,10 +39,10 @@
 //! finished within `--graceful-timeout` the worker exits and takes it along.
 //! (Gunicorn's gthread never ends a long request.) `--max-requests` (with
 //! jitter), a panicking app, TERM and a dead master all retire the worker the
-//! same way: stop accepting, answer in-flight requests with `Connection:
-//! close`, give idle connections a short grace to send the request they may
-//! already be sending, then exit within `--graceful-timeout`; INT/QUIT exit
-//! at once. It never parses HTTP itself, never blocks the poller on a client
+//! same way: stop accepting, answer every response that starts from then
+//! on with `Connection: close`, let idle connections wait for their
+//! client's next request (never closed under it) until `--keep-alive`, then
+//! exit, within `--graceful-timeout`; INT/QUIT exit at once. It never parses HTTP itself, never blocks the poller on a client
 //! and never runs in the master.
 #![forbid(unsafe_code)]
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use runicorn_worker::{Ending, ShutdownState, Worker};
 
-use crate::policy::{self, STOP_IDLE_GRACE};
+use crate::policy;
 use crate::poller::{LoopEnd, Poller, Stop};
 use crate::serve::Shared;
 
@@ -98,14 +98,15 @@ impl Poller<'_> {
         }
     }
 
-    /// Stop accepting; idle connections get a short grace to send the
-    /// request they may already be sending, which is then answered with
-    /// `Connection: close`.
+    /// Stop accepting. Parked connections stay until their client sends its
+    /// next request (answered with `Connection: close`, the connection
+    /// state watches the retirement), closes, or their own deadline passes
+    /// (`--keep-alive`, or the head deadline for a fresh one): closing one
+    /// sooner could cross a request its client is already sending.
     fn begin_stop(&mut self, now: Instant) {
         self.stop = Some(Stop {
             deadline: now + self.worker.settings.graceful_timeout,
         });
         self.set_listening(false);
-        self.hub.begin_stop(now + STOP_IDLE_GRACE);
     }
 }

@@ -8,12 +8,6 @@ use std::time::Duration;
 use runicorn_http::ConnConfig;
 use runicorn_worker::Settings;
 
-/// How long idle connections may still send a request once the worker
-/// stops (TERM, max-requests): a client that was about to reuse its
-/// connection gets its answer (with `Connection: close`) instead of a
-/// closed socket; one that stays silent is closed after this.
-pub(crate) const STOP_IDLE_GRACE: Duration = Duration::from_millis(200);
-
 /// How long a saturated worker lets a connection wait in the kernel queue
 /// for a worker with a free thread. A worker that is free takes it within
 /// microseconds; one still there after two looks this far apart means every

@@ -24,7 +24,6 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::error::ThreadError;
 use crate::idle::{IdleKind, IdleSet};
 use crate::job::{run_job, Ready};
-use crate::policy::STOP_IDLE_GRACE;
 use crate::serve::{Client, Shared};
 
 /// The token of the pool's stop eventfd in the hub's epoll set;
@@ -61,9 +60,6 @@ impl Doorbell {
 struct Parked {
     idle: IdleSet<Client>,
     next_token: u64,
-    /// The worker is stopping: a connection parked from now on gets
-    /// [`STOP_IDLE_GRACE`] at most.
-    stopping: bool,
     /// When the poller wakes next (it closes what expired then); a park
     /// with an earlier deadline rings its doorbell.
     poller_wakes_at: Option<Instant>,
@@ -117,7 +113,6 @@ impl Hub {
             parked: Mutex::new(Parked {
                 idle: IdleSet::new(),
                 next_token: 0,
-                stopping: false,
                 poller_wakes_at: None,
             }),
             held: AtomicUsize::new(0),
@@ -145,13 +140,10 @@ impl Hub {
     /// (back from a thread) re-armed.
     pub(crate) fn park(&self, client: Client, kind: IdleKind, now: Instant) {
         let mut parked = self.parked();
-        let mut wait = match kind {
+        let wait = match kind {
             IdleKind::Fresh => self.head_deadline,
             IdleKind::KeptAlive => self.keepalive,
         };
-        if parked.stopping {
-            wait = wait.min(STOP_IDLE_GRACE);
-        }
         let token = parked.next_token;
         parked.next_token += 1;
         let mut event = EpollEvent::new(
@@ -303,14 +295,6 @@ impl Hub {
     /// Removes the kept-alive connection parked longest ago, to make room.
     pub(crate) fn evict_oldest_kept(&self) -> Option<Client> {
         self.parked().idle.evict_oldest_kept()
-    }
-
-    /// The worker stops: every parked connection gets until `cutoff`, and
-    /// so does every connection parked from now on.
-    pub(crate) fn begin_stop(&self, cutoff: Instant) {
-        let mut parked = self.parked();
-        parked.stopping = true;
-        parked.idle.shorten(cutoff);
     }
 
     /// Removes every parked connection.

@@ -2,13 +2,15 @@
 //! driver in `UntilIdle` mode runs every request that has arrived (pipelined
 //! ones included, in order) and hands the connection back when nothing more
 //! is buffered. The scoreboard learns when each request starts and ends;
-//! `--max-requests` and a stopping worker mark the request that starts as
-//! the last on its connection (`Connection: close`).
+//! `--max-requests` marks the request that starts as the last on its
+//! connection (`Connection: close`), and so does a retiring worker, for
+//! every response that starts once it retires (the connection state
+//! watches `Shutdown::retirement`, set when the poller admits it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use runicorn_app::blocking::{call_app_with_close_check, Endpoint, ThreadHost};
+use runicorn_app::blocking::{call_app, Endpoint, ThreadHost};
 use runicorn_app::App;
 use runicorn_http::{
     Bookkeeping, Connection, Exchange, ForwardedPolicy, Outcome, ParseError, RequestDone,
@@ -84,21 +86,12 @@ impl std::fmt::Debug for Shared {
 /// The worker's bookkeeping of one dispatch's requests.
 struct ConnBookkeeping<'s> {
     shared: &'s Shared,
-    /// The driver asks `should_close` once before reading on a connection
-    /// that has served requests; this connection was handed over because
-    /// it is readable, so its request is read and answered (with
-    /// `Connection: close` when stopping) rather than dropped unread.
-    skip_wait_check: bool,
     in_flight: Option<RequestGuard>,
 }
 
 impl Bookkeeping for ConnBookkeeping<'_> {
     fn should_close(&mut self) -> bool {
-        if std::mem::take(&mut self.skip_wait_check) {
-            return false;
-        }
-        // Asked just before a request starts (unless keep-alive is off, when
-        // every request is the last anyway).
+        // Asked just before a request starts.
         let upcoming = self.shared.started.load(Ordering::Acquire) + 1;
         past_max_requests(upcoming, self.shared.max_requests) || !self.shared.shutdown.is_running()
     }
@@ -107,7 +100,7 @@ impl Bookkeeping for ConnBookkeeping<'_> {
         let started = self.shared.started.fetch_add(1, Ordering::AcqRel) + 1;
         if started == self.shared.max_requests {
             // Requests racing this one on other threads learn it when their
-            // response starts (the close check in `serve_readable`).
+            // response starts (the connection state watches the retirement).
             tracing::info!("Autorestarting worker after current request.");
             self.shared.shutdown.request_graceful();
         }
@@ -133,14 +126,10 @@ impl Bookkeeping for ConnBookkeeping<'_> {
 pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
     let mut bookkeeping = ConnBookkeeping {
         shared,
-        skip_wait_check: client.requests() > 0 && !client.has_buffered(),
         in_flight: None,
     };
     let app = &*shared.app;
     let shutdown = &shared.shutdown;
-    // A worker that began stopping while the app ran still answers, and
-    // says so: the response carries `Connection: close`.
-    let stopping = || !shutdown.is_running();
     let endpoint = Endpoint {
         server_addr: shared
             .server_addrs
@@ -149,9 +138,7 @@ pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
         forwarded: &shared.forwarded,
     };
     let mut handler = |exchange: &mut Exchange<'_>| {
-        if let Err(err) =
-            call_app_with_close_check(app, exchange, &ThreadHost, &endpoint, &stopping)
-        {
+        if let Err(err) = call_app(app, exchange, &ThreadHost, &endpoint) {
             if err.panicked {
                 shutdown.retire_after_panic();
             }
@@ -268,6 +255,7 @@ mod tests {
     fn a_stopping_worker_still_answers_a_request_that_arrived_on_a_kept_connection() {
         let shared = shared(0);
         let (mut client, mut conn) = pair();
+        conn.watch_retirement(shared.shutdown.retirement());
         client.write_all(GET).unwrap();
         assert_eq!(serve_readable(&shared, &mut conn), Outcome::Idle);
         shared.shutdown.request_graceful();
@@ -294,6 +282,7 @@ mod tests {
         let mut shared = shared(0);
         shared.app = Arc::new(StopsTheWorker(shared.shutdown.clone()));
         let (mut client, mut conn) = pair();
+        conn.watch_retirement(shared.shutdown.retirement());
         client.write_all(GET).unwrap();
         assert_eq!(serve_readable(&shared, &mut conn), Outcome::Close);
         let text = read_responses(&mut client, 1);

@@ -22,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use runicorn_http::Retiring;
 
 use crate::sys;
 pub use crate::sys::REOPEN_LOGS;
@@ -69,6 +70,22 @@ struct HookProgress {
     /// The worker class returned: the main thread will exit, the watcher
     /// must not ask for a quick stop (two threads would race in `exit`).
     class_returned: bool,
+}
+
+impl Inner {
+    fn state(&self) -> ShutdownState {
+        let mut value = self.local.load(Ordering::SeqCst);
+        if self.installed.load(Ordering::Relaxed) {
+            value = value.max(sys::WORKER_STOP.load(Ordering::SeqCst));
+        }
+        ShutdownState::from_u8(value)
+    }
+}
+
+impl Retiring for Inner {
+    fn is_retiring(&self) -> bool {
+        self.state() != ShutdownState::Running
+    }
 }
 
 /// A signal hook the watcher thread runs.
@@ -119,11 +136,14 @@ impl Shutdown {
 
     /// The current state: the furthest of what signals and the worker asked.
     pub fn state(&self) -> ShutdownState {
-        let mut value = self.inner.local.load(Ordering::SeqCst);
-        if self.inner.installed.load(Ordering::Relaxed) {
-            value = value.max(sys::WORKER_STOP.load(Ordering::SeqCst));
-        }
-        ShutdownState::from_u8(value)
+        self.inner.state()
+    }
+
+    /// This stop state as a connection watches it: once the worker leaves
+    /// `Running`, every response that starts says `Connection: close`
+    /// (`runicorn_http::Retiring`). Every class hands it to each connection.
+    pub fn retirement(&self) -> Arc<dyn Retiring> {
+        Arc::clone(&self.inner) as Arc<dyn Retiring>
     }
 
     /// True while the worker should keep serving.
@@ -303,6 +323,19 @@ mod tests {
         assert_eq!(shutdown.state(), ShutdownState::Quick);
         shutdown.request_graceful();
         assert_eq!(shutdown.state(), ShutdownState::Quick);
+    }
+
+    #[test]
+    fn a_connection_sees_the_worker_retire_however_it_was_asked() {
+        let shutdown = Shutdown::new().unwrap();
+        let retirement = shutdown.retirement();
+        assert!(!retirement.is_retiring());
+        shutdown.request_graceful();
+        assert!(retirement.is_retiring());
+        let quick = Shutdown::new().unwrap();
+        let retirement = quick.retirement();
+        quick.request_quick();
+        assert!(retirement.is_retiring());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct RequestDone<'a> {
 pub trait Bookkeeping {
     /// Should the request about to start be the last on this connection?
     /// (graceful shutdown, max-requests). If so its response carries
-    /// `Connection: close`. Also asked before waiting for another request.
+    /// `Connection: close`.
     fn should_close(&mut self) -> bool {
         false
     }

@@ -5,15 +5,18 @@
 //! address. [`Connection::serve`] is a loop that does what the state says
 //! (read within a timeout, write its output, call the app, half-close,
 //! close) and decides nothing itself, except what belongs to the worker:
-//! whether the worker is stopping ([`Bookkeeping::should_close`]) and, in
-//! [`ServeMode::UntilIdle`], handing an idle connection back to the caller
-//! (a gthread worker parks it in its poller and frees the thread).
+//! whether a request must be the last ([`Bookkeeping::should_close`]) and,
+//! in [`ServeMode::UntilIdle`], handing an idle connection back to the
+//! caller (a gthread worker parks it in its poller and frees the thread). A
+//! retiring worker is the state's to know ([`Connection::watch_retirement`]).
 
 use crate::driver::bookkeeping::{Bookkeeping, RequestDone};
 use crate::driver::exchange::{Exchange, Handler};
 use crate::driver::transport::{SystemClock, Transport, Wire};
+use std::sync::Arc;
+
 use crate::proto::config::ConnConfig;
-use crate::proto::conn::{Action, ConnState};
+use crate::proto::conn::{Action, ConnState, Retiring};
 
 /// How long [`Connection::serve`] keeps the calling thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,12 @@ impl<S: Transport> Connection<S> {
             state,
             peer: peer.into(),
         }
+    }
+
+    /// Every response that starts once `retiring` says so closes the
+    /// connection (see [`Retiring`]).
+    pub fn watch_retirement(&mut self, retiring: Arc<dyn Retiring>) {
+        self.state.watch_retirement(retiring);
     }
 
     /// The stream (to register it with a poller, or read its fd).
@@ -105,14 +114,8 @@ impl<S: Transport> Connection<S> {
         loop {
             match self.state.poll(&SystemClock) {
                 Action::Read(wait) => {
-                    if wait.idle {
-                        if mode == ServeMode::UntilIdle && self.state.requests() > first {
-                            return Outcome::Idle;
-                        }
-                        if bookkeeping.should_close() {
-                            self.state.close();
-                            continue;
-                        }
+                    if wait.idle && mode == ServeMode::UntilIdle && self.state.requests() > first {
+                        return Outcome::Idle;
                     }
                     let result = self.wire.read(&mut self.state, wait.timeout);
                     self.state.received(result);

@@ -26,6 +26,12 @@
 //! - **After the app**: its response finished (or a 500, or the body
 //!   error's status); an unread body drained up to `max_drain` to keep the
 //!   connection, else a close, lingering when the client may still send.
+//! - **A retiring worker** ([`Retiring`], watched with
+//!   [`ConnState::watch_retirement`]): every response that starts once the
+//!   worker retires says `Connection: close`, one already in flight when it
+//!   decided included; an idle connection keeps waiting for its client's
+//!   next request (answered, and closed after) rather than being closed
+//!   under a request the client may be sending.
 //!
 //! The order of calls: [`ConnState::poll`] until it says
 //! [`Action::Close`]. On [`Action::Serve`] the app runs against the state
@@ -33,6 +39,7 @@
 //! [`ConnState::write_body`]), and [`ConnState::finish`] ends the request.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::proto::buffer::ReadBuffer;
@@ -47,7 +54,7 @@ use crate::proto::status::encode_error;
 
 mod action;
 
-pub use action::{Action, BodyRead, Clock, ReadWait, RequestEnd};
+pub use action::{Action, BodyRead, Clock, ReadWait, RequestEnd, Retiring};
 
 /// Output bytes buffered before they are written out mid-response.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -109,6 +116,8 @@ pub struct ConnState {
     /// A read or write failed during the current request: the connection
     /// is unusable.
     io_failed: bool,
+    /// The worker's retirement, asked when a response starts.
+    retiring: Option<Arc<dyn Retiring>>,
 }
 
 impl ConnState {
@@ -133,7 +142,14 @@ impl ConnState {
             deadline: None,
             error: None,
             io_failed: false,
+            retiring: None,
         }
+    }
+
+    /// Watch `retiring`: once it says so, every response that starts on
+    /// this connection says `Connection: close` (see [`Retiring`]).
+    pub fn watch_retirement(&mut self, retiring: Arc<dyn Retiring>) {
+        self.retiring = Some(retiring);
     }
 
     /// The settings this connection runs under.
@@ -413,14 +429,6 @@ impl ConnState {
     pub fn shut_down(&mut self, result: io::Result<()>) {
         if result.is_err() {
             self.phase = Phase::Closed;
-        }
-    }
-
-    /// Close without waiting for another request (a stopping worker, on an
-    /// [idle](ReadWait::idle) read). Buffered output is still written.
-    pub fn close(&mut self) {
-        if self.phase != Phase::Closed {
-            self.phase = Phase::Closing { linger: false };
         }
     }
 

@@ -1,10 +1,11 @@
 //! What [`ConnState`] answers and is fed besides bytes: the next
 //! [`Action`] (with a [`ReadWait`] for reads, a [`BodyRead`] for the app's
-//! body reads), how a request ended ([`RequestEnd`]), and the [`Clock`] its
-//! time comes from.
+//! body reads), how a request ended ([`RequestEnd`]), the [`Clock`] its
+//! time comes from, and whether its worker is [`Retiring`].
 //!
 //! [`ConnState`]: super::ConnState
 
+use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::proto::error::ParseError;
@@ -17,6 +18,20 @@ pub trait Clock {
     fn now(&self) -> Instant;
     /// Wall-clock time, for the `Date` header.
     fn wall(&self) -> SystemTime;
+}
+
+/// Whether the worker a connection belongs to has decided to retire (a
+/// graceful stop: TERM, a reload, `--max-requests`, fewer workers, a
+/// panicking app). The state asks when a response starts: from then on
+/// every response says `Connection: close`, so each connection ends after
+/// its next answer. A connection waiting idle for its next request is not
+/// closed for it: whatever the server closes can cross a request the client
+/// is already sending, and that request is lost (or, if the client dares,
+/// retried); the client's next request is answered instead, and the idle
+/// wait ends as it always does, at `--keep-alive`.
+pub trait Retiring: Send + Sync + fmt::Debug {
+    /// True once the worker retires (it never goes back).
+    fn is_retiring(&self) -> bool;
 }
 
 /// What the driver does next, from `ConnState::poll`.
@@ -48,8 +63,8 @@ pub struct ReadWait {
     /// that times out is reported as `TimedOut` (or `WouldBlock`).
     pub timeout: Option<Duration>,
     /// The connection is idle between requests (a keep-alive wait): a
-    /// driver may park it instead, and a stopping worker closes it with
-    /// `ConnState::close` rather than reading.
+    /// driver may park it instead. A retiring worker waits too (see
+    /// [`Retiring`]).
     pub idle: bool,
 }
 

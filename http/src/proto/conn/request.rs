@@ -85,6 +85,13 @@ impl ConnState {
     /// framing; without it a 1.1 response is chunked. Hop-by-hop fields are
     /// dropped; invalid names or values are refused with `InvalidInput`.
     pub fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+        if self
+            .retiring
+            .as_ref()
+            .is_some_and(|retiring| retiring.is_retiring())
+        {
+            self.cycle.set_last();
+        }
         self.cycle
             .start_response(&mut self.output, status, headers, self.date.as_bytes())
             .map_err(invalid_input)
@@ -123,9 +130,9 @@ impl ConnState {
         self.error.get_or_insert(err);
     }
 
-    /// Close the connection after this request (the worker is stopping or
-    /// reached max-requests, or the app panicked). Effective until the
-    /// response starts.
+    /// Close the connection after this request (the app panicked, or the
+    /// worker's bookkeeping says so). Effective until the response starts;
+    /// a retiring worker needs no call (see [`super::Retiring`]).
     pub fn close_after(&mut self) {
         self.cycle.set_last();
     }

@@ -454,19 +454,66 @@ fn the_last_request_says_close_and_keep_alive_zero_turns_it_off() {
     assert!(String::from_utf8_lossy(state.output()).contains("Connection: close\r\n"));
 }
 
+/// A worker's retirement, set by hand.
+#[derive(Debug, Default)]
+struct Retirement(std::sync::atomic::AtomicBool);
+
+impl Retiring for Retirement {
+    fn is_retiring(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Retirement {
+    fn retire(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[test]
-fn a_stopping_worker_closes_an_idle_connection() {
+fn a_retiring_worker_waits_for_the_next_request_of_an_idle_connection_and_closes_after_it() {
     let clock = FakeClock::new();
+    let retirement = Arc::new(Retirement::default());
     let mut state = ConnState::new(config());
+    state.watch_retirement(retirement.clone());
     state.poll(&clock);
     feed(&mut state, GET);
-    state.poll(&clock);
+    assert_eq!(state.poll(&clock), Action::Serve);
     hello(&mut state);
-    state.finish();
-    // The answer still goes out; then no lingering (the client sent nothing).
-    state.close();
+    assert!(state.finish().keep_alive);
     assert_eq!(state.poll(&clock), Action::Write);
-    state.written();
+    assert!(!take_output(&mut state).contains("close"));
+    // Idle when the worker retires: the wait goes on as before.
+    retirement.retire();
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(2)), true)
+    );
+    clock.advance(Duration::from_millis(1500));
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    assert!(!state.finish().keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).contains("Connection: close\r\n"));
+    assert_eq!(state.poll(&clock), Action::Close);
+}
+
+#[test]
+fn a_request_in_flight_when_the_worker_retires_is_answered_with_close() {
+    let clock = FakeClock::new();
+    let retirement = Arc::new(Retirement::default());
+    let mut state = ConnState::new(config());
+    state.watch_retirement(retirement.clone());
+    state.poll(&clock);
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    // The app is running when the worker decides to retire.
+    retirement.retire();
+    hello(&mut state);
+    assert!(!state.finish().keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).contains("Connection: close\r\n"));
     assert_eq!(state.poll(&clock), Action::Close);
 }
 
