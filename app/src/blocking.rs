@@ -119,10 +119,7 @@ impl ClientFault {
             ClientFault::Gone => {
                 tracing::debug!("Ignored premature client disconnection. {target}: {err}");
             }
-            ClientFault::BadBody => {
-                let peer = if peer.is_empty() { "unix socket" } else { peer };
-                tracing::debug!("Invalid request from ip={peer}: {err}");
-            }
+            ClientFault::BadBody => log_invalid_request(peer, err),
         }
     }
 }
@@ -243,11 +240,7 @@ pub fn call_app(
 /// Answers a request refused before the app saw it with its status, as the
 /// driver answers a bad head (a one-line reason), and closes the connection.
 fn reject(exchange: &mut Exchange<'_>, err: &ParseError) {
-    let peer = match exchange.peer() {
-        "" => "unix socket",
-        peer => peer,
-    };
-    tracing::debug!("Invalid request from ip={peer}: {err}");
+    log_invalid_request(exchange.peer(), err);
     exchange.close_after();
     let status = err.status();
     let body = format!("{}\n", reason(status));
@@ -259,6 +252,14 @@ fn reject(exchange: &mut Exchange<'_>, err: &ParseError) {
     if exchange.start_response(status, &headers).is_ok() {
         let _ = exchange.write(body.as_bytes());
     }
+}
+
+/// Gunicorn's line for a request refused as malformed (debug level):
+/// `Invalid request from ip=PEER: REASON`, `unix socket` for a unix peer.
+/// Every worker class logs a bad request with this one line.
+pub fn log_invalid_request(peer: &str, err: &dyn std::fmt::Display) {
+    let peer = if peer.is_empty() { "unix socket" } else { peer };
+    tracing::debug!("Invalid request from ip={peer}: {err}");
 }
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.

@@ -93,7 +93,7 @@ impl Bookkeeping for Record {
     fn request_finished(&mut self, done: &RequestDone<'_>) {
         self.finished.push((done.status, done.keep_alive));
     }
-    fn bad_request(&mut self, err: &ParseError) {
+    fn bad_request(&mut self, _peer: &str, err: &ParseError) {
         self.bad.push(err.status());
     }
 }

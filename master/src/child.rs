@@ -56,7 +56,7 @@ impl Child {
         };
         let ending = self.class.run(worker);
         if ending == Ending::Stopped {
-            tracing::info!("Worker exiting (pid: {})", self.view.pid);
+            Ending::say_exiting();
         }
         shutdown.finish_signal_hooks();
         let arbiter = ArbiterView {

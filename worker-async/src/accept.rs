@@ -17,7 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::connection::Connection;
 use crate::driver;
-use crate::shared::Local;
+use crate::local::Local;
 
 /// The first pause after a failed accept.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
@@ -75,7 +75,7 @@ pub(crate) async fn accept_loop(
         if *stop.borrow_and_update() || !local.shared.shutdown.is_running() {
             return;
         }
-        let permits = Arc::clone(&local.shared.permits);
+        let permits = Arc::clone(&local.serving.permits);
         let permit = tokio::select! {
             biased;
             _ = stop.changed() => return,

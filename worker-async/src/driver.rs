@@ -9,13 +9,14 @@
 
 use std::rc::Rc;
 
-use runicorn_http::{Action, ParseError, SystemClock};
+use runicorn_app::blocking::log_invalid_request;
+use runicorn_http::{Action, SystemClock};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::connection::Connection;
+use crate::local::Local;
 use crate::serve;
-use crate::shared::Local;
 
 /// Serves one connection until it closes.
 pub(crate) async fn serve<S>(conn: Connection<S>, local: Rc<Local>)
@@ -28,7 +29,6 @@ where
     // force. So keep-alive costs no timer operation per request.
     let timer = tokio::time::sleep_until(Instant::now() + conn.state.config().io_timeout);
     tokio::pin!(timer);
-    let mut line = String::new();
     loop {
         match conn.state.poll(&SystemClock) {
             Action::Read(wait) => {
@@ -60,11 +60,11 @@ where
                 // A failure is the state's to judge; it closes.
                 let _ = conn.flush().await;
             }
-            Action::Serve => match serve::run(conn, &local.shared, &mut line).await {
+            Action::Serve => match serve::run(conn, &local).await {
                 Some(kept) => conn = kept,
                 None => return,
             },
-            Action::BadRequest(err) => bad_request(&conn.peer, &err),
+            Action::BadRequest(err) => log_invalid_request(&conn.peer, &err),
             Action::Shutdown => {
                 let result = conn.stream.shutdown().await;
                 conn.state.shut_down(result);
@@ -78,9 +78,4 @@ where
 enum Wake {
     Read(std::io::Result<usize>),
     Timer,
-}
-
-fn bad_request(peer: &str, err: &ParseError) {
-    let peer = if peer.is_empty() { "unix socket" } else { peer };
-    tracing::debug!("Invalid request from ip={peer}: {err}");
 }

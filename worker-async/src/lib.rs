@@ -29,9 +29,9 @@ mod driver;
 mod error;
 mod heartbeat;
 mod lifecycle;
+mod local;
 mod runtime;
 mod serve;
-mod shared;
 
 #[cfg(test)]
 mod tests;

@@ -6,20 +6,19 @@
 //! on a quick stop (INT/QUIT) it ends the process at once, even with a
 //! runtime thread stuck in app code.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_http::ConnConfig;
-use runicorn_worker::{Ending, Settings, ShutdownState, Worker};
+use runicorn_worker::{quick_exit, Ending, Settings, Shared, ShutdownState, Worker};
 use tokio::sync::{watch, Semaphore};
 
 use crate::error::AsyncError;
 use crate::heartbeat::{self, Beats};
+use crate::local::Serving;
 use crate::runtime::{self, Launch};
-use crate::shared::Shared;
 
 /// How often the main thread re-checks while a graceful stop runs (the
 /// wake fd then stays readable, so it can no longer wait on it).
@@ -72,23 +71,12 @@ fn boot(
             "{INLINE_SYNC_ENV}=1: the sync app runs on the event loop; one slow request stalls every connection of its runtime (for tests and diagnosis only)"
         );
     }
-    let shared = Arc::new(Shared {
-        app: worker.app.clone(),
-        slot: worker.slot.clone(),
-        shutdown: worker.shutdown.clone(),
-        config: conn_config(settings),
-        max_requests: worker.max_requests,
-        started: AtomicU64::new(0),
-        inline_sync,
+    let shared = Arc::new(Shared::new(worker, conn_config(settings)));
+    let serving = Serving {
         permits: Arc::new(Semaphore::new(settings.worker_connections.max(1))),
         log_requests: tracing::enabled!(tracing::Level::DEBUG),
-        forwarded: settings.forwarded_policy(),
-        server_addrs: worker
-            .listeners
-            .iter()
-            .map(|listener| Arc::from(listener.server_addr()))
-            .collect(),
-    });
+        inline_sync,
+    };
     let every = heartbeat::interval(settings.timeout);
     let beats = Arc::new(Beats::new(worker.slot.clone(), runtimes, every));
     // The pool is shared out between the runtimes, so `--blocking-threads`
@@ -99,6 +87,7 @@ fn boot(
         .collect::<Result<Vec<_>, _>>()?;
     let launch = Launch {
         shared,
+        serving,
         beats,
         every,
         stop,
@@ -121,9 +110,7 @@ fn wait_for_stop(worker: &Worker, done: &mpsc::Receiver<usize>) -> usize {
             ShutdownState::Graceful => return 0,
             ShutdownState::Running => {}
         }
-        if !worker.shutdown.master_alive() {
-            tracing::info!("Parent changed, shutting down: {}", std::process::id());
-            worker.shutdown.request_graceful();
+        if worker.shutdown.retire_if_orphaned() {
             return 0;
         }
         if let Ok(index) = done.try_recv() {
@@ -162,28 +149,12 @@ fn wait_for_runtimes(worker: &Worker, done: &mpsc::Receiver<usize>, runtimes: us
     true
 }
 
-/// INT/QUIT: leave now, whatever the runtimes are doing (Gunicorn's workers
-/// `sys.exit(0)` from the signal handler).
-fn quick_exit() -> ! {
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    std::process::exit(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn connections_keep_alive_with_half_the_timeout_for_io() {
-        let settings = Settings {
-            timeout: Duration::from_secs(10),
-            keepalive: Duration::from_secs(5),
-            ..Settings::default()
-        };
-        let config = conn_config(&settings);
-        assert!(config.keep_alive);
-        assert_eq!(config.keepalive_timeout, Duration::from_secs(5));
-        assert_eq!(config.io_timeout, Duration::from_secs(5));
-        assert_eq!(config.limits.request_line, 4094);
+    fn connections_keep_alive() {
+        assert!(conn_config(&Settings::default()).keep_alive);
     }
 }

@@ -20,7 +20,8 @@ use tokio::task::LocalSet;
 use crate::accept::{self, AsyncListener};
 use crate::error::AsyncError;
 use crate::heartbeat::{self, Beats};
-use crate::shared::{Local, Shared};
+use crate::local::{Local, Serving};
+use runicorn_worker::Shared;
 
 /// How long a finished runtime waits for its blocking-pool threads.
 const POOL_SHUTDOWN: Duration = Duration::from_millis(100);
@@ -80,6 +81,7 @@ pub(crate) fn prepare(
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) serving: Serving,
     pub(crate) beats: Arc<Beats>,
     pub(crate) every: Duration,
     pub(crate) stop: watch::Receiver<bool>,
@@ -125,15 +127,14 @@ fn run(prepared: Prepared, launch: Launch) {
     } = prepared;
     let local_set = LocalSet::new();
     local_set.block_on(&runtime, async {
-        let local = Rc::new(Local::new(launch.shared, launch.stop.clone()));
+        let local = Rc::new(Local::new(
+            launch.shared,
+            launch.serving,
+            launch.stop.clone(),
+        ));
         tokio::task::spawn_local(heartbeat::tick_forever(launch.beats, index, launch.every));
         for (index, (listener, name)) in listeners.into_iter().enumerate() {
-            let server_addr = local
-                .shared
-                .server_addrs
-                .get(index)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(""));
+            let server_addr = Arc::clone(local.shared.server_addr(index));
             tokio::task::spawn_local(accept::accept_loop(
                 listener,
                 name,

@@ -13,47 +13,40 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use runicorn_app::blocking::panic_message;
+use runicorn_app::blocking::{log_invalid_request, panic_message};
 use runicorn_app::{App, AppError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
 use crate::call::{BlockingCall, CatchUnwind, InlineCall, TaskCall};
 use crate::connection::Connection;
-use crate::shared::Shared;
+use crate::local::Local;
 
 /// Serves the request whose head the connection's state has just parsed.
 /// Returns the connection, or `None` if the blocking pool lost it (the
 /// runtime is shutting down).
 pub(crate) async fn run<S>(
     mut conn: Box<Connection<S>>,
-    shared: &Arc<Shared>,
-    line: &mut String,
+    local: &Local,
 ) -> Option<Box<Connection<S>>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if shared.start_request() {
+    let shared = &local.shared;
+    // Dropping the guard frees the lane and counts the request served.
+    let started = shared.start_request(conn.state.head());
+    if started.last {
         conn.state.close_after();
     }
     conn.client_fault = None;
-    line.clear();
-    let head = conn.state.head();
-    line.push_str(&head.method);
-    line.push(' ');
-    line.push_str(&head.target);
-    line.push(' ');
-    line.push_str(head.version.as_str());
-    // Dropping the guard frees the lane and counts the request served.
-    let in_flight = shared.slot.begin_request(line);
-    if shared.log_requests {
+    if local.serving.log_requests {
         let head = conn.state.head();
         tracing::debug!("{} {}", head.method, head.target);
     }
 
     // A trusted front end's contradictory scheme fields: answered 400
     // (through the body-error path) and closed; the app is not called.
-    let refused = match shared.forwarded.resolve(conn.state.head(), &conn.peer) {
+    let refused = match shared.forwarded().resolve(conn.state.head(), &conn.peer) {
         Ok(forwarded) => {
             conn.forwarded = forwarded;
             None
@@ -63,7 +56,7 @@ where
     let was_refused = refused.is_some();
     let (mut conn, result) = match (refused, &shared.app.asynch) {
         (Some(err), _) => {
-            tracing::debug!("Invalid request from ip={}: {err}", conn.peer);
+            log_invalid_request(&conn.peer, &err);
             conn.state.refuse(err);
             (conn, Ok(Ok(())))
         }
@@ -74,7 +67,7 @@ where
             };
             (conn, result)
         }
-        (None, None) if shared.inline_sync => {
+        (None, None) if local.serving.inline_sync => {
             let result = {
                 let mut call = InlineCall { conn: &mut conn };
                 catch_unwind(AssertUnwindSafe(|| shared.app.sync.call(&mut call)))
@@ -112,10 +105,8 @@ where
     if let Some(err) = &end.body_error {
         tracing::debug!("Invalid request body: {err}");
     }
-    drop(in_flight);
-    if result.as_ref().is_err_and(|err| err.panicked) {
-        shared.retire_after_panic();
-    }
+    drop(started);
+    shared.app_returned(&result);
     Some(conn)
 }
 

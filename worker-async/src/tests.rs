@@ -6,20 +6,21 @@
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use runicorn_app::{AppError, Application, AsyncApp, AsyncCall, BoxFuture};
 use runicorn_http::ConnConfig;
-use runicorn_worker::{Shutdown, ShutdownState, Slot};
+use runicorn_worker::{ShutdownState, Slot};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::{watch, Semaphore};
 
 use crate::connection::Connection;
 use crate::driver;
-use crate::shared::{Local, Shared};
+use crate::local::{Local, Serving};
+use runicorn_worker::Shared;
 
 /// The server's end of a duplex stream, counting the writes that moved bytes.
 struct Counting {
@@ -85,22 +86,24 @@ fn fixture(app: &str, max_requests: u64, config: ConnConfig) -> Fixture {
         }
         name => runicorn_app::builtin::lookup(name).unwrap(),
     };
-    let slot = Slot::local();
-    let shared = Arc::new(Shared {
-        app,
-        slot: slot.clone(),
-        shutdown: Shutdown::new().unwrap(),
-        config,
-        max_requests,
-        started: AtomicU64::new(0),
-        inline_sync: false,
+    let shared = Shared::in_process(app, config)
+        .unwrap()
+        .with_max_requests(max_requests);
+    let slot = shared.slot.clone();
+    let (stop, _) = watch::channel(false);
+    Fixture {
+        shared: Arc::new(shared),
+        stop,
+        slot,
+    }
+}
+
+fn serving() -> Serving {
+    Serving {
         permits: Arc::new(Semaphore::new(10)),
         log_requests: false,
-        forwarded: runicorn_http::ForwardedPolicy::default(),
-        server_addrs: Vec::new(),
-    });
-    let (stop, _) = watch::channel(false);
-    Fixture { shared, stop, slot }
+        inline_sync: false,
+    }
 }
 
 fn config() -> ConnConfig {
@@ -123,6 +126,7 @@ async fn conn(fixture: &Fixture, request: &[u8]) -> (String, usize) {
     };
     let local = Rc::new(Local::new(
         Arc::clone(&fixture.shared),
+        serving(),
         fixture.stop.subscribe(),
     ));
     let (mut reader, mut writer) = tokio::io::split(client);
@@ -216,6 +220,7 @@ async fn malformed_and_slow_heads_get_their_status_and_a_close() {
     let (client, server) = tokio::io::duplex(1 << 16);
     let local = Rc::new(Local::new(
         Arc::clone(&fixture.shared),
+        serving(),
         fixture.stop.subscribe(),
     ));
     let (mut reader, mut writer) = tokio::io::split(client);
@@ -271,6 +276,7 @@ async fn a_graceful_stop_answers_the_next_request_of_an_idle_connection_and_clos
     let (client, server) = tokio::io::duplex(1 << 16);
     let local = Rc::new(Local::new(
         Arc::clone(&fixture.shared),
+        serving(),
         fixture.stop.subscribe(),
     ));
     let (mut reader, mut writer) = tokio::io::split(client);

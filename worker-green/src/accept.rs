@@ -15,7 +15,7 @@ use runicorn_worker::is_transient_accept_error;
 
 use crate::fence::{self, GreenListener};
 use crate::runtime;
-use crate::serve::{self, Shared};
+use crate::serve::{self, Green};
 use crate::tracker::Open;
 use crate::transport::Socket;
 
@@ -45,29 +45,23 @@ impl Drop for Permit {
 pub(crate) fn spawn_acceptor(
     listener: GreenListener,
     index: usize,
-    shared: Arc<Shared>,
-    permits: Arc<Semphore>,
+    green: Green,
 ) -> io::Result<JoinHandle<()>> {
-    fence::spawn(move || accept_loop(&listener, index, &shared, &permits))
+    fence::spawn(move || accept_loop(&listener, index, &green))
 }
 
-fn accept_loop(
-    listener: &GreenListener,
-    index: usize,
-    shared: &Arc<Shared>,
-    permits: &Arc<Semphore>,
-) {
+fn accept_loop(listener: &GreenListener, index: usize, green: &Green) {
     loop {
-        let permit = Permit::acquire(permits);
+        let permit = Permit::acquire(&green.permits);
         match accept(listener) {
             Ok((socket, peer)) => {
                 // Open from now, so a graceful stop waits for it.
-                let open = Open::new(Arc::clone(&shared.tracker));
-                let shared = Arc::clone(shared);
+                let open = Open::new(Arc::clone(&green.tracker));
+                let green = green.clone();
                 let spawned = fence::spawn(move || {
                     let _permit = permit;
                     let _open = open;
-                    serve::connection(&shared, socket, peer, index);
+                    serve::connection(&green, socket, peer, index);
                 });
                 if let Err(err) = spawned {
                     // The closure (socket, open, permit) is dropped: the

@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use runicorn_http::ConnConfig;
-use runicorn_worker::{Ending, Settings, ShutdownState, Worker};
+use runicorn_worker::{quick_exit, Ending, Settings, Shared, ShutdownState, Worker};
 
 use crate::accept;
 use crate::config::RuntimeConfig;
@@ -27,7 +27,7 @@ use crate::error::GreenError;
 use crate::fence;
 use crate::heartbeat;
 use crate::offload::Pool;
-use crate::serve::Shared;
+use crate::serve::Green;
 use crate::tracker::Tracker;
 use crate::transport::{self, Sweeper};
 
@@ -68,31 +68,15 @@ struct Running {
 pub(crate) fn run(worker: Worker) -> Ending {
     let runtime = RuntimeConfig::from_settings(&worker.settings);
     tracing::info!("{}", runtime.describe(worker.settings.keepalive));
+    let shared = Arc::new(Shared::new(&worker, conn_config(&worker.settings)));
     let Worker {
         listeners,
         settings,
         app,
-        slot,
         shutdown,
-        max_requests,
         ..
     } = worker;
     let tracker = Arc::new(Tracker::default());
-    let shared = Arc::new(Shared {
-        app: Arc::clone(&app.sync),
-        slot: slot.clone(),
-        shutdown: shutdown.clone(),
-        config: conn_config(&settings),
-        max_requests,
-        tracker: Arc::clone(&tracker),
-        forwarded: settings.forwarded_policy(),
-        server_addrs: listeners
-            .iter()
-            .map(runicorn_worker::Listener::server_addr)
-            .collect(),
-        pool: Pool::new(settings.blocking_threads),
-        sweeper: Arc::new(Sweeper::new()),
-    });
     let running = match boot(&runtime, listeners, &settings, shared, tracker) {
         Ok(running) => running,
         Err(err) => return Ending::boot_failed(err),
@@ -124,7 +108,7 @@ fn boot(
     let masked =
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut previous)).is_ok();
     // may's scheduler (and its threads) start at the first registration.
-    let started = start(runtime, listeners, settings, shared);
+    let started = start(runtime, listeners, settings, shared, Arc::clone(&tracker));
     if masked {
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
     }
@@ -139,6 +123,7 @@ fn start(
     listeners: Vec<runicorn_worker::Listener>,
     settings: &Settings,
     shared: Arc<Shared>,
+    tracker: Arc<Tracker>,
 ) -> Result<Vec<JoinHandle<()>>, GreenError> {
     let adopted = listeners
         .into_iter()
@@ -150,22 +135,30 @@ fn start(
             source,
         },
     )?;
-    let sweeper = Arc::clone(&shared.sweeper);
+    let sweeper = Arc::new(Sweeper::new());
     let every = transport::sweep_interval(&shared.config);
-    fence::spawn(move || sweeper.run(every)).map_err(|source| GreenError::Spawn {
+    let sweeping = Arc::clone(&sweeper);
+    fence::spawn(move || sweeping.run(every)).map_err(|source| GreenError::Spawn {
         what: "read-deadline sweeper",
         source,
     })?;
-    let permits = Arc::new(Semphore::new(runtime.worker_connections));
+    let green = Green {
+        shared,
+        pool: Pool::new(settings.blocking_threads),
+        sweeper,
+        tracker,
+        permits: Arc::new(Semphore::new(runtime.worker_connections)),
+    };
     adopted
         .into_iter()
         .enumerate()
         .map(|(index, listener)| {
-            accept::spawn_acceptor(listener, index, Arc::clone(&shared), Arc::clone(&permits))
-                .map_err(|source| GreenError::Spawn {
+            accept::spawn_acceptor(listener, index, green.clone()).map_err(|source| {
+                GreenError::Spawn {
                     what: "accept",
                     source,
-                })
+                }
+            })
         })
         .collect()
 }
@@ -179,9 +172,7 @@ fn supervise(shutdown: &runicorn_worker::Shutdown) {
             ShutdownState::Graceful => return,
             ShutdownState::Quick => quick_exit(),
         }
-        if !shutdown.master_alive() {
-            tracing::info!("Parent changed, shutting down: {}", std::process::id());
-            shutdown.request_graceful();
+        if shutdown.retire_if_orphaned() {
             continue;
         }
         let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
@@ -223,28 +214,12 @@ fn stop_gracefully(
     }
 }
 
-/// INT/QUIT: leave now, even with requests in flight (Gunicorn's quick
-/// exit). Only this thread ever calls `exit`; may's threads die with it.
-fn quick_exit() -> ! {
-    tracing::info!("Worker exiting (pid: {})", std::process::id());
-    std::process::exit(0);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn connections_keep_alive_with_the_settings_timeouts() {
-        let settings = Settings {
-            timeout: Duration::from_secs(10),
-            keepalive: Duration::from_secs(5),
-            ..Settings::default()
-        };
-        let config = conn_config(&settings);
-        assert!(config.keep_alive);
-        assert_eq!(config.keepalive_timeout, Duration::from_secs(5));
-        assert_eq!(config.io_timeout, Duration::from_secs(5));
-        assert_eq!(config.limits.request_line, 4094);
+    fn connections_keep_alive() {
+        assert!(conn_config(&Settings::default()).keep_alive);
     }
 }

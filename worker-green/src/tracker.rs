@@ -7,7 +7,7 @@
 //! An idle connection is never closed under its client, who may be sending
 //! a request at that very moment.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Counters shared by every connection of one worker.
@@ -15,24 +15,12 @@ use std::sync::Arc;
 pub(crate) struct Tracker {
     /// Connections open.
     live: AtomicUsize,
-    /// Requests started, toward `max_requests`.
-    started: AtomicU64,
 }
 
 impl Tracker {
     /// Connections open now.
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)
-    }
-
-    /// Counts a request started; the new total.
-    pub(crate) fn start_request(&self) -> u64 {
-        self.started.fetch_add(1, Ordering::AcqRel) + 1
-    }
-
-    /// Requests started so far.
-    pub(crate) fn started(&self) -> u64 {
-        self.started.load(Ordering::Acquire)
     }
 }
 
@@ -68,7 +56,5 @@ mod tests {
         assert_eq!(tracker.live(), 1);
         drop(conn);
         assert_eq!(tracker.live(), 0);
-        assert_eq!(tracker.start_request(), 1);
-        assert_eq!(tracker.started(), 1);
     }
 }

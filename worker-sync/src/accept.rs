@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_worker::{is_transient_accept_error, Listener, Worker};
+use runicorn_worker::{is_transient_accept_error, Listener, Shared, Worker};
 
-use crate::serve::Serving;
+use crate::serve;
 
 /// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
 /// so a listener that stays readable does not spin the worker.
@@ -43,13 +43,9 @@ pub(crate) fn wait_readable(
         .collect())
 }
 
-/// Accepts one connection on listener `index` and serves it. `Ok(None)`:
+/// Accepts one connection on listener `index` and serves it. `Ok(false)`:
 /// nothing to accept.
-pub(crate) fn accept_and_serve(
-    index: usize,
-    worker: &Worker,
-    serving: &Serving<'_>,
-) -> io::Result<Option<u64>> {
+pub(crate) fn accept_and_serve(index: usize, worker: &Worker, shared: &Shared) -> io::Result<bool> {
     let accepted = match &worker.listeners[index] {
         Listener::Tcp(tcp) => tcp
             .accept()
@@ -58,24 +54,24 @@ pub(crate) fn accept_and_serve(
     };
     let accepted = match accepted {
         Ok(accepted) => accepted,
-        Err(err) if is_transient_accept_error(&err) => return Ok(None),
+        Err(err) if is_transient_accept_error(&err) => return Ok(false),
         Err(err) => return Err(err),
     };
     // The connection gets its own fresh heartbeat budget.
     worker.slot.heartbeat();
-    let answered = match accepted {
+    match accepted {
         Accepted::Tcp(stream, peer) => {
             stream.set_nonblocking(false)?;
             // Best effort: a response is written in few writes anyway.
             let _ = stream.set_nodelay(true);
-            serving.connection(stream, peer, index)
+            serve::connection(shared, stream, peer, index);
         }
         Accepted::Unix(stream) => {
             stream.set_nonblocking(false)?;
-            serving.connection(stream, String::new(), index)
+            serve::connection(shared, stream, String::new(), index);
         }
-    };
-    Ok(Some(answered))
+    }
+    Ok(true)
 }
 
 enum Accepted {

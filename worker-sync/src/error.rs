@@ -6,13 +6,8 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// A listener could not be made non-blocking for the poll loop.
-    #[error("cannot make listener {listener} non-blocking: {source}; check the descriptor limit (ulimit -n)")]
-    Nonblocking {
-        /// The listener, as logged at boot.
-        listener: String,
-        /// What the OS said.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Nonblocking(#[from] runicorn_worker::NonblockingError),
     /// The thread that enforces a quick stop could not start.
     #[error("cannot start the quick-stop watcher thread: {source}; check the process/thread limit (ulimit -u)")]
     Watcher {

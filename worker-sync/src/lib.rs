@@ -14,7 +14,6 @@
 mod accept;
 mod error;
 mod lifecycle;
-mod quick;
 mod serve;
 
 use runicorn_worker::{Ending, Worker, WorkerClass};

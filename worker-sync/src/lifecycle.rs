@@ -7,13 +7,13 @@
 
 use nix::poll::PollTimeout;
 use runicorn_http::ConnConfig;
-use runicorn_worker::{past_max_requests, poll_interval};
-use runicorn_worker::{Ending, Listener, Settings, ShutdownState, Worker};
+use runicorn_worker::listener::set_nonblocking;
+use runicorn_worker::poll_interval;
+use runicorn_worker::quick::{park_for_quick_exit, spawn_quick_exit_watcher};
+use runicorn_worker::{Ending, Settings, Shared, ShutdownState, Worker};
 
 use crate::accept::{accept_and_serve, wait_readable};
 use crate::error::SyncError;
-use crate::quick;
-use crate::serve::Serving;
 
 /// The driver settings of a sync worker: keep-alive off.
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
@@ -25,45 +25,29 @@ pub(crate) fn run(worker: Worker) -> Ending {
     if let Err(err) = boot(&worker) {
         return Ending::boot_failed(err);
     }
-    let serving = Serving {
-        app: &*worker.app.sync,
-        slot: &worker.slot,
-        shutdown: &worker.shutdown,
-        config: conn_config(&worker.settings),
-        forwarded: worker.settings.forwarded_policy(),
-        server_addrs: worker.listeners.iter().map(Listener::server_addr).collect(),
-    };
-    serve_until_stopped(&worker, &serving);
+    let shared = Shared::new(&worker, conn_config(&worker.settings));
+    serve_until_stopped(&worker, &shared);
     if worker.shutdown.state() == ShutdownState::Quick {
-        quick::park_for_quick_exit();
+        park_for_quick_exit();
     }
     worker.app.sync.shutdown_worker();
     Ending::Stopped
 }
 
+/// Listeners non-blocking for the poll loop; the thread that ends the
+/// process on INT/QUIT while the main thread may be inside the app.
 fn boot(worker: &Worker) -> Result<(), SyncError> {
-    for listener in &worker.listeners {
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| SyncError::Nonblocking {
-                listener: listener.describe(),
-                source,
-            })?;
-    }
-    quick::spawn_watcher(worker.shutdown.clone())
+    set_nonblocking(&worker.listeners)?;
+    spawn_quick_exit_watcher(worker.shutdown.clone())
+        .map_err(|source| SyncError::Watcher { source })
 }
 
-fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
+fn serve_until_stopped(worker: &Worker, shared: &Shared) {
     let interval = poll_interval(worker.settings.timeout);
     let poll_timeout = PollTimeout::try_from(interval).unwrap_or(PollTimeout::MAX);
-    let mut served: u64 = 0;
     loop {
         worker.slot.heartbeat();
-        if !worker.shutdown.is_running() {
-            return;
-        }
-        if !worker.shutdown.master_alive() {
-            tracing::info!("Parent changed, shutting down: {}", std::process::id());
+        if !worker.shutdown.is_running() || worker.shutdown.retire_if_orphaned() {
             return;
         }
         let ready = match wait_readable(&worker.listeners, worker, poll_timeout) {
@@ -76,10 +60,11 @@ fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
         for index in ready {
             // Accept until the queue is empty (Gunicorn's sync worker does
             // too), beating between connections.
+            // The request reaching --max-requests stops the loop here.
             while worker.shutdown.is_running() {
-                let answered = match accept_and_serve(index, worker, serving) {
-                    Ok(Some(answered)) => answered,
-                    Ok(None) => break,
+                match accept_and_serve(index, worker, shared) {
+                    Ok(true) => {}
+                    Ok(false) => break,
                     Err(err) => {
                         tracing::error!(
                             "accept on {} failed: {err}",
@@ -88,13 +73,8 @@ fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
                         std::thread::sleep(crate::accept::ACCEPT_ERROR_PAUSE);
                         break;
                     }
-                };
-                worker.slot.heartbeat();
-                served += answered;
-                if past_max_requests(served, worker.max_requests) {
-                    tracing::info!("Autorestarting worker after current request.");
-                    worker.shutdown.request_graceful();
                 }
+                worker.slot.heartbeat();
             }
         }
     }
@@ -103,17 +83,9 @@ fn serve_until_stopped(worker: &Worker, serving: &Serving<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn connections_close_after_every_response() {
-        let settings = Settings {
-            timeout: Duration::from_secs(10),
-            ..Settings::default()
-        };
-        let config = conn_config(&settings);
-        assert!(!config.keep_alive);
-        assert_eq!(config.io_timeout, Duration::from_secs(5));
-        assert_eq!(config.limits.request_line, 4094);
+        assert!(!conn_config(&Settings::default()).keep_alive);
     }
 }

@@ -6,13 +6,8 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum ThreadError {
     /// A listener could not be made non-blocking for the poller.
-    #[error("cannot make listener {listener} non-blocking: {source}; check the descriptor limit (ulimit -n)")]
-    Nonblocking {
-        /// The listener, as logged at boot.
-        listener: String,
-        /// What the OS said.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Nonblocking(#[from] runicorn_worker::NonblockingError),
     /// The epoll instance or the pool's wake-up eventfd could not be made.
     #[error("cannot create the {what}: {source}; check the descriptor limit (ulimit -n) and /proc/sys/fs/epoll/max_user_watches")]
     Poller {

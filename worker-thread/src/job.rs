@@ -18,7 +18,9 @@
 use nix::sys::epoll::EpollFlags;
 use runicorn_http::Outcome;
 
-use crate::serve::{serve_readable, Client, Shared};
+use runicorn_worker::Shared;
+
+use crate::serve::{serve_readable, Client};
 
 /// A parked connection the kernel reported, as a pool thread received it.
 #[derive(Debug, Clone, Copy)]

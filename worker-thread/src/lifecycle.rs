@@ -3,31 +3,17 @@
 //! worker's own checks (quick or graceful, a dead master, a request past
 //! `--timeout`) and when a stopping worker is done.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runicorn_worker::{Ending, ShutdownState, Worker};
+use runicorn_worker::{Ending, Shared, ShutdownState, Worker};
 
 use crate::policy;
 use crate::poller::{LoopEnd, Poller, Stop};
-use crate::serve::Shared;
 
 /// Runs the worker until it should exit; its exit code.
 pub(crate) fn run(worker: Worker) -> Ending {
-    let shared = Arc::new(Shared {
-        app: Arc::clone(&worker.app.sync),
-        slot: worker.slot.clone(),
-        shutdown: worker.shutdown.clone(),
-        max_requests: worker.max_requests,
-        started: AtomicU64::new(0),
-        forwarded: worker.settings.forwarded_policy(),
-        server_addrs: worker
-            .listeners
-            .iter()
-            .map(runicorn_worker::Listener::server_addr)
-            .collect(),
-    });
+    let shared = Arc::new(Shared::new(&worker, policy::conn_config(&worker.settings)));
     let poller = match Poller::boot(&worker, &shared) {
         Ok(poller) => poller,
         Err(err) => return Ending::boot_failed(err),
@@ -75,9 +61,7 @@ impl Poller<'_> {
     /// `--timeout`?
     fn periodic_checks(&mut self) {
         let shutdown = &self.worker.shutdown;
-        if !shutdown.master_alive() {
-            tracing::info!("Parent changed, shutting down: {}", std::process::id());
-            shutdown.request_graceful();
+        if shutdown.retire_if_orphaned() {
             return;
         }
         let timeout = self.worker.settings.timeout;

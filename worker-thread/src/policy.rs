@@ -82,10 +82,6 @@ impl Load {
     }
 }
 
-/// Whether the `started`-th request of this worker must be the last on
-/// its connection because of `--max-requests`: the master's rule.
-pub(crate) use runicorn_worker::past_max_requests;
-
 /// Whether the oldest request in flight, `age` old, has run past
 /// `--timeout` (zero: never), so the worker must retire.
 pub(crate) fn overdue(age: Duration, timeout: Duration) -> bool {
@@ -114,15 +110,13 @@ mod tests {
             timeout: Duration::from_secs(10),
             ..Settings::default()
         };
-        let config = conn_config(&settings);
-        assert!(config.keep_alive);
-        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert!(conn_config(&settings).keep_alive);
         assert_eq!(head_deadline(&settings), Duration::from_secs(5));
-        let settings = Settings {
+        let closing = Settings {
             keepalive: Duration::ZERO,
-            ..Settings::default()
+            ..settings
         };
-        assert!(!conn_config(&settings).keep_alive);
+        assert!(!conn_config(&closing).keep_alive);
     }
 
     #[test]

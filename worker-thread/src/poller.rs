@@ -22,7 +22,7 @@ use runicorn_worker::Worker;
 use crate::error::ThreadError;
 use crate::policy::{self, Load};
 use crate::pool::{Hub, Pool};
-use crate::serve::Shared;
+use runicorn_worker::Shared;
 
 /// The token of the stop state's wake pipe.
 const TOKEN_SHUTDOWN: u64 = u64::MAX;
@@ -92,14 +92,7 @@ impl<'w> Poller<'w> {
         worker: &'w Worker,
         shared: &Arc<Shared>,
     ) -> Result<Poller<'w>, ThreadError> {
-        for listener in &worker.listeners {
-            listener
-                .set_nonblocking(true)
-                .map_err(|source| ThreadError::Nonblocking {
-                    listener: listener.describe(),
-                    source,
-                })?;
-        }
+        runicorn_worker::listener::set_nonblocking(&worker.listeners)?;
         let epoll =
             Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|errno| ThreadError::Poller {
                 what: "epoll instance",

@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use runicorn_worker::Shared;
 
 use crate::error::ThreadError;
 use crate::idle::{IdleKind, IdleSet};
 use crate::job::{run_job, Ready};
-use crate::serve::{Client, Shared};
+use crate::serve::Client;
 
 /// The token of the pool's stop eventfd in the hub's epoll set;
 /// connections' tokens count up from 0 and are never reused.
@@ -388,24 +389,16 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::Shutdown;
     use std::os::unix::net::UnixStream;
-    use std::sync::atomic::AtomicU64;
 
     use runicorn_http::Connection;
-    use runicorn_worker::{Settings, Shutdown as StopState, Slot};
+    use runicorn_worker::Settings;
 
     use crate::policy::conn_config;
     use crate::stream::Stream;
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            app: Arc::clone(&runicorn_app::builtin::lookup("hello").unwrap().sync),
-            slot: Slot::local(),
-            shutdown: StopState::new().unwrap(),
-            max_requests: 0,
-            started: AtomicU64::new(0),
-            forwarded: runicorn_http::ForwardedPolicy::default(),
-            server_addrs: Vec::new(),
-        })
+        let hello = runicorn_app::builtin::lookup("hello").unwrap();
+        Arc::new(Shared::in_process(hello, conn_config(&Settings::default())).unwrap())
     }
 
     fn hub() -> Arc<Hub> {

@@ -7,18 +7,10 @@
 //! every response that starts once it retires (the connection state
 //! watches `Shutdown::retirement`, set when the poller admits it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use runicorn_app::blocking::ThreadHost;
+use runicorn_http::{Connection, Exchange, Outcome, ServeMode};
+use runicorn_worker::{ConnBookkeeping, Shared};
 
-use runicorn_app::blocking::{call_app, Endpoint, ThreadHost};
-use runicorn_app::App;
-use runicorn_http::{
-    Bookkeeping, Connection, Exchange, ForwardedPolicy, Outcome, ParseError, RequestDone,
-    RequestHead, ServeMode,
-};
-use runicorn_worker::{RequestGuard, Shutdown, Slot};
-
-use crate::policy::past_max_requests;
 use crate::stream::Stream;
 
 /// A client connection with its driver state (buffers, pipelined bytes)
@@ -56,94 +48,13 @@ impl std::ops::DerefMut for Client {
     }
 }
 
-/// What every pool thread shares.
-pub(crate) struct Shared {
-    /// The app's blocking entry.
-    pub(crate) app: Arc<dyn App>,
-    /// This worker's scoreboard slot.
-    pub(crate) slot: Slot,
-    /// The worker's stop state.
-    pub(crate) shutdown: Shutdown,
-    /// `--max-requests` with jitter applied (0: never).
-    pub(crate) max_requests: u64,
-    /// Requests started by this worker, toward `max_requests`.
-    pub(crate) started: AtomicU64,
-    /// Whom to believe about forwarded clients and schemes.
-    pub(crate) forwarded: ForwardedPolicy,
-    /// Each listener's address, as apps are told it, by listener index.
-    pub(crate) server_addrs: Vec<String>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("max_requests", &self.max_requests)
-            .field("started", &self.started)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The worker's bookkeeping of one dispatch's requests.
-struct ConnBookkeeping<'s> {
-    shared: &'s Shared,
-    in_flight: Option<RequestGuard>,
-}
-
-impl Bookkeeping for ConnBookkeeping<'_> {
-    fn should_close(&mut self) -> bool {
-        // Asked just before a request starts.
-        let upcoming = self.shared.started.load(Ordering::Acquire) + 1;
-        past_max_requests(upcoming, self.shared.max_requests) || !self.shared.shutdown.is_running()
-    }
-
-    fn request_started(&mut self, head: &RequestHead) {
-        let started = self.shared.started.fetch_add(1, Ordering::AcqRel) + 1;
-        if started == self.shared.max_requests {
-            // Requests racing this one on other threads learn it when their
-            // response starts (the connection state watches the retirement).
-            tracing::info!("Autorestarting worker after current request.");
-            self.shared.shutdown.request_graceful();
-        }
-        self.in_flight = Some(self.shared.slot.begin_request_parts(&[
-            &head.method,
-            &head.target,
-            head.version.as_str(),
-        ]));
-    }
-
-    fn request_finished(&mut self, _done: &RequestDone<'_>) {
-        // Dropping the guard frees the lane and counts the request served.
-        self.in_flight = None;
-    }
-
-    fn bad_request(&mut self, err: &ParseError) {
-        tracing::debug!("Invalid request: {err}");
-    }
-}
-
 /// Serves every request buffered or arriving on `client` (which is
 /// readable) until it is idle or closed.
 pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
-    let mut bookkeeping = ConnBookkeeping {
-        shared,
-        in_flight: None,
-    };
-    let app = &*shared.app;
-    let shutdown = &shared.shutdown;
-    let endpoint = Endpoint {
-        server_addr: shared
-            .server_addrs
-            .get(client.listener)
-            .map_or("", String::as_str),
-        forwarded: &shared.forwarded,
-    };
-    let mut handler = |exchange: &mut Exchange<'_>| {
-        if let Err(err) = call_app(app, exchange, &ThreadHost, &endpoint) {
-            if err.panicked {
-                shutdown.retire_after_panic();
-            }
-        }
-    };
+    let listener = client.listener;
+    let mut bookkeeping = ConnBookkeeping::new(shared);
+    let mut handler =
+        |exchange: &mut Exchange<'_>| shared.call_app(exchange, &ThreadHost, listener);
     client
         .connection
         .serve(&mut handler, &mut bookkeeping, ServeMode::UntilIdle)
@@ -156,20 +67,18 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
-    use runicorn_worker::Slot;
+    use std::sync::Arc;
+
+    use runicorn_app::App;
+    use runicorn_worker::{Settings, Shutdown};
 
     use crate::policy::conn_config;
 
     fn shared(max_requests: u64) -> Shared {
-        Shared {
-            app: runicorn_app::builtin::lookup("hello").unwrap().sync,
-            slot: Slot::local(),
-            shutdown: Shutdown::new().unwrap(),
-            max_requests,
-            started: AtomicU64::new(0),
-            forwarded: ForwardedPolicy::default(),
-            server_addrs: Vec::new(),
-        }
+        let hello = runicorn_app::builtin::lookup("hello").unwrap();
+        Shared::in_process(hello, conn_config(&Settings::default()))
+            .unwrap()
+            .with_max_requests(max_requests)
     }
 
     fn pair() -> (UnixStream, Client) {
@@ -177,7 +86,7 @@ mod tests {
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let settings = runicorn_worker::Settings::default();
+        let settings = Settings::default();
         (
             client,
             Client::new(
@@ -235,9 +144,9 @@ mod tests {
     #[test]
     fn max_requests_counts_with_keep_alive_off() {
         let shared = shared(2);
-        let settings = runicorn_worker::Settings {
+        let settings = Settings {
             keepalive: Duration::ZERO,
-            ..runicorn_worker::Settings::default()
+            ..Settings::default()
         };
         for _ in 0..2 {
             let (mut client, server) = UnixStream::pair().unwrap();
@@ -280,7 +189,7 @@ mod tests {
     #[test]
     fn a_response_started_after_the_stop_began_closes_the_connection() {
         let mut shared = shared(0);
-        shared.app = Arc::new(StopsTheWorker(shared.shutdown.clone()));
+        shared.app.sync = Arc::new(StopsTheWorker(shared.shutdown.clone()));
         let (mut client, mut conn) = pair();
         conn.watch_retirement(shared.shutdown.retirement());
         client.write_all(GET).unwrap();

@@ -39,6 +39,18 @@ impl Ending {
         Ending::BootFailed
     }
 
+    /// The app could not be loaded in the worker: says so (`Exception in
+    /// worker process: ...`) and ends with [`Ending::of_load_error`].
+    pub fn load_failed(err: &LoadError) -> Ending {
+        tracing::error!("Exception in worker process: {err}");
+        Ending::of_load_error(err)
+    }
+
+    /// Gunicorn's last line of a worker, `Worker exiting (pid: N)`.
+    pub fn say_exiting() {
+        tracing::info!("Worker exiting (pid: {})", std::process::id());
+    }
+
     /// The ending of a failed app load: 4, or 3 when the app loaded but
     /// its `init_worker` failed ([`LoadError::Boot`]).
     pub fn of_load_error(err: &LoadError) -> Ending {

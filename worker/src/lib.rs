@@ -13,20 +13,26 @@
 
 #![deny(unsafe_code)]
 
+pub mod bookkeeping;
 pub mod class;
 pub mod clock;
 pub mod ending;
 pub mod listener;
 pub mod log;
+pub mod quick;
 pub mod settings;
+pub mod shared;
 pub mod shutdown;
 pub mod slot;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use bookkeeping::ConnBookkeeping;
 pub use class::{past_max_requests, poll_interval, Worker, WorkerClass};
 pub use ending::Ending;
-pub use listener::{is_transient_accept_error, Listener};
+pub use listener::{is_transient_accept_error, Listener, NonblockingError};
+pub use quick::quick_exit;
 pub use settings::Settings;
+pub use shared::{Shared, Started};
 pub use shutdown::{Shutdown, ShutdownState, SignalHook};
 pub use slot::{RequestGuard, Slot};

@@ -103,6 +103,32 @@ impl AsFd for Listener {
     }
 }
 
+/// A listener that could not be made non-blocking: a worker that cannot
+/// poll its listeners cannot boot.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot make listener {listener} non-blocking: {source}; check the descriptor limit (ulimit -n)"
+)]
+pub struct NonblockingError {
+    /// The listener, as logged at boot.
+    pub listener: String,
+    /// What the OS said.
+    pub source: io::Error,
+}
+
+/// Makes every listener's `accept` non-blocking, for a poll loop.
+pub fn set_nonblocking(listeners: &[Listener]) -> Result<(), NonblockingError> {
+    for listener in listeners {
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| NonblockingError {
+                listener: listener.describe(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// Whether an accept error only means "accept again later": nothing to
 /// accept (another worker won the race, or a signal interrupted the call),
 /// or the client gave up before accept. Every worker class's accept loop

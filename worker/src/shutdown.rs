@@ -196,6 +196,18 @@ impl Shutdown {
         nix::unistd::getppid() == self.inner.master_pid
     }
 
+    /// When the master is gone, says so in Gunicorn's words and asks for a
+    /// graceful stop; true then. Every class asks at least once per poll
+    /// interval.
+    pub fn retire_if_orphaned(&self) -> bool {
+        if self.master_alive() {
+            return false;
+        }
+        tracing::info!("Parent changed, shutting down: {}", std::process::id());
+        self.request_graceful();
+        true
+    }
+
     /// Starts the thread that runs `worker_int` on INT/QUIT and
     /// `worker_abort` on ABRT (either may be absent). Called in the worker
     /// after fork, once the environment is set; does nothing without hooks.
@@ -252,7 +264,7 @@ impl Shutdown {
                 if let Some(hook) = &worker_abort {
                     hook();
                 }
-                tracing::info!("Worker exiting (pid: {})", std::process::id());
+                crate::Ending::say_exiting();
                 std::process::exit(1);
             }
             if int_ran {

@@ -31,8 +31,9 @@ pub trait Bookkeeping {
     fn request_started(&mut self, _head: &RequestHead) {}
     /// A request was answered (the response may still be buffered).
     fn request_finished(&mut self, _done: &RequestDone<'_>) {}
-    /// A request was rejected before any app saw it; its status was sent.
-    fn bad_request(&mut self, _err: &ParseError) {}
+    /// A request from `peer` (`""`: a unix socket) was rejected before any
+    /// app saw it; its status was sent.
+    fn bad_request(&mut self, _peer: &str, _err: &ParseError) {}
 }
 
 /// Bookkeeping that keeps nothing.

@@ -125,7 +125,7 @@ impl<S: Transport> Connection<S> {
                     let _ = self.wire.write(&mut self.state);
                 }
                 Action::Serve => self.run_request(handler, bookkeeping),
-                Action::BadRequest(err) => bookkeeping.bad_request(&err),
+                Action::BadRequest(err) => bookkeeping.bad_request(&self.peer, &err),
                 Action::Shutdown => {
                     let result = self.wire.stream.shutdown_write();
                     self.state.shut_down(result);
@@ -153,7 +153,7 @@ impl<S: Transport> Connection<S> {
         ));
         let end = self.state.finish();
         if let Some(err) = &end.body_error {
-            bookkeeping.bad_request(err);
+            bookkeeping.bad_request(&self.peer, err);
         }
         bookkeeping.request_finished(&RequestDone {
             head: self.state.head(),

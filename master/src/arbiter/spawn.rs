@@ -168,10 +168,7 @@ impl Arbiter {
             Some(app) => app,
             None => match self.loader.load(&settings) {
                 Ok(app) => app,
-                Err(err) => {
-                    tracing::error!("Exception in worker process: {err}");
-                    return Err(Ending::of_load_error(&err));
-                }
+                Err(err) => return Err(Ending::load_failed(&err)),
             },
         };
         let info = WorkerInfo {

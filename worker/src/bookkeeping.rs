@@ -1,0 +1,53 @@
+//! [`ConnBookkeeping`]: the [`Shared`] bookkeeping of one connection's
+//! requests, as the blocking driver (`http::Connection`, under sync,
+//! gthread and green) calls it at each request's boundaries.
+
+use runicorn_app::blocking::log_invalid_request;
+use runicorn_http::{Bookkeeping, ParseError, RequestDone, RequestHead};
+
+use crate::shared::Shared;
+use crate::slot::RequestGuard;
+
+/// One connection's requests, kept by the worker.
+#[derive(Debug)]
+pub struct ConnBookkeeping<'s> {
+    shared: &'s Shared,
+    in_flight: Option<RequestGuard>,
+    answered: u64,
+}
+
+impl<'s> ConnBookkeeping<'s> {
+    /// The bookkeeping of one connection's requests.
+    pub fn new(shared: &'s Shared) -> Self {
+        ConnBookkeeping {
+            shared,
+            in_flight: None,
+            answered: 0,
+        }
+    }
+
+    /// Requests answered on this connection so far.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+}
+
+impl Bookkeeping for ConnBookkeeping<'_> {
+    fn should_close(&mut self) -> bool {
+        self.shared.closing()
+    }
+
+    fn request_started(&mut self, head: &RequestHead) {
+        self.in_flight = Some(self.shared.start_request(head).guard);
+    }
+
+    fn request_finished(&mut self, _done: &RequestDone<'_>) {
+        // Dropping the guard frees the lane and counts the request served.
+        self.in_flight = None;
+        self.answered += 1;
+    }
+
+    fn bad_request(&mut self, peer: &str, err: &ParseError) {
+        log_invalid_request(peer, err);
+    }
+}

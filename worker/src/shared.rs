@@ -1,0 +1,241 @@
+//! [`Shared`]: what every connection, thread, coroutine and task of one
+//! worker shares, and the per-request bookkeeping every class does the
+//! same way: the scoreboard lane naming the request (so a hung one is
+//! named), the count toward `--max-requests` (Gunicorn's "Autorestarting
+//! worker after current request."), whether the next request must be the
+//! last on its connection, the app's failure that retires the worker, and
+//! whom to believe about forwarded clients.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use runicorn_app::blocking::{call_app, Endpoint};
+use runicorn_app::{AppError, Application, Host};
+use runicorn_http::{ConnConfig, Exchange, ForwardedPolicy, RequestHead};
+
+use crate::class::{past_max_requests, Worker};
+use crate::shutdown::Shutdown;
+use crate::slot::{RequestGuard, Slot};
+
+/// The worker-wide state every class serves requests from.
+pub struct Shared {
+    /// The app: its blocking entry, and its async one when it has one.
+    pub app: Application,
+    /// This worker's scoreboard slot.
+    pub slot: Slot,
+    /// The worker's stop state.
+    pub shutdown: Shutdown,
+    /// The connection settings, with the class's keep-alive rule.
+    pub config: ConnConfig,
+    /// Requests after which the worker retires, jitter applied (0: never).
+    max_requests: u64,
+    /// Requests started so far.
+    started: AtomicU64,
+    /// Whom to believe about forwarded clients and schemes.
+    forwarded: ForwardedPolicy,
+    /// Each listener's address, as apps are told it, by listener index.
+    server_addrs: Vec<Arc<str>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("app", &self.app)
+            .field("config", &self.config)
+            .field("max_requests", &self.max_requests)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request that has started: its scoreboard lane (dropping the guard
+/// frees it and counts the request served), and whether it must be the
+/// last on its connection.
+#[derive(Debug)]
+pub struct Started {
+    /// The request's scoreboard lane.
+    pub guard: RequestGuard,
+    /// The worker is stopping, or this request reached `--max-requests`:
+    /// its response carries `Connection: close`.
+    pub last: bool,
+}
+
+impl Shared {
+    /// The state of `worker`, served with `config` (the class's keep-alive
+    /// rule applied to [`Settings::conn_config`](crate::Settings::conn_config)).
+    pub fn new(worker: &Worker, config: ConnConfig) -> Shared {
+        Shared {
+            app: worker.app.clone(),
+            slot: worker.slot.clone(),
+            shutdown: worker.shutdown.clone(),
+            config,
+            max_requests: worker.max_requests,
+            started: AtomicU64::new(0),
+            forwarded: worker.settings.forwarded_policy(),
+            server_addrs: worker
+                .listeners
+                .iter()
+                .map(|listener| Arc::from(listener.server_addr()))
+                .collect(),
+        }
+    }
+
+    /// A worker's state in this process alone (tests, in-process runs): its
+    /// own scoreboard slot and stop state, no `--max-requests`, no trusted
+    /// front end, no listener addresses.
+    pub fn in_process(app: Application, config: ConnConfig) -> std::io::Result<Shared> {
+        Ok(Shared {
+            app,
+            slot: Slot::local(),
+            shutdown: Shutdown::new()?,
+            config,
+            max_requests: 0,
+            started: AtomicU64::new(0),
+            forwarded: ForwardedPolicy::default(),
+            server_addrs: Vec::new(),
+        })
+    }
+
+    /// The same, retiring after `max_requests` (0: never).
+    pub fn with_max_requests(mut self, max_requests: u64) -> Shared {
+        self.max_requests = max_requests;
+        self
+    }
+
+    /// Requests started so far.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Whether the next request to start must be the last on its
+    /// connection: the worker is stopping, or it reaches `--max-requests`.
+    pub fn closing(&self) -> bool {
+        past_max_requests(self.started() + 1, self.max_requests) || !self.shutdown.is_running()
+    }
+
+    /// Counts a request as started and gives it a scoreboard lane named by
+    /// its request line. The request reaching `--max-requests` starts the
+    /// graceful stop (requests racing it on other threads learn it when
+    /// their response starts).
+    pub fn start_request(&self, head: &RequestHead) -> Started {
+        let count = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        if count == self.max_requests {
+            tracing::info!("Autorestarting worker after current request.");
+            self.shutdown.request_graceful();
+        }
+        let last = past_max_requests(count, self.max_requests) || !self.shutdown.is_running();
+        let guard =
+            self.slot
+                .begin_request_parts(&[&head.method, &head.target, head.version.as_str()]);
+        Started { guard, last }
+    }
+
+    /// The address apps are told a connection on listener `listener`
+    /// arrived on (`""` when unknown).
+    pub fn server_addr(&self, listener: usize) -> &Arc<str> {
+        static UNKNOWN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        self.server_addrs
+            .get(listener)
+            .unwrap_or_else(|| UNKNOWN.get_or_init(|| Arc::from("")))
+    }
+
+    /// Whom to believe about forwarded clients and schemes.
+    pub fn forwarded(&self) -> &ForwardedPolicy {
+        &self.forwarded
+    }
+
+    /// What an app is told of listener `listener`, for the blocking glue.
+    pub fn endpoint(&self, listener: usize) -> Endpoint<'_> {
+        Endpoint {
+            server_addr: self.server_addr(listener),
+            forwarded: &self.forwarded,
+        }
+    }
+
+    /// An app call ended: a panic retires the worker once its in-flight
+    /// requests are answered (the app's state may be broken).
+    pub fn app_returned(&self, result: &Result<(), AppError>) {
+        if result.as_ref().is_err_and(|err| err.panicked) {
+            self.shutdown.retire_after_panic();
+        }
+    }
+
+    /// Runs the app's blocking entry on one request of the blocking driver,
+    /// with `host`'s waits. (A worker that begins retiring while the app
+    /// runs still answers, with `Connection: close`: the connection state
+    /// watches [`Shutdown::retirement`].)
+    pub fn call_app(&self, exchange: &mut Exchange<'_>, host: &dyn Host, listener: usize) {
+        let result = call_app(&*self.app.sync, exchange, host, &self.endpoint(listener));
+        self.app_returned(&result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_http::{RequestHead, Version};
+
+    fn head() -> RequestHead {
+        RequestHead {
+            method: "GET".into(),
+            target: "/slow".into(),
+            version: Version::Http11,
+            ..RequestHead::default()
+        }
+    }
+
+    fn shared() -> Shared {
+        let app = runicorn_app::builtin::lookup("hello").unwrap();
+        Shared::in_process(app, ConnConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_started_request_is_named_in_the_scoreboard_and_counted() {
+        let shared = shared();
+        let started = shared.start_request(&head());
+        assert!(!started.last);
+        assert_eq!(
+            shared.slot.oldest_request().unwrap().1,
+            "GET /slow HTTP/1.1"
+        );
+        drop(started);
+        assert_eq!(shared.slot.requests_served(), 1);
+        assert_eq!(shared.started(), 1);
+    }
+
+    #[test]
+    fn the_request_reaching_max_requests_is_the_last_and_retires_the_worker() {
+        let shared = shared().with_max_requests(2);
+        assert!(!shared.closing());
+        assert!(!shared.start_request(&head()).last);
+        assert!(shared.closing(), "the next one reaches the limit");
+        assert!(shared.shutdown.is_running());
+        assert!(shared.start_request(&head()).last);
+        assert!(!shared.shutdown.is_running());
+        assert!(shared.start_request(&head()).last);
+    }
+
+    #[test]
+    fn a_stopping_worker_closes_after_the_request() {
+        let shared = shared();
+        shared.shutdown.request_graceful();
+        assert!(shared.closing());
+        assert!(shared.start_request(&head()).last);
+    }
+
+    #[test]
+    fn a_panic_retires_the_worker_and_an_error_does_not() {
+        let shared = shared();
+        shared.app_returned(&Err(AppError::new("broken")));
+        assert!(shared.shutdown.is_running());
+        let mut panicked = AppError::new("boom");
+        panicked.panicked = true;
+        shared.app_returned(&Err(panicked));
+        assert!(!shared.shutdown.is_running());
+    }
+
+    #[test]
+    fn an_unknown_listener_has_no_address() {
+        assert_eq!(&**shared().server_addr(3), "");
+    }
+}
