@@ -300,6 +300,126 @@ pub fn term_answers_kept_alive_in_flight<S: AsRef<str>>(
     (answered, exit)
 }
 
+/// What [`term_serves_the_backlog`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogFigures {
+    /// Requests sent before TERM.
+    pub sent: usize,
+    /// Of those, answered with 200.
+    pub answered: usize,
+    /// From TERM to the last answer.
+    pub last_answer: Duration,
+    /// From TERM to the master's exit.
+    pub exit: Duration,
+    /// Connections tried after TERM before one was refused; each of the
+    /// others was served.
+    pub served_after_term: usize,
+}
+
+/// `clients` clients each send one `GET path` (a slow request) to a server
+/// whose workers hold `capacity` of them at once (the rest wait in the
+/// listen backlog, accepted by the kernel); once all are sent and
+/// `capacity` are in flight (`--log-level debug`), TERM. Every one is
+/// answered with 200 (the queued ones too: a stopping worker takes what
+/// the kernel queued before it closes its listener), connections tried
+/// after TERM are served (`GET quick`) until one is refused (the listener
+/// is closed everywhere), none accepted and reset, and the master exits 0.
+pub fn term_serves_the_backlog(
+    server: &mut Server,
+    clients: usize,
+    path: &str,
+    quick: &str,
+    capacity: usize,
+) -> BacklogFigures {
+    let addr = server.addr().clone();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let handles: Vec<JoinHandle<io::Result<Response>>> = (0..clients)
+        .map(|_| {
+            let (addr, path, sent) = (addr.clone(), path.to_owned(), sent_tx.clone());
+            thread::spawn(move || {
+                let mut conn = Conn::connect(&addr)?;
+                conn.set_timeout(Duration::from_secs(60))?;
+                let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+                conn.send(head.as_bytes())?;
+                let _ = sent.send(());
+                conn.read_final_response(false)
+            })
+        })
+        .collect();
+    for _ in 0..clients {
+        sent_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("a client could not send:\n{}", server.log()));
+    }
+    let pattern = format!("GET {}", path.split('?').next().unwrap_or(path));
+    if server
+        .wait_for_log_count(&pattern, capacity, deadline(10.0))
+        .is_none()
+    {
+        panic!("{capacity} requests did not start:\n{}", server.log());
+    }
+    let term = Instant::now();
+    server.signal(Signal::SIGTERM);
+    // New connections: taken (and served) while some worker has not yet
+    // drained its queue, then refused.
+    let mut late = Vec::new();
+    let refused = wait_until(deadline(10.0), || match Conn::connect(&addr) {
+        Err(err) => {
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::ConnectionRefused,
+                "a connection after TERM: {err}\n{}",
+                server.log()
+            );
+            true
+        }
+        Ok(mut conn) => {
+            let quick = quick.to_owned();
+            late.push(thread::spawn(move || {
+                conn.set_timeout(Duration::from_secs(60))?;
+                conn.get(&quick)
+            }));
+            false
+        }
+    });
+    assert!(
+        refused,
+        "connections were still accepted 10 s after TERM:\n{}",
+        server.log()
+    );
+    let served_after_term = late.len();
+    for handle in late {
+        let response = handle
+            .join()
+            .expect("client thread panicked")
+            .unwrap_or_else(|err| {
+                panic!(
+                    "a connection accepted after TERM was not served: {err}\n{}",
+                    server.log()
+                )
+            });
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    let mut answered = 0;
+    for handle in handles {
+        let response = handle
+            .join()
+            .expect("client thread panicked")
+            .unwrap_or_else(|err| panic!("a request sent before TERM: {err}\n{}", server.log()));
+        assert_eq!(response.status, 200, "{response:?}");
+        answered += 1;
+    }
+    let last_answer = term.elapsed();
+    assert_eq!(exit_code(server, 60.0), 0, "{}", server.log());
+    BacklogFigures {
+        sent: clients,
+        answered,
+        last_answer,
+        exit: term.elapsed(),
+        served_after_term,
+    }
+}
+
 /// `reloads` HUPs, each once the previous reload completed, while eight
 /// clients send `GET /` on kept-alive connections (`builtin:hello`). What
 /// they saw; the caller asserts no failure and no retry.
@@ -403,11 +523,16 @@ pub fn idle_connection_holds_the_stop_until_keep_alive(server: &mut Server) -> D
     exit
 }
 
-/// QUIT to a one-worker `builtin:sleep` server of `class` (`EXTRA` added,
-/// `--graceful-timeout 30`) with a 20 s request in flight: the master exits
-/// within 10 s, its whole process group is gone within 5 s more, and the
-/// request is cut rather than answered.
-pub fn quit_cuts_a_request_in_flight(class: Class, extra: &[&str]) {
+/// `signal` (INT or QUIT) to a one-worker `builtin:sleep` server of
+/// `class` (`EXTRA` added, `--graceful-timeout 30`) with a 20 s request in
+/// flight: the master exits within a second (a quick stop does not wait
+/// for requests), its whole process group is gone within 5 s more, and the
+/// request is cut rather than answered. Returns how long the master took.
+pub fn quick_stop_cuts_a_request_in_flight(
+    class: Class,
+    extra: &[&str],
+    signal: Signal,
+) -> Duration {
     let mut args = vec![
         "-w",
         "1",
@@ -420,15 +545,21 @@ pub fn quit_cuts_a_request_in_flight(class: Class, extra: &[&str]) {
     let mut server = class.start(&args, "builtin:sleep");
     let in_flight = InFlight::start(&server, &["/?ms=20000"]);
     let started = Instant::now();
-    server.signal(Signal::SIGQUIT);
+    server.signal(signal);
     exit_code(&mut server, 10.0);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "{signal} took {took:?}:\n{}",
+        server.log()
+    );
     assert!(
         wait_until(deadline(5.0), || server.group().is_empty()),
         "left behind: {:?}",
         server.group()
     );
     in_flight.cut();
+    took
 }
 
 /// On a `--keep-alive 1` server of `builtin:hello`: requests in quick

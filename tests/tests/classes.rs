@@ -27,6 +27,8 @@ struct Setup {
     /// Fifty requests in flight on kept-alive connections (four for the
     /// sync class, on fresh ones): the server's arguments and the count.
     many_in_flight: (&'static [&'static str], usize),
+    /// How many requests four workers (with `extra`) run at once.
+    four_workers_hold: usize,
     /// What makes the class miss its heartbeat.
     hang: Hang,
 }
@@ -55,6 +57,7 @@ fn setup(class: Class) -> Setup {
             keeps_alive: false,
             in_flight: 1,
             many_in_flight: (&["-w", "4"], 4),
+            four_workers_hold: 4,
             hang: Hang {
                 extra: &["-t", "1"],
                 app: "builtin:sleep",
@@ -70,6 +73,7 @@ fn setup(class: Class) -> Setup {
             keeps_alive: true,
             in_flight: 3,
             many_in_flight: (&["-w", "2", "--threads", "25"], 50),
+            four_workers_hold: 16,
             hang: Hang {
                 // A sleeping pool thread: the poller beats on, the request's
                 // own age past --timeout retires the worker, which leaves
@@ -88,6 +92,7 @@ fn setup(class: Class) -> Setup {
             keeps_alive: true,
             in_flight: 20,
             many_in_flight: (&["-w", "2"], 50),
+            four_workers_hold: 20,
             hang: Hang {
                 // A sleep yields the coroutine; only a spinning handler
                 // holds the one may thread (far more rounds than 2 s).
@@ -105,6 +110,7 @@ fn setup(class: Class) -> Setup {
             keeps_alive: true,
             in_flight: 20,
             many_in_flight: (&["-w", "2"], 50),
+            four_workers_hold: 20,
             hang: Hang {
                 // A sync app runs on the blocking pool by design; the
                 // worker's test-only inline mode calls it on a runtime
@@ -232,6 +238,50 @@ fn term_answers_fifty_kept_alive_in_flight(class: Class) {
     );
 }
 
+/// Four workers, twenty clients each sending one 2-second request, TERM
+/// once the workers are busy: all twenty are answered (the ones queued in
+/// the listen backlog too), new connections are refused, not reset, and
+/// the master exits 0.
+fn term_serves_the_backlog(class: Class) {
+    let mut server = start(
+        class,
+        "4",
+        &["--log-level", "debug", "--graceful-timeout", "60"],
+        "builtin:sleep",
+    );
+    server.wait_workers(4, 10.0);
+    let hold = setup(class).four_workers_hold;
+    let figures = scenario::term_serves_the_backlog(&mut server, 20, "/?ms=2000", "/?ms=1", hold);
+    eprintln!("FIGURES {} term-backlog: {figures:?}", class.name());
+    assert_eq!(figures.answered, 20);
+}
+
+/// TERM leaves nothing behind: the unix socket and the pidfile are removed,
+/// and the TCP port can be bound again at once.
+fn term_leaves_nothing_behind(class: Class) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("runicorn.sock");
+    let pidfile = dir.path().join("runicorn.pid");
+    let unix = format!("unix:{}", socket.display());
+    let pid = pidfile.display().to_string();
+    let mut server = start(class, "2", &["-b", &unix, "-p", &pid], "builtin:hello");
+    server.wait_workers(2, 10.0);
+    assert!(socket.exists() && pidfile.exists());
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    assert_eq!(conn.get("/").expect("GET").status, 200);
+    server.signal(runicorn_tests::Signal::SIGTERM);
+    assert_eq!(
+        runicorn_tests::exit_code(&mut server, 10.0),
+        0,
+        "{}",
+        server.log()
+    );
+    assert!(!socket.exists(), "the unix socket is left behind");
+    assert!(!pidfile.exists(), "the pidfile is left behind");
+    std::net::TcpListener::bind(server.addr().tcp())
+        .unwrap_or_else(|err| panic!("the port cannot be bound again: {err}"));
+}
+
 /// A kept-alive connection idle at TERM still gets its next request
 /// answered (with `Connection: close`), however long the client thinks
 /// before sending it, within `--keep-alive`.
@@ -313,9 +363,25 @@ fn recycling_under_keep_alive_load_loses_nothing(class: Class) {
     );
 }
 
-/// QUIT cuts a request in flight and the master leaves at once.
+/// INT and QUIT cut a request in flight and the master leaves within a
+/// second.
+fn int_cuts_a_request_in_flight(class: Class) {
+    let took = scenario::quick_stop_cuts_a_request_in_flight(
+        class,
+        setup(class).extra,
+        runicorn_tests::Signal::SIGINT,
+    );
+    eprintln!("FIGURES {} int: {:.3}s", class.name(), took.as_secs_f64());
+}
+
+/// The same with QUIT.
 fn quit_cuts_a_request_in_flight(class: Class) {
-    scenario::quit_cuts_a_request_in_flight(class, setup(class).extra);
+    let took = scenario::quick_stop_cuts_a_request_in_flight(
+        class,
+        setup(class).extra,
+        runicorn_tests::Signal::SIGQUIT,
+    );
+    eprintln!("FIGURES {} quit: {:.3}s", class.name(), took.as_secs_f64());
 }
 
 /// A request that hangs its worker is named in `WORKER TIMEOUT`, the worker
@@ -388,10 +454,13 @@ matrix! {
         idle_connection_closes_after_keep_alive,
         term_answers_in_flight,
         term_answers_fifty_kept_alive_in_flight,
+        term_serves_the_backlog,
+        term_leaves_nothing_behind,
         an_idle_connection_is_answered_after_term,
         an_idle_connection_holds_the_stop_only_until_keep_alive,
         reloads_under_keep_alive_load_lose_nothing,
         recycling_under_keep_alive_load_loses_nothing,
+        int_cuts_a_request_in_flight,
         quit_cuts_a_request_in_flight,
         hung_request_is_named,
         workers_exit_with_the_master,

@@ -4,13 +4,16 @@
 //! then it accepts and spawns the connection's task with its permit. An
 //! accept error such as EMFILE pauses this loop with a doubling back-off
 //! (10 ms up to 1 s) instead of spinning on a listener that stays readable.
+//! When the worker stops accepting, the loop closes its listener, after
+//! taking and serving what the kernel queued on it when the service stops
+//! (`runicorn_worker::stop_accepting`).
 
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runicorn_worker::is_transient_accept_error;
+use runicorn_worker::{is_transient_accept_error, stop_accepting, Drain, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::OwnedSemaphorePermit;
@@ -59,12 +62,58 @@ impl Backoff {
     }
 }
 
-/// Accepts on `listener` until the worker stops accepting.
+/// Accepts on `listener` until the worker stops accepting, then closes it
+/// (see the module's notes).
 pub(crate) async fn accept_loop(
     listener: AsyncListener,
     name: String,
     server_addr: Arc<str>,
     local: Rc<Local>,
+) {
+    accept_until_stopped(&listener, &name, &server_addr, &local).await;
+    close(listener, &name, &server_addr, &local);
+}
+
+/// The worker stops accepting on `listener`: what is queued is taken and
+/// served when the service stops, and the listener is closed.
+fn close(listener: AsyncListener, name: &str, server_addr: &Arc<str>, local: &Rc<Local>) {
+    let listener = match listener {
+        AsyncListener::Tcp(tcp) => tcp.into_std().map(Listener::Tcp),
+        AsyncListener::Unix(unix) => unix.into_std().map(Listener::Unix),
+    };
+    let listener = match listener {
+        Ok(listener) => listener,
+        Err(err) => {
+            // Dropped, so closed all the same.
+            tracing::error!("cannot take the queued connections of {name}: {err}");
+            return;
+        }
+    };
+    for (_, accepted) in stop_accepting(vec![listener], Drain::on_stop(&local.shared.slot)) {
+        let spawned = match accepted {
+            runicorn_worker::Accepted::Tcp(stream, peer) => stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(stream))
+                .map(|stream| {
+                    let _ = stream.set_nodelay(true);
+                    spawn_connection(stream, peer.to_string(), server_addr, None, local);
+                }),
+            runicorn_worker::Accepted::Unix(stream) => stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(stream))
+                .map(|stream| spawn_connection(stream, String::new(), server_addr, None, local)),
+        };
+        if let Err(err) = spawned {
+            tracing::error!("cannot serve a connection queued on {name}: {err}");
+        }
+    }
+}
+
+async fn accept_until_stopped(
+    listener: &AsyncListener,
+    name: &str,
+    server_addr: &Arc<str>,
+    local: &Rc<Local>,
 ) {
     let mut stop = local.stop.clone();
     let mut backoff = Backoff::default();
@@ -87,18 +136,18 @@ pub(crate) async fn accept_loop(
         let accepted = tokio::select! {
             biased;
             _ = stop.changed() => return,
-            accepted = accept(&listener) => accepted,
+            accepted = accept(listener) => accepted,
         };
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 backoff.reset();
                 // Best effort: responses are written in few writes anyway.
                 let _ = stream.set_nodelay(true);
-                spawn_connection(stream, peer, &server_addr, permit, &local);
+                spawn_connection(stream, peer, server_addr, Some(permit), local);
             }
             Ok(Accepted::Unix(stream)) => {
                 backoff.reset();
-                spawn_connection(stream, String::new(), &server_addr, permit, &local);
+                spawn_connection(stream, String::new(), server_addr, Some(permit), local);
             }
             Err(err) if is_transient_accept_error(&err) => {}
             Err(err) => {
@@ -136,11 +185,14 @@ async fn accept(listener: &AsyncListener) -> io::Result<Accepted> {
     }
 }
 
+/// Starts the task of a connection, holding its `--worker-connections`
+/// permit (none for one a stop took off the queue: it is served whatever
+/// the limit says, or its client would be reset).
 fn spawn_connection<S>(
     stream: S,
     peer: String,
     server_addr: &Arc<str>,
-    permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     local: &Rc<Local>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

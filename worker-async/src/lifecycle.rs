@@ -33,13 +33,17 @@ pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
 }
 
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> Ending {
+pub(crate) fn run(mut worker: Worker) -> Ending {
     let runtimes = worker.settings.threads.max(1);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = mpsc::channel();
     if let Err(err) = boot(&worker, runtimes, stop_rx, done_tx) {
         return Ending::boot_failed(err);
     }
+    // Each runtime accepts on copies of its own: these are not used again,
+    // and a copy kept open would keep the socket queueing clients after the
+    // runtimes stopped accepting.
+    drop(std::mem::take(&mut worker.listeners));
     let ended_early = wait_for_stop(&worker, &done_rx);
     // Stop accepting everywhere; each connection ends after its next answer
     // (`Connection: close`) or, idle, at `--keep-alive`.

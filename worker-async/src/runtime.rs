@@ -133,20 +133,26 @@ fn run(prepared: Prepared, launch: Launch) {
             launch.stop.clone(),
         ));
         tokio::task::spawn_local(heartbeat::tick_forever(launch.beats, index, launch.every));
+        let mut accepting = Vec::with_capacity(listeners.len());
         for (index, (listener, name)) in listeners.into_iter().enumerate() {
             let server_addr = Arc::clone(local.shared.server_addr(index));
-            tokio::task::spawn_local(accept::accept_loop(
+            accepting.push(tokio::task::spawn_local(accept::accept_loop(
                 listener,
                 name,
                 server_addr,
                 Rc::clone(&local),
-            ));
+            )));
         }
         let mut stop = launch.stop;
         while !*stop.borrow_and_update() {
             if stop.changed().await.is_err() {
                 break;
             }
+        }
+        // The accept loops close their listeners, and start the connections
+        // a stop took off the queues, before the wait for the last one.
+        for accept_loop in accepting {
+            let _ = accept_loop.await;
         }
         local.drained().await;
         tracing::debug!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use may::coroutine::JoinHandle;
 use may::sync::Semphore;
-use runicorn_worker::is_transient_accept_error;
+use runicorn_worker::{is_transient_accept_error, Accepted};
 
 use crate::fence::{self, GreenListener};
 use crate::runtime;
@@ -76,6 +76,29 @@ fn accept_loop(listener: &GreenListener, index: usize, green: &Green) {
                 runtime::sleep(ACCEPT_ERROR_PAUSE);
             }
         }
+    }
+}
+
+/// Serves a connection the stop took off listener `index`'s queue, in a
+/// coroutine of its own, counted open so the stop waits for it. It takes no
+/// permit: a stopping worker serves what the kernel queued for it whatever
+/// `--worker-connections` says, or the client would be reset.
+pub(crate) fn serve_taken(green: &Green, index: usize, accepted: Accepted) {
+    let (socket, peer) = match fence::adopt_stream(accepted) {
+        Ok(adopted) => adopted,
+        Err(err) => {
+            tracing::error!("cannot hand a queued connection to may: {err}");
+            return;
+        }
+    };
+    let open = Open::new(Arc::clone(&green.tracker));
+    let green = green.clone();
+    let spawned = fence::spawn(move || {
+        let _open = open;
+        serve::connection(&green, socket, peer, index);
+    });
+    if let Err(err) = spawned {
+        tracing::error!("cannot start a connection coroutine: {err}; lower --worker-connections or --green-stack-size");
     }
 }
 

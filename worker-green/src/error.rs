@@ -13,6 +13,16 @@ pub enum GreenError {
         /// What failed.
         reason: String,
     },
+    /// A second descriptor of a listener, kept for the stop, could not be made.
+    #[error(
+        "cannot duplicate listener {listener}: {source}; check the descriptor limit (ulimit -n)"
+    )]
+    Duplicate {
+        /// The listener, as logged at boot.
+        listener: String,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// A coroutine (heartbeat or accept loop) could not be started.
     #[error("cannot start the {what} coroutine: {source}; check the memory limit (ulimit -v) or lower --green-stack-size")]
     Spawn {

@@ -1,6 +1,7 @@
 //! Every `unsafe` call of the green worker, fenced in one place: spawning
-//! may coroutines, adopting the inherited listening descriptors into may,
-//! and cancelling the accept coroutines at shutdown. The rest of the crate
+//! may coroutines, adopting the inherited listening descriptors into may
+//! (and the connections a stop took off their queues), and cancelling the
+//! accept coroutines at shutdown. The rest of the crate
 //! calls these safe wrappers. The crate root allows `unsafe_code` on this
 //! module only.
 
@@ -10,9 +11,10 @@ use std::os::unix::io::FromRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use may::coroutine::{Builder, JoinHandle};
-use runicorn_worker::Listener;
+use runicorn_worker::{Accepted, Listener};
 
 use crate::error::GreenError;
+use crate::transport::Socket;
 
 /// A listener registered with may's event loop.
 #[derive(Debug)]
@@ -64,6 +66,34 @@ pub(crate) fn adopt(listener: Listener) -> Result<GreenListener, GreenError> {
         listener: shown,
         reason: runicorn_app::blocking::panic_message(&*payload),
     })
+}
+
+/// Hands a connection the stop took off a listener's queue (a blocking std
+/// stream) to may, which sets it non-blocking and registers it; the
+/// client's address as text (`""` for a unix socket).
+pub(crate) fn adopt_stream(accepted: Accepted) -> io::Result<(Socket, String)> {
+    let adopted = catch_unwind(AssertUnwindSafe(|| match accepted {
+        Accepted::Tcp(stream, peer) => {
+            let fd = stream.into_raw_fd();
+            // SAFETY: `fd` was just released by an owned std TcpStream, so it
+            // is open, a connected TCP socket, and owned by nobody else; may's
+            // stream takes ownership and closes it on drop.
+            let stream = unsafe { may::net::TcpStream::from_raw_fd(fd) };
+            // Best effort: a response is written in few writes anyway.
+            let _ = stream.set_nodelay(true);
+            (Socket::Tcp(stream), peer.to_string())
+        }
+        Accepted::Unix(stream) => {
+            let fd = stream.into_raw_fd();
+            // SAFETY: `fd` was just released by an owned std UnixStream, so it
+            // is open, a connected unix stream socket, and owned by nobody
+            // else; may's stream takes ownership and closes it on drop.
+            let stream = unsafe { may::os::unix::net::UnixStream::from_raw_fd(fd) };
+            (Socket::Unix(stream), String::new())
+        }
+    }));
+    // may's `from_raw_fd` panics when the epoll registration fails.
+    adopted.map_err(|payload| io::Error::other(runicorn_app::blocking::panic_message(&*payload)))
 }
 
 /// Stops an accept coroutine at its next wait (the semaphore or `accept`).

@@ -19,7 +19,9 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use runicorn_http::ConnConfig;
-use runicorn_worker::{quick_exit, Ending, Settings, Shared, ShutdownState, Worker};
+use runicorn_worker::{
+    quick_exit, stop_accepting, Drain, Ending, Listener, Settings, Shared, ShutdownState, Worker,
+};
 
 use crate::accept;
 use crate::config::RuntimeConfig;
@@ -61,7 +63,10 @@ pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
 /// What boot started.
 struct Running {
     acceptors: Vec<JoinHandle<()>>,
-    tracker: Arc<Tracker>,
+    /// Second descriptors of the listeners (may has the firsts): the stop
+    /// takes what is queued through them, then closes them.
+    listeners: Vec<Listener>,
+    green: Green,
 }
 
 /// Runs the worker until it should exit; its exit code.
@@ -82,14 +87,14 @@ pub(crate) fn run(worker: Worker) -> Ending {
         Err(err) => return Ending::boot_failed(err),
     };
     supervise(&shutdown);
-    stop_gracefully(&running, &shutdown, settings.graceful_timeout);
+    stop_gracefully(running, &shutdown, settings.graceful_timeout);
     app.sync.shutdown_worker();
     Ending::Stopped
 }
 
 fn boot(
     runtime: &RuntimeConfig,
-    listeners: Vec<runicorn_worker::Listener>,
+    listeners: Vec<Listener>,
     settings: &Settings,
     shared: Arc<Shared>,
     tracker: Arc<Tracker>,
@@ -107,24 +112,37 @@ fn boot(
     // which it retries.
     let masked =
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut previous)).is_ok();
+    let copies = listeners
+        .iter()
+        .map(|listener| {
+            listener
+                .try_clone()
+                .map_err(|source| GreenError::Duplicate {
+                    listener: listener.describe(),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // may's scheduler (and its threads) start at the first registration.
-    let started = start(runtime, listeners, settings, shared, Arc::clone(&tracker));
+    let started = start(runtime, listeners, settings, shared, tracker);
     if masked {
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
     }
+    let (acceptors, green) = started?;
     Ok(Running {
-        acceptors: started?,
-        tracker,
+        acceptors,
+        listeners: copies,
+        green,
     })
 }
 
 fn start(
     runtime: &RuntimeConfig,
-    listeners: Vec<runicorn_worker::Listener>,
+    listeners: Vec<Listener>,
     settings: &Settings,
     shared: Arc<Shared>,
     tracker: Arc<Tracker>,
-) -> Result<Vec<JoinHandle<()>>, GreenError> {
+) -> Result<(Vec<JoinHandle<()>>, Green), GreenError> {
     let adopted = listeners
         .into_iter()
         .map(fence::adopt)
@@ -149,7 +167,7 @@ fn start(
         tracker,
         permits: Arc::new(Semphore::new(runtime.worker_connections)),
     };
-    adopted
+    let acceptors = adopted
         .into_iter()
         .enumerate()
         .map(|(index, listener)| {
@@ -160,7 +178,8 @@ fn start(
                 }
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((acceptors, green))
 }
 
 /// Returns when the worker should stop gracefully; exits on a quick stop.
@@ -186,18 +205,31 @@ fn supervise(shutdown: &runicorn_worker::Shutdown) {
     }
 }
 
-/// Stops accepting, then waits until every connection has closed, within
+/// Stops accepting (the accept coroutines cancelled and their listeners
+/// closed; what the kernel queued taken and served when the service stops,
+/// `runicorn_worker::stop_accepting`; the worker's last listener copies
+/// closed), then waits until every connection has closed, within
 /// `graceful_timeout`; exits at once if a quick stop arrives.
 fn stop_gracefully(
-    running: &Running,
+    mut running: Running,
     shutdown: &runicorn_worker::Shutdown,
     graceful_timeout: Duration,
 ) {
     for acceptor in &running.acceptors {
         fence::cancel(acceptor);
     }
+    for acceptor in running.acceptors.drain(..) {
+        // A cancelled coroutine ends with may's cancel panic: expected.
+        let _ = acceptor.join();
+    }
+    let listeners = std::mem::take(&mut running.listeners);
+    let drain = Drain::on_stop(&running.green.shared.slot);
+    for (index, accepted) in stop_accepting(listeners, drain) {
+        accept::serve_taken(&running.green, index, accepted);
+    }
+    let tracker = &running.green.tracker;
     let deadline = Instant::now() + graceful_timeout;
-    while running.tracker.live() > 0 {
+    while tracker.live() > 0 {
         if shutdown.state() == ShutdownState::Quick {
             quick_exit();
         }
@@ -205,7 +237,7 @@ fn stop_gracefully(
             tracing::warn!(
                 "Worker (pid: {}) exiting with {} connection(s) still open after --graceful-timeout ({:.1}s)",
                 std::process::id(),
-                running.tracker.live(),
+                tracker.live(),
                 graceful_timeout.as_secs_f64()
             );
             return;

@@ -3,7 +3,11 @@
 //! fd with a timeout, beats the heartbeat on every pass, accepts one
 //! connection at a time (`accept`) and serves it to the end (`serve`),
 //! and stops on TERM after the current request, on max-requests, or when
-//! the master is gone.
+//! the master is gone. The listeners are closed as soon as the worker
+//! stops (by the watcher, while a request may still run); what the stop
+//! took off their queues is served before the worker exits.
+
+use std::sync::Arc;
 
 use nix::poll::PollTimeout;
 use runicorn_http::ConnConfig;
@@ -12,7 +16,7 @@ use runicorn_worker::poll_interval;
 use runicorn_worker::quick::{park_for_quick_exit, spawn_quick_exit_watcher};
 use runicorn_worker::{Ending, Settings, Shared, ShutdownState, Worker};
 
-use crate::accept::{accept_and_serve, wait_readable};
+use crate::accept::{self, Listening, ACCEPT_ERROR_PAUSE};
 use crate::error::SyncError;
 
 /// The driver settings of a sync worker: keep-alive off.
@@ -21,12 +25,22 @@ pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
 }
 
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> Ending {
-    if let Err(err) = boot(&worker) {
-        return Ending::boot_failed(err);
-    }
+pub(crate) fn run(mut worker: Worker) -> Ending {
+    // Before boot takes the listeners: it reads their addresses.
     let shared = Shared::new(&worker, conn_config(&worker.settings));
-    serve_until_stopped(&worker, &shared);
+    let listening = match boot(&mut worker) {
+        Ok(listening) => listening,
+        Err(err) => return Ending::boot_failed(err),
+    };
+    serve_until_stopped(&worker, &shared, &listening);
+    // The watcher may have closed the listeners already; if not, now.
+    listening.stop();
+    while let Some((index, accepted)) = listening.next_taken() {
+        if worker.shutdown.state() == ShutdownState::Quick {
+            break;
+        }
+        accept::serve(accepted, index, &shared);
+    }
     if worker.shutdown.state() == ShutdownState::Quick {
         park_for_quick_exit();
     }
@@ -35,14 +49,21 @@ pub(crate) fn run(worker: Worker) -> Ending {
 }
 
 /// Listeners non-blocking for the poll loop; the thread that ends the
-/// process on INT/QUIT while the main thread may be inside the app.
-fn boot(worker: &Worker) -> Result<(), SyncError> {
+/// process on INT/QUIT while the main thread may be inside the app, and
+/// that stops accepting as soon as a graceful stop begins.
+fn boot(worker: &mut Worker) -> Result<Arc<Listening>, SyncError> {
     set_nonblocking(&worker.listeners)?;
-    spawn_quick_exit_watcher(worker.shutdown.clone())
-        .map_err(|source| SyncError::Watcher { source })
+    let listening = Arc::new(Listening::new(
+        std::mem::take(&mut worker.listeners),
+        worker.slot.clone(),
+    ));
+    let stopping = Arc::clone(&listening);
+    spawn_quick_exit_watcher(worker.shutdown.clone(), move || stopping.stop())
+        .map_err(|source| SyncError::Watcher { source })?;
+    Ok(listening)
 }
 
-fn serve_until_stopped(worker: &Worker, shared: &Shared) {
+fn serve_until_stopped(worker: &Worker, shared: &Shared, listening: &Listening) {
     let interval = poll_interval(worker.settings.timeout);
     let poll_timeout = PollTimeout::try_from(interval).unwrap_or(PollTimeout::MAX);
     loop {
@@ -50,8 +71,9 @@ fn serve_until_stopped(worker: &Worker, shared: &Shared) {
         if !worker.shutdown.is_running() || worker.shutdown.retire_if_orphaned() {
             return;
         }
-        let ready = match wait_readable(&worker.listeners, worker, poll_timeout) {
-            Ok(ready) => ready,
+        let ready = match listening.wait_readable(&worker.shutdown, poll_timeout) {
+            Ok(Some(ready)) => ready,
+            Ok(None) => return,
             Err(err) => {
                 tracing::error!("poll on the listeners failed: {err}; the worker exits and the master replaces it");
                 return;
@@ -62,15 +84,12 @@ fn serve_until_stopped(worker: &Worker, shared: &Shared) {
             // too), beating between connections.
             // The request reaching --max-requests stops the loop here.
             while worker.shutdown.is_running() {
-                match accept_and_serve(index, worker, shared) {
-                    Ok(true) => {}
-                    Ok(false) => break,
+                match listening.accept(index) {
+                    Ok(Some(accepted)) => accept::serve(accepted, index, shared),
+                    Ok(None) => break,
                     Err(err) => {
-                        tracing::error!(
-                            "accept on {} failed: {err}",
-                            worker.listeners[index].describe()
-                        );
-                        std::thread::sleep(crate::accept::ACCEPT_ERROR_PAUSE);
+                        tracing::error!("accept on {} failed: {err}", listening.describe(index));
+                        std::thread::sleep(ACCEPT_ERROR_PAUSE);
                         break;
                     }
                 }

@@ -10,7 +10,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use runicorn_http::Connection;
 use runicorn_worker::is_transient_accept_error;
-use runicorn_worker::Listener;
+use runicorn_worker::{Accepted, Listener};
 
 use crate::idle::IdleKind;
 use crate::policy::ACCEPT_PATIENCE;
@@ -41,7 +41,7 @@ impl Poller<'_> {
         if wanted == self.listening {
             return;
         }
-        for (index, listener) in self.worker.listeners.iter().enumerate() {
+        for (index, listener) in self.listeners.iter().enumerate() {
             let result = if wanted {
                 self.epoll
                     .add(listener, EpollEvent::new(EpollFlags::EPOLLIN, index as u64))
@@ -112,7 +112,6 @@ impl Poller<'_> {
     /// The listeners with a connection waiting (a zero-timeout poll).
     fn pending_listeners(&self) -> Vec<usize> {
         let mut fds: Vec<PollFd<'_>> = self
-            .worker
             .listeners
             .iter()
             .map(|listener| PollFd::new(listener.as_fd(), PollFlags::POLLIN))
@@ -151,7 +150,7 @@ impl Poller<'_> {
                         None => return,
                     }
                 }
-                let Some(listener) = self.worker.listeners.get(index) else {
+                let Some(listener) = self.listeners.get(index) else {
                     break;
                 };
                 match accept(listener) {
@@ -173,11 +172,23 @@ impl Poller<'_> {
 
     /// A new connection, parked until its first bytes (when they are
     /// already here, a free thread is woken for it at once).
-    fn admit(&mut self, stream: Stream, peer: String, listener: usize) {
+    pub(crate) fn admit(&mut self, stream: Stream, peer: String, listener: usize) {
         let mut connection = Connection::new(stream, peer, self.config);
         connection.watch_retirement(self.worker.shutdown.retirement());
         let client = Client::new(connection, listener);
         self.hub.park(client, IdleKind::Fresh, Instant::now());
+    }
+}
+
+/// A connection the stop took off a listener's queue, as the poller parks it.
+pub(crate) fn stream_of(accepted: Accepted) -> (Stream, String) {
+    match accepted {
+        Accepted::Tcp(stream, peer) => {
+            // Best effort: responses are written in few writes anyway.
+            let _ = stream.set_nodelay(true);
+            (Stream::Tcp(stream), peer.to_string())
+        }
+        Accepted::Unix(stream) => (Stream::Unix(stream), String::new()),
     }
 }
 

@@ -6,15 +6,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runicorn_worker::{Ending, Shared, ShutdownState, Worker};
+use runicorn_worker::{stop_accepting, Drain, Ending, Shared, ShutdownState, Worker};
 
 use crate::policy;
 use crate::poller::{LoopEnd, Poller, Stop};
 
 /// Runs the worker until it should exit; its exit code.
-pub(crate) fn run(worker: Worker) -> Ending {
+pub(crate) fn run(mut worker: Worker) -> Ending {
     let shared = Arc::new(Shared::new(&worker, policy::conn_config(&worker.settings)));
-    let poller = match Poller::boot(&worker, &shared) {
+    let listeners = std::mem::take(&mut worker.listeners);
+    let poller = match Poller::boot(&worker, &shared, listeners) {
         Ok(poller) => poller,
         Err(err) => return Ending::boot_failed(err),
     };
@@ -82,15 +83,23 @@ impl Poller<'_> {
         }
     }
 
-    /// Stop accepting. Parked connections stay until their client sends its
-    /// next request (answered with `Connection: close`, the connection
-    /// state watches the retirement), closes, or their own deadline passes
-    /// (`--keep-alive`, or the head deadline for a fresh one): closing one
-    /// sooner could cross a request its client is already sending.
+    /// Stop accepting: the listeners leave the epoll set and are closed,
+    /// after the connections queued on them are taken and parked when the
+    /// service stops (`runicorn_worker::stop_accepting`). Parked
+    /// connections stay until their client sends its next request (answered
+    /// with `Connection: close`, the connection state watches the
+    /// retirement), closes, or their own deadline passes (`--keep-alive`,
+    /// or the head deadline for a fresh one): closing one sooner could cross
+    /// a request its client is already sending.
     fn begin_stop(&mut self, now: Instant) {
         self.stop = Some(Stop {
             deadline: now + self.worker.settings.graceful_timeout,
         });
         self.set_listening(false);
+        let listeners = std::mem::take(&mut self.listeners);
+        for (index, accepted) in stop_accepting(listeners, Drain::on_stop(&self.worker.slot)) {
+            let (stream, peer) = crate::accept::stream_of(accepted);
+            self.admit(stream, peer, index);
+        }
     }
 }

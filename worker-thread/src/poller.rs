@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use runicorn_http::ConnConfig;
-use runicorn_worker::Worker;
+use runicorn_worker::{Listener, Worker};
 
 use crate::error::ThreadError;
 use crate::policy::{self, Load};
@@ -54,6 +54,8 @@ pub(crate) struct Stop {
 /// The main loop's state.
 pub(crate) struct Poller<'w> {
     pub(crate) worker: &'w Worker,
+    /// The worker's listeners while it accepts (empty once it stopped).
+    pub(crate) listeners: Vec<Listener>,
     pub(crate) epoll: Epoll,
     /// Where the connections not on a thread are parked.
     pub(crate) hub: Arc<Hub>,
@@ -91,8 +93,9 @@ impl<'w> Poller<'w> {
     pub(crate) fn boot(
         worker: &'w Worker,
         shared: &Arc<Shared>,
+        listeners: Vec<Listener>,
     ) -> Result<Poller<'w>, ThreadError> {
-        runicorn_worker::listener::set_nonblocking(&worker.listeners)?;
+        runicorn_worker::listener::set_nonblocking(&listeners)?;
         let epoll =
             Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|errno| ThreadError::Poller {
                 what: "epoll instance",
@@ -117,6 +120,7 @@ impl<'w> Poller<'w> {
         let pool = Pool::start(worker.settings.threads.max(1), shared, &hub)?;
         Ok(Poller {
             worker,
+            listeners,
             epoll,
             hub,
             pool,

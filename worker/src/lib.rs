@@ -30,7 +30,9 @@ mod sys;
 pub use bookkeeping::ConnBookkeeping;
 pub use class::{past_max_requests, poll_interval, Worker, WorkerClass};
 pub use ending::Ending;
-pub use listener::{is_transient_accept_error, Listener, NonblockingError};
+pub use listener::{
+    is_transient_accept_error, stop_accepting, Accepted, Drain, Listener, NonblockingError,
+};
 pub use quick::quick_exit;
 pub use settings::Settings;
 pub use shared::{Shared, Started};

@@ -1,12 +1,29 @@
-//! The listening sockets a worker inherits from the master, and the one
-//! accept rule every class shares. The master binds them (`master/src/listener.rs`)
-//! before the first fork; a worker only accepts on them.
+//! The listening sockets a worker inherits from the master, and the rules
+//! every class shares: which accept errors are transient, and how a worker
+//! stops accepting ([`stop_accepting`]). The master binds them
+//! (`master/src/listener.rs`) before the first fork; a worker only accepts
+//! on them, and closes its copies when it stops accepting.
+//!
+//! Why a stopping worker closes its copies at once: a listening socket
+//! stays open, and the kernel keeps completing handshakes and queueing the
+//! connections, as long as any process holds a descriptor of it; when the
+//! last one closes, every connection still queued is reset. A worker that
+//! stopped accepting but kept its copy until it exits would, if it were the
+//! last holder, have the kernel accept clients for it that no one serves.
+//! So every process closes its copies as soon as it stops accepting, and
+//! when the whole service stops (the master closed its own copies and
+//! asked, `Slot::drains_on_stop`), each worker first takes what the kernel
+//! queued and serves it: whichever closes last, nothing queued is lost,
+//! and a client that comes later finds the port closed (connection
+//! refused, which a load balancer or a client retries elsewhere) instead
+//! of an accepted connection that is reset.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// One listening socket, TCP or unix.
 #[derive(Debug)]
@@ -94,6 +111,149 @@ impl Listener {
     }
 }
 
+/// The most connections [`Listener::drain`] takes in one call: a bound, so
+/// clients that keep connecting cannot hold a stopping worker in its drain.
+pub const DRAIN_LIMIT: usize = 65_536;
+
+/// A connection taken off a [`Listener`], in blocking mode.
+#[derive(Debug)]
+pub enum Accepted {
+    /// A TCP client and its address.
+    Tcp(TcpStream, SocketAddr),
+    /// A unix-socket client.
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Takes one queued connection without waiting (the listener must be
+    /// non-blocking): `Ok(None)` when none is queued, or after an error that
+    /// only means "try again" ([`is_transient_accept_error`]). The stream is
+    /// blocking (accept(2) on Linux does not pass `O_NONBLOCK` on).
+    pub fn accept_now(&self) -> io::Result<Option<Accepted>> {
+        let accepted = match self {
+            Listener::Tcp(listener) => listener
+                .accept()
+                .map(|(stream, peer)| Accepted::Tcp(stream, peer)),
+            Listener::Unix(listener) => listener.accept().map(|(stream, _)| Accepted::Unix(stream)),
+        };
+        match accepted {
+            Ok(accepted) => Ok(Some(accepted)),
+            Err(err) if is_transient_accept_error(&err) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Takes every connection the kernel has queued on this listener, up
+    /// to [`DRAIN_LIMIT`], without waiting for more, pausing `pause` after
+    /// each one (see [`Drain::Shared`]). An accept error ends the drain (it
+    /// is logged); what was taken is returned.
+    pub fn drain(&self, pause: Duration) -> Vec<Accepted> {
+        let mut taken = Vec::new();
+        if let Err(err) = self.set_nonblocking(true) {
+            tracing::error!(
+                "cannot take the queued connections of {}: {err}",
+                self.describe()
+            );
+            return taken;
+        }
+        while taken.len() < DRAIN_LIMIT {
+            match self.accept_now() {
+                Ok(Some(accepted)) => {
+                    taken.push(accepted);
+                    if !pause.is_zero() {
+                        std::thread::sleep(pause);
+                    }
+                }
+                Ok(None) => {
+                    // A transient error is not "empty": look once more.
+                    if self.queue_is_empty() {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(
+                        "accept on {} failed while taking its queued connections: {err}",
+                        self.describe()
+                    );
+                    break;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Whether nothing is queued (a zero-timeout poll).
+    fn queue_is_empty(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            self.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        !matches!(
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO),
+            Ok(1..)
+        )
+    }
+}
+
+/// What a worker that stops accepting does with the connections the
+/// kernel queued on its listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Leave them: other processes keep the socket open and take them (a
+    /// worker that retires while the service goes on).
+    Leave,
+    /// Take them all at once (the service stops, and the class serves many
+    /// connections at once).
+    All,
+    /// Take them one at a time with this pause after each, so that the
+    /// other workers, stopping at the same moment, take their share (the
+    /// service stops, and the class serves one connection at a time: one
+    /// worker taking the whole queue would serve it alone, one request
+    /// after another).
+    Shared(Duration),
+}
+
+impl Drain {
+    /// [`Drain::All`] when the master asked (`Slot::drains_on_stop`),
+    /// else [`Drain::Leave`].
+    pub fn on_stop(slot: &crate::Slot) -> Drain {
+        if slot.drains_on_stop() {
+            Drain::All
+        } else {
+            Drain::Leave
+        }
+    }
+}
+
+/// A worker stops accepting: takes what `drain` says of the connections
+/// queued on each listener, then closes every one of `listeners` (this
+/// process's copies). Returns what was taken, with the index of the
+/// listener it came from, for the class to serve (its responses say
+/// `Connection: close`).
+pub fn stop_accepting(listeners: Vec<Listener>, drain: Drain) -> Vec<(usize, Accepted)> {
+    let mut taken = Vec::new();
+    let pause = match drain {
+        Drain::Leave => None,
+        Drain::All => Some(Duration::ZERO),
+        Drain::Shared(pause) => Some(pause),
+    };
+    if let Some(pause) = pause {
+        for (index, listener) in listeners.iter().enumerate() {
+            let queued = listener.drain(pause);
+            if !queued.is_empty() {
+                tracing::info!(
+                    "Stopping: took {} queued connection(s) on {} before closing it",
+                    queued.len(),
+                    listener.describe()
+                );
+            }
+            taken.extend(queued.into_iter().map(|accepted| (index, accepted)));
+        }
+    }
+    drop(listeners);
+    taken
+}
+
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
@@ -143,6 +303,30 @@ pub fn is_transient_accept_error(err: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drain_takes_every_queued_connection_and_the_closed_listener_refuses() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = Listener::Tcp(listener);
+        let clients: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let taken = stop_accepting(vec![listener], Drain::All);
+        assert_eq!(taken.len(), 5);
+        assert!(taken
+            .iter()
+            .all(|(index, accepted)| *index == 0 && matches!(accepted, Accepted::Tcp(..))));
+        let refused = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+        drop(clients);
+    }
+
+    #[test]
+    fn without_a_drain_nothing_is_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).unwrap();
+        assert!(stop_accepting(vec![Listener::Tcp(listener)], Drain::Leave).is_empty());
+    }
 
     #[test]
     fn only_a_lost_race_or_a_gone_client_is_a_transient_accept_error() {

@@ -3,7 +3,9 @@
 //! handler). The signal handler only records the state; the class's main
 //! thread ([`quick_exit`] when it sees the state) or, for a class whose
 //! main thread may be inside app code that never returns, a watcher thread
-//! ([`spawn_quick_exit_watcher`]) ends the process.
+//! ([`spawn_quick_exit_watcher`]) ends the process; the same thread starts
+//! that class's graceful stop (it stops accepting at once, without waiting
+//! for the request the main thread is running).
 
 use std::thread;
 use std::time::Duration;
@@ -27,15 +29,20 @@ pub fn quick_exit() -> ! {
 
 /// Starts the thread that ends this process on a quick stop, for a class
 /// whose main thread runs app code: that thread must then never exit
-/// itself on a quick stop, but [`park_for_quick_exit`].
-pub fn spawn_quick_exit_watcher(shutdown: Shutdown) -> std::io::Result<()> {
+/// itself on a quick stop, but [`park_for_quick_exit`]. `on_graceful`
+/// runs on the watcher once, when a graceful stop begins.
+pub fn spawn_quick_exit_watcher(
+    shutdown: Shutdown,
+    on_graceful: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
     thread::Builder::new()
         .name("quick-stop".to_owned())
-        .spawn(move || watch(&shutdown))
+        .spawn(move || watch(&shutdown, on_graceful))
         .map(drop)
 }
 
-fn watch(shutdown: &Shutdown) -> ! {
+fn watch(shutdown: &Shutdown, on_graceful: impl FnOnce()) -> ! {
+    let mut on_graceful = Some(on_graceful);
     loop {
         match shutdown.state() {
             ShutdownState::Quick => quick_exit(),
@@ -44,7 +51,12 @@ fn watch(shutdown: &Shutdown) -> ! {
                 // Readable on any state change; a timeout or EINTR re-checks.
                 let _ = poll(&mut fds, PollTimeout::from(1000u16));
             }
-            ShutdownState::Graceful => thread::sleep(GRACEFUL_RECHECK),
+            ShutdownState::Graceful => {
+                if let Some(begin) = on_graceful.take() {
+                    begin();
+                }
+                thread::sleep(GRACEFUL_RECHECK);
+            }
         }
     }
 }

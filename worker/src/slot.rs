@@ -152,6 +152,16 @@ impl Slot {
         oldest.map(|(start, line)| (Duration::from_nanos(now.saturating_sub(start)), line))
     }
 
+    /// Whether this worker, when it stops accepting, must first take every
+    /// connection the kernel has queued on its listeners: set by the master
+    /// when it stops the whole service, and so closes its own copies of the
+    /// listeners. The last process to close a listening socket resets the
+    /// connections still queued on it; a worker that retires while others
+    /// (or the master) keep the socket open leaves the queue to them.
+    pub fn drains_on_stop(&self) -> bool {
+        self.data().drain_on_stop.load(Ordering::Acquire) != 0
+    }
+
     /// When the worker booted (its first heartbeat), if it has.
     pub fn booted_at(&self) -> Option<Duration> {
         nonzero(self.data().boot_ns.load(Ordering::Acquire))

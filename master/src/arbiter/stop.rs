@@ -4,6 +4,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::{Arbiter, Stop, TICK};
+use crate::scoreboard::ArbiterSlot;
 use runicorn_worker::clock::monotonic_now;
 
 impl Arbiter {
@@ -16,6 +17,7 @@ impl Arbiter {
         if !self.upgrade.in_progress() {
             self.notifier.stopping();
         }
+        self.close_listeners(stop == Stop::Graceful && !self.upgrade.in_progress());
         self.signal_all(if stop == Stop::Graceful {
             Signal::SIGTERM
         } else {
@@ -43,6 +45,28 @@ impl Arbiter {
             }
         }
         self.reap_workers();
+    }
+
+    /// The master stops serving: it closes its copies of the listening
+    /// sockets now, before its workers are told to stop, so that the last
+    /// process to close each socket is a worker. With `drain` (a graceful
+    /// stop of the whole service, no other master of an upgrade holding the
+    /// sockets) every worker is asked first to take what the kernel queued
+    /// before it closes its own copies: nothing queued is reset, and a
+    /// client that comes once every copy is closed is refused
+    /// (`runicorn_worker::stop_accepting`). The unix socket files are
+    /// removed at exit (`Arbiter::cleanup`).
+    fn close_listeners(&mut self, drain: bool) {
+        if drain {
+            for record in self.workers.values() {
+                self.scoreboard.slot(record.slot).ask_to_drain();
+            }
+        }
+        self.listeners.clear();
+        self.retired_listeners.clear();
+        if let Some(pending) = self.pending.as_mut() {
+            pending.listeners = None;
+        }
     }
 
     /// Gunicorn's `halt`: stop the workers, say why, exit with `code`.

@@ -54,6 +54,10 @@ pub trait ArbiterSlot {
     fn pid(&self) -> i32;
     /// When the worker was spawned, on the monotonic clock.
     fn spawned_at(&self) -> Duration;
+    /// The service stops: when the worker stops accepting, it takes what
+    /// the kernel queued before it closes its listeners
+    /// (`Slot::drains_on_stop`). Set before the worker is sent TERM.
+    fn ask_to_drain(&self);
 }
 
 impl ArbiterSlot for Slot {
@@ -65,6 +69,7 @@ impl ArbiterSlot for Slot {
         data.heartbeat_ns.store(0, Ordering::Relaxed);
         data.served.store(0, Ordering::Relaxed);
         data.in_flight.store(0, Ordering::Relaxed);
+        data.drain_on_stop.store(0, Ordering::Relaxed);
         for lane in &data.lanes {
             lane.start_ns.store(0, Ordering::Relaxed);
         }
@@ -81,6 +86,10 @@ impl ArbiterSlot for Slot {
 
     fn spawned_at(&self) -> Duration {
         Duration::from_nanos(self.data().spawned_ns.load(Ordering::Acquire))
+    }
+
+    fn ask_to_drain(&self) {
+        self.data().drain_on_stop.store(1, Ordering::Release);
     }
 }
 
@@ -107,7 +116,11 @@ mod tests {
         drop(guard);
         assert_eq!(board.slot(2).requests_served(), 1);
         assert_eq!(board.slot(1).requests_served(), 0);
+        assert!(!slot.drains_on_stop());
+        slot.ask_to_drain();
+        assert!(board.slot(2).drains_on_stop());
         slot.reset(2);
+        assert!(!slot.drains_on_stop());
         assert_eq!(slot.requests_served(), 0);
         assert!(slot.last_heartbeat().is_none());
         assert_eq!(slot.pid(), 0);

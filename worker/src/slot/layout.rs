@@ -39,6 +39,10 @@ pub struct SlotData {
     pub served: AtomicU64,
     /// Every request in flight, lanes or not.
     pub in_flight: AtomicU64,
+    /// 1 once the master stops the whole service: the worker, as it stops
+    /// accepting, takes what the kernel queued on its listeners before it
+    /// closes them (see `Slot::drains_on_stop`).
+    pub drain_on_stop: AtomicU32,
     pub lanes: [Lane; LANES],
 }
 
@@ -71,6 +75,7 @@ impl SlotData {
             heartbeat_ns: AtomicU64::new(0),
             served: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            drain_on_stop: AtomicU32::new(0),
             lanes: std::array::from_fn(|_| Lane::new()),
         }
     }
