@@ -13,16 +13,19 @@
 //! time, so a binary replaced on disk is the one that runs), the arguments,
 //! the directory and the environment.
 //!
-//! Inherited descriptors are checked before they are used: open, a socket,
-//! a stream socket, TCP or unix, and listening. A bad value is one error
-//! line that names the variable and the fix.
+//! Inherited descriptors are taken at that same moment, before the master
+//! opens anything itself (a bogus `LISTEN_FDS=2` must not make the master
+//! adopt its own signal pipe), and checked: open, a socket, a stream
+//! socket, TCP or unix, and listening. A descriptor that fails is left
+//! open (it is not ours to close: it may be stderr), and the error, one
+//! line naming the variable and the fix, is reported when the master binds.
 
 use std::ffi::OsString;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use nix::unistd::Pid;
 use socket2::{Domain, Socket, Type};
@@ -64,6 +67,21 @@ pub struct Start {
 
 static START: OnceLock<Start> = OnceLock::new();
 
+/// The sockets handed over, adopted at capture, until the master takes them.
+static HANDED: Mutex<Option<Result<Option<Inherited>, MasterError>>> = Mutex::new(None);
+
+/// The sockets handed to this process (adopted and checked at [`capture`]),
+/// once: systemd's (`LISTEN_FDS`, which replace `-b` as in Gunicorn) or a
+/// runicorn master's (`RUNICORN_FD`). The first bad descriptor is the error.
+pub fn take_listeners() -> Result<Option<Inherited>, MasterError> {
+    capture();
+    HANDED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .unwrap_or(Ok(None))
+}
+
 /// Captures the start context and removes the inherited variables from the
 /// environment; later calls return the first capture. Call it first thing
 /// in `main` (before an embedded interpreter copies the environment); the
@@ -92,7 +110,7 @@ pub fn capture() -> &'static Start {
             .as_deref()
             .and_then(|pid| pid.trim().parse::<u32>().ok())
             == Some(std::process::id());
-        Start {
+        let start = Start {
             program,
             args,
             cwd,
@@ -100,7 +118,11 @@ pub fn capture() -> &'static Start {
             runicorn_fd,
             runicorn_pid,
             listen_fds: listen_fds.filter(|_| ours),
-        }
+        };
+        *HANDED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(start.adopt_listeners());
+        start
     })
 }
 
@@ -121,10 +143,8 @@ impl Start {
         }
     }
 
-    /// The listeners handed over, if any: systemd's (`LISTEN_FDS`, which
-    /// replace `-b` as in Gunicorn) or a runicorn master's (`RUNICORN_FD`).
-    /// Each descriptor is checked; the first bad one is the error.
-    pub fn listeners(&self) -> Result<Option<Inherited>, MasterError> {
+    /// Adopts the listeners handed over, if any; the first bad one is the error.
+    fn adopt_listeners(&self) -> Result<Option<Inherited>, MasterError> {
         if let Some(count) = &self.listen_fds {
             let bad = |reason: String| MasterError::Inherited {
                 variable: LISTEN_FDS,
@@ -190,8 +210,26 @@ pub fn parse_fd_list(value: &str) -> Result<Vec<RawFd>, String> {
 /// open, a stream socket of the TCP or unix family, and listening. Sets
 /// close-on-exec (the exec of a USR2 clears it again, on purpose).
 pub fn adopt_listener(fd: RawFd) -> Result<Listener, String> {
-    let owned = sys::adopt_fd(fd).map_err(|err| err.to_string())?;
-    let socket = Socket::from(owned);
+    let socket = Socket::from(sys::adopt_fd(fd).map_err(|err| err.to_string())?);
+    let domain = match check_listener(&socket) {
+        Ok(domain) => domain,
+        Err(reason) => {
+            // Not ours to close (it may be stdin or stderr): hand it back.
+            let _ = socket.into_raw_fd();
+            return Err(reason);
+        }
+    };
+    if domain == Domain::UNIX {
+        Ok(Listener::Unix(UnixListener::from(
+            std::os::fd::OwnedFd::from(socket),
+        )))
+    } else {
+        Ok(Listener::Tcp(socket.into()))
+    }
+}
+
+/// A listening TCP or unix stream socket (made close-on-exec): its family.
+fn check_listener(socket: &Socket) -> Result<Domain, String> {
     let domain = socket
         .domain()
         .map_err(|err| format!("not a socket ({err})"))?;
@@ -201,19 +239,14 @@ pub fn adopt_listener(fd: RawFd) -> Result<Listener, String> {
     if kind != Type::STREAM {
         return Err("not a stream socket (a UDP or datagram socket cannot serve HTTP)".to_owned());
     }
+    if ![Domain::UNIX, Domain::IPV4, Domain::IPV6].contains(&domain) {
+        return Err("not a TCP or unix socket".to_owned());
+    }
     if !socket.is_listener().unwrap_or(false) {
         return Err("not a listening socket (bound and listen() called)".to_owned());
     }
     socket.set_cloexec(true).map_err(|err| err.to_string())?;
-    if domain == Domain::UNIX {
-        Ok(Listener::Unix(UnixListener::from(
-            std::os::fd::OwnedFd::from(socket),
-        )))
-    } else if domain == Domain::IPV4 || domain == Domain::IPV6 {
-        Ok(Listener::Tcp(socket.into()))
-    } else {
-        Err("not a TCP or unix socket".to_owned())
-    }
+    Ok(domain)
 }
 
 #[cfg(test)]

@@ -302,6 +302,37 @@ fn socket_activation_serves_the_passed_socket_without_binding_and_through_usr2()
     }
 }
 
+#[test]
+fn a_tcp_socket_passed_by_socket_activation_is_served() {
+    // `--now`: the port (0) is known only from runicorn's `Listening at:`.
+    let examples = examples().display().to_string();
+    let server = Launch::new([
+        "-w",
+        "1",
+        "-b",
+        "unix:/nonexistent/runicorn-never-bound.sock",
+        "--app-path",
+        &examples,
+        "hello:app",
+    ])
+    .wrapper([
+        env!("CARGO_BIN_EXE_socket-activate"),
+        "--now",
+        "-l",
+        "127.0.0.1:0",
+    ])
+    .start();
+    let Addr::Tcp(addr) = server.addr().clone() else {
+        panic!("a TCP listener: {:?}", server.addr())
+    };
+    assert_ne!(addr.port(), 0);
+    assert!(server
+        .log()
+        .contains(&format!("Listening at: http://{addr} ({})", server.pid())));
+    assert_eq!(get(server.addr(), "/").unwrap().status, 200);
+    assert_eq!(worker_env(server.addr(), "LISTEN_FDS"), "unset");
+}
+
 fn activated(tool: &str) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("activated.sock");
@@ -462,4 +493,30 @@ fn the_example_units_say_what_the_docs_promise_and_verify() {
         "systemd-analyze verify: {}\n{said}",
         output.status
     );
+}
+
+#[test]
+fn bad_socket_activation_variables_are_one_error_line() {
+    for (listen_fds, expected) in [
+        ("x", "LISTEN_FDS='x': not a count of descriptors"),
+        ("1", "LISTEN_FDS='1': fd 3: file descriptor 3 is not open"),
+    ] {
+        // `sh` sets LISTEN_PID to its own pid, which exec gives runicorn.
+        let script = format!("LISTEN_PID=$$ LISTEN_FDS={listen_fds} exec \"$0\" \"$@\"");
+        let exited = Launch::new(["-b", LOCAL, "builtin:hello"])
+            .wrapper(["sh", "-c", script.as_str()])
+            .expect_exit(30.0);
+        assert_eq!(exited.code(), 1, "{}", exited.log);
+        let lines: Vec<&str> = exited
+            .log
+            .lines()
+            .filter(|line| line.contains("LISTEN_FDS"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{}", exited.log);
+        assert!(
+            lines[0].contains(expected) && lines[0].contains("systemd sets it"),
+            "{}",
+            lines[0]
+        );
+    }
 }

@@ -24,7 +24,7 @@ pub(super) fn bind_listeners(
     current: &[(&String, &Listener)],
 ) -> Result<Vec<(String, Listener)>, MasterError> {
     if first_start {
-        match inherit::capture().listeners()? {
+        match inherit::take_listeners()? {
             Some(Inherited::Systemd(listeners)) => {
                 return Ok(listeners
                     .into_iter()

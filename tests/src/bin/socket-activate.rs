@@ -1,11 +1,12 @@
-//! `socket-activate -l ADDRESS PROGRAM [ARGS...]`: what
+//! `socket-activate [--now] -l ADDRESS PROGRAM [ARGS...]`: what
 //! `systemd-socket-activate -l ADDRESS` does for one socket, for machines
 //! without systemd: bind ADDRESS (a unix socket path, or `HOST:PORT`),
 //! wait for the first connection (it stays in the accept queue for the
 //! program), keep the socket at descriptor 3 across exec, set
 //! `LISTEN_FDS=1` and `LISTEN_PID` to this process, and exec PROGRAM, which
-//! keeps the pid.
-//! The tests use systemd's tool when it is installed and this otherwise.
+//! keeps the pid. `--now` execs at once instead of waiting (for `HOST:0`,
+//! whose port the test learns from the program's log).
+//! The tests use systemd's tool when it is installed, and this always.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -15,11 +16,15 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let now = args.first().is_some_and(|arg| arg == "--now");
+    if now {
+        args.remove(0);
+    }
     let (Some("-l"), Some(address), Some(program)) =
         (args.first().map(String::as_str), args.get(1), args.get(2))
     else {
-        eprintln!("usage: socket-activate -l ADDRESS PROGRAM [ARGS...]");
+        eprintln!("usage: socket-activate [--now] -l ADDRESS PROGRAM [ARGS...]");
         return ExitCode::from(2);
     };
     let socket: OwnedFd = if address.contains('/') {
@@ -50,8 +55,10 @@ fn main() -> ExitCode {
     }
     eprintln!("Listening on {address} as 3.");
     let mut wait = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
-    if let Err(err) = poll(&mut wait, PollTimeout::NONE) {
-        return fail(&format!("cannot wait for a connection: {err}"));
+    if !now {
+        if let Err(err) = poll(&mut wait, PollTimeout::NONE) {
+            return fail(&format!("cannot wait for a connection: {err}"));
+        }
     }
     // `socket` (or its copy at 3) stays open through exec: it is not
     // dropped before `exec` replaces this process.
