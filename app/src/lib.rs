@@ -21,6 +21,7 @@ pub mod builtin;
 pub mod contract;
 pub mod hooks;
 pub mod loader;
+mod watched;
 
 pub use contract::{
     App, AppError, Application, AsyncApp, AsyncCall, BoxFuture, Call, Host, LoadError, LogLevel,

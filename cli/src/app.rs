@@ -1,4 +1,5 @@
-//! App resolution, in this order: `builtin:NAME` from the binary; a shared
+//! App resolution, in this order: an app the embedding binary linked in
+//! ([`crate::run::main_with_apps`]); `builtin:NAME` from the binary; a shared
 //! library when one of that module name is found on `--chdir`,
 //! `--app-path` or the current directory (`libmain.so`, `main.so`, or a
 //! path); otherwise a Python module on `sys.path` (the current directory,
@@ -6,17 +7,36 @@
 //! embedded interpreter (`crate::python`). A module found nowhere is one
 //! error that lists every place looked, native and Python.
 
+use std::sync::Arc;
+
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LoadError};
 use runicorn_master::AppLoader;
 use runicorn_worker::Settings;
 
-/// The cli's [`AppLoader`]: built-in apps, library apps and Python apps.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Loader;
+/// Apps linked into a binary that embeds runicorn, each under the
+/// `module:variable` name that selects it.
+pub type Linked = Arc<[(String, Application)]>;
+
+/// The cli's [`AppLoader`]: linked apps, built-in apps, library apps and
+/// Python apps.
+#[derive(Debug, Default, Clone)]
+pub struct Loader {
+    linked: Linked,
+}
+
+impl Loader {
+    /// A loader that finds `linked` first.
+    pub fn with_linked(linked: Linked) -> Loader {
+        Loader { linked }
+    }
+}
 
 impl AppLoader for Loader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
+        if let Some((_, app)) = self.linked.iter().find(|(name, _)| *name == settings.app) {
+            return crate::hooks::wrap_request_hooks(app.clone(), settings, false);
+        }
         if !settings.preload_app {
             return load(settings);
         }
@@ -57,12 +77,15 @@ mod tests {
             app: "builtin:hello".to_owned(),
             ..Settings::default()
         };
-        assert_eq!(Loader.load(&settings).unwrap().name, "builtin:hello");
+        assert_eq!(
+            Loader::default().load(&settings).unwrap().name,
+            "builtin:hello"
+        );
         let settings = Settings {
             app: "builtin:nope".to_owned(),
             ..Settings::default()
         };
-        let err = Loader.load(&settings).unwrap_err();
+        let err = Loader::default().load(&settings).unwrap_err();
         assert!(
             err.to_string()
                 .contains("Failed to find application object 'nope' in 'builtin'"),
@@ -77,7 +100,7 @@ mod tests {
             app: "no_such_app_lib:app".to_owned(),
             ..Settings::default()
         };
-        let err = Loader.load(&settings).unwrap_err();
+        let err = Loader::default().load(&settings).unwrap_err();
         assert_eq!(Ending::of_load_error(&err).exit_code(), 4, "{err}");
     }
 }

@@ -17,4 +17,4 @@ pub mod run;
 pub mod settings;
 
 pub use error::CliError;
-pub use run::main;
+pub use run::{main, main_with_apps};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use runicorn_master::{log, AppLoader, Arbiter, ArbiterConfig, Hooks, NoHooks, Role};
 use runicorn_worker::{Ending, Settings, WorkerClass};
 
-use crate::app::Loader;
+use crate::app::{Linked, Loader};
 use crate::classes;
 use crate::error::CliError;
 use crate::reload::{self, WithWatcher};
@@ -56,6 +56,14 @@ fn fail(err: &CliError) -> ExitCode {
 
 /// The `runicorn` command.
 pub fn main() -> ExitCode {
+    main_with_apps(Linked::default())
+}
+
+/// The `runicorn` command in a binary that links its own apps in, as the
+/// built-in ones are: `linked` pairs a `module:variable` name (what the
+/// command line names) with the app, its async entry included.
+pub fn main_with_apps(linked: Linked) -> ExitCode {
+    let loader = Loader::with_linked(linked);
     if let Ok(master) = std::env::var(reload::WATCHER_ENV) {
         return reload::watcher_main(&master);
     }
@@ -94,9 +102,9 @@ pub fn main() -> ExitCode {
         Err(code) => return code,
     };
     if resolved.check_config {
-        return check_config(&settings);
+        return check_config(&settings, &loader);
     }
-    serve(inputs, settings, class, hooks)
+    serve(inputs, settings, class, hooks, loader)
 }
 
 /// The server hooks the config names, wrapped with the `--reload` watcher.
@@ -124,6 +132,7 @@ fn serve(
     settings: Settings,
     class: Arc<dyn WorkerClass>,
     hooks: Arc<dyn Hooks>,
+    loader: Loader,
 ) -> ExitCode {
     let running_class = settings.worker_class.clone();
     let reload = Box::new(move || {
@@ -146,7 +155,7 @@ fn serve(
     let config = ArbiterConfig {
         settings,
         class,
-        loader: Arc::new(Loader),
+        loader: Arc::new(loader),
         reload,
         hooks,
     };
@@ -165,7 +174,7 @@ fn serve(
 
 /// `--check-config`: everything was validated and the hooks loaded; now
 /// load the app as a worker would (after `--chdir`), and say so.
-fn check_config(settings: &Settings) -> ExitCode {
+fn check_config(settings: &Settings, loader: &Loader) -> ExitCode {
     if let Some(dir) = &settings.chdir {
         if let Err(err) = std::env::set_current_dir(dir) {
             eprintln!(
@@ -175,7 +184,7 @@ fn check_config(settings: &Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match Loader.load(settings) {
+    match loader.load(settings) {
         Ok(app) => {
             eprintln!(
                 "configuration OK: app {} loads, worker class {}",

@@ -1,4 +1,4 @@
-//! The app's view of one request on a connection, three ways:
+//! The app's view of one request on a connection, two ways:
 //!
 //! - [`TaskCall`] implements [`AsyncCall`] for apps with an async entry:
 //!   awaited on the connection's own task, their sleeps are tokio timers,
@@ -9,11 +9,12 @@
 //!   pool thread blocks and the event loop never does. Host services are
 //!   [`ThreadHost`]'s: a sleep blocks that pool thread, like a sync
 //!   endpoint in Starlette's thread pool.
-//! - [`InlineCall`] implements [`Call`] on the runtime thread itself, for
-//!   the test-only inline mode (see the crate doc): it reads only body bytes
-//!   already buffered and buffers the whole response.
 //!
-//! [`CatchUnwind`] turns a panic inside an app future into a value.
+//! What the two tell of the request and its connection (the head, the
+//! peer, the scheme and client a trusted front end gave, the listener,
+//! the trailers) and how they start a response are the same, written once
+//! in `request_facts!`. [`CatchUnwind`] turns a panic inside an app
+//! future into a value.
 
 use std::any::Any;
 use std::future::Future;
@@ -29,6 +30,41 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
 use crate::connection::Connection;
+
+/// The methods [`AsyncCall`] and [`Call`] share, for a view whose `conn`
+/// field is the [`Connection`]: what the request and its connection are,
+/// and starting the response.
+macro_rules! request_facts {
+    () => {
+        fn head(&self) -> &RequestHead {
+            self.conn.state.head()
+        }
+
+        fn peer(&self) -> &str {
+            &self.conn.peer
+        }
+
+        fn url_scheme(&self) -> &str {
+            self.conn.forwarded.scheme.as_str()
+        }
+
+        fn client_addr(&self) -> &str {
+            client_addr(self.conn)
+        }
+
+        fn server_addr(&self) -> &str {
+            &self.conn.server_addr
+        }
+
+        fn trailers(&self) -> &[Header] {
+            self.conn.state.trailers()
+        }
+
+        fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
+            self.conn.start_response(status, headers)
+        }
+    };
+}
 
 /// An async app's view of the request, on the connection task.
 pub(crate) struct TaskCall<'e, S> {
@@ -51,39 +87,13 @@ impl<S> AsyncCall for TaskCall<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    fn head(&self) -> &RequestHead {
-        self.conn.state.head()
-    }
-
-    fn peer(&self) -> &str {
-        &self.conn.peer
-    }
-
-    fn url_scheme(&self) -> &str {
-        self.conn.forwarded.scheme.as_str()
-    }
-
-    fn client_addr(&self) -> &str {
-        client_addr(self.conn)
-    }
-
-    fn server_addr(&self) -> &str {
-        &self.conn.server_addr
-    }
+    request_facts!();
 
     fn read_body<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
         Box::pin(async move {
             let result = self.conn.read_body(buf).await;
             noted(self.conn, result)
         })
-    }
-
-    fn trailers(&self) -> &[Header] {
-        self.conn.state.trailers()
-    }
-
-    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.conn.start_response(status, headers)
     }
 
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
@@ -112,37 +122,11 @@ impl<S> Call for BlockingCall<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    fn head(&self) -> &RequestHead {
-        self.conn.state.head()
-    }
-
-    fn peer(&self) -> &str {
-        &self.conn.peer
-    }
-
-    fn url_scheme(&self) -> &str {
-        self.conn.forwarded.scheme.as_str()
-    }
-
-    fn client_addr(&self) -> &str {
-        client_addr(self.conn)
-    }
-
-    fn server_addr(&self) -> &str {
-        &self.conn.server_addr
-    }
+    request_facts!();
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let result = self.handle.block_on(self.conn.read_body(buf));
         noted(self.conn, result)
-    }
-
-    fn trailers(&self) -> &[Header] {
-        self.conn.state.trailers()
-    }
-
-    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.conn.start_response(status, headers)
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
@@ -155,58 +139,6 @@ where
     fn flush(&mut self) -> io::Result<()> {
         let result = self.handle.block_on(self.conn.flush());
         noted(self.conn, result)
-    }
-
-    fn host(&self) -> &dyn Host {
-        &ThreadHost
-    }
-}
-
-/// A sync app's view of the request on the runtime thread (test-only
-/// inline mode): nothing here waits on the network.
-pub(crate) struct InlineCall<'e, S> {
-    pub(crate) conn: &'e mut Connection<S>,
-}
-
-impl<S> Call for InlineCall<'_, S>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    fn head(&self) -> &RequestHead {
-        self.conn.state.head()
-    }
-
-    fn peer(&self) -> &str {
-        &self.conn.peer
-    }
-
-    fn url_scheme(&self) -> &str {
-        self.conn.forwarded.scheme.as_str()
-    }
-
-    fn client_addr(&self) -> &str {
-        client_addr(self.conn)
-    }
-
-    fn server_addr(&self) -> &str {
-        &self.conn.server_addr
-    }
-
-    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.conn.read_buffered(buf);
-        noted(self.conn, result)
-    }
-
-    fn trailers(&self) -> &[Header] {
-        self.conn.state.trailers()
-    }
-
-    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.conn.start_response(status, headers)
-    }
-
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.conn.write_buffered(data).map(drop)
     }
 
     fn host(&self) -> &dyn Host {

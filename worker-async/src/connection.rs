@@ -133,18 +133,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Body bytes from what is already buffered, never waiting: `WouldBlock`
-    /// when more input is needed (the test-only inline mode).
-    pub(crate) fn read_buffered(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.state.read_body(buf)? {
-            BodyRead::Data(count) => Ok(count),
-            BodyRead::Read(_) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "inline sync apps read only body bytes already received",
-            )),
-        }
-    }
-
     /// Starts the response (encoded into the output buffer).
     pub(crate) fn start_response(
         &mut self,

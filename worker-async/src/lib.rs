@@ -14,12 +14,9 @@
 //! machine), a heartbeat from each runtime's tick task that beats only while every runtime ticks (a
 //! stuck runtime thread stops it, and the master's timeout log names the request), `--max-requests`
 //! (+ jitter), graceful TERM within `--graceful-timeout`, quick INT/QUIT, exit when the master
-//! dies, and a panicking app recycles the worker after its 500. Test-only: with
-//! `RUNICORN_ASYNC_INLINE_SYNC=1` in its environment a worker calls a sync app on the runtime
-//! thread itself (bodies only from bytes already received, the response buffered whole), which is
-//! how the tests show a stuck runtime being caught by the heartbeat; never use it to serve. This
-//! crate never runs in the master, never starts a runtime or thread before `run` is called in the
-//! forked child, and never parses HTTP itself.
+//! dies, and a panicking app recycles the worker after its 500. This crate never runs in the
+//! master, never starts a runtime or thread before `run` is called in the forked child, and never
+//! parses HTTP itself.
 #![forbid(unsafe_code)]
 
 mod accept;
@@ -39,7 +36,6 @@ mod tests;
 use runicorn_worker::{Ending, Worker, WorkerClass};
 
 pub use error::AsyncError;
-pub use lifecycle::INLINE_SYNC_ENV;
 
 /// The `async` worker class (`-k async`).
 #[derive(Debug, Clone, Copy, Default)]

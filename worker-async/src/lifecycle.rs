@@ -24,9 +24,6 @@ use crate::runtime::{self, Launch};
 /// wake fd then stays readable, so it can no longer wait on it).
 const GRACEFUL_RECHECK: Duration = Duration::from_millis(50);
 
-/// The environment variable of the test-only inline mode (see the crate doc).
-pub const INLINE_SYNC_ENV: &str = "RUNICORN_ASYNC_INLINE_SYNC";
-
 /// The connection settings of an async worker: keep-alive on.
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
     settings.conn_config(true)
@@ -68,18 +65,10 @@ fn boot(
     done: mpsc::Sender<usize>,
 ) -> Result<(), AsyncError> {
     let settings = &worker.settings;
-    let inline_sync =
-        worker.app.asynch.is_none() && std::env::var_os(INLINE_SYNC_ENV).is_some_and(|v| v == "1");
-    if inline_sync {
-        tracing::warn!(
-            "{INLINE_SYNC_ENV}=1: the sync app runs on the event loop; one slow request stalls every connection of its runtime (for tests and diagnosis only)"
-        );
-    }
     let shared = Arc::new(Shared::new(worker, conn_config(settings)));
     let serving = Serving {
         permits: Arc::new(Semaphore::new(settings.worker_connections.max(1))),
         log_requests: tracing::enabled!(tracing::Level::DEBUG),
-        inline_sync,
     };
     let every = heartbeat::interval(settings.timeout);
     let beats = Arc::new(Beats::new(worker.slot.clone(), runtimes, every));

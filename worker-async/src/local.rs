@@ -19,8 +19,6 @@ pub(crate) struct Serving {
     /// subscriber's filter is fixed for the worker's life, and asking per
     /// request costs a dispatcher look-up on the hot path.
     pub(crate) log_requests: bool,
-    /// Run sync apps on the runtime thread (test-only inline mode).
-    pub(crate) inline_sync: bool,
 }
 
 /// The state of one runtime, shared by its tasks (never across threads).

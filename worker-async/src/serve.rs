@@ -5,10 +5,9 @@
 //! unread body, close) is the connection state's decision, made in
 //! `ConnState::finish`.
 //!
-//! The app is called one of three ways (see [`crate::call`]): its async
-//! entry awaited on this task; its sync entry on the runtime's blocking
-//! pool, the boxed [`Connection`] moved to the pool thread and back; or, in
-//! the test-only inline mode, its sync entry right here on the runtime thread.
+//! The app is called one of two ways (see [`crate::call`]): its async
+//! entry awaited on this task; or its sync entry on the runtime's blocking
+//! pool, the boxed [`Connection`] moved to the pool thread and back.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use runicorn_app::{App, AppError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
-use crate::call::{BlockingCall, CatchUnwind, InlineCall, TaskCall};
+use crate::call::{BlockingCall, CatchUnwind, TaskCall};
 use crate::connection::Connection;
 use crate::local::Local;
 
@@ -64,13 +63,6 @@ where
             let result = {
                 let mut call = TaskCall { conn: &mut conn };
                 CatchUnwind(app.call(&mut call)).await
-            };
-            (conn, result)
-        }
-        (None, None) if local.serving.inline_sync => {
-            let result = {
-                let mut call = InlineCall { conn: &mut conn };
-                catch_unwind(AssertUnwindSafe(|| shared.app.sync.call(&mut call)))
             };
             (conn, result)
         }

@@ -102,7 +102,6 @@ fn serving() -> Serving {
     Serving {
         permits: Arc::new(Semaphore::new(10)),
         log_requests: false,
-        inline_sync: false,
     }
 }
 

@@ -22,7 +22,8 @@ use super::host_services::lend_call;
 use super::types::{
     RcCallCtx, RcErrorBuf, RcHostTable, RcObjectHeader, RcRequest, RcStr, RC_ERROR, RC_OK, RC_PANIC,
 };
-use crate::{AppError, Application, Call, Header, Host, LogLevel, RequestHead};
+use crate::watched::Watched;
+use crate::{AppError, Application, Call, LogLevel};
 
 /// `should_stop`: keep serving.
 pub const RC_STOP_NONE: u32 = 0;
@@ -260,50 +261,6 @@ unsafe extern "C" fn host_log(ctx: *mut RcWorkerCtx, level: u32, message: RcStr)
     }
 }
 
-/// A `Call` that remembers whether the response has started, so the host
-/// can answer 500 for an app that failed before it did.
-struct Tracked<'a> {
-    inner: &'a mut dyn Call,
-    started: bool,
-}
-
-impl Call for Tracked<'_> {
-    fn head(&self) -> &RequestHead {
-        self.inner.head()
-    }
-    fn peer(&self) -> &str {
-        self.inner.peer()
-    }
-    fn url_scheme(&self) -> &str {
-        self.inner.url_scheme()
-    }
-    fn client_addr(&self) -> &str {
-        self.inner.client_addr()
-    }
-    fn server_addr(&self) -> &str {
-        self.inner.server_addr()
-    }
-    fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read_body(buf)
-    }
-    fn trailers(&self) -> &[Header] {
-        self.inner.trailers()
-    }
-    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> std::io::Result<()> {
-        self.started = true;
-        self.inner.start_response(status, headers)
-    }
-    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.inner.write(data)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-    fn host(&self) -> &dyn Host {
-        self.inner.host()
-    }
-}
-
 /// # Safety
 /// The library worker class calls it during `run`, with the `ctx` the host
 /// passed it and pointers valid for their lengths (the ABI's rule).
@@ -329,17 +286,14 @@ unsafe extern "C" fn host_handle(
         let served = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the worker keeps its table and context valid for this call.
             let mut foreign = unsafe { ForeignCall::new(request, table, call_ctx) };
-            let mut tracked = Tracked {
-                inner: &mut foreign,
-                started: false,
-            };
+            let mut tracked = Watched::new(&mut foreign as &mut dyn Call);
             let result = host.app().sync.call(&mut tracked);
             if let Err(err) = &result {
                 host.log(
                     LogLevel::Error,
                     &format!("error handling request: {}", err.message),
                 );
-                if !tracked.started {
+                if !tracked.asked {
                     let body = b"Internal Server Error";
                     let length = body.len().to_string();
                     let _ = tracked.start_response(

@@ -4,14 +4,13 @@
 //! the app failed before responding). Worker classes need no code for them.
 //! A failing hook is logged and the request goes on, as in Gunicorn.
 
-use std::io;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use super::{HookEvent, HookName, Hooks, WorkerInfoView};
+use crate::watched::Watched;
 use crate::{
-    App, AppError, Application, AsyncApp, AsyncCall, BoxFuture, Call, Header, Host, LogLevel,
-    RequestHead, WorkerInfo,
+    App, AppError, Application, AsyncApp, AsyncCall, BoxFuture, Call, Host, LogLevel, RequestHead,
+    WorkerInfo,
 };
 
 /// Wrap `app` so that the configured `pre_request`/`post_request` hooks run
@@ -81,14 +80,11 @@ impl App for HookedApp {
             call.host(),
             &event(HookName::PreRequest, &head, &self.age, 0),
         );
-        let mut tracked = StatusCall {
-            inner: call,
-            status: None,
-        };
-        let result = self.inner.call(&mut tracked);
-        let status = status_after(&result, tracked.status);
+        let mut watched = Watched::new(call);
+        let result = self.inner.call(&mut watched);
+        let status = status_after(&result, watched.status);
         self.fire(
-            tracked.inner.host(),
+            watched.host(),
             &event(HookName::PostRequest, &head, &self.age, status),
         );
         result
@@ -101,50 +97,6 @@ impl App for HookedApp {
 
     fn shutdown_worker(&self) {
         self.inner.shutdown_worker();
-    }
-}
-
-/// A `Call` that remembers the status it started the response with.
-struct StatusCall<'a> {
-    inner: &'a mut dyn Call,
-    status: Option<u16>,
-}
-
-impl Call for StatusCall<'_> {
-    fn head(&self) -> &RequestHead {
-        self.inner.head()
-    }
-    fn peer(&self) -> &str {
-        self.inner.peer()
-    }
-    fn url_scheme(&self) -> &str {
-        self.inner.url_scheme()
-    }
-    fn client_addr(&self) -> &str {
-        self.inner.client_addr()
-    }
-    fn server_addr(&self) -> &str {
-        self.inner.server_addr()
-    }
-    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_body(buf)
-    }
-    fn trailers(&self) -> &[Header] {
-        self.inner.trailers()
-    }
-    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.inner.start_response(status, headers)?;
-        self.status = Some(status);
-        Ok(())
-    }
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.inner.write(data)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-    fn host(&self) -> &dyn Host {
-        self.inner.host()
     }
 }
 
@@ -169,55 +121,11 @@ impl AsyncApp for HookedAsyncApp {
         Box::pin(async move {
             let head = call.head().clone();
             self.fire(&event(HookName::PreRequest, &head, &self.age, 0));
-            let mut tracked = StatusAsyncCall {
-                inner: call,
-                status: None,
-            };
-            let result = self.inner.call(&mut tracked).await;
-            let status = status_after(&result, tracked.status);
+            let mut watched = Watched::new(call);
+            let result = self.inner.call(&mut watched).await;
+            let status = status_after(&result, watched.status);
             self.fire(&event(HookName::PostRequest, &head, &self.age, status));
             result
         })
-    }
-}
-
-/// An `AsyncCall` that remembers the status it started the response with.
-struct StatusAsyncCall<'a> {
-    inner: &'a mut dyn AsyncCall,
-    status: Option<u16>,
-}
-
-impl AsyncCall for StatusAsyncCall<'_> {
-    fn head(&self) -> &RequestHead {
-        self.inner.head()
-    }
-    fn peer(&self) -> &str {
-        self.inner.peer()
-    }
-    fn url_scheme(&self) -> &str {
-        self.inner.url_scheme()
-    }
-    fn client_addr(&self) -> &str {
-        self.inner.client_addr()
-    }
-    fn server_addr(&self) -> &str {
-        self.inner.server_addr()
-    }
-    fn read_body<'b>(&'b mut self, buf: &'b mut [u8]) -> BoxFuture<'b, io::Result<usize>> {
-        self.inner.read_body(buf)
-    }
-    fn trailers(&self) -> &[Header] {
-        self.inner.trailers()
-    }
-    fn start_response(&mut self, status: u16, headers: &[(&str, &[u8])]) -> io::Result<()> {
-        self.inner.start_response(status, headers)?;
-        self.status = Some(status);
-        Ok(())
-    }
-    fn write<'b>(&'b mut self, data: &'b [u8]) -> BoxFuture<'b, io::Result<()>> {
-        self.inner.write(data)
-    }
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        self.inner.sleep(duration)
     }
 }

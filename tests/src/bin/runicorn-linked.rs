@@ -1,0 +1,57 @@
+//! `runicorn` with an app linked in for the tests (as the built-in apps
+//! are, through `runicorn_cli::main_with_apps`): `stall:app`, whose async
+//! entry holds its runtime's thread for `?secs=N` without awaiting, as an
+//! async handler that does blocking work would. That is what the async
+//! worker's heartbeat must catch (the matrix's hung-request scenario); the
+//! blocking entry sleeps alike, for the other classes.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runicorn_app::{App, AppError, Application, AsyncApp, AsyncCall, BoxFuture, Call};
+
+/// Holds the calling thread for `?secs=N` (0 when absent), then answers.
+#[derive(Debug)]
+struct Stall;
+
+/// `?secs=N` of the request target.
+fn secs(query: &str) -> u64 {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("secs="))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+const BODY: &[u8] = b"stalled\n";
+
+impl App for Stall {
+    fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
+        std::thread::sleep(Duration::from_secs(secs(call.head().query())));
+        call.start_response(200, &[("Content-Length", b"8")])?;
+        call.write(BODY)?;
+        Ok(())
+    }
+}
+
+impl AsyncApp for Stall {
+    fn call<'a>(&'a self, call: &'a mut dyn AsyncCall) -> BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            // Blocks the runtime's thread: no await until it is over.
+            std::thread::sleep(Duration::from_secs(secs(call.head().query())));
+            call.start_response(200, &[("Content-Length", b"8")])?;
+            call.write(BODY).await?;
+            Ok(())
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let stall = Application {
+        name: "stall:app".to_owned(),
+        sync: Arc::new(Stall),
+        asynch: Some(Arc::new(Stall)),
+    };
+    runicorn_cli::main_with_apps(Arc::from([("stall:app".to_owned(), stall)]))
+}
