@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""ir_client.py HOST PORT N [close]: N GET / requests, one after the other,
-on one keep-alive connection (or, with `close`, one connection each with
-`Connection: close`); each response read whole (Content-Length) before the
-next is sent. Prints the number answered 200. For ir.sh, which counts the
-instructions a worker spends per request under callgrind."""
+"""ir_client.py HOST PORT N [close|keep] [CONNS]: N GET / requests, one
+after the other, on one keep-alive connection (or, with `close`, one
+connection each with `Connection: close`); each response read whole
+(Content-Length) before the next is sent. With `keep CONNS`, CONNS
+keep-alive connections at once (a thread each, the N requests shared out),
+so a worker sees concurrent clients. Prints the number answered 200. For
+ir.sh and ir-profile.sh, which count the instructions a worker spends per
+request under callgrind."""
 
 import socket
 import sys
+import threading
 
 
 def read_response(sock, pending):
@@ -29,9 +33,7 @@ def read_response(sock, pending):
     return head.split(b" ", 2)[1] == b"200", rest[length:]
 
 
-def main():
-    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    close = len(sys.argv) > 4 and sys.argv[4] == "close"
+def run(host, port, count, close):
     request = b"GET / HTTP/1.1\r\nHost: bench\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n"
     ok = 0
     sock = None
@@ -49,7 +51,31 @@ def main():
             sock = None
     if sock is not None:
         sock.close()
-    print(ok)
+    return ok
+
+
+def main():
+    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    close = len(sys.argv) > 4 and sys.argv[4] == "close"
+    conns = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    if conns <= 1:
+        print(run(host, port, count, close))
+        return
+    answered = [0] * conns
+
+    def client(index):
+        share = count // conns + (1 if index < count % conns else 0)
+        try:
+            answered[index] = run(host, port, share, close)
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(conns)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(sum(answered))
 
 
 if __name__ == "__main__":

@@ -372,8 +372,8 @@ machine_header() {
 - kernel: $(uname -sr)
 - rustc: $(rustc --version 2>/dev/null || echo "?")
 - runicorn: $runicorn_v, commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo "?")$(git -C "$ROOT_DIR" diff --quiet HEAD 2>/dev/null || echo " (dirty tree)")
-- wrk: $(wrk -v 2>&1 | head -1 | awk '{ print $2 }'); nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///')
-- python: $("$VENV/bin/python" --version 2>&1 | awk '{ print $2 }'); gunicorn $(pkg_version gunicorn), gevent $(pkg_version gevent), uvicorn $(pkg_version uvicorn), uvloop $(pkg_version uvloop), httptools $(pkg_version httptools)
+- wrk: $(wrk -v 2>&1 | head -1 | awk '{ print $2 }'); nginx: $([ -x "$NGINX_BIN" ] && "$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///' || echo absent)
+- python: $([ -x "$VENV/bin/python" ] && "$VENV/bin/python" --version 2>&1 | awk '{ print $2 }' || echo "absent (no bench/.venv)"); gunicorn $(pkg_version gunicorn), gevent $(pkg_version gevent), uvicorn $(pkg_version uvicorn), uvloop $(pkg_version uvloop), httptools $(pkg_version httptools)
 - peers: hyper $(lock_version "$PEERS_DIR/async-hyper-hello/Cargo.lock" hyper), tokio $(lock_version "$PEERS_DIR/async-hyper-hello/Cargo.lock" tokio), may_minihttp $(lock_version "$PEERS_DIR/may-minihttp-hello/Cargo.lock" may_minihttp), may $(lock_version "$PEERS_DIR/may-minihttp-hello/Cargo.lock" may)
 - method: server pinned to CPU 0, \`taskset -c 1 wrk -t1 -cN -d${BENCH_DURATION}s --latency\` after a ${BENCH_WARMUP}s warm-up; CPU µs/req = (utime+stime of the server's process tree) / requests; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)
 EOF
