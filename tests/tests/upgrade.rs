@@ -340,11 +340,24 @@ fn usr2_upgrade_under_load_async() {
     upgrade_under_load("async");
 }
 
+/// Copies an executable with cp(1), not `std::fs::copy`: a file this
+/// (multi-threaded) test process held open for writing would be inherited
+/// by any child another test forks meanwhile, and until that child execs,
+/// exec'ing the copy fails with ETXTBSY ("Text file busy").
+fn copy_executable(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp runs");
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
+}
+
 #[test]
 fn usr2_runs_the_binary_on_disk_and_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("runicorn");
-    std::fs::copy(runicorn_bin(), &bin).unwrap();
+    copy_executable(runicorn_bin(), &bin);
     let pidfile = dir.path().join("app.pid");
     let mut server = Launch::new([
         "-w",
@@ -361,7 +374,7 @@ fn usr2_runs_the_binary_on_disk_and_rolls_back() {
     assert!(wait_until(deadline(20.0), || workers_of(old).len() == 2));
     // Deploy a new binary: a new file at the same path.
     let staged = dir.path().join("runicorn.new");
-    std::fs::copy(runicorn_bin(), &staged).unwrap();
+    copy_executable(runicorn_bin(), &staged);
     std::fs::rename(&staged, &bin).unwrap();
     let new = upgrade(&server, &pidfile, 2);
     let exe = |pid: u32| file_inode(Path::new(&format!("/proc/{pid}/exe")));
