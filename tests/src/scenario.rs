@@ -523,6 +523,28 @@ pub fn idle_connection_holds_the_stop_until_keep_alive(server: &mut Server) -> D
     exit
 }
 
+/// TERM to a one-worker `builtin:sleep` server of `class` (`EXTRA` added,
+/// `--graceful-timeout 1`) with a 20 s request in flight: the request
+/// outlives the graceful timeout, and its client gets a 500 with
+/// `Connection: close` (the master's SIGABRT, or the worker's own graceful
+/// timeout, answers it) rather than a reset; the master exits 0.
+pub fn request_past_the_graceful_timeout_gets_a_500(class: Class, extra: &[&str]) -> Response {
+    let mut args = vec!["-w", "1", "--log-level", "debug", "--graceful-timeout", "1"];
+    args.extend_from_slice(extra);
+    let mut server = class.start(&args, "builtin:sleep");
+    let in_flight = InFlight::start(&server, &["/?ms=20000"]);
+    server.signal(Signal::SIGTERM);
+    assert_eq!(exit_code(&mut server, 15.0), 0, "{}", server.log());
+    let (path, handle) = in_flight.clients.into_iter().next().expect("one client");
+    let response = handle
+        .join()
+        .expect("client thread panicked")
+        .unwrap_or_else(|err| panic!("GET {path} got no answer: {err}\n{}", server.log()));
+    assert_eq!(response.status, 500, "{response:?}");
+    assert!(response.closes(), "{response:?}");
+    response
+}
+
 /// `signal` (INT or QUIT) to a one-worker `builtin:sleep` server of
 /// `class` (`EXTRA` added, `--graceful-timeout 30`) with a 20 s request in
 /// flight: the master exits within a second (a quick stop does not wait
@@ -591,10 +613,10 @@ pub fn idle_connection_closes_after_keep_alive(server: &Server) {
 
 /// One worker (`-w 1`, a short `--timeout`) gets `path`, which never ends
 /// in time: within `secs` a `WORKER TIMEOUT` line names the request and the
-/// worker's pid, the client gets no 2xx-4xx answer, and a new worker takes
-/// the old one's place within 15 s. True when the request was cut (an I/O
-/// error), false when it got a 5xx.
-pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> bool {
+/// worker's pid, the client gets a 500 with `Connection: close` before its
+/// connection closes (not a reset), and a new worker takes the old one's
+/// place within 15 s. Returns that answer.
+pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> Response {
     let old = server.wait_workers(1, 10.0);
     let addr = server.addr().clone();
     let target = path.to_owned();
@@ -607,19 +629,23 @@ pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> bool {
     // Gunicorn's level: alerting rules match `[CRITICAL]`.
     assert!(line.contains("] [CRITICAL] WORKER TIMEOUT"), "{line}");
     assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
-    let outcome = client.join().expect("client thread panicked");
-    assert!(
-        outcome
-            .as_ref()
-            .map_or(true, |response| response.status >= 500),
-        "{outcome:?}"
-    );
+    let response = client
+        .join()
+        .expect("client thread panicked")
+        .unwrap_or_else(|err| {
+            panic!(
+                "the client of the timed-out request got no answer: {err}\n{}",
+                server.log()
+            )
+        });
+    assert_eq!(response.status, 500, "{response:?}");
+    assert!(response.closes(), "{response:?}");
     assert!(
         wait_replaced(server, &old, 15.0),
         "the hung worker {old:?} was not replaced:\n{}",
         server.log()
     );
-    outcome.is_err()
+    response
 }
 
 /// SIGKILL to the master: every one of its `workers` workers exits within

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runicorn_tests::{
-    concurrent, deadline, exit_code, get, scenario, wait_replaced, wait_until, Class, Conn,
-    InFlight, Server, Signal,
+    concurrent, deadline, exit_code, get, scenario, wait_replaced, wait_until, Class, Conn, Server,
+    Signal,
 };
 
 /// `runicorn -k async -b 127.0.0.1:0 ARGS... APP`.
@@ -150,18 +150,6 @@ fn the_async_entry_of_an_app_pipelines_in_order() {
     for _ in 0..50 {
         assert_eq!(conn.read_response(false).unwrap().text(), "Hello, World!");
     }
-}
-
-#[test]
-fn a_request_longer_than_the_graceful_timeout_is_cut() {
-    let mut server = serve(
-        &["-w", "1", "--log-level", "debug", "--graceful-timeout", "1"],
-        "builtin:sleep",
-    );
-    let in_flight = InFlight::start(&server, &["/?ms=20000"]);
-    server.signal(Signal::SIGTERM);
-    assert_eq!(exit_code(&mut server, 15.0), 0, "{}", server.log());
-    in_flight.cut();
 }
 
 #[test]

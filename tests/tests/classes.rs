@@ -46,8 +46,6 @@ struct Hang {
     secs: f64,
     /// The binary that serves `app`, when not `runicorn` itself.
     program: Option<&'static str>,
-    /// Whether the hung request must be cut (not answered with a 5xx).
-    cut: bool,
 }
 
 fn setup(class: Class) -> Setup {
@@ -65,7 +63,6 @@ fn setup(class: Class) -> Setup {
                 quick: "/?ms=0",
                 secs: 10.0,
                 program: None,
-                cut: false,
             },
         },
         Class::Gthread => Setup {
@@ -84,7 +81,6 @@ fn setup(class: Class) -> Setup {
                 quick: "/after?ms=0",
                 secs: 15.0,
                 program: None,
-                cut: true,
             },
         },
         Class::Green => Setup {
@@ -102,7 +98,6 @@ fn setup(class: Class) -> Setup {
                 quick: "/?n=1",
                 secs: 30.0,
                 program: None,
-                cut: false,
             },
         },
         Class::Async => Setup {
@@ -122,7 +117,6 @@ fn setup(class: Class) -> Setup {
                 quick: "/?secs=0",
                 secs: 20.0,
                 program: Some(env!("CARGO_BIN_EXE_runicorn-linked")),
-                cut: false,
             },
         },
     }
@@ -384,8 +378,15 @@ fn quit_cuts_a_request_in_flight(class: Class) {
     eprintln!("FIGURES {} quit: {:.3}s", class.name(), took.as_secs_f64());
 }
 
-/// A request that hangs its worker is named in `WORKER TIMEOUT`, the worker
-/// is replaced, and the new one serves.
+/// A request still running at `--graceful-timeout` after TERM: its client
+/// gets a 500, not a reset.
+fn a_request_past_the_graceful_timeout_gets_a_500(class: Class) {
+    scenario::request_past_the_graceful_timeout_gets_a_500(class, setup(class).extra);
+}
+
+/// A request that hangs its worker is named in `WORKER TIMEOUT`, its client
+/// gets a 500 before the connection closes (not a reset), the worker is
+/// replaced, and the new one serves.
 fn hung_request_is_named(class: Class) {
     let hang = setup(class).hang;
     let mut args = vec!["-w", "1"];
@@ -396,10 +397,13 @@ fn hung_request_is_named(class: Class) {
         launch = launch.program(program);
     }
     let server = launch.start();
-    let cut = scenario::hung_request_is_named(&server, hang.path, hang.secs);
-    if hang.cut {
-        assert!(cut, "the hung request was answered with a 5xx, not cut");
-    }
+    let answer = scenario::hung_request_is_named(&server, hang.path, hang.secs);
+    eprintln!(
+        "FIGURES {} timeout: the client got {} {}",
+        class.name(),
+        answer.status,
+        answer.reason
+    );
     let response = get(server.addr(), hang.quick).expect("the new worker serves");
     assert_eq!(response.status, 200);
 }
@@ -460,6 +464,7 @@ matrix! {
         int_cuts_a_request_in_flight,
         quit_cuts_a_request_in_flight,
         hung_request_is_named,
+        a_request_past_the_graceful_timeout_gets_a_500,
         workers_exit_with_the_master,
     ],
 }

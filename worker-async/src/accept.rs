@@ -9,6 +9,7 @@
 //! (`runicorn_worker::stop_accepting`).
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,9 +196,10 @@ fn spawn_connection<S>(
     permit: Option<OwnedSemaphorePermit>,
     local: &Rc<Local>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static,
 {
     let mut conn = Connection::new(stream, peer, local.shared.config);
+    conn.fd = conn.stream.as_raw_fd();
     conn.state
         .watch_retirement(local.shared.shutdown.retirement());
     conn.server_addr = Arc::clone(server_addr);

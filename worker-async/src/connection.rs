@@ -17,12 +17,22 @@ use std::task::Poll;
 use std::time::Duration;
 
 use runicorn_app::blocking::ClientFault;
+use std::os::fd::RawFd;
+
 use runicorn_http::{BodyRead, ConnConfig, ConnState, Forwarded};
+use runicorn_worker::Unanswered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// One connection's stream, protocol state and connection facts.
 #[derive(Debug)]
 pub(crate) struct Connection<S> {
+    /// The current request, listed while its answer has not started, so a
+    /// worker the master kills for a missed heartbeat still answers its
+    /// client (`runicorn_worker::unanswered`). Declared before the stream:
+    /// the lane is given back before the descriptor closes.
+    pub(crate) unanswered: Unanswered,
+    /// The stream's descriptor (-1: none, as a test's in-memory stream).
+    pub(crate) fd: RawFd,
     pub(crate) stream: S,
     pub(crate) state: ConnState,
     pub(crate) peer: String,
@@ -38,6 +48,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// A fresh connection; `peer` is `""` for unix sockets.
     pub(crate) fn new(stream: S, peer: String, config: ConnConfig) -> Connection<S> {
         Connection {
+            unanswered: Unanswered::none(),
+            fd: -1,
             stream,
             state: ConnState::new(config),
             peer,
@@ -77,6 +89,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if output.is_empty() {
             return Ok(());
         }
+        if self.state.response_started() && !self.unanswered.claim() {
+            self.state.write_failed();
+            return Err(runicorn_worker::unanswered::answered_already());
+        }
+        let output = self.state.output();
         let stream = &mut self.stream;
         let first = poll_fn(|cx| {
             Poll::Ready(match Pin::new(&mut *stream).poll_write(cx, output) {

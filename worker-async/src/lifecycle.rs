@@ -54,6 +54,8 @@ pub(crate) fn run(mut worker: Worker) -> Ending {
             std::process::id(),
             worker.settings.graceful_timeout
         );
+        // Their clients get a 500 rather than a reset.
+        runicorn_worker::unanswered::answer_all();
     }
     Ending::Stopped
 }

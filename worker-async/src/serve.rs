@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use runicorn_app::blocking::{log_invalid_request, panic_message};
 use runicorn_app::{App, AppError};
+use runicorn_worker::Unanswered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
@@ -32,6 +33,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shared = &local.shared;
+    conn.unanswered = Unanswered::register(conn.fd);
     // Dropping the guard frees the lane and counts the request served.
     let started = shared.start_request(conn.state.head());
     if started.last {

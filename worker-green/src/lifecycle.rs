@@ -240,6 +240,8 @@ fn stop_gracefully(
                 tracker.live(),
                 graceful_timeout.as_secs_f64()
             );
+            // The requests still running get a 500 rather than a reset.
+            runicorn_worker::unanswered::answer_all();
             return;
         }
         std::thread::sleep(DRAIN_POLL);

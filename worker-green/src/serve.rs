@@ -9,7 +9,7 @@ use std::sync::Arc;
 use may::sync::Semphore;
 use runicorn_app::blocking::{call_app, ThreadHost};
 use runicorn_http::{Connection, Exchange, ServeMode};
-use runicorn_worker::{ConnBookkeeping, Shared};
+use runicorn_worker::{Answering, ConnBookkeeping, Shared};
 
 use crate::fence::{run_on_pool, WaitedOn};
 use crate::host::GreenHost;
@@ -38,7 +38,9 @@ pub(crate) struct Green {
 pub(crate) fn connection(green: &Green, socket: Socket, peer: String, listener: usize) {
     let shared = &*green.shared;
     let stream = GreenStream::new(socket, &green.sweeper);
-    let mut connection = Connection::new(stream, peer, shared.config);
+    // Listed while its answer has not started: a worker killed for a missed
+    // heartbeat still answers its client (`runicorn_worker::unanswered`).
+    let mut connection = Connection::new(Answering::new(stream), peer, shared.config);
     connection.watch_retirement(shared.shutdown.retirement());
     let mut bookkeeping = ConnBookkeeping::new(shared);
     let app = &*shared.app.sync;

@@ -18,6 +18,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -271,6 +272,15 @@ impl Write for GreenStream<'_> {
         match &mut self.socket {
             Socket::Tcp(stream) => stream.flush(),
             Socket::Unix(stream) => stream.flush(),
+        }
+    }
+}
+
+impl AsRawFd for GreenStream<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        match &self.socket {
+            Socket::Tcp(stream) => stream.as_raw_fd(),
+            Socket::Unix(stream) => stream.as_raw_fd(),
         }
     }
 }

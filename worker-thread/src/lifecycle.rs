@@ -22,7 +22,10 @@ pub(crate) fn run(mut worker: Worker) -> Ending {
     match poller.run() {
         LoopEnd::Graceful => worker.app.sync.shutdown_worker(),
         // A thread may still be inside the app: do not call into it again.
-        LoopEnd::GracefulTimeout | LoopEnd::Quick | LoopEnd::Broken => {}
+        // The requests still running at the graceful timeout (a request
+        // past --timeout retired the worker) get a 500 rather than a reset.
+        LoopEnd::GracefulTimeout => runicorn_worker::unanswered::answer_all(),
+        LoopEnd::Quick | LoopEnd::Broken => {}
     }
     Ending::Stopped
 }

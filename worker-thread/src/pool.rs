@@ -391,7 +391,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     use runicorn_http::Connection;
-    use runicorn_worker::Settings;
+    use runicorn_worker::{Answering, Settings};
 
     use crate::policy::conn_config;
     use crate::stream::Stream;
@@ -412,7 +412,11 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let conn = Client::new(
-            Connection::new(Stream::Unix(server), "", conn_config(&Settings::default())),
+            Connection::new(
+                Answering::new(Stream::Unix(server)),
+                "",
+                conn_config(&Settings::default()),
+            ),
             0,
         );
         hub.park(conn, IdleKind::Fresh, Instant::now());

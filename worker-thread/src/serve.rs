@@ -9,7 +9,7 @@
 
 use runicorn_app::blocking::ThreadHost;
 use runicorn_http::{Connection, Exchange, Outcome, ServeMode};
-use runicorn_worker::{ConnBookkeeping, Shared};
+use runicorn_worker::{Answering, ConnBookkeeping, Shared};
 
 use crate::stream::Stream;
 
@@ -19,14 +19,14 @@ use crate::stream::Stream;
 /// once per request, and the driver's state is hundreds of bytes.
 #[derive(Debug)]
 pub(crate) struct Client {
-    connection: Box<Connection<Stream>>,
+    connection: Box<Connection<Answering<Stream>>>,
     /// The index of the listener that accepted it.
     listener: usize,
 }
 
 impl Client {
     /// A connection accepted on listener `listener`.
-    pub(crate) fn new(connection: Connection<Stream>, listener: usize) -> Client {
+    pub(crate) fn new(connection: Connection<Answering<Stream>>, listener: usize) -> Client {
         Client {
             connection: Box::new(connection),
             listener,
@@ -35,15 +35,15 @@ impl Client {
 }
 
 impl std::ops::Deref for Client {
-    type Target = Connection<Stream>;
+    type Target = Connection<Answering<Stream>>;
 
-    fn deref(&self) -> &Connection<Stream> {
+    fn deref(&self) -> &Connection<Answering<Stream>> {
         &self.connection
     }
 }
 
 impl std::ops::DerefMut for Client {
-    fn deref_mut(&mut self) -> &mut Connection<Stream> {
+    fn deref_mut(&mut self) -> &mut Connection<Answering<Stream>> {
         &mut self.connection
     }
 }
@@ -90,7 +90,11 @@ mod tests {
         (
             client,
             Client::new(
-                Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+                Connection::new(
+                    Answering::new(Stream::Unix(server)),
+                    "",
+                    conn_config(&settings),
+                ),
                 0,
             ),
         )
@@ -151,7 +155,11 @@ mod tests {
         for _ in 0..2 {
             let (mut client, server) = UnixStream::pair().unwrap();
             let mut conn = Client::new(
-                Connection::new(Stream::Unix(server), "", conn_config(&settings)),
+                Connection::new(
+                    Answering::new(Stream::Unix(server)),
+                    "",
+                    conn_config(&settings),
+                ),
                 0,
             );
             client.write_all(GET).unwrap();

@@ -26,6 +26,7 @@ pub mod shutdown;
 pub mod slot;
 #[allow(unsafe_code)]
 mod sys;
+pub mod unanswered;
 
 pub use bookkeeping::ConnBookkeeping;
 pub use class::{past_max_requests, poll_interval, Worker, WorkerClass};
@@ -38,3 +39,4 @@ pub use settings::Settings;
 pub use shared::{Shared, Started};
 pub use shutdown::{Shutdown, ShutdownState, SignalHook};
 pub use slot::{RequestGuard, Slot};
+pub use unanswered::{Answering, Unanswered};

@@ -1,7 +1,9 @@
 //! Every `unsafe` call of the worker kit: a worker's signal handlers.
 //!
-//! The handlers only store into atomics, write one byte to a pipe, or
-//! `_exit`: all async-signal-safe. The master resets its own handlers in
+//! The handlers only store into atomics, write one byte to a pipe, write
+//! the pre-encoded timeout answer to the sockets of the requests not yet
+//! answered ([`answer_unanswered`], on SIGABRT), or `_exit`: all
+//! async-signal-safe. The master resets its own handlers in
 //! the child before [`install_worker_signals`] runs (`master/src/sys.rs`);
 //! the signals it blocked around fork stay blocked until then.
 
@@ -57,6 +59,42 @@ fn write_hook_byte(byte: u8) -> bool {
     true
 }
 
+/// Writes `unanswered::TIMEOUT_ANSWER` to the socket of every request
+/// listed in `unanswered::LANES` (see that module), marking each lane while
+/// it writes so that the request's own thread neither writes nor closes the
+/// descriptor meanwhile. Async-signal-safe: atomics and send(2) only, on a
+/// static table and static bytes; nothing blocks (`MSG_DONTWAIT`) and a
+/// client that hung up raises no SIGPIPE (`MSG_NOSIGNAL`).
+pub(crate) fn answer_unanswered() {
+    use crate::unanswered::{ANSWERED, ANSWERING, LANES, TIMEOUT_ANSWER};
+    for lane in &LANES {
+        let fd = lane.load(Ordering::Acquire);
+        if fd < 0
+            || lane
+                .compare_exchange(fd, ANSWERING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        // SAFETY: send(2) is async-signal-safe, and reads `TIMEOUT_ANSWER`'s
+        // static bytes within their length. `fd` is open: a request lists
+        // its socket while it owns it, and takes it out of the lane (a
+        // compare-exchange that fails while the lane says ANSWERING, after
+        // which it waits for ANSWERED) before its socket can be closed, so
+        // the number cannot have been closed and reused under this write.
+        // At worst the client is gone and send fails, which is ignored.
+        unsafe {
+            libc::send(
+                fd,
+                TIMEOUT_ANSWER.as_ptr().cast(),
+                TIMEOUT_ANSWER.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        lane.store(ANSWERED, Ordering::Release);
+    }
+}
+
 extern "C" fn worker_handler(signal: libc::c_int) {
     let hooks = HOOK_MASK.load(Ordering::SeqCst);
     match signal {
@@ -72,6 +110,9 @@ extern "C" fn worker_handler(signal: libc::c_int) {
         }
         libc::SIGINT | libc::SIGQUIT => WORKER_STOP.store(2, Ordering::SeqCst),
         libc::SIGABRT => {
+            // The master kills this worker for --timeout: the clients of the
+            // requests not yet answered get a 500 rather than a reset.
+            answer_unanswered();
             if hooks & HOOK_ABORT == 0 || !write_hook_byte(signal as u8) {
                 // No hook: leave at once with 1, as Gunicorn's handle_abort,
                 // and without the core dump SIGABRT's default would leave.
@@ -88,8 +129,8 @@ extern "C" fn worker_handler(signal: libc::c_int) {
 
 fn install(signal: Signal, handler: SigHandler) -> io::Result<()> {
     let action = SigAction::new(handler, SaFlags::SA_RESTART, SigSet::empty());
-    // SAFETY: the handler above only touches atomics, calls write(2) and
-    // _exit(2), all async-signal-safe; SIG_IGN is always sound.
+    // SAFETY: the handler above only touches atomics, calls write(2),
+    // send(2) and _exit(2), all async-signal-safe; SIG_IGN is always sound.
     unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
     Ok(())
 }

@@ -146,6 +146,7 @@ impl<S: Transport> Connection<S> {
             self.state.close_after();
         }
         bookkeeping.request_started(self.state.head());
+        self.wire.stream.request_begins();
         handler.handle(&mut Exchange::new(
             &mut self.wire,
             &mut self.state,

@@ -28,6 +28,20 @@ pub trait Transport: Read + Write {
     fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// A request's head was parsed and it is about to be served: nothing of
+    /// its answer has been written yet. (A worker's transport lists its
+    /// client as owed an answer, for when the worker is killed first.) The
+    /// default does nothing.
+    fn request_begins(&mut self) {}
+
+    /// The answer to the current request is about to be written (called
+    /// before every write once it started): an error means it must not be,
+    /// someone answered the client already (a worker being killed), and the
+    /// connection fails. The default allows it.
+    fn answer_begins(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The system's clocks: the blocking driver's time.
@@ -82,9 +96,13 @@ impl<S: Transport + ?Sized> Wire<S> {
         if output.is_empty() {
             return Ok(());
         }
-        let result = self
-            .stream
-            .write_all(output)
+        let allowed = if state.response_started() {
+            self.stream.answer_begins()
+        } else {
+            Ok(())
+        };
+        let result = allowed
+            .and_then(|()| self.stream.write_all(output))
             .and_then(|()| self.stream.flush());
         match result {
             Ok(()) => state.written(),
@@ -134,6 +152,14 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     fn shutdown_write(&mut self) -> io::Result<()> {
         (**self).shutdown_write()
     }
+
+    fn request_begins(&mut self) {
+        (**self).request_begins();
+    }
+
+    fn answer_begins(&mut self) -> io::Result<()> {
+        (**self).answer_begins()
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -147,5 +173,13 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         (**self).shutdown_write()
+    }
+
+    fn request_begins(&mut self) {
+        (**self).request_begins();
+    }
+
+    fn answer_begins(&mut self) -> io::Result<()> {
+        (**self).answer_begins()
     }
 }

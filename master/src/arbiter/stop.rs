@@ -3,13 +3,15 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{Arbiter, Stop, TICK};
+use super::{supervisor, Arbiter, Stop, TICK};
 use crate::scoreboard::ArbiterSlot;
 use runicorn_worker::clock::monotonic_now;
 
 impl Arbiter {
     /// Gunicorn's `stop`: TERM (graceful) or QUIT (quick) to every worker,
-    /// wait up to `graceful_timeout`, then SIGKILL what is left.
+    /// wait up to `graceful_timeout`, then SIGKILL what is left (after a
+    /// graceful stop, SIGABRT first: the requests still running are answered
+    /// 500, and a second later SIGKILL).
     pub(super) fn stop(&mut self, mut stop: Stop) {
         // Across a USR2 upgrade the service goes on with the other master:
         // only a master alone says it stops.
@@ -36,6 +38,27 @@ impl Arbiter {
                 }
             }
             self.reap_workers();
+        }
+        if !self.workers.is_empty() && stop == Stop::Graceful {
+            // Past --graceful-timeout: SIGABRT first, so each worker answers
+            // the requests it still runs with a 500 (`runicorn_worker::
+            // unanswered`) instead of leaving their clients a reset, then
+            // SIGKILL for whatever is left a second later.
+            tracing::warn!(
+                "Graceful timeout ({:.1}s): {} worker(s) still running requests; their clients get a 500 (SIGABRT), then SIGKILL",
+                self.settings.graceful_timeout.as_secs_f64(),
+                self.workers.len()
+            );
+            self.signal_all(Signal::SIGABRT);
+            let until = monotonic_now() + supervisor::ABORT_GRACE;
+            while !self.workers.is_empty() {
+                let now = monotonic_now();
+                if now >= until {
+                    break;
+                }
+                let _ = self.wait_for_signals((until - now).min(TICK));
+                self.reap_workers();
+            }
         }
         if !self.workers.is_empty() {
             self.signal_all(Signal::SIGKILL);
