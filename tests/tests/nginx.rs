@@ -415,6 +415,100 @@ fn forwarded_fields(class: Class) {
     }
 }
 
+/// A request that hangs its worker past `--timeout`, per class (as
+/// `classes.rs`'s `hung_request_is_named`): the arguments, the app, the
+/// path, and the program in runicorn's place.
+fn hang(
+    class: Class,
+) -> (
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+) {
+    match class {
+        Class::Sync => (&["-t", "1"], "builtin:sleep", "/?ms=3000", None),
+        // A sleeping pool thread: the request's own age past --timeout
+        // retires the worker, which leaves after --graceful-timeout.
+        Class::Gthread => (
+            &["--timeout", "2", "--graceful-timeout", "1"],
+            "builtin:sleep",
+            "/stuck?ms=30000",
+            None,
+        ),
+        // Only a spinning handler holds the one may thread.
+        Class::Green => (
+            &["--threads", "1", "-t", "2"],
+            "builtin:cpu",
+            "/?n=4000000000",
+            None,
+        ),
+        // An async app that blocks its runtime's thread (the test
+        // binary's linked `stall:app`).
+        Class::Async => (
+            &["--threads", "2", "-t", "2"],
+            "stall:app",
+            "/?secs=60",
+            Some(env!("CARGO_BIN_EXE_runicorn-linked")),
+        ),
+    }
+}
+
+/// A request whose worker is killed for `--timeout`, through nginx: the
+/// client gets runicorn's answer for it (issue 14, item 4), not nginx's
+/// 502 for a connection closed without one.
+fn timed_out_request(class: Class) {
+    let (extra, app, path, program) = hang(class);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("runicorn.sock");
+    let unix = format!("unix:{}", socket.display());
+    let mut args = vec![
+        "-k",
+        class.name(),
+        "-w",
+        "1",
+        "-b",
+        &unix,
+        "-b",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(class_extra(class));
+    args.extend_from_slice(extra);
+    args.push(app);
+    let mut launch = runicorn_tests::Launch::new(args);
+    if let Some(program) = program {
+        launch = launch.program(program);
+    }
+    let server = launch.start();
+    let nginx = Nginx::start(
+        &dir.path().join("nginx"),
+        &[Addr::Unix(socket), tcp_listener(&server)],
+    );
+    for (site, addr) in ["unix", "tcp"].into_iter().zip(nginx.addrs()) {
+        let old = server.wait_workers(1, 20.0);
+        let mut conn = Conn::connect(&addr).expect("connect to nginx");
+        conn.set_timeout(Duration::from_secs(60)).unwrap();
+        let response = conn.get(path).expect("an answer from nginx");
+        eprintln!(
+            "FIGURES nginx {} timeout via {site}: status {}",
+            class.name(),
+            response.status
+        );
+        assert_eq!(
+            response.status,
+            500,
+            "{site}: {response:?}\n--- runicorn ---\n{}\n--- nginx ---\n{}",
+            server.log(),
+            nginx.error_log()
+        );
+        assert!(
+            runicorn_tests::wait_replaced(&server, &old, 20.0),
+            "the worker was not replaced:\n{}",
+            server.log()
+        );
+    }
+}
+
 /// One module per class, one test per scenario in each.
 macro_rules! matrix {
     (classes: [$($module:ident => $class:expr),* $(,)?], scenarios: $scenarios:tt $(,)?) => {
@@ -451,6 +545,7 @@ matrix! {
         usr2,
         term_with_queued_requests,
         forwarded_fields,
+        timed_out_request,
     ],
 }
 
