@@ -19,7 +19,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -271,9 +270,6 @@ impl Nginx {
         let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         let _ = self.child.wait();
         self.reaped = true;
-        // Its workers are in its group; give the kernel a moment to reap
-        // them before the prefix directory goes.
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
