@@ -41,6 +41,47 @@ pub enum Class {
     Async,
 }
 
+/// One module per built-in class, one test per scenario in each:
+/// `runicorn_tests::class_matrix![a, b]` in a test file makes the tests
+/// `sync::a`, `gthread::a`, `green::a`, `async::a`, `sync::b`, ..., each
+/// calling the file's `fn a(class: Class)` with its class. A scenario left
+/// off the list is dead code (which clippy refuses), and the generated
+/// `the_matrix_lists_every_class` fails when a class of [`Class::ALL`] is
+/// missing here: a class added gets every scenario of every matrix file.
+#[macro_export]
+macro_rules! class_matrix {
+    ($($scenario:ident),* $(,)?) => {
+        $crate::class_matrix!(
+            @classes [sync => Sync, gthread => Gthread, green => Green, r#async => Async],
+            [$($scenario),*]
+        );
+    };
+    (@classes [$($module:ident => $variant:ident),*], $scenarios:tt) => {
+        #[test]
+        fn the_matrix_lists_every_class() {
+            let matrix: &[$crate::scenario::Class] = &[$($crate::scenario::Class::$variant),*];
+            assert_eq!(
+                matrix,
+                &$crate::scenario::Class::ALL[..],
+                "every class in Class::ALL runs every scenario: add it to runicorn_tests::class_matrix!"
+            );
+        }
+        $(
+            mod $module {
+                $crate::class_matrix!(@tests $crate::scenario::Class::$variant, $scenarios);
+            }
+        )*
+    };
+    (@tests $class:expr, [$($scenario:ident),*]) => {
+        $(
+            #[test]
+            fn $scenario() {
+                super::$scenario($class);
+            }
+        )*
+    };
+}
+
 impl Class {
     /// Every built-in class, for checks that must hold under each.
     pub const ALL: [Class; 4] = [Class::Sync, Class::Gthread, Class::Green, Class::Async];

@@ -1,10 +1,10 @@
 //! The scenarios every worker class must pass, as one matrix: each scenario
-//! below runs under each class of `matrix!`'s list, as a test of its own
+//! below runs under each class of `runicorn_tests::class_matrix!`, as a test of its own
 //! named `CLASS::SCENARIO` (`cargo test --test classes -- green::` runs one
 //! class, `-- ::keep_alive` one scenario everywhere).
 //!
-//! A class added to the list gets every scenario, and
-//! `the_matrix_lists_every_class` fails until `Class::ALL` and the list
+//! A class added to the matrix (and `Class::ALL`) gets every scenario, and
+//! `the_matrix_lists_every_class` fails until `Class::ALL` and the matrix
 //! agree. A scenario written here but left out of the list is dead code,
 //! which the build refuses (`-D warnings`). What a scenario must know of a
 //! class (its threads, whether it keeps connections alive, what hangs it)
@@ -418,62 +418,22 @@ fn workers_exit_with_the_master(class: Class) {
     scenario::workers_exit_with_the_master(&server, 2);
 }
 
-/// One module per class, one test per scenario in each.
-macro_rules! matrix {
-    (classes: [$($module:ident => $class:expr),* $(,)?], scenarios: $scenarios:tt $(,)?) => {
-        /// The classes of the matrix, for `the_matrix_lists_every_class`.
-        const MATRIX_CLASSES: &[Class] = &[$($class),*];
-        $(
-            mod $module {
-                use super::Class;
-
-                matrix!(@tests $class, $scenarios);
-            }
-        )*
-    };
-    (@tests $class:expr, [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[test]
-            fn $scenario() {
-                super::$scenario($class);
-            }
-        )*
-    };
-}
-
-matrix! {
-    classes: [
-        sync => Class::Sync,
-        gthread => Class::Gthread,
-        green => Class::Green,
-        r#async => Class::Async,
-    ],
-    scenarios: [
-        keep_alive,
-        keep_alive_over_a_unix_socket,
-        pipelined_in_order,
-        idle_connection_closes_after_keep_alive,
-        term_answers_in_flight,
-        term_answers_fifty_kept_alive_in_flight,
-        term_serves_the_backlog,
-        term_leaves_nothing_behind,
-        an_idle_connection_is_answered_after_term,
-        an_idle_connection_holds_the_stop_only_until_keep_alive,
-        reloads_under_keep_alive_load_lose_nothing,
-        recycling_under_keep_alive_load_loses_nothing,
-        int_cuts_a_request_in_flight,
-        quit_cuts_a_request_in_flight,
-        hung_request_is_named,
-        a_request_past_the_graceful_timeout_gets_a_500,
-        workers_exit_with_the_master,
-    ],
-}
-
-#[test]
-fn the_matrix_lists_every_class() {
-    assert_eq!(
-        MATRIX_CLASSES,
-        Class::ALL,
-        "every class in Class::ALL runs every scenario: add it to matrix!'s classes"
-    );
-}
+runicorn_tests::class_matrix![
+    keep_alive,
+    keep_alive_over_a_unix_socket,
+    pipelined_in_order,
+    idle_connection_closes_after_keep_alive,
+    term_answers_in_flight,
+    term_answers_fifty_kept_alive_in_flight,
+    term_serves_the_backlog,
+    term_leaves_nothing_behind,
+    an_idle_connection_is_answered_after_term,
+    an_idle_connection_holds_the_stop_only_until_keep_alive,
+    reloads_under_keep_alive_load_lose_nothing,
+    recycling_under_keep_alive_load_loses_nothing,
+    int_cuts_a_request_in_flight,
+    quit_cuts_a_request_in_flight,
+    hung_request_is_named,
+    a_request_past_the_graceful_timeout_gets_a_500,
+    workers_exit_with_the_master,
+];

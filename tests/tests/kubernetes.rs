@@ -305,32 +305,4 @@ fn without_the_pre_stop_sleep_new_connections_are_refused() {
     );
 }
 
-/// One test per class.
-macro_rules! matrix {
-    ($($module:ident => $class:expr),* $(,)?) => {
-        /// The classes of the matrix, for `every_class_is_stopped`.
-        const MATRIX_CLASSES: &[Class] = &[$($class),*];
-        $(
-            mod $module {
-                use super::Class;
-
-                #[test]
-                fn stop_loses_nothing() {
-                    super::stop_loses_nothing($class);
-                }
-            }
-        )*
-    };
-}
-
-matrix! {
-    sync => Class::Sync,
-    gthread => Class::Gthread,
-    green => Class::Green,
-    r#async => Class::Async,
-}
-
-#[test]
-fn every_class_is_stopped() {
-    assert_eq!(MATRIX_CLASSES, Class::ALL, "add the class to matrix!");
-}
+runicorn_tests::class_matrix![stop_loses_nothing];

@@ -509,54 +509,14 @@ fn timed_out_request(class: Class) {
     }
 }
 
-/// One module per class, one test per scenario in each.
-macro_rules! matrix {
-    (classes: [$($module:ident => $class:expr),* $(,)?], scenarios: $scenarios:tt $(,)?) => {
-        /// The classes of the matrix, for `the_matrix_lists_every_class`.
-        const MATRIX_CLASSES: &[Class] = &[$($class),*];
-        $(
-            mod $module {
-                use super::Class;
-
-                matrix!(@tests $class, $scenarios);
-            }
-        )*
-    };
-    (@tests $class:expr, [$($scenario:ident),* $(,)?]) => {
-        $(
-            #[test]
-            fn $scenario() {
-                super::$scenario($class);
-            }
-        )*
-    };
-}
-
-matrix! {
-    classes: [
-        sync => Class::Sync,
-        gthread => Class::Gthread,
-        green => Class::Green,
-        r#async => Class::Async,
-    ],
-    scenarios: [
-        hups,
-        max_requests,
-        usr2,
-        term_with_queued_requests,
-        forwarded_fields,
-        timed_out_request,
-    ],
-}
-
-#[test]
-fn the_matrix_lists_every_class() {
-    assert_eq!(
-        MATRIX_CLASSES,
-        Class::ALL,
-        "every class in Class::ALL runs every scenario: add it to matrix!'s classes"
-    );
-}
+runicorn_tests::class_matrix![
+    hups,
+    max_requests,
+    usr2,
+    term_with_queued_requests,
+    forwarded_fields,
+    timed_out_request,
+];
 
 /// The example's numbers hold together: nginx closes an idle upstream
 /// connection before runicorn's `--keep-alive` would, and waits for an
