@@ -2,6 +2,10 @@
 //! which process group, who is a zombie.
 
 use std::fs;
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 /// One line of `/proc/<pid>/stat`, the fields the tests need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +92,27 @@ pub fn live_children(parent: u32) -> Vec<u32> {
         .filter(|proc| !proc.is_zombie())
         .map(|proc| proc.pid)
         .collect()
+}
+
+/// The live workers of a master: its children named `runicorn-worker`
+/// (the process title), sorted.
+pub fn workers_of(master: u32) -> Vec<u32> {
+    children(master)
+        .into_iter()
+        .filter(|child| !child.is_zombie() && child.comm.starts_with("runicorn-work"))
+        .map(|child| child.pid)
+        .collect()
+}
+
+/// The pid a pidfile holds, if it exists and holds one.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Sends `signal` to any process by pid, such as a master a USR2 started
+/// (not the one the test's `Server` owns).
+pub fn signal(pid: u32, signal: Signal) {
+    kill(Pid::from_raw(pid as i32), signal).expect("signal a process");
 }
 
 /// Every process in process group `pgrp`, zombies included.

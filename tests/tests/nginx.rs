@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use runicorn_tests::client::Addr;
 use runicorn_tests::nginx::{example_directive, example_runicorn_flag, WorkerUser};
+use runicorn_tests::proc::{read_pid, workers_of};
 use runicorn_tests::scenario::exit_code;
 use runicorn_tests::wait::wait_for;
 use runicorn_tests::{
-    deadline, proc, wait_until, Class, ClientLoop, Conn, LoadReport, Nginx, Server, Signal,
+    deadline, wait_until, Class, ClientLoop, Conn, LoadReport, Nginx, Server, Signal,
 };
 
 /// Added to every server of the class.
@@ -226,19 +227,6 @@ fn max_requests(class: Class) {
         stack.server.log()
     );
     load.stop().check(class, "max-requests", &stack);
-}
-
-/// The live workers of a master.
-fn workers_of(master: u32) -> Vec<u32> {
-    proc::children(master)
-        .into_iter()
-        .filter(|child| !child.is_zombie() && child.comm.starts_with("runicorn-work"))
-        .map(|child| child.pid)
-        .collect()
-}
-
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// A USR2 upgrade under load through nginx: USR2, WINCH and TERM to the

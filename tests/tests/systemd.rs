@@ -17,13 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sys::signal::kill;
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
 };
-use nix::unistd::Pid;
 use runicorn_tests::client::Addr;
 use runicorn_tests::examples::{examples, root};
+use runicorn_tests::proc::{signal, workers_of};
 use runicorn_tests::wait::wait_for;
 use runicorn_tests::{deadline, get, proc, runicorn_bin, wait_until, Launch, Signal, LOCAL};
 
@@ -121,18 +120,6 @@ impl Drop for Notify {
             let _ = handle.join();
         }
     }
-}
-
-fn signal(pid: u32, signal: Signal) {
-    kill(Pid::from_raw(pid as i32), signal).expect("signal");
-}
-
-fn workers_of(master: u32) -> Vec<u32> {
-    proc::children(master)
-        .into_iter()
-        .filter(|child| !child.is_zombie() && child.comm.starts_with("runicorn-work"))
-        .map(|child| child.pid)
-        .collect()
 }
 
 fn monotonic_usec() -> i128 {

@@ -19,31 +19,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 use runicorn_tests::client::Addr;
+use runicorn_tests::proc::{read_pid, signal, workers_of};
 use runicorn_tests::wait::wait_for;
 use runicorn_tests::{
     deadline, get, proc, runicorn_bin, wait_until, ClientLoop, Launch, Server, Signal,
 };
-
-/// Sends `signal` to any process (the new master is not the one the test started).
-fn signal(pid: u32, signal: Signal) {
-    kill(Pid::from_raw(pid as i32), signal).expect("signal a master");
-}
-
-/// The live workers of a master (its children named `runicorn-worker`).
-fn workers_of(master: u32) -> Vec<u32> {
-    proc::children(master)
-        .into_iter()
-        .filter(|child| !child.is_zombie() && child.comm.starts_with("runicorn-work"))
-        .map(|child| child.pid)
-        .collect()
-}
-
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
 
 /// The inode of the socket listening on a loopback TCP port, from
 /// `/proc/net/tcp` (state 0A is LISTEN).
