@@ -224,11 +224,20 @@ pub fn call_app(
     // The head is the request's until the next one is parsed: borrowed
     // for the log lines, not copied per request.
     let target = &exchange.head().target;
+    let method = &exchange.head().method;
     match (&result, client_fault) {
         (Err(err), Some(fault)) if !err.panicked => fault.log(target, exchange.peer(), err),
-        (Err(err), _) => tracing::error!("Error handling request {target}: {err}"),
+        (Err(err), _) => tracing::error!(
+            method = %method,
+            target = %target,
+            peer = exchange.peer(),
+            "Error handling request {target}: {err}"
+        ),
         (Ok(()), None) if !exchange.response_started() => {
             tracing::error!(
+                method = %method,
+                target = %target,
+                peer = exchange.peer(),
                 "Error handling request {target}: the app returned without starting a response"
             );
         }
@@ -259,7 +268,7 @@ fn reject(exchange: &mut Exchange<'_>, err: &ParseError) {
 /// Every worker class logs a bad request with this one line.
 pub fn log_invalid_request(peer: &str, err: &dyn std::fmt::Display) {
     let peer = if peer.is_empty() { "unix socket" } else { peer };
-    tracing::debug!("Invalid request from ip={peer}: {err}");
+    tracing::debug!(peer, "Invalid request from ip={peer}: {err}");
 }
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.

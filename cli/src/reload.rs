@@ -23,7 +23,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getppid, Pid};
 use notify::{EventKind, RecursiveMode, Watcher};
 use runicorn_app::loader::{self, SearchPath};
+use runicorn_master::log::LogOptions;
 use runicorn_master::{ArbiterView, Hooks, WorkerView};
+use runicorn_worker::log::{LogFormat, Role};
 use runicorn_worker::Settings;
 
 /// Set in the watcher's environment to the master's pid.
@@ -123,6 +125,7 @@ impl WithWatcher {
             .env(WATCHER_ENV, master.to_string())
             .env("RUNICORN_RELOAD_LOGLEVEL", &settings.loglevel)
             .env("RUNICORN_RELOAD_ERRORLOG", &settings.errorlog)
+            .env("RUNICORN_RELOAD_LOGFORMAT", settings.log_format.name())
             .stdin(Stdio::null())
             .spawn();
         match spawned {
@@ -184,7 +187,12 @@ impl Hooks for WithWatcher {
 pub fn watcher_main(master: &str) -> ExitCode {
     let loglevel = std::env::var("RUNICORN_RELOAD_LOGLEVEL").unwrap_or_else(|_| "info".to_owned());
     let errorlog = std::env::var("RUNICORN_RELOAD_ERRORLOG").unwrap_or_else(|_| "-".to_owned());
-    let _ = runicorn_master::log::init(&loglevel, &errorlog);
+    let format = std::env::var("RUNICORN_RELOAD_LOGFORMAT")
+        .ok()
+        .and_then(|format| LogFormat::parse(&format).ok())
+        .unwrap_or_default();
+    runicorn_worker::log::set_role(Role::Watcher);
+    let _ = runicorn_master::log::init(&LogOptions::plain(&loglevel, &errorlog, format));
     let Ok(master) = master.parse::<i32>() else {
         tracing::error!("{WATCHER_ENV}={master} is not a pid");
         return ExitCode::FAILURE;

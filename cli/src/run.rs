@@ -90,7 +90,9 @@ pub fn main_with_apps(linked: Linked) -> ExitCode {
         Ok(class) => class,
         Err(err) => return fail(&err),
     };
-    if let Err(err) = log::init(&settings.loglevel, &settings.errorlog) {
+    if let Err(err) =
+        log::LogOptions::from_settings(&settings).and_then(|options| log::init(&options))
+    {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }

@@ -79,6 +79,10 @@ pub enum MasterError {
         /// The value given.
         value: String,
     },
+    /// `--log-syslog-to` or `--log-syslog-facility` is wrong, or its host
+    /// does not resolve.
+    #[error("syslog: {0}")]
+    Syslog(String),
     /// `--preload`: the app failed to load in the master (exit 4, or 3).
     #[error("{0}")]
     AppLoad(#[from] runicorn_app::LoadError),

@@ -85,11 +85,20 @@ where
         conn.state.fail_response();
     }
     let target = &conn.state.head().target;
+    let method = &conn.state.head().method;
     match (&result, conn.client_fault) {
         (Err(err), Some(fault)) if !err.panicked => fault.log(target, &conn.peer, err),
-        (Err(err), _) => tracing::error!("Error handling request {target}: {err}"),
+        (Err(err), _) => tracing::error!(
+            method = %method,
+            target = %target,
+            peer = conn.peer.as_str(),
+            "Error handling request {target}: {err}"
+        ),
         (Ok(()), _) if was_refused || conn.client_fault.is_some() => {}
         (Ok(()), _) if !conn.state.response_started() => tracing::error!(
+            method = %method,
+            target = %target,
+            peer = conn.peer.as_str(),
             "Error handling request {target}: the app returned without starting a response"
         ),
         (Ok(()), _) => {}

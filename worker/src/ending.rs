@@ -48,7 +48,8 @@ impl Ending {
 
     /// Gunicorn's last line of a worker, `Worker exiting (pid: N)`.
     pub fn say_exiting() {
-        tracing::info!("Worker exiting (pid: {})", std::process::id());
+        let pid = std::process::id();
+        tracing::info!(worker_pid = pid, "Worker exiting (pid: {pid})");
     }
 
     /// The ending of a failed app load: 4, or 3 when the app loaded but

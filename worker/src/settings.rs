@@ -105,6 +105,18 @@ pub struct Settings {
     pub errorlog: String,
     /// `--capture-output`: stdout and stderr go to the error log file.
     pub capture_output: bool,
+    /// `--log-format`: Gunicorn's text lines or one JSON object per line.
+    pub log_format: crate::log::LogFormat,
+    /// `--log-syslog`: send the logs to syslog too.
+    pub syslog: bool,
+    /// `--log-syslog-to`: `udp://HOST:PORT`, `tcp://HOST:PORT`, `unix://PATH[#dgram|#stream]`.
+    pub syslog_addr: String,
+    /// `--log-syslog-prefix`: the program name is `runicorn.PREFIX`.
+    pub syslog_prefix: Option<String>,
+    /// `--log-syslog-facility`: `user`, `daemon`, `local0`..`local7`, ...
+    pub syslog_facility: String,
+    /// `--disable-redirect-access-to-syslog`: access lines stay out of syslog.
+    pub disable_redirect_access_to_syslog: bool,
     /// `-n/--name`: the process title suffix.
     pub proc_name: Option<String>,
 
@@ -154,6 +166,12 @@ impl Default for Settings {
             daemon: false,
             loglevel: "info".to_owned(),
             errorlog: "-".to_owned(),
+            log_format: crate::log::LogFormat::Text,
+            syslog: false,
+            syslog_addr: "udp://localhost:514".to_owned(),
+            syslog_prefix: None,
+            syslog_facility: "user".to_owned(),
+            disable_redirect_access_to_syslog: false,
             capture_output: false,
             proc_name: None,
             hooks: Vec::new(),

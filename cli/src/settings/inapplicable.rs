@@ -120,30 +120,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: LOGGING,
     },
     Inapplicable {
-        key: "syslog_addr",
-        long: &["log-syslog-to"],
-        takes_value: true,
-        instead: "log to stderr and let journald or your supervisor forward it",
-    },
-    Inapplicable {
-        key: "syslog",
-        long: &["log-syslog"],
-        takes_value: false,
-        instead: "log to stderr and let journald or your supervisor forward it",
-    },
-    Inapplicable {
-        key: "syslog_prefix",
-        long: &["log-syslog-prefix"],
-        takes_value: true,
-        instead: "log to stderr and let journald or your supervisor forward it",
-    },
-    Inapplicable {
-        key: "syslog_facility",
-        long: &["log-syslog-facility"],
-        takes_value: true,
-        instead: "log to stderr and let journald or your supervisor forward it",
-    },
-    Inapplicable {
         key: "enable_stdio_inheritance",
         long: &["enable-stdio-inheritance"],
         takes_value: false,

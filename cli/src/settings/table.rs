@@ -793,6 +793,98 @@ pub static SETTINGS: &[Setting] = &[
         },
         show: |settings| string(&settings.loglevel),
     },
+    Setting {
+        key: "log_format",
+        section: Section::Logging,
+        short: None,
+        long: &["log-format"],
+        value_name: "FORMAT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The error log's line format: `text` (Gunicorn's `[time] [pid] [LEVEL] message`) or `json` \
+              (one JSON object per line: `time` in RFC 3339 with the local UTC offset, `level`, `pid`, \
+              `role` master/worker, `message`, and the event's fields such as `worker_pid`), for log \
+              shippers; syslog gets the same body.",
+        apply: |settings, raw| {
+            settings.log_format = runicorn_worker::log::LogFormat::parse(&parse::text(raw)?)
+                .map_err(|_| "text or json".to_owned())?;
+            Ok(())
+        },
+        show: |settings| string(settings.log_format.name()),
+    },
+    Setting {
+        key: "syslog",
+        section: Section::Logging,
+        short: None,
+        long: &["log-syslog"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "Send the error log (and the access log, unless `--disable-redirect-access-to-syslog`) to \
+              syslog too, as Gunicorn does: `<PRI>runicorn.PREFIX.error: [pid] message`. Sends never block: \
+              a line the socket cannot take is dropped.",
+        apply: |settings, raw| {
+            settings.syslog = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.syslog),
+    },
+    Setting {
+        key: "syslog_addr",
+        section: Section::Logging,
+        short: None,
+        long: &["log-syslog-to"],
+        value_name: "SYSLOG_ADDR",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Where `--log-syslog` sends: `udp://HOST:PORT`, `tcp://HOST:PORT` (port 514 when left out) or \
+              `unix://PATH` (`unix:///dev/log`; `#dgram` or `#stream` after the path picks the socket type, \
+              else datagram then stream).",
+        apply: |settings, raw| {
+            let text = parse::text(raw)?;
+            runicorn_worker::log::syslog::parse_address(&text).map_err(|_| {
+                "udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#dgram|#stream]".to_owned()
+            })?;
+            settings.syslog_addr = text;
+            Ok(())
+        },
+        show: |settings| string(&settings.syslog_addr),
+    },
+    Setting {
+        key: "syslog_prefix",
+        section: Section::Logging,
+        short: None,
+        long: &["log-syslog-prefix"],
+        value_name: "SYSLOG_PREFIX",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The syslog program name is `runicorn.PREFIX.error` (and `.access`); without it, PREFIX is \
+              `--name`, else the app, with `:` made `.`.",
+        apply: |settings, raw| {
+            settings.syslog_prefix = parse::optional_text(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.syslog_prefix.as_deref()),
+    },
+    Setting {
+        key: "syslog_facility",
+        section: Section::Logging,
+        short: None,
+        long: &["log-syslog-facility"],
+        value_name: "SYSLOG_FACILITY",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The syslog facility: user, daemon, local0..local7, auth, authpriv, cron, ftp, kern, lpr, \
+              mail, news, syslog, uucp.",
+        apply: |settings, raw| {
+            let text = parse::text(raw)?;
+            runicorn_worker::log::syslog::parse_facility(&text)
+                .map_err(|_| "a syslog facility name: user, daemon, local0..local7, ...".to_owned())?;
+            settings.syslog_facility = text.to_ascii_lowercase();
+            Ok(())
+        },
+        show: |settings| string(&settings.syslog_facility),
+    },
     // --- process naming
     Setting {
         key: "proc_name",

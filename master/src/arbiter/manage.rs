@@ -47,7 +47,11 @@ impl Arbiter {
                                 .to_owned()
                         }
                     };
+                    let request = slot.oldest_request().map(|(_, line)| line);
                     runicorn_worker::critical!(
+                        worker_pid = pid,
+                        silent_seconds = silent.as_secs_f64(),
+                        request = request.as_deref(),
                         "WORKER TIMEOUT (pid:{pid}) after {:.1}s {what}",
                         silent.as_secs_f64()
                     );

@@ -193,7 +193,7 @@ impl Arbiter {
             hooks,
         } = config;
         let start = inherit::capture();
-        log::init(&settings.loglevel, &settings.errorlog)?;
+        log::init(&log::LogOptions::from_settings(&settings)?)?;
         let old_master = start.old_master()?;
         let credentials = Credentials::resolve(&settings)?;
         // The new binary of a USR2 upgrade is already detached: its old
@@ -332,7 +332,12 @@ impl Arbiter {
     /// fork point, it returns the booted worker at once.
     fn run_master(&mut self) -> Role {
         for listener in &self.listeners {
-            tracing::info!("Listening at: {} ({})", listener.describe(), self.pid);
+            let address = listener.describe();
+            tracing::info!(
+                listen = address.as_str(),
+                "Listening at: {address} ({})",
+                self.pid
+            );
         }
         tracing::info!("Using worker: {}", self.class.name());
         self.hooks.when_ready(&self.view());

@@ -57,28 +57,48 @@ impl Arbiter {
         slot.set_pid(0);
         match (code, signal) {
             (Some(0), _) => {}
-            (Some(code), _) => tracing::error!("Worker (pid:{pid}) exited with code {code}."),
+            (Some(code), _) => tracing::error!(
+                worker_pid = pid,
+                exit_code = code,
+                "Worker (pid:{pid}) exited with code {code}."
+            ),
             (None, Some(Signal::SIGKILL)) if record.state.killed => {
                 let why = if record.state.retiring_since.is_some() {
                     "it overran --graceful-timeout while stopping"
                 } else {
                     "it stayed silent past --timeout and SIGABRT did not end it"
                 };
-                tracing::error!("Worker (pid:{pid}) was sent SIGKILL! (by the master: {why})");
+                tracing::error!(
+                    worker_pid = pid,
+                    signal = "SIGKILL",
+                    "Worker (pid:{pid}) was sent SIGKILL! (by the master: {why})"
+                );
             }
             (None, Some(Signal::SIGKILL)) => {
                 let now_count = oom::read_oom_kills();
                 tracing::error!(
+                    worker_pid = pid,
+                    signal = "SIGKILL",
                     "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory? The master did not send it: {}",
                     oom::explain(self.oom_baseline.as_ref(), now_count.as_ref())
                 );
                 self.oom_baseline = now_count;
             }
             (None, Some(signal)) if record.signalled => {
-                tracing::info!("Worker (pid:{pid}) stopped by {}", signal.as_str());
+                tracing::info!(
+                    worker_pid = pid,
+                    signal = signal.as_str(),
+                    "Worker (pid:{pid}) stopped by {}",
+                    signal.as_str()
+                );
             }
             (None, Some(signal)) => {
-                tracing::error!("Worker (pid:{pid}) was sent {}!", signal.as_str());
+                tracing::error!(
+                    worker_pid = pid,
+                    signal = signal.as_str(),
+                    "Worker (pid:{pid}) was sent {}!",
+                    signal.as_str()
+                );
             }
             (None, None) => {}
         }

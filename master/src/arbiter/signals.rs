@@ -76,7 +76,9 @@ impl Arbiter {
                 return;
             }
         };
-        if let Err(err) = log::configure(&settings.loglevel, &settings.errorlog) {
+        if let Err(err) =
+            log::LogOptions::from_settings(&settings).and_then(|options| log::configure(&options))
+        {
             tracing::error!("Reload failed, keeping the running configuration: {err}");
             return;
         }
@@ -155,7 +157,8 @@ impl Arbiter {
     /// say why and put the running configuration's logging back.
     fn keep_running_configuration(&self, err: &dyn std::fmt::Display) {
         tracing::error!("Reload failed, keeping the running configuration: {err}");
-        let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+        let _ = log::LogOptions::from_settings(&self.settings)
+            .and_then(|options| log::configure(&options));
     }
 
     /// The new generation cannot boot: go back to the old configuration,
@@ -175,7 +178,8 @@ impl Arbiter {
         self.preloaded = pending.preloaded;
         self.generation = pending.generation;
         self.num_workers = pending.num_workers;
-        let _ = log::configure(&self.settings.loglevel, &self.settings.errorlog);
+        let _ = log::LogOptions::from_settings(&self.settings)
+            .and_then(|options| log::configure(&options));
         if let Some((specs, listeners)) = pending.listeners {
             self.listener_specs = specs;
             let failed = std::mem::replace(&mut self.listeners, listeners);

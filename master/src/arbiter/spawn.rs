@@ -103,6 +103,7 @@ impl Arbiter {
     fn boot(&mut self, slot_index: usize, worker_view: WorkerView) -> Result<Booted, Ending> {
         let pid = worker_view.pid;
         let age = worker_view.age;
+        runicorn_worker::log::set_role(runicorn_worker::log::Role::Worker);
         // Nothing of the master's survives in the worker but what it needs.
         drop(std::mem::replace(&mut self.signal_read, dup_devnull()));
         drop(std::mem::replace(&mut self.signal_write, dup_devnull()));
@@ -127,7 +128,7 @@ impl Arbiter {
             &format!("runicorn: worker [{}]", super::proc_name(&self.settings)),
             "runicorn-worker",
         );
-        tracing::info!("Booting worker with pid: {pid}");
+        tracing::info!(worker_pid = pid, "Booting worker with pid: {pid}");
         // The service manager hears from the master only (`crate::notify`).
         std::env::remove_var(crate::notify::NOTIFY_SOCKET);
         let settings = Arc::clone(&self.settings);
