@@ -23,6 +23,7 @@ pub mod inherit;
 pub mod listener;
 pub mod loader;
 pub mod log;
+pub mod memory;
 pub mod notify;
 pub mod oom;
 pub mod pidfile;

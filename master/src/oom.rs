@@ -52,12 +52,19 @@ pub fn parse_oom_kill(text: &str) -> Option<u64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// Did the counter rise between the two reads?
+pub fn rose(before: Option<&OomCount>, after: Option<&OomCount>) -> bool {
+    matches!((before, after), (Some(before), Some(after)) if after.kills > before.kills)
+}
+
 /// The sentence the reap log adds after an unexplained SIGKILL.
 pub fn explain(before: Option<&OomCount>, after: Option<&OomCount>) -> String {
     match (before, after) {
         (Some(before), Some(after)) if after.kills > before.kills => format!(
             "the cgroup's oom_kill counter rose from {} to {} ({}): the kernel's OOM killer killed it; \
-             give the service more memory or lower -w/--threads",
+             give the service more memory, lower -w/--threads, or set --max-worker-memory under the \
+             service's memory limit divided by -w so that workers retire gracefully before the OOM killer \
+             strikes",
             before.kills,
             after.kills,
             after.source.display()
@@ -92,6 +99,9 @@ mod tests {
             kills,
         };
         assert!(explain(Some(&count(1)), Some(&count(2))).contains("rose from 1 to 2"));
+        assert!(rose(Some(&count(1)), Some(&count(2))));
+        assert!(!rose(Some(&count(2)), Some(&count(2))));
+        assert!(!rose(None, Some(&count(2))));
         assert!(explain(Some(&count(2)), Some(&count(2))).contains("unchanged at 2"));
         assert!(explain(None, None).contains("likely"));
         let _ = read_oom_kills();

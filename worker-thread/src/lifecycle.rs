@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runicorn_worker::{stop_accepting, Drain, Ending, Shared, ShutdownState, Worker};
+use runicorn_worker::{stop_accepting, Drain, Ending, RetireCause, Shared, ShutdownState, Worker};
 
 use crate::policy;
 use crate::poller::{LoopEnd, Poller, Stop};
@@ -81,6 +81,7 @@ impl Poller<'_> {
                     timeout.as_secs_f64(),
                     self.worker.settings.graceful_timeout.as_secs_f64()
                 );
+                self.worker.slot.note_retiring(RetireCause::Timeout);
                 shutdown.request_graceful();
             }
         }

@@ -38,5 +38,5 @@ pub use quick::quick_exit;
 pub use settings::Settings;
 pub use shared::{Shared, Started};
 pub use shutdown::{Shutdown, ShutdownState, SignalHook};
-pub use slot::{RequestGuard, Slot};
+pub use slot::{RequestGuard, RetireCause, Slot};
 pub use unanswered::{Answering, Unanswered};

@@ -63,6 +63,10 @@ pub struct Settings {
     pub max_requests: u64,
     /// `--max-requests-jitter`: a worker's limit is `max_requests + rand(0..=jitter)`.
     pub max_requests_jitter: u64,
+    /// `--max-worker-memory`: a worker whose resident set passes this many
+    /// MiB (each worker's own threshold drawn in 90-100% of it) retires
+    /// gracefully; 0: no limit.
+    pub max_worker_memory: u64,
     /// `-t/--timeout`: a silent worker is killed after this (zero: never).
     pub timeout: Duration,
     /// `--graceful-timeout`: how long a stopping worker may finish requests.
@@ -149,6 +153,7 @@ impl Default for Settings {
             worker_connections: 1000,
             max_requests: 0,
             max_requests_jitter: 0,
+            max_worker_memory: 0,
             timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(2),

@@ -15,7 +15,7 @@ use runicorn_http::{ConnConfig, Exchange, ForwardedPolicy, RequestHead};
 
 use crate::class::{past_max_requests, Worker};
 use crate::shutdown::Shutdown;
-use crate::slot::{RequestGuard, Slot};
+use crate::slot::{RequestGuard, RetireCause, Slot};
 
 /// The worker-wide state every class serves requests from.
 pub struct Shared {
@@ -121,6 +121,7 @@ impl Shared {
         let count = self.started.fetch_add(1, Ordering::AcqRel) + 1;
         if count == self.max_requests {
             tracing::info!("Autorestarting worker after current request.");
+            self.slot.note_retiring(RetireCause::MaxRequests);
             self.shutdown.request_graceful();
         }
         let last = past_max_requests(count, self.max_requests) || !self.shutdown.is_running();
@@ -156,6 +157,7 @@ impl Shared {
     /// requests are answered (the app's state may be broken).
     pub fn app_returned(&self, result: &Result<(), AppError>) {
         if result.as_ref().is_err_and(|err| err.panicked) {
+            self.slot.note_retiring(RetireCause::Panic);
             self.shutdown.retire_after_panic();
         }
     }

@@ -162,6 +162,29 @@ impl Slot {
         self.data().drain_on_stop.load(Ordering::Acquire) != 0
     }
 
+    /// The worker's resident set size in bytes, as the master last sampled
+    /// it (about once a second); `None` before the first sample.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let bytes = self.data().rss_bytes.load(Ordering::Acquire);
+        (bytes != 0).then_some(bytes)
+    }
+
+    /// Records why this worker begins retiring on its own, for the master's
+    /// count of exits by reason; the first cause recorded stays.
+    pub fn note_retiring(&self, cause: RetireCause) {
+        let _ = self.data().retire_cause.compare_exchange(
+            0,
+            cause as u32,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Why this worker began retiring on its own, if it did.
+    pub fn retire_cause(&self) -> Option<RetireCause> {
+        RetireCause::from_u32(self.data().retire_cause.load(Ordering::Acquire))
+    }
+
     /// When the worker booted (its first heartbeat), if it has.
     pub fn booted_at(&self) -> Option<Duration> {
         nonzero(self.data().boot_ns.load(Ordering::Acquire))
@@ -170,6 +193,29 @@ impl Slot {
     /// The last heartbeat, if any.
     pub fn last_heartbeat(&self) -> Option<Duration> {
         nonzero(self.data().heartbeat_ns.load(Ordering::Acquire))
+    }
+}
+
+/// Why a worker retires on its own (the master's reasons are its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum RetireCause {
+    /// It reached `--max-requests`.
+    MaxRequests = 1,
+    /// A request ran past `--timeout` (gthread).
+    Timeout = 2,
+    /// The app panicked.
+    Panic = 3,
+}
+
+impl RetireCause {
+    fn from_u32(value: u32) -> Option<RetireCause> {
+        match value {
+            1 => Some(RetireCause::MaxRequests),
+            2 => Some(RetireCause::Timeout),
+            3 => Some(RetireCause::Panic),
+            _ => None,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use runicorn_app::abi::worker_class::{
 };
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_app::{Application, LogLevel};
-use runicorn_worker::{Ending, Settings, ShutdownState, Worker, WorkerClass};
+use runicorn_worker::{Ending, RetireCause, Settings, ShutdownState, Worker, WorkerClass};
 
 /// Loads the class `spec` (`LIBRARY:SYMBOL` or a path) names.
 pub fn load(spec: &str, settings: &Settings) -> Result<Arc<dyn WorkerClass>, String> {
@@ -83,6 +83,7 @@ impl WorkerHost for Host<'_> {
             ShutdownState::Running => {
                 let limit = self.worker.max_requests;
                 if limit > 0 && self.served.load(Ordering::Acquire) >= limit {
+                    self.worker.slot.note_retiring(RetireCause::MaxRequests);
                     RC_STOP_GRACEFUL
                 } else {
                     RC_STOP_NONE

@@ -511,6 +511,25 @@ pub static SETTINGS: &[Setting] = &[
         show: |settings| int(settings.max_requests_jitter),
     },
     Setting {
+        key: "max_worker_memory",
+        section: Section::WorkerProcesses,
+        short: None,
+        long: &["max-worker-memory"],
+        value_name: "MB",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Retire a worker gracefully once its resident set size (RSS, sampled by the master about once a \
+              second) passes this many megabytes (MiB: 1,048,576 bytes): it stops accepting, finishes its requests and exits, and a new \
+              worker takes its place (uWSGI's `reload-on-rss`). Each worker's threshold is drawn between 90% and \
+              100% of the value, so workers that grow alike do not retire together. 0 (the default) never \
+              retires a worker for its memory.",
+        apply: |settings, raw| {
+            settings.max_worker_memory = parse::unsigned(raw, 0)?;
+            Ok(())
+        },
+        show: |settings| int(settings.max_worker_memory),
+    },
+    Setting {
         key: "timeout",
         section: Section::WorkerProcesses,
         short: Some('t'),

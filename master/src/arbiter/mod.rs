@@ -3,7 +3,8 @@
 //! Gunicorn's steps, top to bottom: wait for a signal or a second, handle
 //! each queued signal (`handle_<signal>`, in `signals.rs`), reap exited
 //! workers (`reap.rs`), murder silent ones and fix the number of workers
-//! (`manage.rs`, forking with `spawn_worker` in `spawn.rs`); `stop.rs`
+//! (`manage.rs`, forking with `spawn_worker` in `spawn.rs`), sample their
+//! memory and retire those past `--max-worker-memory` (`memory.rs`); `stop.rs`
 //! brings them all down, `bind.rs` binds `-b`; `upgrade.rs` is the binary
 //! upgrade (USR2, WINCH, promotion). The decisions are pure code in
 //! `supervisor.rs`; what systemd is told is `crate::notify`. Single-threaded for its whole life; signal handlers
@@ -11,6 +12,7 @@
 
 mod bind;
 mod manage;
+mod memory;
 mod reap;
 mod signals;
 mod spawn;
@@ -19,6 +21,7 @@ pub mod supervisor;
 mod upgrade;
 
 use bind::{bind_listeners, owned_unix_paths};
+pub use reap::{ExitCounts, ExitReason};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -94,6 +97,11 @@ struct WorkerRecord {
     slot: usize,
     /// The master sent it TERM/QUIT/KILL, so its death is expected.
     signalled: bool,
+    /// Why the master retired it, when it did for a reason of its own
+    /// (`--max-worker-memory`); counted when it exits.
+    retired_for: Option<ExitReason>,
+    /// Its `--max-worker-memory` threshold in bytes, jitter applied.
+    memory_threshold: Option<u64>,
 }
 
 /// A HUP whose new generation has not booted yet: what to go back to.
@@ -166,6 +174,10 @@ pub struct Arbiter {
     notifier: Notifier,
     halt: Option<(String, u8)>,
     oom_baseline: Option<OomCount>,
+    /// Worker exits counted by reason.
+    exits: ExitCounts,
+    /// When the master last sampled its workers' RSS.
+    last_memory_sample: Duration,
 }
 
 impl fmt::Debug for Arbiter {
@@ -301,7 +313,15 @@ impl Arbiter {
             notifier: Notifier::new(old_master.is_some()),
             halt: None,
             oom_baseline: oom::read_oom_kills(),
+            exits: ExitCounts::default(),
+            last_memory_sample: Duration::ZERO,
         })
+    }
+
+    /// Every worker exit so far, by reason (`--metrics-bind` and
+    /// `runicorn ctl` read them).
+    pub fn exits(&self) -> &ExitCounts {
+        &self.exits
     }
 
     /// The listeners, as bound (for the cli and tests).
@@ -381,6 +401,7 @@ impl Arbiter {
                 return Role::Master(self.halt_with(&reason, code).into());
             }
             self.murder_workers();
+            self.sample_memory();
         }
     }
 

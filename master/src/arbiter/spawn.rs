@@ -66,6 +66,11 @@ impl Arbiter {
                         },
                         slot: slot_index,
                         signalled: false,
+                        retired_for: None,
+                        memory_threshold: crate::memory::worker_threshold(
+                            self.settings.max_worker_memory,
+                            monotonic_nanos() ^ (pid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        ),
                     },
                 );
                 None

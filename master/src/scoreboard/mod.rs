@@ -54,6 +54,8 @@ pub trait ArbiterSlot {
     fn pid(&self) -> i32;
     /// When the worker was spawned, on the monotonic clock.
     fn spawned_at(&self) -> Duration;
+    /// Records the worker's resident set size, as the master sampled it.
+    fn set_rss_bytes(&self, bytes: u64);
     /// The service stops: when the worker stops accepting, it takes what
     /// the kernel queued before it closes its listeners
     /// (`Slot::drains_on_stop`). Set before the worker is sent TERM.
@@ -70,6 +72,8 @@ impl ArbiterSlot for Slot {
         data.served.store(0, Ordering::Relaxed);
         data.in_flight.store(0, Ordering::Relaxed);
         data.drain_on_stop.store(0, Ordering::Relaxed);
+        data.retire_cause.store(0, Ordering::Relaxed);
+        data.rss_bytes.store(0, Ordering::Relaxed);
         for lane in &data.lanes {
             lane.start_ns.store(0, Ordering::Relaxed);
         }
@@ -86,6 +90,10 @@ impl ArbiterSlot for Slot {
 
     fn spawned_at(&self) -> Duration {
         Duration::from_nanos(self.data().spawned_ns.load(Ordering::Acquire))
+    }
+
+    fn set_rss_bytes(&self, bytes: u64) {
+        self.data().rss_bytes.store(bytes, Ordering::Release);
     }
 
     fn ask_to_drain(&self) {
@@ -119,8 +127,13 @@ mod tests {
         assert!(!slot.drains_on_stop());
         slot.ask_to_drain();
         assert!(board.slot(2).drains_on_stop());
+        slot.set_rss_bytes(5 << 20);
+        slot.note_retiring(runicorn_worker::RetireCause::MaxRequests);
+        assert_eq!(board.slot(2).rss_bytes(), Some(5 << 20));
         slot.reset(2);
         assert!(!slot.drains_on_stop());
+        assert_eq!(slot.rss_bytes(), None);
+        assert_eq!(slot.retire_cause(), None);
         assert_eq!(slot.requests_served(), 0);
         assert!(slot.last_heartbeat().is_none());
         assert_eq!(slot.pid(), 0);

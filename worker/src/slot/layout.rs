@@ -43,6 +43,12 @@ pub struct SlotData {
     /// accepting, takes what the kernel queued on its listeners before it
     /// closes them (see `Slot::drains_on_stop`).
     pub drain_on_stop: AtomicU32,
+    /// Why the worker began retiring on its own (a `RetireCause`; 0: it
+    /// has not), so the master can count the exit by its reason.
+    pub retire_cause: AtomicU32,
+    /// Its resident set size in bytes, as the master last sampled it from
+    /// `/proc/<pid>/statm` (about once a second); 0: not sampled yet.
+    pub rss_bytes: AtomicU64,
     pub lanes: [Lane; LANES],
 }
 
@@ -76,6 +82,8 @@ impl SlotData {
             served: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             drain_on_stop: AtomicU32::new(0),
+            retire_cause: AtomicU32::new(0),
+            rss_bytes: AtomicU64::new(0),
             lanes: std::array::from_fn(|_| Lane::new()),
         }
     }
