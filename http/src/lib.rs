@@ -47,6 +47,7 @@ pub use proto::forwarded::{
 };
 pub use proto::framing::{BodyKind, RequestInfo};
 pub use proto::head::{Header, RequestHead, Version};
+pub use proto::kept::KeptFields;
 pub use proto::limits::{
     Limits, DEFAULT_LIMIT_REQUEST_BODY, DEFAULT_LIMIT_REQUEST_FIELDS,
     DEFAULT_LIMIT_REQUEST_FIELD_SIZE, DEFAULT_LIMIT_REQUEST_LINE, MIN_HEAD_CAP,

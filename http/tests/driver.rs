@@ -6,8 +6,8 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use runicorn_http::{
-    Bookkeeping, ConnConfig, Connection, Exchange, Limits, Outcome, ParseError, RequestDone,
-    RequestHead, ServeMode, Transport,
+    Bookkeeping, ConnConfig, ConnState, Connection, Exchange, Limits, Outcome, ParseError,
+    RequestDone, ServeMode, Transport,
 };
 
 /// A scripted client: each read returns the next chunk; then end of stream
@@ -86,7 +86,8 @@ impl Bookkeeping for Record {
         self.close_after
             .is_some_and(|limit| self.started.len() + 1 >= limit)
     }
-    fn request_started(&mut self, head: &RequestHead) {
+    fn request_started(&mut self, state: &mut ConnState) {
+        let head = state.head();
         self.started
             .push(format!("{} {}", head.method, head.target));
     }

@@ -55,6 +55,8 @@ impl Child {
             Err(ending) => return ending,
         };
         let ending = self.class.run(worker);
+        // The access lines still buffered (a graceful stop, --max-requests).
+        runicorn_worker::access::flush();
         if ending == Ending::Stopped {
             Ending::say_exiting();
         }

@@ -71,6 +71,14 @@ pub enum MasterError {
         /// The OS error.
         source: io::Error,
     },
+    /// The access log file cannot be opened.
+    #[error("cannot open the access log {path}: {source} (check the path and its permissions, or use '-' for stdout)")]
+    AccessLog {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
     /// `--log-level` is not one of Gunicorn's levels.
     #[error(
         "log-level '{value}' is not a level: use one of debug, info, warning, error, critical"

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use runicorn_app::blocking::{log_invalid_request, panic_message};
 use runicorn_app::{App, AppError};
+use runicorn_http::RequestDone;
 use runicorn_worker::Unanswered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
@@ -34,8 +35,9 @@ where
 {
     let shared = &local.shared;
     conn.unanswered = Unanswered::register(conn.fd);
-    // Dropping the guard frees the lane and counts the request served.
-    let started = shared.start_request(conn.state.head());
+    // Ended by `end_request` below: the lane freed, the request counted
+    // and logged.
+    let started = shared.start_request(&mut conn.state);
     if started.last {
         conn.state.close_after();
     }
@@ -108,7 +110,17 @@ where
     if let Some(err) = &end.body_error {
         tracing::debug!("Invalid request body: {err}");
     }
-    drop(started);
+    shared.end_request(
+        started,
+        &RequestDone {
+            head: conn.state.head(),
+            peer: &conn.peer,
+            response_fields: conn.state.kept_response_fields(),
+            status: end.status,
+            body_bytes: end.body_bytes,
+            keep_alive: end.keep_alive,
+        },
+    );
     shared.app_returned(&result);
     Some(conn)
 }

@@ -3,16 +3,16 @@
 //! gthread and green) calls it at each request's boundaries.
 
 use runicorn_app::blocking::log_invalid_request;
-use runicorn_http::{Bookkeeping, ParseError, RequestDone, RequestHead};
+use runicorn_http::{Bookkeeping, ConnState, ParseError, RequestDone};
 
 use crate::shared::Shared;
-use crate::slot::RequestGuard;
+use crate::shared::Started;
 
 /// One connection's requests, kept by the worker.
 #[derive(Debug)]
 pub struct ConnBookkeeping<'s> {
     shared: &'s Shared,
-    in_flight: Option<RequestGuard>,
+    in_flight: Option<Started>,
     answered: u64,
 }
 
@@ -37,13 +37,14 @@ impl Bookkeeping for ConnBookkeeping<'_> {
         self.shared.closing()
     }
 
-    fn request_started(&mut self, head: &RequestHead) {
-        self.in_flight = Some(self.shared.start_request(head).guard);
+    fn request_started(&mut self, state: &mut ConnState) {
+        self.in_flight = Some(self.shared.start_request(state));
     }
 
-    fn request_finished(&mut self, _done: &RequestDone<'_>) {
-        // Dropping the guard frees the lane and counts the request served.
-        self.in_flight = None;
+    fn request_finished(&mut self, done: &RequestDone<'_>) {
+        if let Some(started) = self.in_flight.take() {
+            self.shared.end_request(started, done);
+        }
         self.answered += 1;
     }
 

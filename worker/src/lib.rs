@@ -13,6 +13,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod bookkeeping;
 pub mod class;
 pub mod clock;

@@ -23,6 +23,9 @@ const GRACEFUL_RECHECK: Duration = Duration::from_millis(50);
 /// thread of the process may call it (two threads racing in `exit` is
 /// undefined behaviour in C libraries' atexit handlers).
 pub fn quick_exit() -> ! {
+    // Lines of requests already answered; a thread caught writing one
+    // keeps its lines rather than the exit waiting for it.
+    crate::access::try_flush();
     Ending::say_exiting();
     std::process::exit(0);
 }

@@ -121,6 +121,13 @@ pub struct Settings {
     pub syslog_facility: String,
     /// `--disable-redirect-access-to-syslog`: access lines stay out of syslog.
     pub disable_redirect_access_to_syslog: bool,
+    /// `--access-logfile`: `-` is stdout; `None`, no access log.
+    pub accesslog: Option<String>,
+    /// `--access-logformat`: Gunicorn's `access_log_format`.
+    pub access_log_format: String,
+    /// `--request-id-header`: the request field carrying a request's id,
+    /// kept from the client when sane, else made; `None`, no ids.
+    pub request_id_header: Option<String>,
     /// `-n/--name`: the process title suffix.
     pub proc_name: Option<String>,
 
@@ -178,6 +185,9 @@ impl Default for Settings {
             syslog_facility: "user".to_owned(),
             disable_redirect_access_to_syslog: false,
             capture_output: false,
+            accesslog: None,
+            access_log_format: crate::access::GUNICORN_DEFAULT.to_owned(),
+            request_id_header: None,
             proc_name: None,
             hooks: Vec::new(),
         }
@@ -212,6 +222,19 @@ impl Settings {
         config.keep_alive = keep_alive;
         config.keepalive_timeout = self.keepalive;
         config.io_timeout = self.client_timeout();
+        // Fixed for the worker's life: leaked once per connection setting
+        // built (a worker builds one or two), so `ConnConfig` stays `Copy`.
+        if self.accesslog.is_some() {
+            if let Ok(format) = crate::access::AccessFormat::parse(&self.access_log_format) {
+                if !format.response_fields().is_empty() {
+                    config.kept_response_fields = format.response_fields().to_vec().leak();
+                }
+            }
+        }
+        config.request_id_header = self
+            .request_id_header
+            .as_deref()
+            .map(|name| &*name.to_owned().leak());
         config
     }
 }

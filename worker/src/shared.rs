@@ -5,14 +5,22 @@
 //! worker after current request."), whether the next request must be the
 //! last on its connection, the app's failure that retires the worker, and
 //! whom to believe about forwarded clients.
+//!
+//! A request's life in the kit is two calls every class makes, whichever
+//! driver runs it: [`Shared::start_request`] when its head is parsed and
+//! [`Shared::end_request`] once its response has ended. Whatever is kept
+//! per request (the scoreboard, the access log, the request id; counters
+//! and histograms next) hangs on those two.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use runicorn_app::blocking::{call_app, Endpoint};
 use runicorn_app::{AppError, Application, Host};
-use runicorn_http::{ConnConfig, Exchange, ForwardedPolicy, RequestHead};
+use runicorn_http::{ConnConfig, ConnState, Exchange, ForwardedPolicy, RequestDone, RequestHead};
 
+use crate::access::{request_id, AccessLog, Record, RequestIds};
 use crate::class::{past_max_requests, Worker};
 use crate::shutdown::Shutdown;
 use crate::slot::{RequestGuard, RetireCause, Slot};
@@ -35,6 +43,11 @@ pub struct Shared {
     forwarded: ForwardedPolicy,
     /// Each listener's address, as apps are told it, by listener index.
     server_addrs: Vec<Arc<str>>,
+    /// `--access-logfile`: the line format (the target is the process's,
+    /// see [`crate::access`]).
+    access: Option<AccessLog>,
+    /// `--request-id-header`: the ids this worker makes.
+    request_ids: Option<RequestIds>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -49,8 +62,9 @@ impl std::fmt::Debug for Shared {
 }
 
 /// A request that has started: its scoreboard lane (dropping the guard
-/// frees it and counts the request served), and whether it must be the
-/// last on its connection.
+/// frees it and counts the request served), whether it must be the last
+/// on its connection, and when it started. Handed back to
+/// [`Shared::end_request`] when its response has ended.
 #[derive(Debug)]
 pub struct Started {
     /// The request's scoreboard lane.
@@ -58,6 +72,8 @@ pub struct Started {
     /// The worker is stopping, or this request reached `--max-requests`:
     /// its response carries `Connection: close`.
     pub last: bool,
+    /// When its head was parsed (the access log's request time).
+    pub at: Instant,
 }
 
 impl Shared {
@@ -77,6 +93,18 @@ impl Shared {
                 .iter()
                 .map(|listener| Arc::from(listener.server_addr()))
                 .collect(),
+            // Validated when the settings were read; a format that no
+            // longer parses leaves the log off rather than the worker down.
+            access: worker.settings.accesslog.as_ref().and_then(|_| {
+                AccessLog::new(&worker.settings.access_log_format)
+                    .map_err(|err| tracing::error!("access log off: {err}"))
+                    .ok()
+            }),
+            request_ids: worker
+                .settings
+                .request_id_header
+                .as_ref()
+                .map(|_| RequestIds::new()),
         }
     }
 
@@ -93,7 +121,18 @@ impl Shared {
             started: AtomicU64::new(0),
             forwarded: ForwardedPolicy::default(),
             server_addrs: Vec::new(),
+            access: None,
+            request_ids: None,
         })
+    }
+
+    /// The same, writing access lines in `access`'s format to this
+    /// process's target ([`crate::access::open`]) and giving requests ids
+    /// when `config` names a request-id field.
+    pub fn with_access_log(mut self, access: Option<AccessLog>) -> Shared {
+        self.access = access;
+        self.request_ids = self.config.request_id_header.map(|_| RequestIds::new());
+        self
     }
 
     /// The same, retiring after `max_requests` (0: never).
@@ -113,11 +152,57 @@ impl Shared {
         past_max_requests(self.started() + 1, self.max_requests) || !self.shutdown.is_running()
     }
 
+    /// A parsed request starts: with `--request-id-header`, it gets its id
+    /// (the client's when sane, else a new one) in its head and its
+    /// response; then [`Shared::begin`]. Every class calls this (the
+    /// blocking driver through `ConnBookkeeping`).
+    pub fn start_request(&self, state: &mut ConnState) -> Started {
+        if let Some(ids) = &self.request_ids {
+            let mut client = [0u8; request_id::MAX_LEN];
+            let kept = state
+                .config()
+                .request_id_header
+                .and_then(|name| state.head().header(name))
+                .filter(|value| request_id::is_sane(value))
+                .map(|value| {
+                    client[..value.len()].copy_from_slice(value);
+                    value.len()
+                });
+            match kept {
+                Some(len) => state.set_request_id(&client[..len]),
+                None => state.set_request_id(&ids.next()),
+            }
+        }
+        self.begin(state.head())
+    }
+
+    /// The request has ended (its response is complete or cut short; it
+    /// may still be buffered): its access line is written, and its lane
+    /// freed and the request counted served.
+    pub fn end_request(&self, started: Started, done: &RequestDone<'_>) {
+        if let Some(access) = &self.access {
+            let scheme = if access.format().needs_scheme() {
+                self.forwarded
+                    .resolve(done.head, done.peer)
+                    .map_or("http", |forwarded| forwarded.scheme.as_str())
+            } else {
+                "http"
+            };
+            access.log(&Record {
+                done,
+                elapsed: started.at.elapsed(),
+                pid: access.pid(),
+                scheme,
+            });
+        }
+        drop(started);
+    }
+
     /// Counts a request as started and gives it a scoreboard lane named by
     /// its request line. The request reaching `--max-requests` starts the
     /// graceful stop (requests racing it on other threads learn it when
     /// their response starts).
-    pub fn start_request(&self, head: &RequestHead) -> Started {
+    pub fn begin(&self, head: &RequestHead) -> Started {
         let count = self.started.fetch_add(1, Ordering::AcqRel) + 1;
         if count == self.max_requests {
             tracing::info!("Autorestarting worker after current request.");
@@ -128,7 +213,11 @@ impl Shared {
         let guard =
             self.slot
                 .begin_request_parts(&[&head.method, &head.target, head.version.as_str()]);
-        Started { guard, last }
+        Started {
+            guard,
+            last,
+            at: Instant::now(),
+        }
     }
 
     /// The address apps are told a connection on listener `listener`
@@ -194,7 +283,7 @@ mod tests {
     #[test]
     fn a_started_request_is_named_in_the_scoreboard_and_counted() {
         let shared = shared();
-        let started = shared.start_request(&head());
+        let started = shared.begin(&head());
         assert!(!started.last);
         assert_eq!(
             shared.slot.oldest_request().unwrap().1,
@@ -209,12 +298,12 @@ mod tests {
     fn the_request_reaching_max_requests_is_the_last_and_retires_the_worker() {
         let shared = shared().with_max_requests(2);
         assert!(!shared.closing());
-        assert!(!shared.start_request(&head()).last);
+        assert!(!shared.begin(&head()).last);
         assert!(shared.closing(), "the next one reaches the limit");
         assert!(shared.shutdown.is_running());
-        assert!(shared.start_request(&head()).last);
+        assert!(shared.begin(&head()).last);
         assert!(!shared.shutdown.is_running());
-        assert!(shared.start_request(&head()).last);
+        assert!(shared.begin(&head()).last);
     }
 
     #[test]
@@ -222,7 +311,7 @@ mod tests {
         let shared = shared();
         shared.shutdown.request_graceful();
         assert!(shared.closing());
-        assert!(shared.start_request(&head()).last);
+        assert!(shared.begin(&head()).last);
     }
 
     #[test]

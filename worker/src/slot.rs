@@ -81,7 +81,12 @@ impl Slot {
     /// Tells the master this worker is alive. The first beat marks it booted
     /// (the master beats once for it after the app is loaded and
     /// `init_worker` ran). Beat at least every `timeout / 2`, also while idle.
+    /// The beat is also the worker's periodic tick: it writes out the access
+    /// log's buffered lines when they are due and reopens it after USR1
+    /// ([`crate::access::tick`]), so every class, a library's included,
+    /// flushes at least once a second without a thread of its own.
     pub fn heartbeat(&self) {
+        crate::access::tick();
         let now = monotonic_nanos();
         let data = self.data();
         let _ = data

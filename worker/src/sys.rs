@@ -23,6 +23,11 @@ pub(crate) static WORKER_STOP: AtomicU8 = AtomicU8::new(0);
 /// writer (`master::log`) reopens its file on its next line.
 pub static REOPEN_LOGS: AtomicU8 = AtomicU8::new(0);
 
+/// Set by SIGUSR1 in a worker: the access log (`crate::access`) reopens
+/// its file at the worker's next tick. A flag of its own, so the error
+/// log's reopen does not consume it.
+pub(crate) static REOPEN_ACCESS_LOG: AtomicU8 = AtomicU8::new(0);
+
 /// The write end of the worker's hook pipe (-1: no `worker_int` /
 /// `worker_abort` watcher).
 static HOOK_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -121,7 +126,10 @@ extern "C" fn worker_handler(signal: libc::c_int) {
             }
             return;
         }
-        libc::SIGUSR1 => REOPEN_LOGS.store(1, Ordering::Relaxed),
+        libc::SIGUSR1 => {
+            REOPEN_LOGS.store(1, Ordering::Relaxed);
+            REOPEN_ACCESS_LOG.store(1, Ordering::Relaxed);
+        }
         _ => {}
     }
     write_wake_byte(signal as u8);

@@ -78,21 +78,9 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "header fields reach the app as received; runicorn never maps them",
     },
     Inapplicable {
-        key: "accesslog",
-        long: &["access-logfile"],
-        takes_value: true,
-        instead: NOT_YET,
-    },
-    Inapplicable {
         key: "disable_redirect_access_to_syslog",
         long: &["disable-redirect-access-to-syslog"],
         takes_value: false,
-        instead: NOT_YET,
-    },
-    Inapplicable {
-        key: "access_log_format",
-        long: &["access-logformat"],
-        takes_value: true,
         instead: NOT_YET,
     },
     Inapplicable {

@@ -152,6 +152,26 @@ pub fn log_level(raw: &Raw) -> Result<String, Allowed> {
         .ok_or_else(allowed)
 }
 
+/// Gunicorn's `access_log_format`: `%(name)s` atoms, `%%` and text.
+pub fn access_log_format(raw: &Raw) -> Result<String, Allowed> {
+    let format = text(raw)?;
+    runicorn_worker::access::AccessFormat::parse(&format)
+        .map_err(|err| format!("a Gunicorn access log format: {err}"))?;
+    Ok(format)
+}
+
+/// A header field name (an RFC 9110 token); the empty string means "unset".
+pub fn optional_field_name(raw: &Raw) -> Result<Option<String>, Allowed> {
+    let name = optional_text(raw)?;
+    let token = |byte: u8| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
+    match name {
+        Some(name) if !name.bytes().all(token) => {
+            Err("a header field name such as X-Request-ID (letters, digits, '-')".to_owned())
+        }
+        name => Ok(name),
+    }
+}
+
 /// What `--bind` accepts, for messages.
 pub const BIND_FORMS: &str =
     "HOST:PORT, [IPV6]:PORT, a host alone (port 8000), unix:PATH or fd://N";

@@ -781,6 +781,60 @@ pub static SETTINGS: &[Setting] = &[
         show: |settings| string(&settings.errorlog),
     },
     Setting {
+        key: "accesslog",
+        section: Section::Logging,
+        short: None,
+        long: &["access-logfile"],
+        value_name: "FILE",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The access log file, one line per request on every worker class; `-` is stdout. Off by \
+              default, as in Gunicorn. Each worker buffers its lines and writes whole lines at least \
+              once a second, when 64 KiB are waiting, and when it stops; reopened on USR1.",
+        apply: |settings, raw| {
+            settings.accesslog = parse::optional_text(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.accesslog.as_deref()),
+    },
+    Setting {
+        key: "access_log_format",
+        section: Section::Logging,
+        short: None,
+        long: &["access-logformat"],
+        value_name: "STRING",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The access log format, Gunicorn's atoms: `h` client, `l` `-`, `u` Basic user, `t` time, \
+              `r` request line, `s` status, `m` method, `U` path, `q` query, `H` protocol, `b`/`B` \
+              body bytes, `f` referer, `a` user agent, `T`/`M`/`D`/`L` request time in s/ms/µs/decimal \
+              s, `p` `<pid>`, `{name}i` request field, `{name}o` response field, `{key}e` WSGI environ \
+              key. Written `%(name)s`; a `\"` in a value is written `\\\"`, as Gunicorn does.",
+        apply: |settings, raw| {
+            settings.access_log_format = parse::access_log_format(raw)?;
+            Ok(())
+        },
+        show: |settings| string(&settings.access_log_format),
+    },
+    Setting {
+        key: "request_id_header",
+        section: Section::Logging,
+        short: None,
+        long: &["request-id-header"],
+        value_name: "FIELD",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Give every request an id in this field (usually `X-Request-ID`; not in Gunicorn): a \
+              client's id is kept when it is 1-128 visible ASCII characters without quotes, else a \
+              random 128-bit hex id replaces it. The app sees it in the request, the response carries \
+              it, and the access log shows it with `%({x-request-id}i)s`. Off by default.",
+        apply: |settings, raw| {
+            settings.request_id_header = parse::optional_field_name(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.request_id_header.as_deref()),
+    },
+    Setting {
         key: "capture_output",
         section: Section::Logging,
         short: None,

@@ -1,16 +1,24 @@
 //! The worker's per-request [`Bookkeeping`], which the blocking driver
 //! calls at each request's boundaries: whether the next request is the
-//! last, when one starts and ends (the scoreboard, `--max-requests`, later
-//! the access log), a request rejected before any app saw it.
+//! last, when one starts and ends (the scoreboard, `--max-requests`, the
+//! access log), a request rejected before any app saw it.
 
+use crate::proto::conn::ConnState;
 use crate::proto::error::ParseError;
 use crate::proto::head::RequestHead;
+use crate::proto::kept::KeptFields;
 
 /// What a finished request looked like, for the access log and scoreboard.
+/// Both drivers (the blocking one here, the async worker's) fill it the
+/// same way once `ConnState::finish` has ended the response.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestDone<'a> {
-    /// The request.
+    /// The request (with the id the worker gave it, if any).
     pub head: &'a RequestHead,
+    /// The client address (`ip:port`; `""` for a unix socket).
+    pub peer: &'a str,
+    /// The response fields kept for the access log.
+    pub response_fields: &'a KeptFields,
     /// The status sent.
     pub status: u16,
     /// Response body bytes the app wrote.
@@ -27,8 +35,10 @@ pub trait Bookkeeping {
     fn should_close(&mut self) -> bool {
         false
     }
-    /// A request head was parsed and is about to be handled.
-    fn request_started(&mut self, _head: &RequestHead) {}
+    /// A request head was parsed and is about to be handled. The state is
+    /// lent so the worker can read the head and give the request an id
+    /// ([`ConnState::set_request_id`]).
+    fn request_started(&mut self, _state: &mut ConnState) {}
     /// A request was answered (the response may still be buffered).
     fn request_finished(&mut self, _done: &RequestDone<'_>) {}
     /// A request from `peer` (`""`: a unix socket) was rejected before any

@@ -145,7 +145,7 @@ impl<S: Transport> Connection<S> {
         if bookkeeping.should_close() {
             self.state.close_after();
         }
-        bookkeeping.request_started(self.state.head());
+        bookkeeping.request_started(&mut self.state);
         self.wire.stream.request_begins();
         handler.handle(&mut Exchange::new(
             &mut self.wire,
@@ -158,6 +158,8 @@ impl<S: Transport> Connection<S> {
         }
         bookkeeping.request_finished(&RequestDone {
             head: self.state.head(),
+            peer: &self.peer,
+            response_fields: self.state.kept_response_fields(),
             status: end.status,
             body_bytes: end.body_bytes,
             keep_alive: end.keep_alive,

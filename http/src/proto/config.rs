@@ -28,6 +28,15 @@ pub struct ConnConfig {
     /// How long a lingering close waits for the client's unread input, so
     /// an error response is not destroyed by a TCP reset.
     pub linger: Duration,
+    /// Response field names (lower case) whose values each request keeps
+    /// for the worker's access log (`%({name}o)s`); empty keeps none. Fixed
+    /// for a worker's life, hence `'static`.
+    pub kept_response_fields: &'static [String],
+    /// The request-id field (`--request-id-header`): when the worker gives
+    /// a request an id ([`ConnState::set_request_id`](crate::ConnState::set_request_id)),
+    /// the app sees it in this request field and the response carries it
+    /// in this field too (unless the app set one).
+    pub request_id_header: Option<&'static str>,
 }
 
 impl ConnConfig {
@@ -41,6 +50,8 @@ impl ConnConfig {
             io_timeout: Duration::from_secs(30),
             max_drain: 64 * 1024,
             linger: Duration::from_secs(1),
+            kept_response_fields: &[],
+            request_id_header: None,
         }
     }
 }

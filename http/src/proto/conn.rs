@@ -49,6 +49,7 @@ use crate::proto::date::DateCache;
 use crate::proto::error::ParseError;
 use crate::proto::framing::RequestInfo;
 use crate::proto::head::RequestHead;
+use crate::proto::kept::KeptFields;
 use crate::proto::parse::{parse_head_into, HeadStatus};
 use crate::proto::status::encode_error;
 
@@ -118,6 +119,10 @@ pub struct ConnState {
     io_failed: bool,
     /// The worker's retirement, asked when a response starts.
     retiring: Option<Arc<dyn Retiring>>,
+    /// The response fields kept for the access log (see [`KeptFields`]).
+    kept: KeptFields,
+    /// The id given to this request (empty: none), for its response.
+    request_id: Vec<u8>,
 }
 
 impl ConnState {
@@ -143,6 +148,8 @@ impl ConnState {
             error: None,
             io_failed: false,
             retiring: None,
+            kept: KeptFields::default(),
+            request_id: Vec::new(),
         }
     }
 
@@ -476,6 +483,10 @@ impl ConnState {
         self.error = None;
         self.io_failed = false;
         self.phase = Phase::Request;
+        if !self.config.kept_response_fields.is_empty() {
+            self.kept.clear();
+        }
+        self.request_id.clear();
     }
 
     /// Answer `status` before (or instead of) any app, then close lingering.

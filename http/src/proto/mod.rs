@@ -5,7 +5,8 @@
 //! ([`forwarded`]), response encoding ([`encode`], [`status`], [`date`]),
 //! one request's life ([`cycle`]), and the connection state machine that
 //! owns every decision across requests ([`conn`]) with its buffer and
-//! settings ([`buffer`], [`config`]).
+//! settings ([`buffer`], [`config`]), and the response fields kept for the
+//! worker's access log ([`kept`]).
 
 pub(crate) mod body;
 pub(crate) mod buffer;
@@ -18,6 +19,7 @@ pub(crate) mod error;
 pub(crate) mod forwarded;
 pub(crate) mod framing;
 pub mod head;
+pub(crate) mod kept;
 pub(crate) mod limits;
 pub(crate) mod parse;
 pub(crate) mod status;

@@ -216,6 +216,14 @@ impl Arbiter {
         }
         // After -D pointed stdout and stderr at /dev/null.
         log::set_capture_output(settings.capture_output);
+        // Opened here, before any fork: workers inherit it (see
+        // `runicorn_worker::access`).
+        runicorn_worker::access::open(settings.accesslog.as_deref()).map_err(|source| {
+            MasterError::AccessLog {
+                path: settings.accesslog.clone().unwrap_or_default(),
+                source,
+            }
+        })?;
         let pid = nix::unistd::getpid();
         // Gunicorn names the new master of an upgrade `[name.2]` until promoted.
         let suffix = if old_master.is_some() { ".2" } else { "" };

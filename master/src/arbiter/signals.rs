@@ -5,6 +5,7 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use super::{bind_listeners, Arbiter, PendingReload, RetiredListeners, Stop};
+use crate::error::MasterError;
 use crate::log;
 
 fn name(signal: Signal) -> String {
@@ -56,6 +57,7 @@ impl Arbiter {
     /// USR1: reopen the log file here and in every worker.
     pub(super) fn handle_usr1(&mut self) {
         log::reopen();
+        runicorn_worker::access::reopen();
         tracing::info!("Handling signal: usr1");
         let pids: Vec<i32> = self.workers.keys().copied().collect();
         for pid in pids {
@@ -83,6 +85,13 @@ impl Arbiter {
             return;
         }
         log::set_capture_output(settings.capture_output);
+        if settings.accesslog != self.settings.accesslog {
+            if let Err(err) = runicorn_worker::access::open(settings.accesslog.as_deref()) {
+                let path = settings.accesslog.clone().unwrap_or_default();
+                self.keep_running_configuration(&MasterError::AccessLog { path, source: err });
+                return;
+            }
+        }
         let new_listeners = if settings.bind != self.settings.bind {
             let current: Vec<(&String, &runicorn_worker::Listener)> = self
                 .listener_specs
@@ -159,6 +168,7 @@ impl Arbiter {
         tracing::error!("Reload failed, keeping the running configuration: {err}");
         let _ = log::LogOptions::from_settings(&self.settings)
             .and_then(|options| log::configure(&options));
+        let _ = runicorn_worker::access::open(self.settings.accesslog.as_deref());
     }
 
     /// The new generation cannot boot: go back to the old configuration,
@@ -180,6 +190,7 @@ impl Arbiter {
         self.num_workers = pending.num_workers;
         let _ = log::LogOptions::from_settings(&self.settings)
             .and_then(|options| log::configure(&options));
+        let _ = runicorn_worker::access::open(self.settings.accesslog.as_deref());
         if let Some((specs, listeners)) = pending.listeners {
             self.listener_specs = specs;
             let failed = std::mem::replace(&mut self.listeners, listeners);

@@ -8,6 +8,7 @@ use std::io;
 use super::{BodyRead, ConnState, Phase, RequestEnd, FLUSH_THRESHOLD};
 use crate::proto::error::{ParseError, ResponseError};
 use crate::proto::head::{Header, RequestHead};
+use crate::proto::kept::KeptFields;
 use crate::proto::status::CONTINUE;
 
 impl ConnState {
@@ -94,7 +95,78 @@ impl ConnState {
         }
         self.cycle
             .start_response(&mut self.output, status, headers, self.date.as_bytes())
-            .map_err(invalid_input)
+            .map_err(invalid_input)?;
+        if status >= 200 {
+            if !self.config.kept_response_fields.is_empty() {
+                self.kept.keep(self.config.kept_response_fields, headers);
+            }
+            if !self.request_id.is_empty() {
+                self.echo_request_id(headers);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives this request the id `value` (set by the worker before the app
+    /// runs, under [`ConnConfig::request_id_header`](crate::ConnConfig)): the
+    /// head's field of that name is set to it (the first one replaced, any
+    /// other removed, or one added), so the app sees the id, and the
+    /// response carries it unless the app sets that field itself. Without
+    /// a configured field name this does nothing.
+    pub fn set_request_id(&mut self, value: &[u8]) {
+        let Some(name) = self.config.request_id_header else {
+            return;
+        };
+        self.request_id.clear();
+        self.request_id.extend_from_slice(value);
+        let mut found = false;
+        self.head.headers.retain_mut(|field| {
+            if !field.name.eq_ignore_ascii_case(name) {
+                return true;
+            }
+            if found {
+                return false;
+            }
+            found = true;
+            if field.value != value {
+                field.value.clear();
+                field.value.extend_from_slice(value);
+            }
+            true
+        });
+        if !found {
+            self.head.headers.push(Header {
+                name: name.to_owned(),
+                value: value.to_vec(),
+            });
+        }
+    }
+
+    /// The response fields kept for the access log, once the response has
+    /// started (see [`KeptFields`]).
+    pub fn kept_response_fields(&self) -> &KeptFields {
+        &self.kept
+    }
+
+    /// The head just encoded ends with its blank line: the request id's
+    /// field goes in before it, unless the app named that field itself.
+    fn echo_request_id(&mut self, headers: &[(&str, &[u8])]) {
+        let Some(name) = self.config.request_id_header else {
+            return;
+        };
+        if headers
+            .iter()
+            .any(|(field, _)| field.eq_ignore_ascii_case(name))
+            || !self.output.ends_with(b"\r\n\r\n")
+        {
+            return;
+        }
+        let blank = self.output.len() - 2;
+        self.output.truncate(blank);
+        self.output.extend_from_slice(name.as_bytes());
+        self.output.extend_from_slice(b": ");
+        self.output.extend_from_slice(&self.request_id);
+        self.output.extend_from_slice(b"\r\n\r\n");
     }
 
     /// Encode response body bytes (after `start_response`); true when the

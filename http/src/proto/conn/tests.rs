@@ -568,3 +568,70 @@ fn a_response_the_app_failed_mid_body_is_cut_short_and_closed() {
     assert!(!output.ends_with("0\r\n\r\n"), "no last chunk: {output}");
     assert_eq!(state.poll(&clock), Action::Close);
 }
+
+#[test]
+fn a_request_id_reaches_the_head_and_the_response_and_kept_fields_are_kept() {
+    static KEPT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let kept = KEPT.get_or_init(|| vec!["x-app".to_owned()]);
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(ConnConfig {
+        kept_response_fields: kept,
+        request_id_header: Some("X-Request-ID"),
+        ..config()
+    });
+    feed(
+        &mut state,
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\r\nX-Request-ID: b\r\n\r\n",
+    );
+    assert_eq!(state.poll(&clock), Action::Serve);
+    state.set_request_id(b"abc");
+    let ids: Vec<&[u8]> = state
+        .head()
+        .headers
+        .iter()
+        .filter(|field| field.name.eq_ignore_ascii_case("x-request-id"))
+        .map(|field| field.value.as_slice())
+        .collect();
+    assert_eq!(ids, [&b"abc"[..]], "one field, the id");
+    state
+        .start_response(200, &[("Content-Length", b"0"), ("X-App", b"yes")])
+        .unwrap();
+    state.finish();
+    assert_eq!(state.kept_response_fields().get(0), Some(&b"yes"[..]));
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    assert!(
+        output.contains("X-App: yes\r\n") && output.ends_with("\r\nX-Request-ID: abc\r\n\r\n"),
+        "{output}"
+    );
+
+    // The next request has no id and its own kept fields.
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    assert_eq!(state.kept_response_fields().get(0), None);
+    hello(&mut state);
+    state.finish();
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(!take_output(&mut state).contains("X-Request-ID"));
+}
+
+#[test]
+fn an_app_that_sets_the_request_id_field_keeps_its_own() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(ConnConfig {
+        request_id_header: Some("X-Request-ID"),
+        ..config()
+    });
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    state.set_request_id(b"ours");
+    assert_eq!(state.head().header("x-request-id"), Some(&b"ours"[..]));
+    state
+        .start_response(200, &[("Content-Length", b"0"), ("x-request-id", b"app")])
+        .unwrap();
+    state.finish();
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    assert!(output.contains("x-request-id: app\r\n"), "{output}");
+    assert!(!output.contains("ours"), "{output}");
+}

@@ -1,0 +1,199 @@
+//! The access log (`--access-logfile`, `--access-logformat`): one line per
+//! request, on every worker class, as Gunicorn writes it.
+//!
+//! Three parts, kept apart so a new line format (JSON) or a new target
+//! (syslog) is one more arm, not a new path:
+//!
+//! - **what a line says**: [`format`] parses Gunicorn's format once into
+//!   pieces; [`line`] renders a finished request's [`Record`] through it.
+//!   [`LineFormat`] is the choice of format.
+//! - **where lines go**: [`sink`]'s [`Sink`], one per process, behind a
+//!   process-local mutex (no lock is shared between workers). A line is
+//!   formatted into a per-thread buffer first, so the lock only covers a
+//!   copy. Lines go out whole, buffered: see [`sink`] for when.
+//! - **when**: [`AccessLog::log`] at each request's end (the kit's
+//!   `Shared::end_request`, which every class calls); [`tick`] from the
+//!   worker's heartbeat (a due flush, a USR1 reopen); [`flush`] when the
+//!   worker ends.
+//!
+//! The master opens the target ([`open`]) before it forks, so a file that
+//! cannot be opened stops the start with one line, and workers inherit the
+//! open file even after dropping privileges; the master reopens its copy on
+//! USR1 (so workers forked later write to the new file) and each worker
+//! reopens its own at its next tick.
+//!
+//! [`request_id`] is `--request-id-header`.
+
+pub mod format;
+pub mod line;
+pub mod request_id;
+pub mod sink;
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+pub use format::{AccessFormat, FormatError, GUNICORN_DEFAULT};
+pub use line::Record;
+pub use request_id::RequestIds;
+pub use sink::Sink;
+
+use crate::sys::REOPEN_ACCESS_LOG;
+
+/// This process's access log target (`None`: no access log).
+static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+
+/// Whether [`SINK`] holds a target: ticks without one cost a load.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+fn sink() -> MutexGuard<'static, Option<Sink>> {
+    SINK.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Opens `spec` (`-`: standard output, else a file appended to) as this
+/// process's target, or closes it (`None`). Lines buffered for the old
+/// target are written to it first. The master calls it at start and on
+/// HUP, before it forks.
+pub fn open(spec: Option<&str>) -> io::Result<()> {
+    let fresh = spec.map(Sink::open).transpose()?;
+    let mut current = sink();
+    if let Some(old) = current.as_mut() {
+        old.flush();
+    }
+    ACTIVE.store(fresh.is_some(), Ordering::Release);
+    *current = fresh;
+    Ok(())
+}
+
+/// Writes what is buffered and opens the file again by its path (USR1, in
+/// the master; a worker does it at its next [`tick`]).
+pub fn reopen() {
+    REOPEN_ACCESS_LOG.store(0, Ordering::Relaxed);
+    if let Some(sink) = sink().as_mut() {
+        sink.reopen();
+    }
+}
+
+/// The worker's periodic chore, run from its heartbeat (at least once a
+/// second): a reopen USR1 asked for, and a flush once the oldest buffered
+/// line is [`sink::FLUSH_AGE`] old.
+pub fn tick() {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return;
+    }
+    if REOPEN_ACCESS_LOG.load(Ordering::Relaxed) != 0 {
+        reopen();
+        return;
+    }
+    let mut guard = sink();
+    if let Some(sink) = guard.as_mut() {
+        if sink.due(Instant::now()) {
+            sink.flush();
+        }
+    }
+}
+
+/// Writes every buffered line now (a worker's end: a graceful stop,
+/// `--max-requests`, a quick stop).
+pub fn flush() {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return;
+    }
+    if let Some(sink) = sink().as_mut() {
+        sink.flush();
+    }
+}
+
+/// [`flush`] unless another thread holds the sink (a quick exit must not
+/// wait on a thread it is about to end).
+pub fn try_flush() {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return;
+    }
+    if let Ok(mut guard) = SINK.try_lock() {
+        if let Some(sink) = guard.as_mut() {
+            sink.flush();
+        }
+    }
+}
+
+/// Hands whole lines to this process's sink.
+fn write(lines: &[u8]) {
+    if let Some(sink) = sink().as_mut() {
+        sink.push(lines);
+    }
+}
+
+/// How a line is written. One format today, Gunicorn's; another (JSON) is
+/// another arm rendering the same [`Record`].
+#[derive(Debug, Clone)]
+pub enum LineFormat {
+    /// Gunicorn's `--access-logformat`.
+    Text(AccessFormat),
+}
+
+impl LineFormat {
+    /// Appends `record`'s line, with its `\n`, to `out`.
+    pub fn render(&self, record: &Record<'_>, out: &mut Vec<u8>) {
+        match self {
+            LineFormat::Text(format) => record.render(format, out),
+        }
+    }
+
+    /// The response fields the lines name (kept by each connection).
+    pub fn response_fields(&self) -> &[String] {
+        match self {
+            LineFormat::Text(format) => format.response_fields(),
+        }
+    }
+
+    /// Whether the lines show `wsgi.url_scheme`.
+    pub fn needs_scheme(&self) -> bool {
+        match self {
+            LineFormat::Text(format) => format.needs_scheme(),
+        }
+    }
+}
+
+thread_local! {
+    /// The line being written on this thread, reused request after request.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One worker's access log: the line format and what every line shares.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    format: LineFormat,
+    pid: u32,
+}
+
+impl AccessLog {
+    /// The access log of this process, lines in Gunicorn's `format`.
+    pub fn new(format: &str) -> Result<AccessLog, FormatError> {
+        Ok(AccessLog {
+            format: LineFormat::Text(AccessFormat::parse(format)?),
+            pid: std::process::id(),
+        })
+    }
+
+    /// The line format.
+    pub fn format(&self) -> &LineFormat {
+        &self.format
+    }
+
+    /// The worker's pid, as `%(p)s` shows it.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Writes the line of one finished request.
+    pub fn log(&self, record: &Record<'_>) {
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.format.render(record, line);
+            write(line);
+        });
+    }
+}
