@@ -1,7 +1,8 @@
 //! Gunicorn's master-side server hooks, as a trait with no-op defaults.
 //!
 //! The master calls each where Gunicorn calls it: `on_starting` before
-//! binding, `when_ready` once the listeners are up, `pre_fork` in the master
+//! binding, `when_ready` once every worker of the first generation has
+//! booted (Gunicorn: once the listeners are up, before forking), `pre_fork` in the master
 //! before each fork, `post_fork` in the child right after it,
 //! `post_worker_init` in the child once the app is loaded, `worker_exit` in
 //! the child as it exits, `child_exit` in the master after reaping,

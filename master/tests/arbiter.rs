@@ -83,6 +83,8 @@ fn hooks_are_called_where_gunicorn_calls_them() {
         &format!("hook: post_worker_init pid={}", pids[0]),
         Duration::from_secs(5),
     );
+    // when_ready once the first generation booted, not at fork time.
+    server.wait_log("hook: when_ready workers=1", Duration::from_secs(5));
     server.signal(Signal::SIGTTIN);
     server.wait_log(
         "hook: nworkers_changed Some(1) -> 2",
@@ -100,11 +102,13 @@ fn hooks_are_called_where_gunicorn_calls_them() {
     let log = server.log();
     let order = [
         "hook: on_starting",
-        "hook: when_ready workers=1",
         "hook: nworkers_changed None -> 1",
         "hook: pre_fork age=1",
         "hook: post_fork pid=",
         "hook: post_worker_init pid=",
+        "booted in ",
+        "Ready: 1 worker booted in ",
+        "hook: when_ready workers=1",
         "hook: worker_exit pid=",
         "hook: on_exit",
     ];

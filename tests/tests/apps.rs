@@ -586,8 +586,9 @@ fn hooks_from_a_library_are_called_where_gunicorn_calls_them() {
     .start();
     assert_eq!(get(server.addr(), "/").unwrap().text(), "hooks\n");
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    // when_ready runs once the first generation has booted.
     assert!(
-        wait_until(deadline(10.0), || read().contains("post_worker_init")),
+        wait_until(deadline(10.0), || read().contains("when_ready")),
         "{}",
         read()
     );
@@ -626,6 +627,10 @@ fn hooks_from_a_library_are_called_where_gunicorn_calls_them() {
     assert!(position("pre_fork") < position("post_fork"), "{order:?}");
     assert!(
         position("post_fork") < position("post_worker_init"),
+        "{order:?}"
+    );
+    assert!(
+        position("post_worker_init") < position("when_ready"),
         "{order:?}"
     );
     assert_eq!(order.last(), Some(&"on_exit"), "{order:?}");

@@ -37,6 +37,8 @@ fn json_lines(log: &str) -> Vec<Value> {
 fn json_lines_parse(class: Class) {
     let server = class.start(&["-w", "2", "--log-format", "json"], "builtin:hello");
     let workers = server.wait_workers(2, 30.0);
+    // The master notes a boot on its next pass after the first heartbeat.
+    server.expect_log("\"Ready: 2 workers booted in ", 30.0);
     assert_eq!(get(server.addr(), "/").expect("GET /").status, 200);
     let master = server.pid();
     let log = stop(server);
@@ -78,6 +80,18 @@ fn json_lines_parse(class: Class) {
         assert_eq!(booting["role"], "worker");
         assert_eq!(booting["pid"], worker);
         assert_eq!(booting["worker_pid"], worker);
+        let booted = lines
+            .iter()
+            .find(|line| {
+                line["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("Worker (pid:{worker}) booted in "))
+            })
+            .unwrap_or_else(|| panic!("no booted line of {worker}:\n{log}"));
+        assert_eq!(booted["role"], "master");
+        assert_eq!(booted["worker_pid"], worker);
+        assert!(booted["boot_seconds"].is_f64(), "{booted}");
         let exiting = lines
             .iter()
             .find(|line| line["message"] == format!("Worker exiting (pid: {worker})"))

@@ -1053,3 +1053,54 @@ fn a_plugin_whose_libpython_is_missing_fails_with_the_reason() {
         "Hello, World!"
     );
 }
+
+/// A slow boot (an app that takes 1.5 s to import): the master logs each
+/// worker's boot time when its first heartbeat arrives, and `when_ready`
+/// runs only once every worker of the first generation has booted, after
+/// their boot lines (Gunicorn runs it before forking).
+#[test]
+fn when_ready_runs_after_every_worker_booted() {
+    let dir = app_dir(&[
+        ("slowboot.py", &format!("import time\ntime.sleep(1.5)\n{HELLO}")),
+        (
+            "gunicorn.conf.py",
+            "def when_ready(server):\n    server.log.info(\"hook when_ready workers=%s\", server.cfg.workers)\n",
+        ),
+    ]);
+    let server = launch(dir.path(), &["-b", LOCAL, "-w", "3", "slowboot:app"]).start();
+    server.expect_log("hook when_ready workers=3", 30.0);
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let ready_at = lines
+        .iter()
+        .position(|line| line.contains("hook when_ready"))
+        .expect("when_ready ran");
+    let ready_line = lines
+        .iter()
+        .position(|line| line.contains("[INFO] Ready: 3 workers booted in "))
+        .unwrap_or_else(|| panic!("no Ready line:\n{log}"));
+    assert!(ready_line < ready_at, "{log}");
+    let booted: Vec<(usize, f64)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let (_, rest) = line.split_once(") booted in ")?;
+            Some((index, rest.trim_end_matches('s').parse::<f64>().ok()?))
+        })
+        .collect();
+    assert_eq!(booted.len(), 3, "{log}");
+    for (index, seconds) in booted {
+        assert!(index < ready_line, "a boot line after Ready:\n{log}");
+        // The import alone sleeps 1.5 s: the time is the app's load, not
+        // the fork's (a lower bound, which load only makes larger).
+        assert!(seconds >= 1.4, "booted in {seconds}s:\n{log}");
+    }
+    for worker in server.worker_pids() {
+        assert!(
+            lines[..ready_at]
+                .iter()
+                .any(|line| line.contains(&format!("Worker (pid:{worker}) booted in "))),
+            "{worker} booted after when_ready:\n{log}"
+        );
+    }
+}

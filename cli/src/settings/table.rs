@@ -978,7 +978,11 @@ pub static SETTINGS: &[Setting] = &[
     // --- server hooks (config file only, `module:function` in an app library)
     hook!("on_starting", "Called in the master just before it initialises."),
     hook!("on_reload", "Called in the master on HUP, before the new workers start."),
-    hook!("when_ready", "Called in the master once the listeners are bound."),
+    hook!(
+        "when_ready",
+        "Called in the master once every worker of the first generation has booted (loaded the app), \
+         after their `booted in` lines and the `Ready:` line; Gunicorn calls it before forking."
+    ),
     hook!("pre_fork", "Called in the master just before each worker is forked."),
     hook!("post_fork", "Called in each worker just after fork."),
     hook!("post_worker_init", "Called in each worker once the app is loaded."),

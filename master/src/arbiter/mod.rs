@@ -11,6 +11,7 @@
 //! only write a byte to a self-pipe.
 
 mod bind;
+mod boot;
 mod manage;
 mod memory;
 mod reap;
@@ -102,6 +103,8 @@ struct WorkerRecord {
     retired_for: Option<ExitReason>,
     /// Its `--max-worker-memory` threshold in bytes, jitter applied.
     memory_threshold: Option<u64>,
+    /// Its boot time was logged (its first heartbeat was seen).
+    boot_logged: bool,
 }
 
 /// A HUP whose new generation has not booted yet: what to go back to.
@@ -178,6 +181,10 @@ pub struct Arbiter {
     exits: ExitCounts,
     /// When the master last sampled its workers' RSS.
     last_memory_sample: Duration,
+    /// `when_ready` ran: the first generation booted.
+    ready: bool,
+    /// When the master started, for the `Ready:` line.
+    started: Duration,
 }
 
 impl fmt::Debug for Arbiter {
@@ -323,6 +330,8 @@ impl Arbiter {
             oom_baseline: oom::read_oom_kills(),
             exits: ExitCounts::default(),
             last_memory_sample: Duration::ZERO,
+            ready: false,
+            started: monotonic_now(),
         })
     }
 
@@ -368,7 +377,6 @@ impl Arbiter {
             );
         }
         tracing::info!("Using worker: {}", self.class.name());
-        self.hooks.when_ready(&self.view());
         self.hooks
             .nworkers_changed(&self.view(), self.num_workers, None);
         loop {
@@ -405,6 +413,7 @@ impl Arbiter {
                 }
             }
             self.reap_workers();
+            self.note_boots();
             if let Some((reason, code)) = self.halt.take() {
                 return Role::Master(self.halt_with(&reason, code).into());
             }

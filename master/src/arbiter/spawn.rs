@@ -71,6 +71,7 @@ impl Arbiter {
                             self.settings.max_worker_memory,
                             monotonic_nanos() ^ (pid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                         ),
+                        boot_logged: false,
                     },
                 );
                 None
