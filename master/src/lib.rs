@@ -24,6 +24,7 @@ pub mod listener;
 pub mod loader;
 pub mod log;
 pub mod memory;
+pub mod nofile;
 pub mod notify;
 pub mod oom;
 pub mod pidfile;

@@ -2,8 +2,9 @@
 //! of the `--worker-connections` permits *before* it accepts, so a full
 //! worker leaves new clients in the kernel's queue for the other workers;
 //! then it accepts and spawns the connection's task with its permit. An
-//! accept error such as EMFILE pauses this loop with a doubling back-off
-//! (10 ms up to 1 s) instead of spinning on a listener that stays readable.
+//! accept error such as EMFILE pauses this loop with the kit's doubling
+//! back-off and cause-and-fix line (`runicorn_worker::AcceptBackoff`)
+//! instead of spinning on a listener that stays readable.
 //! When the worker stops accepting, the loop closes its listener, after
 //! taking and serving what the kernel queued on it when the service stops
 //! (`runicorn_worker::stop_accepting`).
@@ -12,9 +13,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
-use runicorn_worker::{is_transient_accept_error, stop_accepting, Drain, Listener};
+use runicorn_worker::{is_transient_accept_error, stop_accepting, AcceptBackoff, Drain, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::OwnedSemaphorePermit;
@@ -23,11 +23,6 @@ use crate::connection::Connection;
 use crate::driver;
 use crate::local::Local;
 
-/// The first pause after a failed accept.
-const FIRST_PAUSE: Duration = Duration::from_millis(10);
-/// The longest pause between accept attempts while they keep failing.
-const LONGEST_PAUSE: Duration = Duration::from_secs(1);
-
 /// A listener registered with one runtime.
 #[derive(Debug)]
 pub(crate) enum AsyncListener {
@@ -35,32 +30,6 @@ pub(crate) enum AsyncListener {
     Tcp(TcpListener),
     /// A unix stream socket.
     Unix(UnixListener),
-}
-
-/// The doubling pause of an accept loop whose accepts fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: FIRST_PAUSE }
-    }
-}
-
-impl Backoff {
-    /// The pause to take now; the next one is twice as long, up to 1 s.
-    pub(crate) fn pause(&mut self) -> Duration {
-        let pause = self.next;
-        self.next = (self.next * 2).min(LONGEST_PAUSE);
-        pause
-    }
-
-    /// An accept succeeded.
-    pub(crate) fn reset(&mut self) {
-        self.next = FIRST_PAUSE;
-    }
 }
 
 /// Accepts on `listener` until the worker stops accepting, then closes it
@@ -117,7 +86,7 @@ async fn accept_until_stopped(
     local: &Rc<Local>,
 ) {
     let mut stop = local.stop.clone();
-    let mut backoff = Backoff::default();
+    let mut backoff = AcceptBackoff::default();
     loop {
         // The stop state is read directly too: a max-requests or panic
         // retirement on this runtime stops accepting at once, before the
@@ -153,11 +122,7 @@ async fn accept_until_stopped(
             Err(err) if is_transient_accept_error(&err) => {}
             Err(err) => {
                 drop(permit);
-                let pause = backoff.pause();
-                tracing::error!(
-                    "accept on {name} failed: {err}; pausing accepts for {} ms; raise the descriptor limit (ulimit -n) or lower --worker-connections",
-                    pause.as_millis()
-                );
+                let pause = backoff.failed(name, &err);
                 tokio::select! {
                     biased;
                     _ = stop.changed() => return,
@@ -210,18 +175,4 @@ fn spawn_connection<S>(
         let _live = live;
         driver::serve(conn, local).await;
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_backoff_doubles_to_a_second_and_resets() {
-        let mut backoff = Backoff::default();
-        let pauses: Vec<u128> = (0..9).map(|_| backoff.pause().as_millis()).collect();
-        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
-        backoff.reset();
-        assert_eq!(backoff.pause(), FIRST_PAUSE);
-    }
 }

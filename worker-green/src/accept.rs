@@ -3,25 +3,21 @@
 //! so a worker holding `--worker-connections` connections stops accepting
 //! and leaves new clients in the kernel's queue for the other workers; then
 //! it accepts and hands the connection, with its permit, to a coroutine of
-//! its own.
+//! its own. An accept error such as EMFILE pauses the loop
+//! (`runicorn_worker::AcceptBackoff`: the kit's cause-and-fix line).
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use may::coroutine::JoinHandle;
 use may::sync::Semphore;
-use runicorn_worker::{is_transient_accept_error, Accepted};
+use runicorn_worker::{is_transient_accept_error, AcceptBackoff, Accepted};
 
 use crate::fence::{self, GreenListener};
 use crate::runtime;
 use crate::serve::{self, Green};
 use crate::tracker::Open;
 use crate::transport::Socket;
-
-/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
-/// so a listener that stays readable does not spin the worker.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// One of `--worker-connections` slots; dropping it gives the slot back.
 #[derive(Debug)]
@@ -41,20 +37,24 @@ impl Drop for Permit {
     }
 }
 
-/// Starts the accept coroutine of `listener`, the worker's listener `index`.
+/// Starts the accept coroutine of `listener` (logged as `name`), the
+/// worker's listener `index`.
 pub(crate) fn spawn_acceptor(
     listener: GreenListener,
+    name: String,
     index: usize,
     green: Green,
 ) -> io::Result<JoinHandle<()>> {
-    fence::spawn(move || accept_loop(&listener, index, &green))
+    fence::spawn(move || accept_loop(&listener, &name, index, &green))
 }
 
-fn accept_loop(listener: &GreenListener, index: usize, green: &Green) {
+fn accept_loop(listener: &GreenListener, name: &str, index: usize, green: &Green) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         let permit = Permit::acquire(&green.permits);
         match accept(listener) {
             Ok((socket, peer)) => {
+                backoff.reset();
                 // Open from now, so a graceful stop waits for it.
                 let open = Open::new(Arc::clone(&green.tracker));
                 let green = green.clone();
@@ -71,9 +71,9 @@ fn accept_loop(listener: &GreenListener, index: usize, green: &Green) {
             }
             Err(err) if is_transient_accept_error(&err) => {}
             Err(err) => {
-                tracing::error!("accept failed: {err}");
                 drop(permit);
-                runtime::sleep(ACCEPT_ERROR_PAUSE);
+                let pause = backoff.failed(name, &err);
+                runtime::sleep(pause);
             }
         }
     }

@@ -145,7 +145,10 @@ fn start(
 ) -> Result<(Vec<JoinHandle<()>>, Green), GreenError> {
     let adopted = listeners
         .into_iter()
-        .map(fence::adopt)
+        .map(|listener| {
+            let name = listener.describe();
+            fence::adopt(listener).map(|adopted| (adopted, name))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     heartbeat::spawn(shared.slot.clone(), heartbeat::interval(settings.timeout)).map_err(
         |source| GreenError::Spawn {
@@ -170,8 +173,8 @@ fn start(
     let acceptors = adopted
         .into_iter()
         .enumerate()
-        .map(|(index, listener)| {
-            accept::spawn_acceptor(listener, index, green.clone()).map_err(|source| {
+        .map(|(index, (listener, name))| {
+            accept::spawn_acceptor(listener, name, index, green.clone()).map_err(|source| {
                 GreenError::Spawn {
                     what: "accept",
                     source,

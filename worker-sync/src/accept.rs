@@ -17,10 +17,6 @@ use runicorn_worker::{stop_accepting, Accepted, Drain, Listener, Shared, Shutdow
 
 use crate::serve;
 
-/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
-/// so a listener that stays readable does not spin the worker.
-pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
 /// The pause after each connection a stopping sync worker takes off the
 /// queue, letting the other workers, stopping at the same moment, take
 /// theirs: each serves its share, none the whole queue alone.
@@ -131,6 +127,17 @@ impl Listening {
             .get(index)
             .map_or_else(|| "a closed listener".to_owned(), Listener::describe)
     }
+}
+
+/// Waits `pause` after a failed accept (`runicorn_worker::AcceptBackoff`),
+/// or less if the worker is told to stop meanwhile.
+pub(crate) fn pause(shutdown: &Shutdown, pause: Duration) {
+    let millis = pause.as_millis().min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+    let _ = poll(
+        &mut fds,
+        PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+    );
 }
 
 /// Serves `accepted`, taken from listener `index`, to its end.

@@ -16,7 +16,7 @@ mod error;
 mod lifecycle;
 mod serve;
 
-use runicorn_worker::{Ending, Worker, WorkerClass};
+use runicorn_worker::{Ending, Settings, Worker, WorkerClass};
 
 pub use error::SyncError;
 
@@ -31,5 +31,10 @@ impl WorkerClass for SyncWorker {
 
     fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
+    }
+
+    /// One connection at a time, whatever `--worker-connections` says.
+    fn connections_per_worker(&self, _settings: &Settings) -> usize {
+        1
     }
 }

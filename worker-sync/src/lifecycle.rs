@@ -14,9 +14,9 @@ use runicorn_http::ConnConfig;
 use runicorn_worker::listener::set_nonblocking;
 use runicorn_worker::poll_interval;
 use runicorn_worker::quick::{park_for_quick_exit, spawn_quick_exit_watcher};
-use runicorn_worker::{Ending, Settings, Shared, ShutdownState, Worker};
+use runicorn_worker::{AcceptBackoff, Ending, Settings, Shared, ShutdownState, Worker};
 
-use crate::accept::{self, Listening, ACCEPT_ERROR_PAUSE};
+use crate::accept::{self, Listening};
 use crate::error::SyncError;
 
 /// The driver settings of a sync worker: keep-alive off.
@@ -66,6 +66,7 @@ fn boot(worker: &mut Worker) -> Result<Arc<Listening>, SyncError> {
 fn serve_until_stopped(worker: &Worker, shared: &Shared, listening: &Listening) {
     let interval = poll_interval(worker.settings.timeout);
     let poll_timeout = PollTimeout::try_from(interval).unwrap_or(PollTimeout::MAX);
+    let mut backoff = AcceptBackoff::default();
     loop {
         worker.slot.heartbeat();
         if !worker.shutdown.is_running() || worker.shutdown.retire_if_orphaned() {
@@ -85,11 +86,15 @@ fn serve_until_stopped(worker: &Worker, shared: &Shared, listening: &Listening) 
             // The request reaching --max-requests stops the loop here.
             while worker.shutdown.is_running() {
                 match listening.accept(index) {
-                    Ok(Some(accepted)) => accept::serve(accepted, index, shared),
+                    Ok(Some(accepted)) => {
+                        backoff.reset();
+                        accept::serve(accepted, index, shared);
+                    }
                     Ok(None) => break,
                     Err(err) => {
-                        tracing::error!("accept on {} failed: {err}", listening.describe(index));
-                        std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                        let pause = backoff.failed(&listening.describe(index), &err);
+                        // Within a heartbeat, and a stop ends it at once.
+                        accept::pause(&worker.shutdown, pause.min(interval));
                         break;
                     }
                 }

@@ -1,8 +1,10 @@
 //! Accepting: whether the listeners are watched, and taking new
-//! connections from them while a thread is free and there is room.
+//! connections from them while a thread is free and there is room. An
+//! accept error such as EMFILE unwatches them for a doubling pause
+//! (`runicorn_worker::AcceptBackoff`: the kit's cause-and-fix line).
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use std::os::fd::AsFd;
 
@@ -17,10 +19,6 @@ use crate::policy::ACCEPT_PATIENCE;
 use crate::poller::Poller;
 use crate::serve::Client;
 use crate::stream::Stream;
-
-/// The pause after an accept error that is not transient (EMFILE, ENOBUFS),
-/// so a listener that stays readable does not spin the worker.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 impl Poller<'_> {
     pub(crate) fn should_listen(&mut self, now: Instant) -> bool {
@@ -156,12 +154,13 @@ impl Poller<'_> {
                 match accept(listener) {
                     Ok(Some((stream, peer))) => {
                         budget -= 1;
+                        self.accept_backoff.reset();
                         self.admit(stream, peer, index);
                     }
                     Ok(None) => break,
                     Err(err) => {
-                        tracing::error!("accept on {} failed: {err}", listener.describe());
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_ERROR_PAUSE);
+                        let pause = self.accept_backoff.failed(&listener.describe(), &err);
+                        self.accept_paused_until = Some(Instant::now() + pause);
                         self.set_listening(false);
                         return;
                     }

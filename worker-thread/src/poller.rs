@@ -63,6 +63,8 @@ pub(crate) struct Poller<'w> {
     pub(crate) config: ConnConfig,
     pub(crate) listening: bool,
     pub(crate) accept_paused_until: Option<Instant>,
+    /// The pause after accept errors, doubling while they last.
+    pub(crate) accept_backoff: runicorn_worker::AcceptBackoff,
     /// While saturated: when to look for starving connections next.
     pub(crate) next_probe: Option<Instant>,
     /// The last look saw a connection waiting.
@@ -127,6 +129,7 @@ impl<'w> Poller<'w> {
             config: policy::conn_config(&worker.settings),
             listening: false,
             accept_paused_until: None,
+            accept_backoff: runicorn_worker::AcceptBackoff::default(),
             next_probe: None,
             pending_seen: false,
             stop: None,

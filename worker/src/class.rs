@@ -25,6 +25,12 @@ pub trait WorkerClass: Send + Sync {
     /// Runs in the forked child until it should exit; owns its runtime.
     /// How it ended becomes the process's exit status ([`Ending::exit_code`]).
     fn run(&self, worker: Worker) -> Ending;
+    /// The most client connections one worker of this class holds at once
+    /// under `settings`, for the master's descriptor-limit check: by
+    /// default `--worker-connections` (the cap of gthread, green, async).
+    fn connections_per_worker(&self, settings: &Settings) -> usize {
+        settings.worker_connections
+    }
 }
 
 /// What a worker class gets from the master, and nothing more.

@@ -7,7 +7,9 @@
 //! class shares live here once: how often to beat the heartbeat
 //! ([`poll_interval`]), when `--max-requests` is reached
 //! ([`past_max_requests`]), which accept errors are transient
-//! ([`is_transient_accept_error`]), the HTTP settings of a connection
+//! ([`is_transient_accept_error`]) and what to do about the others
+//! ([`AcceptBackoff`]: one cause-and-fix line, rate limited, and a pause),
+//! the HTTP settings of a connection
 //! ([`Settings::conn_config`]). The kit knows nothing of the arbiter; its
 //! only `unsafe` is the worker's signal handlers (`sys`).
 
@@ -33,7 +35,8 @@ pub use bookkeeping::ConnBookkeeping;
 pub use class::{past_max_requests, poll_interval, Worker, WorkerClass};
 pub use ending::Ending;
 pub use listener::{
-    is_transient_accept_error, stop_accepting, Accepted, Drain, Listener, NonblockingError,
+    is_transient_accept_error, stop_accepting, AcceptBackoff, Accepted, Drain, Listener,
+    NonblockingError,
 };
 pub use quick::quick_exit;
 pub use settings::Settings;

@@ -23,6 +23,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One listening socket, TCP or unix.
@@ -289,10 +290,130 @@ pub fn set_nonblocking(listeners: &[Listener]) -> Result<(), NonblockingError> {
     Ok(())
 }
 
+/// The first pause after an accept error that is not transient.
+pub const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between accept attempts while they keep failing.
+pub const LONGEST_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// At most one accept-error line per this long per worker process, however
+/// many listeners, threads, coroutines or runtimes fail at once.
+pub const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// One accept loop's answer to accept errors that are not transient
+/// (EMFILE, ENFILE, ENOBUFS, ENOMEM): a doubling pause, 10 ms up to 1 s,
+/// so a listener that stays readable does not spin the worker, and the
+/// cause-and-fix line of [`accept_error_line`], logged at most once per
+/// [`ACCEPT_ERROR_LOG_EVERY`] per worker. Every class keeps one per accept
+/// loop and calls [`AcceptBackoff::failed`] after such an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptBackoff {
+    next: Duration,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff {
+            next: FIRST_ACCEPT_PAUSE,
+        }
+    }
+}
+
+impl AcceptBackoff {
+    /// The pause to take now; the next one is twice as long, up to 1 s.
+    pub fn pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(LONGEST_ACCEPT_PAUSE);
+        pause
+    }
+
+    /// An accept succeeded: the next error pauses briefly again.
+    pub fn reset(&mut self) {
+        self.next = FIRST_ACCEPT_PAUSE;
+    }
+
+    /// An accept on `listener` (as logged) failed with `err`, which is not
+    /// transient: logs the cause and the fix (rate limited) and returns
+    /// how long the loop must pause before it accepts again.
+    pub fn failed(&mut self, listener: &str, err: &io::Error) -> Duration {
+        let pause = self.pause();
+        log_accept_error(listener, err, pause);
+        pause
+    }
+}
+
+/// When this process last logged an accept error (monotonic ms, 0: never),
+/// and how many it left unlogged since.
+static LAST_ACCEPT_LOG_MS: AtomicU64 = AtomicU64::new(0);
+static UNLOGGED_ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn log_accept_error(listener: &str, err: &io::Error, pause: Duration) {
+    let now = (crate::clock::monotonic_now().as_millis() as u64).max(1);
+    let every = ACCEPT_ERROR_LOG_EVERY.as_millis() as u64;
+    let last = LAST_ACCEPT_LOG_MS.load(Ordering::Relaxed);
+    let due = last == 0 || now.saturating_sub(last) >= every;
+    if !due
+        || LAST_ACCEPT_LOG_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        UNLOGGED_ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = UNLOGGED_ACCEPT_ERRORS.swap(0, Ordering::Relaxed);
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .ok();
+    tracing::error!(
+        "{}",
+        accept_error_line(listener, err, pause, soft, unlogged)
+    );
+}
+
+/// The one line every class logs for an accept error that is not
+/// transient: what failed, the cause in plain words, the fix, the pause,
+/// and how many errors the rate limit left unlogged since the last line.
+/// `nofile` is the worker's soft `RLIMIT_NOFILE`, named for EMFILE.
+pub fn accept_error_line(
+    listener: &str,
+    err: &io::Error,
+    pause: Duration,
+    nofile: Option<u64>,
+    unlogged: u64,
+) -> String {
+    let cause = match err.raw_os_error() {
+        Some(libc::EMFILE) => {
+            let limit = nofile.map_or_else(String::new, |soft| format!(" of {soft}"));
+            format!(
+                "this worker has used up its descriptor limit{limit} (RLIMIT_NOFILE); raise it \
+                 (LimitNOFILE= in the systemd unit, ulimit -n in the shell that starts runicorn) or \
+                 lower the connections a worker holds (--worker-connections, --threads)"
+            )
+        }
+        Some(libc::ENFILE) => "the system-wide table of open files is full; raise fs.file-max \
+             (sysctl) or find the process that holds the descriptors"
+            .to_owned(),
+        Some(libc::ENOBUFS | libc::ENOMEM) => "the kernel has no memory left for a new socket; \
+             check the host's free memory and net.ipv4.tcp_mem, or lower the connections a worker \
+             holds (--worker-connections, --threads)"
+            .to_owned(),
+        _ => "an error accept(2) does not usually return".to_owned(),
+    };
+    let mut line = format!(
+        "accept on {listener} failed: {err}: {cause}; pausing accepts for {} ms",
+        pause.as_millis()
+    );
+    if unlogged > 0 {
+        line.push_str(&format!(
+            " ({unlogged} more accept error(s) since the last line)"
+        ));
+    }
+    line
+}
+
 /// Whether an accept error only means "accept again later": nothing to
 /// accept (another worker won the race, or a signal interrupted the call),
 /// or the client gave up before accept. Every worker class's accept loop
-/// applies this one rule; anything else (EMFILE, ENOBUFS) needs a pause.
+/// applies this one rule; anything else (EMFILE, ENOBUFS) needs a pause
+/// ([`AcceptBackoff`]).
 pub fn is_transient_accept_error(err: &io::Error) -> bool {
     matches!(
         err.kind(),
@@ -346,5 +467,54 @@ mod tests {
         assert!(!is_transient_accept_error(&io::Error::from_raw_os_error(
             libc::EMFILE
         )));
+    }
+
+    #[test]
+    fn the_backoff_doubles_to_a_second_and_resets() {
+        let mut backoff = AcceptBackoff::default();
+        let pauses: Vec<u128> = (0..9).map(|_| backoff.pause().as_millis()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        backoff.reset();
+        assert_eq!(backoff.pause(), FIRST_ACCEPT_PAUSE);
+    }
+
+    #[test]
+    fn each_resource_error_names_its_cause_and_fix() {
+        let pause = Duration::from_millis(40);
+        let emfile = accept_error_line(
+            "http://127.0.0.1:8000",
+            &io::Error::from_raw_os_error(libc::EMFILE),
+            pause,
+            Some(64),
+            3,
+        );
+        assert!(
+            emfile.starts_with("accept on http://127.0.0.1:8000 failed: "),
+            "{emfile}"
+        );
+        for part in [
+            "limit of 64",
+            "LimitNOFILE=",
+            "ulimit -n",
+            "pausing accepts for 40 ms",
+            "(3 more",
+        ] {
+            assert!(emfile.contains(part), "{part:?} in {emfile}");
+        }
+        let enfile = accept_error_line(
+            "x",
+            &io::Error::from_raw_os_error(libc::ENFILE),
+            pause,
+            None,
+            0,
+        );
+        assert!(
+            enfile.contains("fs.file-max") && !enfile.contains("more accept"),
+            "{enfile}"
+        );
+        for errno in [libc::ENOBUFS, libc::ENOMEM] {
+            let line = accept_error_line("x", &io::Error::from_raw_os_error(errno), pause, None, 0);
+            assert!(line.contains("no memory left for a new socket"), "{line}");
+        }
     }
 }

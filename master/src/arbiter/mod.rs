@@ -48,7 +48,7 @@ use crate::oom::{self, OomCount};
 use crate::pidfile::Pidfile;
 use crate::privileges::Credentials;
 use crate::scoreboard::Scoreboard;
-use crate::{log, sys};
+use crate::{log, nofile, sys};
 use runicorn_worker::clock::monotonic_now;
 use runicorn_worker::Listener;
 use runicorn_worker::Settings;
@@ -253,6 +253,7 @@ impl Arbiter {
             // which then promotes this master.
             let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGCHLD));
         }
+        nofile::raise();
         let pidfile = settings
             .pidfile
             .as_deref()
@@ -377,6 +378,7 @@ impl Arbiter {
             );
         }
         tracing::info!("Using worker: {}", self.class.name());
+        self.check_descriptor_limit();
         self.hooks
             .nworkers_changed(&self.view(), self.num_workers, None);
         loop {
@@ -419,6 +421,26 @@ impl Arbiter {
             }
             self.murder_workers();
             self.sample_memory();
+        }
+    }
+
+    /// Warns, with the fix, when one worker's connections cannot fit in
+    /// the descriptor limit (at start, and after a HUP changed settings).
+    fn check_descriptor_limit(&self) {
+        let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        else {
+            return;
+        };
+        let connections = self.class.connections_per_worker(&self.settings);
+        if let Some(warning) = nofile::capacity_warning(
+            &self.settings,
+            self.class.name(),
+            connections,
+            self.listeners.len(),
+            soft,
+        ) {
+            tracing::warn!("{warning}");
         }
     }
 

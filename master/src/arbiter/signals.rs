@@ -155,6 +155,7 @@ impl Arbiter {
         let old = self.num_workers;
         self.num_workers = self.settings.workers.max(1);
         self.fast_deaths = 0;
+        self.check_descriptor_limit();
         self.hooks.on_reload(&self.view());
         if old != self.num_workers {
             self.hooks
