@@ -67,6 +67,10 @@ pub fn main_with_apps(linked: Linked) -> ExitCode {
     if let Ok(master) = std::env::var(reload::WATCHER_ENV) {
         return reload::watcher_main(&master);
     }
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|first| first == "ctl") {
+        return crate::ctl::main(args.skip(1));
+    }
     // Before anything (a Python config file's interpreter) copies the
     // environment: take out what was handed to this master alone.
     runicorn_master::inherit::capture();

@@ -105,6 +105,14 @@ pub enum MasterError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `--control-socket` cannot be served.
+    #[error("--control-socket {path}: {reason}")]
+    ControlSocket {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// A system call the master depends on failed.
     #[error("{what} failed: {source}")]
     System {

@@ -17,6 +17,7 @@
 
 pub mod arbiter;
 pub mod child;
+pub mod control;
 pub mod error;
 pub mod hooks;
 pub mod inherit;

@@ -101,6 +101,8 @@ pub struct Settings {
     pub initgroups: bool,
     /// `-D/--daemon`.
     pub daemon: bool,
+    /// `--control-socket`: the master's control socket, for `runicorn ctl`.
+    pub control_socket: Option<PathBuf>,
 
     // --- logging
     /// `--log-level`: debug, info, warning, error, critical.
@@ -176,6 +178,7 @@ impl Default for Settings {
             group: None,
             initgroups: false,
             daemon: false,
+            control_socket: None,
             loglevel: "info".to_owned(),
             errorlog: "-".to_owned(),
             log_format: crate::log::LogFormat::Text,

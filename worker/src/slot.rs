@@ -138,6 +138,29 @@ impl Slot {
         self.data().in_flight.load(Ordering::Acquire)
     }
 
+    /// Every tracked in-flight request: how long it has run and its line,
+    /// oldest first (for `runicorn ctl status`).
+    pub fn requests_in_flight(&self) -> Vec<(Duration, String)> {
+        let now = monotonic_nanos();
+        let mut requests: Vec<(u64, String)> = self
+            .data()
+            .lanes
+            .iter()
+            .filter_map(|lane| {
+                let start = lane.start_ns.load(Ordering::Acquire);
+                if start == 0 || start == CLAIMING {
+                    return None;
+                }
+                read_lane(lane, start).map(|line| (start, line))
+            })
+            .collect();
+        requests.sort_by_key(|(start, _)| *start);
+        requests
+            .into_iter()
+            .map(|(start, line)| (Duration::from_nanos(now.saturating_sub(start)), line))
+            .collect()
+    }
+
     /// How long the oldest tracked in-flight request has run, and its line.
     pub fn oldest_request(&self) -> Option<(Duration, String)> {
         let now = monotonic_nanos();
@@ -313,8 +336,15 @@ mod tests {
         let (age, line) = slot.oldest_request().unwrap();
         assert_eq!(line, "GET /slow HTTP/1.1");
         assert!(age >= Duration::from_millis(2));
+        let listed: Vec<String> = slot
+            .requests_in_flight()
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect();
+        assert_eq!(listed, ["GET /slow HTTP/1.1", "GET /fast HTTP/1.1"]);
         drop(first);
         assert_eq!(slot.oldest_request().unwrap().1, "GET /fast HTTP/1.1");
+        assert_eq!(slot.requests_in_flight().len(), 1);
         drop(second);
         assert_eq!(slot.in_flight(), 0);
         assert_eq!(slot.requests_served(), 2);

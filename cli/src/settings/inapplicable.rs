@@ -114,6 +114,19 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "workers always inherit the master's stdio",
     },
     Inapplicable {
+        key: "control_socket_mode",
+        long: &["control-socket-mode"],
+        takes_value: true,
+        instead: "the control socket is its owner's alone (mode 0600, and each client's uid checked \
+                  with SO_PEERCRED): run runicorn ctl as the master's user or as root",
+    },
+    Inapplicable {
+        key: "control_socket_disable",
+        long: &["no-control-socket"],
+        takes_value: false,
+        instead: "runicorn has no control socket unless --control-socket PATH asks for one",
+    },
+    Inapplicable {
         key: "statsd_host",
         long: &["statsd-host"],
         takes_value: true,

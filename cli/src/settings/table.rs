@@ -689,6 +689,23 @@ pub static SETTINGS: &[Setting] = &[
         show: |settings| boolean(settings.daemon),
     },
     Setting {
+        key: "control_socket",
+        section: Section::ServerMechanics,
+        short: None,
+        long: &["control-socket"],
+        value_name: "PATH",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Serve a control socket at this path for `runicorn ctl` (status of every worker and its \
+              requests in flight, workers add|remove N, reload, stop); off by default. Mode 0600, \
+              and only its owner (the master's user) and root are answered.",
+        apply: |settings, raw| {
+            settings.control_socket = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.control_socket.as_ref()),
+    },
+    Setting {
         key: "pidfile",
         section: Section::ServerMechanics,
         short: Some('p'),

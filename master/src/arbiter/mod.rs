@@ -16,7 +16,9 @@ mod manage;
 mod memory;
 mod reap;
 mod signals;
+pub(crate) mod sources;
 mod spawn;
+mod status;
 mod stop;
 pub mod supervisor;
 mod upgrade;
@@ -39,6 +41,7 @@ use nix::unistd::Pid;
 use runicorn_app::Application;
 
 use crate::child::Child;
+use crate::control::ControlServer;
 use crate::error::MasterError;
 use crate::hooks::{ArbiterView, Hooks};
 use crate::inherit;
@@ -53,6 +56,7 @@ use runicorn_worker::clock::monotonic_now;
 use runicorn_worker::Listener;
 use runicorn_worker::Settings;
 use runicorn_worker::WorkerClass;
+use sources::LoopSource;
 use supervisor::WorkerState;
 use upgrade::Upgrade;
 
@@ -183,7 +187,14 @@ pub struct Arbiter {
     last_memory_sample: Duration,
     /// `when_ready` ran: the first generation booted.
     ready: bool,
-    /// When the master started, for the `Ready:` line.
+    /// What the loop's one `poll` waits on besides signals (`sources.rs`):
+    /// the control socket.
+    sources: Vec<Box<dyn LoopSource>>,
+    /// `--control-socket`, while the old master of an upgrade keeps it:
+    /// bound once this master is promoted.
+    control_deferred: Option<PathBuf>,
+    /// When the master started (monotonic), for the `Ready:` line and
+    /// `runicorn ctl status`.
     started: Duration,
 }
 
@@ -296,6 +307,35 @@ impl Arbiter {
         } else {
             None
         };
+        let mut sources: Vec<Box<dyn LoopSource>> = Vec::new();
+        let mut control_deferred = None;
+        if let Some(path) = &settings.control_socket {
+            match old_master {
+                Some(parent) => {
+                    tracing::info!(
+                        "Control socket {}: left to the old master (pid {parent}) until this \
+                         master is promoted",
+                        path.display()
+                    );
+                    control_deferred = Some(path.clone());
+                }
+                None => match ControlServer::bind(path) {
+                    Ok(server) => {
+                        tracing::info!("Control socket at: {} ({pid})", path.display());
+                        sources.push(Box::new(server));
+                    }
+                    Err(err) => {
+                        for path in &unix_paths {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        if let Some(pidfile) = &pidfile {
+                            pidfile.remove();
+                        }
+                        return Err(err);
+                    }
+                },
+            }
+        }
         let num_workers = settings.workers.max(1);
         Ok(Arbiter {
             settings: Arc::new(settings),
@@ -332,6 +372,8 @@ impl Arbiter {
             exits: ExitCounts::default(),
             last_memory_sample: Duration::ZERO,
             ready: false,
+            sources,
+            control_deferred,
             started: monotonic_now(),
         })
     }
@@ -484,18 +526,41 @@ impl Arbiter {
         if booting {
             tick = tick.min(BOOT_POLL);
         }
+        if let Some(deadline) = self.sources_deadline() {
+            tick = tick.min(deadline.saturating_sub(now));
+        }
         tick.max(Duration::from_millis(1))
     }
 
-    /// Waits up to `timeout` for signals; returns them in arrival order,
-    /// duplicates of one signal collapsed.
+    /// Waits up to `timeout` for signals, or for the loop's other sources
+    /// (served here, without blocking: `sources.rs`); returns the signals
+    /// in arrival order, duplicates of one signal collapsed, then those the
+    /// sources asked for (repeats kept).
     fn wait_for_signals(&mut self, timeout: Duration) -> Vec<Signal> {
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(self.signal_read.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
-        );
+        let (counts, ready) = {
+            let mut fds = vec![PollFd::new(self.signal_read.as_fd(), PollFlags::POLLIN)];
+            let mut counts = Vec::with_capacity(self.sources.len());
+            for source in &self.sources {
+                let more = source.poll_fds();
+                counts.push(more.len());
+                fds.extend(more);
+            }
+            let _ = poll(
+                &mut fds,
+                PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+            );
+            let ready: Vec<PollFlags> = fds[1..]
+                .iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect();
+            (counts, ready)
+        };
+        let requested = if self.sources.is_empty() {
+            Vec::new()
+        } else {
+            self.serve_sources(&counts, &ready)
+        };
         let mut signals = Vec::new();
         let mut buf = [0u8; 64];
         while let Ok(count) = nix::unistd::read(&self.signal_read, &mut buf) {
@@ -510,6 +575,7 @@ impl Arbiter {
                 }
             }
         }
+        signals.extend(requested);
         signals
     }
 
@@ -557,6 +623,9 @@ impl Arbiter {
         }
         if let Some(pidfile) = &self.pidfile {
             pidfile.remove();
+        }
+        for source in std::mem::take(&mut self.sources) {
+            source.close();
         }
         let _ = &self.signal_write;
     }

@@ -114,6 +114,9 @@ impl Arbiter {
         drop(std::mem::replace(&mut self.signal_read, dup_devnull()));
         drop(std::mem::replace(&mut self.signal_write, dup_devnull()));
         self.retired_listeners.clear();
+        // The control socket's copies close; its file is the master's.
+        self.sources.clear();
+        self.control_deferred = None;
         if let Some(pending) = self.pending.as_mut() {
             pending.listeners = None;
         }

@@ -25,7 +25,9 @@
 //! until WINCH/TERM), and scripts written for Gunicorn keep working.
 //!
 //! While either side of an upgrade runs, neither master removes the unix
-//! socket files at exit: they belong to both.
+//! socket files at exit: they belong to both. The control socket
+//! (`--control-socket`) is one master's: the old one keeps it (and removes
+//! its file as it exits); the new one binds it once promoted.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -205,6 +207,22 @@ impl Arbiter {
             "runicorn-master",
         );
         self.notifier.promoted(self.pid.as_raw() as u32);
+        self.bind_deferred_control_socket();
+    }
+
+    /// Once promoted, the control socket the old master kept (and removed
+    /// as it exited) is this master's.
+    fn bind_deferred_control_socket(&mut self) {
+        let Some(path) = self.control_deferred.take() else {
+            return;
+        };
+        match crate::control::ControlServer::bind(&path) {
+            Ok(server) => {
+                tracing::info!("Control socket at: {} ({})", path.display(), self.pid);
+                self.sources.push(Box::new(server));
+            }
+            Err(err) => tracing::error!("{err}; this master runs without a control socket"),
+        }
     }
 
     /// The old master reaped its new master: an upgrade rolled back or failed.
