@@ -504,3 +504,39 @@ fn usr2_hands_the_socket_over_at_promotion() {
     );
     assert!(!socket.exists(), "removed by the master that made it");
 }
+
+/// The socket is made once, at start: a HUP whose configuration names
+/// another path says so, and the socket stays where it was.
+#[test]
+fn a_hup_that_moves_the_socket_says_it_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.ctl");
+    let second = dir.path().join("second.ctl");
+    let config = dir.path().join("runicorn.toml");
+    let write = |path: &Path| {
+        std::fs::write(
+            &config,
+            format!("control_socket = {:?}\n", path.to_str().unwrap()),
+        )
+        .unwrap();
+    };
+    write(&first);
+    let server = Class::Sync.start(&["-c", config.to_str().unwrap()], "builtin:hello");
+    server.expect_log("Control socket at: ", 10.0);
+    let old = server.wait_workers(1, 10.0);
+    write(&second);
+    server.signal(Signal::SIGHUP);
+    let line = server.expect_log("--control-socket changed from", 10.0);
+    assert!(
+        line.contains(&format!(
+            "from {} to {} on HUP",
+            first.display(),
+            second.display()
+        )) && line.contains(&format!("stays at {}", first.display())),
+        "{line}"
+    );
+    assert!(wait_replaced(&server, &old, 30.0));
+    assert!(!second.exists());
+    let output = ctl(&first, &["status", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

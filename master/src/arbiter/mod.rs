@@ -193,6 +193,9 @@ pub struct Arbiter {
     /// `--control-socket`, while the old master of an upgrade keeps it:
     /// bound once this master is promoted.
     control_deferred: Option<PathBuf>,
+    /// The control socket this master serves (or will, once promoted):
+    /// bound once, at start; a HUP that changes it is told so.
+    control_path: Option<PathBuf>,
     /// When the master started (monotonic), for the `Ready:` line and
     /// `runicorn ctl status`.
     started: Duration,
@@ -336,6 +339,7 @@ impl Arbiter {
                 },
             }
         }
+        let control_path = settings.control_socket.clone();
         let num_workers = settings.workers.max(1);
         Ok(Arbiter {
             settings: Arc::new(settings),
@@ -373,6 +377,7 @@ impl Arbiter {
             last_memory_sample: Duration::ZERO,
             ready: false,
             sources,
+            control_path,
             control_deferred,
             started: monotonic_now(),
         })

@@ -92,6 +92,22 @@ impl Arbiter {
                 return;
             }
         }
+        if settings.control_socket != self.control_path {
+            let shown = |path: &Option<std::path::PathBuf>| {
+                path.as_ref()
+                    .map_or_else(|| "none".to_owned(), |path| path.display().to_string())
+            };
+            tracing::warn!(
+                "--control-socket changed from {} to {} on HUP: the control socket is made once, at \
+                 start, and stays {} until runicorn restarts (or a USR2 upgrade starts a new master)",
+                shown(&self.control_path),
+                shown(&settings.control_socket),
+                match &self.control_path {
+                    Some(path) => format!("at {}", path.display()),
+                    None => "off".to_owned(),
+                }
+            );
+        }
         let new_listeners = if settings.bind != self.settings.bind {
             let current: Vec<(&String, &runicorn_worker::Listener)> = self
                 .listener_specs

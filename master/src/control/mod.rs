@@ -29,8 +29,8 @@
 pub mod client;
 pub mod protocol;
 
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
-use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::sys::socket::{getsockopt, send, sockopt::PeerCredentials, MsgFlags};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::Uid;
 use runicorn_worker::clock::monotonic_now;
@@ -190,7 +190,7 @@ impl ControlServer {
             } else {
                 refuse_stranger(&stream)
             };
-            let mut client = Client {
+            let client = Client {
                 stream,
                 input: Vec::new(),
                 output: Vec::new(),
@@ -200,7 +200,7 @@ impl ControlServer {
             if let Some(refusal) = refusal {
                 // Best effort, without waiting: a short line fits in the
                 // socket's buffer; then the client is closed.
-                let _ = client.stream.write(&Response::error(refusal).to_line());
+                let _ = send_now(&client.stream, &Response::error(refusal).to_line());
                 continue;
             }
             self.clients.push(client);
@@ -271,7 +271,7 @@ impl ControlServer {
     fn write_client(&mut self, index: usize) -> bool {
         let client = &mut self.clients[index];
         while client.written < client.output.len() {
-            match client.stream.write(&client.output[client.written..]) {
+            match send_now(&client.stream, &client.output[client.written..]) {
                 Ok(0) => return false,
                 Ok(count) => client.written += count,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return true,
@@ -281,6 +281,17 @@ impl ControlServer {
         }
         false
     }
+}
+
+/// Writes what the socket takes now, without waiting and without SIGPIPE
+/// if the client has gone (`MSG_NOSIGNAL`).
+fn send_now(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    send(
+        stream.as_raw_fd(),
+        bytes,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)
 }
 
 /// `None` if the peer is this socket's owner (the master's user) or root;
