@@ -9,10 +9,10 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use runicorn_tests::scenario::{exit_code, LOCAL};
-use runicorn_tests::{get, Class, Launch, Server, Signal};
+use runicorn_tests::{deadline, get, wait_until, Class, Conn, Launch, Server, Signal};
 use serde_json::Value;
 
-runicorn_tests::class_matrix![json_lines_parse];
+runicorn_tests::class_matrix![json_lines_parse, access_lines_in_json];
 
 /// Stops the server with TERM and returns its whole log.
 fn stop(mut server: Server) -> String {
@@ -310,4 +310,140 @@ fn bad_log_settings_are_one_line_and_exit_2() {
         assert_eq!(exited.code(), 2, "{}", exited.log);
         assert!(exited.log.contains(said), "{}", exited.log);
     }
+}
+
+fn access_lines_in_json(class: Class) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let access = dir.path().join("access.log");
+    let access_arg = access.display().to_string();
+    let server = class.start(
+        &[
+            "--log-format",
+            "json",
+            "--access-logfile",
+            &access_arg,
+            "--request-id-header",
+            "X-Request-ID",
+        ],
+        "builtin:hello",
+    );
+    let worker_pids = server.wait_workers(1, 30.0);
+    let mut conn = Conn::connect(server.addr()).expect("connect");
+    let response = conn
+        .request(
+            "GET",
+            "/x?a=1",
+            &[
+                ("User-Agent", "probe/1.0 \"quoted\""),
+                ("X-Request-ID", "req-42"),
+                ("Connection", "close"),
+            ],
+            b"",
+        )
+        .expect("GET /x?a=1");
+    assert_eq!(response.status, 200);
+    let body_len = response.body.len() as u64;
+    stop(server);
+    let text = std::fs::read_to_string(&access).expect("the access log");
+    let lines = json_lines(&text);
+    assert_eq!(lines.len(), 1, "{text}");
+    let line = &lines[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["role"], "worker");
+    assert!(
+        worker_pids.contains(&(line["pid"].as_u64().unwrap() as u32)),
+        "{line}"
+    );
+    assert!(line["time"].as_str().unwrap().contains('T'), "{line}");
+    let message = line["message"].as_str().unwrap();
+    assert!(message.starts_with("127.0.0.1 - - ["), "{message}");
+    assert!(
+        message.contains(&format!(
+            "\"GET /x?a=1 HTTP/1.1\" 200 {body_len} \"-\" \"probe/1.0 \\\"quoted\\\"\""
+        )),
+        "{message}"
+    );
+    assert_eq!(line["remote_addr"], "127.0.0.1");
+    assert!(
+        line["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{line}"
+    );
+    assert_eq!(line["request"], "GET /x?a=1 HTTP/1.1");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/x");
+    assert_eq!(line["query"], "a=1");
+    assert_eq!(line["protocol"], "HTTP/1.1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes"], body_len);
+    assert!(line["duration"].as_f64().unwrap() >= 0.0, "{line}");
+    assert_eq!(line["referer"], Value::Null);
+    assert_eq!(line["user_agent"], "probe/1.0 \"quoted\"");
+    assert_eq!(line["request_id"], "req-42");
+}
+
+#[test]
+fn access_lines_go_to_syslog_unless_disabled() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let to = format!("udp://{}", receiver.local_addr().unwrap());
+    // No --access-logfile: syslog alone turns the access log on (Gunicorn).
+    let server = Launch::new([
+        "-b",
+        LOCAL,
+        "--log-syslog",
+        "--log-syslog-to",
+        &to,
+        "builtin:hello",
+    ])
+    .start();
+    let worker = server.wait_workers(1, 30.0)[0];
+    let body_len = get(server.addr(), "/y").expect("GET /y").body.len();
+    let seen = datagrams_until(|buf| receiver.recv(buf), "GET /y");
+    let access = seen.last().unwrap();
+    // user (1) * 8 + INFO (6) = 14, the access logger's name.
+    let head = format!("<14>runicorn.builtin.hello.access: [{worker}] 127.0.0.1 - - [");
+    assert!(access.starts_with(&head), "{access:?}");
+    assert!(
+        access.ends_with(&format!("\"GET /y HTTP/1.1\" 200 {body_len} \"-\" \"-\"\0")),
+        "{access:?}"
+    );
+    stop(server);
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("access.log");
+    let server = Launch::new([
+        "-b",
+        LOCAL,
+        "--log-syslog",
+        "--log-syslog-to",
+        &to,
+        "--disable-redirect-access-to-syslog",
+        "--access-logfile",
+        &file.display().to_string(),
+        "builtin:hello",
+    ])
+    .start();
+    let worker = server.wait_workers(1, 30.0)[0];
+    get(server.addr(), "/z").expect("GET /z");
+    // The line is written (to the file, flushed within a second) before
+    // the stop, so syslog would have had it by then.
+    assert!(wait_until(deadline(20.0), || {
+        std::fs::read_to_string(&file).is_ok_and(|text| text.contains("GET /z"))
+    }));
+    server.signal(Signal::SIGTERM);
+    let seen = datagrams_until(
+        |buf| receiver.recv(buf),
+        &format!("Worker exiting (pid: {worker})"),
+    );
+    assert!(
+        seen.iter().all(|message| !message.contains(".access:")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|message| message.contains(".error: ")),
+        "{seen:#?}"
+    );
+    stop(server);
 }

@@ -80,6 +80,7 @@ impl Shared {
     /// The state of `worker`, served with `config` (the class's keep-alive
     /// rule applied to [`Settings::conn_config`](crate::Settings::conn_config)).
     pub fn new(worker: &Worker, config: ConnConfig) -> Shared {
+        let request_id_header = config.request_id_header;
         Shared {
             app: worker.app.clone(),
             slot: worker.slot.clone(),
@@ -95,11 +96,18 @@ impl Shared {
                 .collect(),
             // Validated when the settings were read; a format that no
             // longer parses leaves the log off rather than the worker down.
-            access: worker.settings.accesslog.as_ref().and_then(|_| {
+            // On with a target, or with syslog taking access lines
+            // (Gunicorn: `accesslog or syslog and not
+            // disable_redirect_access_to_syslog`).
+            access: (worker.settings.accesslog.is_some()
+                || crate::log::syslog::takes(crate::log::syslog::Stream::Access))
+            .then(|| {
                 AccessLog::new(&worker.settings.access_log_format)
                     .map_err(|err| tracing::error!("access log off: {err}"))
                     .ok()
-            }),
+                    .map(|log| log.with_log_format(worker.settings.log_format, request_id_header))
+            })
+            .flatten(),
             request_ids: worker
                 .settings
                 .request_id_header

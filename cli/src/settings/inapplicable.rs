@@ -78,12 +78,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "header fields reach the app as received; runicorn never maps them",
     },
     Inapplicable {
-        key: "disable_redirect_access_to_syslog",
-        long: &["disable-redirect-access-to-syslog"],
-        takes_value: false,
-        instead: NOT_YET,
-    },
-    Inapplicable {
         key: "logger_class",
         long: &["logger-class"],
         takes_value: true,

@@ -941,6 +941,23 @@ pub static SETTINGS: &[Setting] = &[
         show: |settings| string(&settings.syslog_addr),
     },
     Setting {
+        key: "disable_redirect_access_to_syslog",
+        section: Section::Logging,
+        short: None,
+        long: &["disable-redirect-access-to-syslog"],
+        value_name: "",
+        arity: Arity::Flag,
+        env_default: None,
+        doc: "With `--log-syslog`, keep access lines out of syslog (by default they go there as \
+              `runicorn.PREFIX.access`, and the access log is on even without `--access-logfile`, as \
+              Gunicorn does).",
+        apply: |settings, raw| {
+            settings.disable_redirect_access_to_syslog = parse::flag(raw)?;
+            Ok(())
+        },
+        show: |settings| boolean(settings.disable_redirect_access_to_syslog),
+    },
+    Setting {
         key: "syslog_prefix",
         section: Section::Logging,
         short: None,

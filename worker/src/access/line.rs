@@ -109,7 +109,7 @@ impl Record<'_> {
 
     /// Gunicorn's `resp.sent`: body bytes sent, none for a response that
     /// carries no body (HEAD, 1xx, 204, 304), whatever the app wrote.
-    fn body_sent(&self) -> u64 {
+    pub(crate) fn body_sent(&self) -> u64 {
         let status = self.done.status;
         if self.head().method == "HEAD" || status < 200 || status == 204 || status == 304 {
             0
@@ -148,7 +148,7 @@ impl Record<'_> {
 
 /// `(REMOTE_ADDR, REMOTE_PORT)` of a peer written `ip:port` or
 /// `[v6]:port`; a unix socket's `""` has no port.
-fn split_peer(peer: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_peer(peer: &str) -> (&str, Option<&str>) {
     match peer.rsplit_once(':') {
         Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
             let host = host
@@ -163,7 +163,7 @@ fn split_peer(peer: &str) -> (&str, Option<&str>) {
 
 /// `(path, query)` as Gunicorn splits the target: the fragment dropped,
 /// the query after the first `?`; an absolute-form target's path.
-fn split_target(target: &str) -> (&str, &str) {
+pub(crate) fn split_target(target: &str) -> (&str, &str) {
     let without_fragment = target.split_once('#').map_or(target, |(before, _)| before);
     let (path, query) = without_fragment
         .split_once('?')

@@ -22,15 +22,19 @@
 //! USR1 (so workers forked later write to the new file) and each worker
 //! reopens its own at its next tick.
 //!
-//! [`request_id`] is `--request-id-header`.
+//! [`request_id`] is `--request-id-header`. [`json`] is the line under
+//! `--log-format json`; with `--log-syslog` each line also goes to syslog
+//! (`runicorn.PREFIX.access`, as Gunicorn), unless
+//! `--disable-redirect-access-to-syslog`.
 
 pub mod format;
+pub mod json;
 pub mod line;
 pub mod request_id;
 pub mod sink;
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -40,6 +44,8 @@ pub use line::Record;
 pub use request_id::RequestIds;
 pub use sink::Sink;
 
+use crate::log::syslog::{self, Severity, Stream};
+use crate::log::LogFormat;
 use crate::sys::REOPEN_ACCESS_LOG;
 
 /// This process's access log target (`None`: no access log).
@@ -126,34 +132,44 @@ fn write(lines: &[u8]) {
     }
 }
 
-/// How a line is written. One format today, Gunicorn's; another (JSON) is
-/// another arm rendering the same [`Record`].
+/// How a line is written: Gunicorn's text, or (`--log-format json`) a
+/// JSON object whose `message` is that text; both render the same
+/// [`Record`].
 #[derive(Debug, Clone)]
 pub enum LineFormat {
     /// Gunicorn's `--access-logformat`.
     Text(AccessFormat),
+    /// [`json`]: the request's fields, and the text line as `message`.
+    Json(AccessFormat),
 }
 
 impl LineFormat {
+    fn text(&self) -> &AccessFormat {
+        match self {
+            LineFormat::Text(format) | LineFormat::Json(format) => format,
+        }
+    }
+
     /// Appends `record`'s line, with its `\n`, to `out`.
     pub fn render(&self, record: &Record<'_>, out: &mut Vec<u8>) {
+        self.render_with(record, None, out);
+    }
+
+    fn render_with(&self, record: &Record<'_>, request_id: Option<&str>, out: &mut Vec<u8>) {
         match self {
             LineFormat::Text(format) => record.render(format, out),
+            LineFormat::Json(format) => json::render(record, format, request_id, true, out),
         }
     }
 
     /// The response fields the lines name (kept by each connection).
     pub fn response_fields(&self) -> &[String] {
-        match self {
-            LineFormat::Text(format) => format.response_fields(),
-        }
+        self.text().response_fields()
     }
 
     /// Whether the lines show `wsgi.url_scheme`.
     pub fn needs_scheme(&self) -> bool {
-        match self {
-            LineFormat::Text(format) => format.needs_scheme(),
-        }
+        self.text().needs_scheme()
     }
 }
 
@@ -167,6 +183,8 @@ thread_local! {
 pub struct AccessLog {
     format: LineFormat,
     pid: u32,
+    /// `--request-id-header`, for the JSON line's `request_id`.
+    request_id_header: Option<&'static str>,
 }
 
 impl AccessLog {
@@ -175,7 +193,23 @@ impl AccessLog {
         Ok(AccessLog {
             format: LineFormat::Text(AccessFormat::parse(format)?),
             pid: std::process::id(),
+            request_id_header: None,
         })
+    }
+
+    /// The same, in `--log-format`'s form, naming the request id field.
+    pub fn with_log_format(
+        mut self,
+        log_format: LogFormat,
+        request_id_header: Option<&'static str>,
+    ) -> AccessLog {
+        let text = self.format.text().clone();
+        self.format = match log_format {
+            LogFormat::Text => LineFormat::Text(text),
+            LogFormat::Json => LineFormat::Json(text),
+        };
+        self.request_id_header = request_id_header;
+        self
     }
 
     /// The line format.
@@ -188,12 +222,34 @@ impl AccessLog {
         self.pid
     }
 
-    /// Writes the line of one finished request.
+    /// Writes the line of one finished request (to the file or stdout
+    /// when there is one, and to syslog when it takes access lines).
     pub fn log(&self, record: &Record<'_>) {
         LINE.with_borrow_mut(|line| {
             line.clear();
-            self.format.render(record, line);
-            write(line);
+            if ACTIVE.load(Ordering::Acquire) {
+                self.format
+                    .render_with(record, self.request_id_header, line);
+                write(line);
+            }
+            if syslog::takes(Stream::Access) {
+                line.clear();
+                match &self.format {
+                    LineFormat::Text(format) => {
+                        let _ = write!(line, "[{}] ", self.pid);
+                        record.render(format, line);
+                        line.pop();
+                    }
+                    LineFormat::Json(format) => {
+                        json::render(record, format, self.request_id_header, false, line);
+                    }
+                }
+                syslog::send(
+                    Stream::Access,
+                    Severity::Info,
+                    &String::from_utf8_lossy(line),
+                );
+            }
         });
     }
 }

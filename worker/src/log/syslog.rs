@@ -18,6 +18,7 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -239,6 +240,12 @@ struct Sink {
 
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 
+/// Syslog is on ([`takes`] without the lock).
+static ERROR_ON: AtomicBool = AtomicBool::new(false);
+
+/// Syslog is on and takes access lines.
+static ACCESS_ON: AtomicBool = AtomicBool::new(false);
+
 /// Starts (or, with `None`, stops) sending to syslog; in the master at
 /// start and on HUP, before any fork. Resolves the host and opens a
 /// datagram socket now, so an unknown host is an error at start.
@@ -283,16 +290,22 @@ pub fn configure(config: Option<SyslogConfig>) -> Result<(), String> {
             Some(sink)
         }
     };
+    ERROR_ON.store(sink.is_some(), Ordering::Relaxed);
+    ACCESS_ON.store(
+        sink.as_ref().is_some_and(|sink| sink.config.access),
+        Ordering::Relaxed,
+    );
     *current = sink;
     Ok(())
 }
 
 /// Is syslog on, and does it take access lines?
+/// (A load, not a lock: the access log asks once per request.)
 pub fn takes(stream: Stream) -> bool {
-    SINK.lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .as_ref()
-        .is_some_and(|sink| stream == Stream::Error || sink.config.access)
+    match stream {
+        Stream::Error => ERROR_ON.load(Ordering::Relaxed),
+        Stream::Access => ACCESS_ON.load(Ordering::Relaxed),
+    }
 }
 
 /// Sends one line (without its newline); never blocks, drops what the
