@@ -25,7 +25,13 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use runicorn_app::loader::{self, SearchPath};
 use runicorn_master::log::LogOptions;
 use runicorn_master::{ArbiterView, Hooks, WorkerView};
+use runicorn_worker::log::syslog::SyslogConfig;
 use runicorn_worker::log::{LogFormat, Role};
+
+/// `--log-syslog`'s settings, handed to the watcher when syslog is on.
+const SYSLOG_TO_ENV: &str = "RUNICORN_RELOAD_SYSLOG_TO";
+const SYSLOG_FACILITY_ENV: &str = "RUNICORN_RELOAD_SYSLOG_FACILITY";
+const SYSLOG_PREFIX_ENV: &str = "RUNICORN_RELOAD_SYSLOG_PREFIX";
 use runicorn_worker::Settings;
 
 /// Set in the watcher's environment to the master's pid.
@@ -116,7 +122,18 @@ impl WithWatcher {
                 return;
             }
         };
-        let spawned = Command::new(exe)
+        let mut command = Command::new(exe);
+        if settings.syslog {
+            // The watcher's lines go to syslog too, under the same name.
+            command
+                .env(SYSLOG_TO_ENV, &settings.syslog_addr)
+                .env(SYSLOG_FACILITY_ENV, &settings.syslog_facility)
+                .env(
+                    SYSLOG_PREFIX_ENV,
+                    runicorn_master::log::syslog_prefix(settings),
+                );
+        }
+        let spawned = command
             .args(&self.files)
             .env(
                 MODULES_ENV,
@@ -192,7 +209,15 @@ pub fn watcher_main(master: &str) -> ExitCode {
         .and_then(|format| LogFormat::parse(&format).ok())
         .unwrap_or_default();
     runicorn_worker::log::set_role(Role::Watcher);
-    let _ = runicorn_master::log::init(&LogOptions::plain(&loglevel, &errorlog, format));
+    let mut options = LogOptions::plain(&loglevel, &errorlog, format);
+    if let (Ok(to), Ok(facility), Ok(prefix)) = (
+        std::env::var(SYSLOG_TO_ENV),
+        std::env::var(SYSLOG_FACILITY_ENV),
+        std::env::var(SYSLOG_PREFIX_ENV),
+    ) {
+        options.syslog = SyslogConfig::new(&to, &facility, &prefix, false).ok();
+    }
+    let _ = runicorn_master::log::init(&options);
     let Ok(master) = master.parse::<i32>() else {
         tracing::error!("{WATCHER_ENV}={master} is not a pid");
         return ExitCode::FAILURE;

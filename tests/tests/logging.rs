@@ -447,3 +447,57 @@ fn access_lines_go_to_syslog_unless_disabled() {
     );
     stop(server);
 }
+
+#[test]
+fn the_reload_watchers_lines_reach_syslog_too() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let to = format!("udp://{}", receiver.local_addr().unwrap());
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let extra = dir.path().join("extra.txt");
+    std::fs::write(&extra, "one\n").unwrap();
+    let extra_arg = extra.display().to_string();
+    let server = Launch::new([
+        "-b",
+        LOCAL,
+        "--log-format",
+        "json",
+        "--log-syslog",
+        "--log-syslog-to",
+        &to,
+        "--reload",
+        "--reload-extra-file",
+        &extra_arg,
+        "builtin:hello",
+    ])
+    .start();
+    server.expect_log("Reload watcher", 20.0);
+    // The watcher's inotify watch may lag its start: touch until it tells.
+    let mut seen = Vec::new();
+    let found = wait_until(deadline(30.0), || {
+        std::fs::write(&extra, "two\n").unwrap();
+        let mut buf = [0u8; 65536];
+        while let Ok(size) = receiver.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..size]).into_owned());
+        }
+        seen.iter().any(|message| message.contains("Reloading: "))
+    });
+    assert!(
+        found,
+        "no Reloading line in syslog: {seen:#?}\n{}",
+        server.log()
+    );
+    let message = seen
+        .iter()
+        .find(|message| message.contains("Reloading: "))
+        .unwrap();
+    let body = message
+        .strip_prefix("<14>runicorn.builtin.hello.error: ")
+        .and_then(|body| body.strip_suffix('\0'))
+        .unwrap_or_else(|| panic!("{message:?}"));
+    let value: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(value["role"], "watcher", "{value}");
+    stop(server);
+}

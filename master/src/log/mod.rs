@@ -116,16 +116,11 @@ impl LogOptions {
     /// an error here (one line, with the fix).
     pub fn from_settings(settings: &Settings) -> Result<LogOptions, MasterError> {
         let syslog = if settings.syslog {
-            let prefix = settings
-                .syslog_prefix
-                .as_deref()
-                .or(settings.proc_name.as_deref())
-                .unwrap_or(&settings.app);
             Some(
                 SyslogConfig::new(
                     &settings.syslog_addr,
                     &settings.syslog_facility,
-                    prefix,
+                    syslog_prefix(settings),
                     !settings.disable_redirect_access_to_syslog,
                 )
                 .map_err(MasterError::Syslog)?,
@@ -150,6 +145,16 @@ impl LogOptions {
             syslog: None,
         }
     }
+}
+
+/// The syslog program name's PREFIX: `--log-syslog-prefix`, else `--name`,
+/// else the app (Gunicorn's order).
+pub fn syslog_prefix(settings: &Settings) -> &str {
+    settings
+        .syslog_prefix
+        .as_deref()
+        .or(settings.proc_name.as_deref())
+        .unwrap_or(&settings.app)
 }
 
 /// Installs the global subscriber (once per process; later calls only
