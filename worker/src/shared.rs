@@ -196,9 +196,14 @@ impl Shared {
             } else {
                 "http"
             };
+            let elapsed = if access.format().needs_elapsed() {
+                started.at.elapsed()
+            } else {
+                std::time::Duration::ZERO
+            };
             access.log(&Record {
                 done,
-                elapsed: started.at.elapsed(),
+                elapsed,
                 pid: access.pid(),
                 scheme,
             });

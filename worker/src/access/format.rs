@@ -181,6 +181,17 @@ impl AccessFormat {
         &self.response_fields
     }
 
+    /// Whether an atom shows the request's duration (`T`, `M`, `D`, `L`):
+    /// the clock is read for it only then.
+    pub fn needs_elapsed(&self) -> bool {
+        self.pieces.iter().any(|piece| {
+            matches!(
+                piece,
+                Piece::Atom(Atom::Seconds | Atom::Millis | Atom::Micros | Atom::Decimal)
+            )
+        })
+    }
+
     /// Whether an atom needs `wsgi.url_scheme` (worked out from the
     /// forwarding fields only then).
     pub fn needs_scheme(&self) -> bool {

@@ -7,7 +7,6 @@
 //! allocates: the line grows in a buffer the writer reuses.
 
 use std::cell::RefCell;
-use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -21,7 +20,8 @@ use crate::log::local_time;
 pub struct Record<'a> {
     /// The request as the driver ended it.
     pub done: &'a RequestDone<'a>,
-    /// From the head's arrival to the response's end.
+    /// From the head's arrival to the response's end (zero when the
+    /// format shows no duration: see [`AccessFormat::needs_elapsed`]).
     pub elapsed: Duration,
     /// The worker's pid.
     pub pid: u32,
@@ -32,6 +32,8 @@ pub struct Record<'a> {
 impl Record<'_> {
     /// Appends this request's line, `\n` included, to `out`.
     pub fn render(&self, format: &AccessFormat, out: &mut Vec<u8>) {
+        // Once per thread's buffer in practice: it keeps its capacity.
+        out.reserve(512);
         for piece in format.pieces() {
             match piece {
                 Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
@@ -80,15 +82,14 @@ impl Record<'_> {
                 self.seconds() * 1_000_000 + u64::from(self.elapsed.subsec_micros()),
             ),
             Atom::Decimal => {
-                let _ = write!(
-                    out,
-                    "{}.{:06}",
-                    self.seconds(),
-                    self.elapsed.subsec_micros()
-                );
+                number(out, self.seconds());
+                out.push(b'.');
+                out.extend_from_slice(&number_padded(self.elapsed.subsec_micros()));
             }
             Atom::Pid => {
-                let _ = write!(out, "<{}>", self.pid);
+                out.push(b'<');
+                number(out, u64::from(self.pid));
+                out.push(b'>');
             }
             Atom::RequestField(name) => match last_field(head, name) {
                 Some(value) => escaped(out, value),
@@ -210,7 +211,11 @@ fn hex(digit: u8) -> Option<u8> {
 
 /// Bytes read as latin-1, written as UTF-8, `"` escaped as `\"`.
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    if bytes.is_ascii() && !bytes.contains(&b'"') {
+    // One pass without a branch per byte: most values need no escaping.
+    if bytes
+        .iter()
+        .fold(true, |plain, &byte| plain & (byte < 0x80) & (byte != b'"'))
+    {
         out.extend_from_slice(bytes);
         return;
     }
@@ -241,8 +246,30 @@ fn escaped_utf8(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-fn number(out: &mut Vec<u8>, value: u64) {
-    let _ = write!(out, "{value}");
+/// `value` in decimal (without `fmt`'s machinery: this runs several
+/// times per line).
+fn number(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Six digits, zero-padded (the microseconds of `L`).
+fn number_padded(mut value: u32) -> [u8; 6] {
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    digits
 }
 
 /// The last field named `name` (Gunicorn's dict of request headers keeps

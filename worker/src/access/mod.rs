@@ -167,6 +167,13 @@ impl LineFormat {
         self.text().response_fields()
     }
 
+    /// Whether the lines show the request's duration.
+    pub fn needs_elapsed(&self) -> bool {
+        match self {
+            LineFormat::Text(format) => format.needs_elapsed(),
+        }
+    }
+
     /// Whether the lines show `wsgi.url_scheme`.
     pub fn needs_scheme(&self) -> bool {
         self.text().needs_scheme()
