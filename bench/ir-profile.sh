@@ -8,6 +8,8 @@
 # the first, over N, per function (self cost; INCLUSIVE=1 for inclusive),
 # via bench/python/cg_diff.py. The same difference as ir.sh, broken down.
 # Dumps are kept under $PROFILE_DIR (default target/callgrind-hello).
+# PROFILE_FLAGS adds runicorn flags (split on spaces), e.g.
+# PROFILE_FLAGS="--access-logfile /tmp/access.log" for the access log's share.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ $# -ge 1 ] || die "usage: ir-profile.sh BINARY [CLASS] [N] [CONNS]"
 RUNICORN_PATH="$1"
@@ -20,6 +22,8 @@ command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgr
 OUT_DIR="$(mkdir -p "${PROFILE_DIR:-${CARGO_TARGET_DIR:-$ROOT_DIR/target}/callgrind-hello}" && cd "${PROFILE_DIR:-${CARGO_TARGET_DIR:-$ROOT_DIR/target}/callgrind-hello}" && pwd)"
 flags=(-k "$CLASS" -w 1)
 [ "$CLASS" = gthread ] && flags+=(--threads 4)
+read -r -a extra_flags <<<"${PROFILE_FLAGS:-}"
+flags+=("${extra_flags[@]}")
 
 # profile_run COUNT: serve COUNT requests under callgrind; prints the
 # worker's dump file (callgrind's default name: runicorn writes its process
