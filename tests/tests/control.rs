@@ -1,7 +1,8 @@
 //! The control socket and `runicorn ctl` (issue 15, "a live view"): `ctl
 //! status` names the request each worker runs now under every class;
 //! `workers add|remove`, `reload` and `stop` act as TTIN, TTOU, HUP and
-//! TERM; the socket is mode 0600 and answers its owner alone; a client
+//! TERM (a worker retiring is listed with the request it finishes); the
+//! socket is mode 0600 and answers its owner alone; a client
 //! that stalls holds nothing; a second master cannot take a live socket,
 //! a stale one is replaced; across a USR2 upgrade the socket stays with
 //! the old master until the new one is promoted.
@@ -539,4 +540,59 @@ fn a_hup_that_moves_the_socket_says_it_stays() {
     assert!(!second.exists());
     let output = ctl(&first, &["status", "--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// A worker that TTOU retires while it runs a request is listed as
+/// `retiring`, its request still named, until it has answered and exited.
+#[test]
+fn a_retiring_worker_is_listed_with_the_request_it_finishes() {
+    let controlled = start(
+        Class::Gthread,
+        &["-w", "1", "--threads", "2"],
+        "builtin:sleep",
+    );
+    let master = controlled.server.pid();
+    let first = controlled.server.wait_workers(1, 10.0)[0];
+    let addr = controlled.server.addr().clone();
+    let slow = std::thread::spawn(move || {
+        let mut conn = Conn::connect(&addr)?;
+        conn.set_timeout(Duration::from_secs(30))?;
+        conn.get("/slow?ms=4000")
+    });
+    assert!(wait_until(deadline(10.0), || {
+        status(&controlled)["workers"][0]["in_flight"] == 1
+    }));
+    ctl_ok(&controlled, &["workers", "add", "1"]);
+    assert!(wait_until(deadline(20.0), || workers_of(master).len() == 2));
+    // TTOU retires the oldest: the busy one.
+    ctl_ok(&controlled, &["workers", "remove", "1"]);
+    let mut last = Value::Null;
+    let listed = wait_until(deadline(10.0), || {
+        last = status(&controlled);
+        last["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|worker| worker["pid"] == first && worker["state"] == "retiring")
+    });
+    assert!(listed, "worker {first} is not listed as retiring: {last}");
+    let retiring = last["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|worker| worker["pid"] == first)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        retiring["requests_now"][0]["request"], "GET /slow?ms=4000 HTTP/1.1",
+        "{last}"
+    );
+    assert_eq!(slow.join().unwrap().expect("answered").status, 200);
+    assert!(wait_until(deadline(20.0), || {
+        status(&controlled)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|worker| worker["pid"] != first)
+    }));
 }
