@@ -86,7 +86,7 @@ impl Bookkeeping for Record {
         self.close_after
             .is_some_and(|limit| self.started.len() + 1 >= limit)
     }
-    fn request_started(&mut self, state: &mut ConnState) {
+    fn request_started(&mut self, state: &mut ConnState, _peer: &str) {
         let head = state.head();
         self.started
             .push(format!("{} {}", head.method, head.target));

@@ -46,6 +46,17 @@ impl WorkerClass for AsyncWorker {
         "async"
     }
 
+    fn overdue_policy(&self) -> &'static str {
+        "the async worker only reports it (a task cannot be killed safely): the request runs on, and the \
+         worker is killed as a whole only if its heartbeat stops"
+    }
+
+    fn timeout_advice(&self) -> &'static str {
+        "a call in that request blocked the event loop's thread (CPU work or blocking I/O inside an async \
+         view): find it first; await it, or serve the view as a sync app (which runs on the blocking \
+         pool); CPU-bound views belong under -k sync or -k gthread"
+    }
+
     fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }

@@ -37,7 +37,7 @@ where
     conn.unanswered = Unanswered::register(conn.fd);
     // Ended by `end_request` below: the lane freed, the request counted
     // and logged.
-    let started = shared.start_request(&mut conn.state);
+    let started = shared.start_request(&mut conn.state, &conn.peer);
     if started.last {
         conn.state.close_after();
     }

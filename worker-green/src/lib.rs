@@ -59,6 +59,17 @@ impl WorkerClass for GreenWorker {
         "green"
     }
 
+    fn overdue_policy(&self) -> &'static str {
+        "the green worker only reports it (a coroutine cannot be killed safely): the request runs on, \
+         and the worker is killed as a whole only if its heartbeat stops"
+    }
+
+    fn timeout_advice(&self) -> &'static str {
+        "a call in that request held a may thread without yielding (CPU work, or a blocking call that does \
+         not go through the host): find it first; waits that yield never do this; move CPU-bound views to \
+         -k sync or -k gthread, or raise --threads"
+    }
+
     fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }

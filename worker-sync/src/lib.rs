@@ -37,4 +37,14 @@ impl WorkerClass for SyncWorker {
     fn connections_per_worker(&self, _settings: &Settings) -> usize {
         1
     }
+
+    fn overdue_policy(&self) -> &'static str {
+        "the sync worker is killed with it (its heartbeat stops while a request runs: WORKER TIMEOUT)"
+    }
+
+    fn timeout_advice(&self) -> &'static str {
+        "find the slow call in that request first (a query, an upstream call without a timeout of its \
+         own); raise --timeout only if the request is meant to be slow; for views that wait on IO use \
+         -k gthread --threads N or -k async, where a waiting request does not hold the whole worker"
+    }
 }

@@ -70,6 +70,17 @@ impl WorkerClass for ThreadWorker {
         "gthread"
     }
 
+    fn overdue_policy(&self) -> &'static str {
+        "the gthread worker stops accepting and exits once the request ends, or at --graceful-timeout \
+         (a thread cannot be killed safely, so the request is not cut sooner)"
+    }
+
+    fn timeout_advice(&self) -> &'static str {
+        "the worker's poller stopped beating, so a call in that request held the whole process (the GIL \
+         kept by a C extension, a lock taken before fork): find it first; raise --timeout only if that is \
+         meant; for views that wait on IO, -k async waits without a thread"
+    }
+
     fn run(&self, worker: Worker) -> Ending {
         lifecycle::run(worker)
     }

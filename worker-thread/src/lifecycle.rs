@@ -72,10 +72,11 @@ impl Poller<'_> {
         if let Some((age, line)) = self.worker.slot.oldest_request() {
             if policy::overdue(age, timeout) {
                 runicorn_worker::critical!(
-                    "WORKER TIMEOUT (pid:{}): request {line:?} has run {:.1}s, past --timeout {}s; \
-                     the worker stops accepting and exits once its other requests finish (at most \
-                     --graceful-timeout {}s later). Raise --timeout if such requests are expected, \
-                     or find why the handler blocks",
+                    "WORKER TIMEOUT (pid:{}): request {line:?} has run {:.1}s, past --timeout {}s, on \
+                     a gthread worker; the worker stops accepting and exits once its requests finish (at \
+                     most --graceful-timeout {}s later). Find the slow call in that request first; raise \
+                     --timeout only if the request is meant to be slow; views that wait on IO can run \
+                     under -k async, which waits without a thread",
                     std::process::id(),
                     age.as_secs_f64(),
                     timeout.as_secs_f64(),

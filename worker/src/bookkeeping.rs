@@ -37,8 +37,8 @@ impl Bookkeeping for ConnBookkeeping<'_> {
         self.shared.closing()
     }
 
-    fn request_started(&mut self, state: &mut ConnState) {
-        self.in_flight = Some(self.shared.start_request(state));
+    fn request_started(&mut self, state: &mut ConnState, peer: &str) {
+        self.in_flight = Some(self.shared.start_request(state, peer));
     }
 
     fn request_finished(&mut self, done: &RequestDone<'_>) {

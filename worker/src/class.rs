@@ -31,6 +31,20 @@ pub trait WorkerClass: Send + Sync {
     fn connections_per_worker(&self, settings: &Settings) -> usize {
         settings.worker_connections
     }
+
+    /// What this class does with a request that runs past `--timeout`: the
+    /// end of the master's line naming such a request. The default suits a
+    /// class that cannot end one request alone.
+    fn overdue_policy(&self) -> &'static str {
+        "this class only reports it: the request runs on, and the worker is killed as a whole only if \
+         its heartbeat stops"
+    }
+
+    /// What to do, as a `WORKER TIMEOUT` line under this class says after
+    /// the request it names: the slow call first, then a class that suits.
+    fn timeout_advice(&self) -> &'static str {
+        "find the slow call in that request first; raise --timeout only if the request is meant to be slow"
+    }
 }
 
 /// What a worker class gets from the master, and nothing more.
@@ -52,6 +66,14 @@ pub struct Worker {
     /// Requests after which this worker retires gracefully (jitter applied);
     /// 0 means never.
     pub max_requests: u64,
+}
+
+/// "a" or "an" before a class's name in a log line ("an async worker").
+pub fn article(class: &str) -> &'static str {
+    match class.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
 }
 
 /// How long a worker's accept loop may wait between two heartbeats: half
@@ -90,6 +112,13 @@ mod tests {
             poll_interval(Duration::from_millis(20)),
             Duration::from_millis(50)
         );
+    }
+
+    #[test]
+    fn class_names_take_their_article() {
+        assert_eq!(article("async"), "an");
+        assert_eq!(article("green"), "a");
+        assert_eq!(article(""), "a");
     }
 
     #[test]

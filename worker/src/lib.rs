@@ -42,5 +42,5 @@ pub use quick::quick_exit;
 pub use settings::Settings;
 pub use shared::{Shared, Started};
 pub use shutdown::{Shutdown, ShutdownState, SignalHook};
-pub use slot::{RequestGuard, RetireCause, Slot};
+pub use slot::{LaneRequest, RequestGuard, RetireCause, Slot};
 pub use unanswered::{Answering, Unanswered};

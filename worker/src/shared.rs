@@ -3,8 +3,9 @@
 //! same way: the scoreboard lane naming the request (so a hung one is
 //! named), the count toward `--max-requests` (Gunicorn's "Autorestarting
 //! worker after current request."), whether the next request must be the
-//! last on its connection, the app's failure that retires the worker, and
-//! whom to believe about forwarded clients.
+//! last on its connection, the app's failure that retires the worker, the
+//! line naming a request that ended past `--timeout`, and whom to believe
+//! about forwarded clients.
 //!
 //! A request's life in the kit is two calls every class makes, whichever
 //! driver runs it: [`Shared::start_request`] when its head is parsed and
@@ -14,7 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use runicorn_app::blocking::{call_app, Endpoint};
 use runicorn_app::{AppError, Application, Host};
@@ -48,6 +49,10 @@ pub struct Shared {
     access: Option<AccessLog>,
     /// `--request-id-header`: the ids this worker makes.
     request_ids: Option<RequestIds>,
+    /// `--timeout` (zero: none): a request that ends after it is logged.
+    timeout: Duration,
+    /// The worker class's name, for the log.
+    class: String,
 }
 
 impl std::fmt::Debug for Shared {
@@ -113,6 +118,8 @@ impl Shared {
                 .request_id_header
                 .as_ref()
                 .map(|_| RequestIds::new()),
+            timeout: worker.settings.timeout,
+            class: worker.settings.worker_class.clone(),
         }
     }
 
@@ -131,6 +138,8 @@ impl Shared {
             server_addrs: Vec::new(),
             access: None,
             request_ids: None,
+            timeout: Duration::ZERO,
+            class: "in-process".to_owned(),
         })
     }
 
@@ -162,9 +171,10 @@ impl Shared {
 
     /// A parsed request starts: with `--request-id-header`, it gets its id
     /// (the client's when sane, else a new one) in its head and its
-    /// response; then [`Shared::begin`]. Every class calls this (the
-    /// blocking driver through `ConnBookkeeping`).
-    pub fn start_request(&self, state: &mut ConnState) -> Started {
+    /// response; then [`Shared::begin`], its lane naming the client `peer`
+    /// (`""`: a unix socket). Every class calls this (the blocking driver
+    /// through `ConnBookkeeping`).
+    pub fn start_request(&self, state: &mut ConnState, peer: &str) -> Started {
         if let Some(ids) = &self.request_ids {
             let mut client = [0u8; request_id::MAX_LEN];
             let kept = state
@@ -181,13 +191,20 @@ impl Shared {
                 None => state.set_request_id(&ids.next()),
             }
         }
-        self.begin(state.head())
+        self.begin(state.head(), peer)
     }
 
     /// The request has ended (its response is complete or cut short; it
-    /// may still be buffered): its access line is written, and its lane
-    /// freed and the request counted served.
+    /// may still be buffered): its access line is written, a request that
+    /// ran past `--timeout` is named again (the master named it as it
+    /// passed the limit), and its lane freed and the request counted served.
     pub fn end_request(&self, started: Started, done: &RequestDone<'_>) {
+        if !self.timeout.is_zero() {
+            let age = started.at.elapsed();
+            if age > self.timeout {
+                self.log_overrun(done, age);
+            }
+        }
         if let Some(access) = &self.access {
             let scheme = if access.format().needs_scheme() {
                 self.forwarded
@@ -211,11 +228,28 @@ impl Shared {
         drop(started);
     }
 
-    /// Counts a request as started and gives it a scoreboard lane named by
-    /// its request line. The request reaching `--max-requests` starts the
-    /// graceful stop (requests racing it on other threads learn it when
-    /// their response starts).
-    pub fn begin(&self, head: &RequestHead) -> Started {
+    #[cold]
+    fn log_overrun(&self, done: &RequestDone<'_>, age: Duration) {
+        let head = done.head;
+        tracing::warn!(
+            "Request \"{} {} {}\" from {} on {} {} worker (pid: {}) ended after {:.1}s, past --timeout {}s",
+            head.method,
+            head.target,
+            head.version.as_str(),
+            client(done.peer),
+            crate::class::article(&self.class),
+            self.class,
+            std::process::id(),
+            age.as_secs_f64(),
+            self.timeout.as_secs_f64()
+        );
+    }
+
+    /// Counts a request from `peer` as started and gives it a scoreboard
+    /// lane named by its request line and client. The request reaching
+    /// `--max-requests` starts the graceful stop (requests racing it on
+    /// other threads learn it when their response starts).
+    pub fn begin(&self, head: &RequestHead, peer: &str) -> Started {
         let count = self.started.fetch_add(1, Ordering::AcqRel) + 1;
         if count == self.max_requests {
             tracing::info!("Autorestarting worker after current request.");
@@ -223,9 +257,9 @@ impl Shared {
             self.shutdown.request_graceful();
         }
         let last = past_max_requests(count, self.max_requests) || !self.shutdown.is_running();
-        let guard =
-            self.slot
-                .begin_request_parts(&[&head.method, &head.target, head.version.as_str()]);
+        let guard = self
+            .slot
+            .begin_request_from(&[&head.method, &head.target, head.version.as_str()], peer);
         Started {
             guard,
             last,
@@ -274,6 +308,15 @@ impl Shared {
     }
 }
 
+/// A client as the log names it: its address, or the unix socket's.
+pub fn client(peer: &str) -> &str {
+    if peer.is_empty() {
+        "a unix socket client"
+    } else {
+        peer
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +339,7 @@ mod tests {
     #[test]
     fn a_started_request_is_named_in_the_scoreboard_and_counted() {
         let shared = shared();
-        let started = shared.begin(&head());
+        let started = shared.begin(&head(), "127.0.0.1:1");
         assert!(!started.last);
         assert_eq!(
             shared.slot.oldest_request().unwrap().1,
@@ -311,12 +354,12 @@ mod tests {
     fn the_request_reaching_max_requests_is_the_last_and_retires_the_worker() {
         let shared = shared().with_max_requests(2);
         assert!(!shared.closing());
-        assert!(!shared.begin(&head()).last);
+        assert!(!shared.begin(&head(), "127.0.0.1:1").last);
         assert!(shared.closing(), "the next one reaches the limit");
         assert!(shared.shutdown.is_running());
-        assert!(shared.begin(&head()).last);
+        assert!(shared.begin(&head(), "127.0.0.1:1").last);
         assert!(!shared.shutdown.is_running());
-        assert!(shared.begin(&head()).last);
+        assert!(shared.begin(&head(), "127.0.0.1:1").last);
     }
 
     #[test]
@@ -324,7 +367,7 @@ mod tests {
         let shared = shared();
         shared.shutdown.request_graceful();
         assert!(shared.closing());
-        assert!(shared.begin(&head()).last);
+        assert!(shared.begin(&head(), "127.0.0.1:1").last);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::clock::monotonic_nanos;
 use layout::CLAIMING;
-pub use layout::{Lane, SlotData, LANES, LINE_BYTES};
+pub use layout::{Lane, SlotData, LANES, LINE_BYTES, PEER_BYTES};
 
 /// Where the slots live: the master's shared mapping, or [`LocalSlots`].
 pub trait SlotMemory: Send + Sync + fmt::Debug {
@@ -103,9 +103,18 @@ impl Slot {
     /// [`Slot::begin_request`] for a line given in parts (method, target,
     /// version), written joined by single spaces without building the line.
     pub fn begin_request_parts(&self, parts: &[&str]) -> RequestGuard {
+        self.begin_request_from(parts, "")
+    }
+
+    /// [`Slot::begin_request_parts`] for a request from client `peer`
+    /// (`""`: a unix socket), kept in the lane beside the line (cut to
+    /// [`PEER_BYTES`]), so the master can name the client of a request
+    /// that runs long. Neither blocks nor allocates.
+    pub fn begin_request_from(&self, parts: &[&str], peer: &str) -> RequestGuard {
         let data = self.data();
         data.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut claimed = None;
+        let start = monotonic_nanos();
         for (index, lane) in data.lanes.iter().enumerate() {
             if lane
                 .start_ns
@@ -117,14 +126,17 @@ impl Slot {
                 fence(Ordering::Release);
                 let len = write_line(&lane.line, parts);
                 lane.len.store(len as u32, Ordering::Relaxed);
+                let peer_len = write_line(&lane.peer, &[peer]);
+                lane.peer_len.store(peer_len as u32, Ordering::Relaxed);
                 lane.seq.fetch_add(1, Ordering::Release);
-                lane.start_ns.store(monotonic_nanos(), Ordering::Release);
+                lane.start_ns.store(start, Ordering::Release);
                 break;
             }
         }
         RequestGuard {
             slot: self.clone(),
             lane: claimed,
+            start_ns: start,
         }
     }
 
@@ -141,23 +153,9 @@ impl Slot {
     /// Every tracked in-flight request: how long it has run and its line,
     /// oldest first (for `runicorn ctl status`).
     pub fn requests_in_flight(&self) -> Vec<(Duration, String)> {
-        let now = monotonic_nanos();
-        let mut requests: Vec<(u64, String)> = self
-            .data()
-            .lanes
-            .iter()
-            .filter_map(|lane| {
-                let start = lane.start_ns.load(Ordering::Acquire);
-                if start == 0 || start == CLAIMING {
-                    return None;
-                }
-                read_lane(lane, start).map(|line| (start, line))
-            })
-            .collect();
-        requests.sort_by_key(|(start, _)| *start);
-        requests
+        self.lane_requests()
             .into_iter()
-            .map(|(start, line)| (Duration::from_nanos(now.saturating_sub(start)), line))
+            .map(|request| (request.age, request.line))
             .collect()
     }
 
@@ -173,11 +171,43 @@ impl Slot {
             if oldest.as_ref().is_some_and(|(best, _)| *best <= start) {
                 continue;
             }
-            if let Some(line) = read_lane(lane, start) {
+            if let Some((line, _)) = read_lane(lane, start) {
                 oldest = Some((start, line));
             }
         }
         oldest.map(|(start, line)| (Duration::from_nanos(now.saturating_sub(start)), line))
+    }
+
+    /// Every tracked request in flight, oldest first, each named by its
+    /// lane and start (which together identify it for as long as it runs),
+    /// its line and its client.
+    pub fn lane_requests(&self) -> Vec<LaneRequest> {
+        let now = monotonic_nanos();
+        let mut found = Vec::new();
+        for (index, lane) in self.data().lanes.iter().enumerate() {
+            let start = lane.start_ns.load(Ordering::Acquire);
+            if start == 0 || start == CLAIMING {
+                continue;
+            }
+            if let Some((line, peer)) = read_lane(lane, start) {
+                found.push(LaneRequest {
+                    lane: index,
+                    start_ns: start,
+                    age: Duration::from_nanos(now.saturating_sub(start)),
+                    line,
+                    peer,
+                });
+            }
+        }
+        found.sort_by_key(|request| request.start_ns);
+        found
+    }
+
+    /// [`Slot::lane_requests`] that have run longer than `limit`.
+    pub fn requests_older_than(&self, limit: Duration) -> Vec<LaneRequest> {
+        let mut found = self.lane_requests();
+        found.retain(|request| request.age > limit);
+        found
     }
 
     /// Whether this worker, when it stops accepting, must first take every
@@ -278,26 +308,51 @@ fn write_line(cells: &[AtomicU8], parts: &[&str]) -> usize {
     len
 }
 
-fn read_lane(lane: &Lane, start: u64) -> Option<String> {
+/// A lane's line and client, read consistently while it still holds the
+/// request that started at `start`.
+fn read_lane(lane: &Lane, start: u64) -> Option<(String, String)> {
+    let text = |cells: &[AtomicU8], len: &std::sync::atomic::AtomicU32| {
+        let len = (len.load(Ordering::Relaxed) as usize).min(cells.len());
+        let bytes: Vec<u8> = cells[..len]
+            .iter()
+            .map(|cell| cell.load(Ordering::Relaxed))
+            .collect();
+        bytes
+    };
     for _ in 0..8 {
         let before = lane.seq.load(Ordering::Acquire);
         if before % 2 == 1 {
             std::hint::spin_loop();
             continue;
         }
-        let len = (lane.len.load(Ordering::Relaxed) as usize).min(LINE_BYTES);
-        let bytes: Vec<u8> = lane.line[..len]
-            .iter()
-            .map(|cell| cell.load(Ordering::Relaxed))
-            .collect();
+        let line = text(&lane.line, &lane.len);
+        let peer = text(&lane.peer, &lane.peer_len);
         fence(Ordering::Acquire);
         if lane.seq.load(Ordering::Relaxed) == before
             && lane.start_ns.load(Ordering::Relaxed) == start
         {
-            return Some(String::from_utf8_lossy(&bytes).into_owned());
+            return Some((
+                String::from_utf8_lossy(&line).into_owned(),
+                String::from_utf8_lossy(&peer).into_owned(),
+            ));
         }
     }
     None
+}
+
+/// A request in flight, as its lane names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneRequest {
+    /// Its lane in the slot.
+    pub lane: usize,
+    /// When it started, scoreboard nanoseconds (with `lane`, its identity).
+    pub start_ns: u64,
+    /// How long it has run.
+    pub age: Duration,
+    /// Its request line (cut to [`LINE_BYTES`]).
+    pub line: String,
+    /// Its client's address (`""`: a unix socket).
+    pub peer: String,
 }
 
 /// One request in flight; dropping it counts the request served.
@@ -305,6 +360,21 @@ fn read_lane(lane: &Lane, start: u64) -> Option<String> {
 pub struct RequestGuard {
     slot: Slot,
     lane: Option<usize>,
+    start_ns: u64,
+}
+
+impl RequestGuard {
+    /// How long the request has run.
+    pub fn age(&self) -> Duration {
+        Duration::from_nanos(monotonic_nanos().saturating_sub(self.start_ns))
+    }
+
+    /// Its request line and client, as its lane names them (`None` when
+    /// every lane was taken as it started).
+    pub fn named(&self) -> Option<(String, String)> {
+        let lane = &self.slot.data().lanes[self.lane?];
+        read_lane(lane, self.start_ns)
+    }
 }
 
 impl Drop for RequestGuard {
@@ -350,6 +420,30 @@ mod tests {
         assert_eq!(slot.requests_served(), 2);
         assert!(slot.oldest_request().is_none());
         assert_eq!(Slot::new(memory, 1).requests_served(), 0);
+    }
+
+    #[test]
+    fn requests_past_a_limit_are_named_with_their_client() {
+        let slot = Slot::local();
+        let old = slot.begin_request_from(&["GET", "/slow", "HTTP/1.1"], "127.0.0.1:4242");
+        std::thread::sleep(Duration::from_millis(20));
+        let young = slot.begin_request_from(&["GET", "/fast", "HTTP/1.1"], "");
+        let found = slot.requests_older_than(Duration::from_millis(10));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, "GET /slow HTTP/1.1");
+        assert_eq!(found[0].peer, "127.0.0.1:4242");
+        assert!(found[0].age >= Duration::from_millis(20));
+        assert_eq!(
+            old.named(),
+            Some(("GET /slow HTTP/1.1".to_owned(), "127.0.0.1:4242".to_owned()))
+        );
+        assert_eq!(young.named().unwrap().1, "");
+        assert!(old.age() >= Duration::from_millis(20));
+        let long_peer = format!("[{}]:65535", "f".repeat(80));
+        let cut = slot.begin_request_from(&["GET", "/"], &long_peer);
+        assert_eq!(cut.named().unwrap().1.len(), PEER_BYTES);
+        drop((old, young, cut));
+        assert!(slot.requests_older_than(Duration::ZERO).is_empty());
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub trait Bookkeeping {
     /// A request head was parsed and is about to be handled. The state is
     /// lent so the worker can read the head and give the request an id
     /// ([`ConnState::set_request_id`]).
-    fn request_started(&mut self, _state: &mut ConnState) {}
+    /// `peer` is the client's address (`""`: a unix socket).
+    fn request_started(&mut self, _state: &mut ConnState, _peer: &str) {}
     /// A request was answered (the response may still be buffered).
     fn request_finished(&mut self, _done: &RequestDone<'_>) {}
     /// A request from `peer` (`""`: a unix socket) was rejected before any

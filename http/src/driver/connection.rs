@@ -145,7 +145,7 @@ impl<S: Transport> Connection<S> {
         if bookkeeping.should_close() {
             self.state.close_after();
         }
-        bookkeeping.request_started(&mut self.state);
+        bookkeeping.request_started(&mut self.state, &self.peer);
         self.wire.stream.request_begins();
         handler.handle(&mut Exchange::new(
             &mut self.wire,

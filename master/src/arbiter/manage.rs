@@ -1,5 +1,6 @@
 //! `murder_workers` and `manage_workers`: act on the supervisor's decisions.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use nix::sys::signal::Signal;
 
 use super::supervisor::{self, Murder};
 use super::{Arbiter, RetiredListeners};
+use runicorn_worker::class::article;
 use runicorn_worker::clock::monotonic_now;
 use runicorn_worker::Listener;
 
@@ -29,23 +31,24 @@ impl Arbiter {
                     let slot = self.scoreboard.slot(record.slot);
                     let silent =
                         now.saturating_sub(slot.last_heartbeat().unwrap_or(record.state.spawned));
+                    let class = self.class.name();
+                    let an = article(class);
                     let what = match (slot.last_heartbeat(), slot.oldest_request()) {
                         (_, Some((age, line))) => {
                             format!(
-                                "handling \"{line}\" (started {:.1}s ago)",
-                                age.as_secs_f64()
+                                "handling \"{line}\" (started {:.1}s ago) on {an} {class} worker: {}",
+                                age.as_secs_f64(),
+                                self.class.timeout_advice()
                             )
                         }
-                        (None, None) => {
-                            "while booting (loading the app or init_worker took longer than \
-                                         --timeout: raise -t or make the app's start faster)"
-                                .to_owned()
-                        }
-                        (Some(_), None) => {
-                            "while idle: no request in flight (stuck outside any request, \
-                                            e.g. in the app's own threads or the worker's loop)"
-                                .to_owned()
-                        }
+                        (None, None) => format!(
+                            "while booting on {an} {class} worker (loading the app or init_worker took \
+                             longer than --timeout: raise -t or make the app's start faster)"
+                        ),
+                        (Some(_), None) => format!(
+                            "while idle on {an} {class} worker: no request in flight (stuck outside any \
+                             request, e.g. in the app's own threads or the worker's loop)"
+                        ),
                     };
                     let request = slot.oldest_request().map(|(_, line)| line);
                     runicorn_worker::critical!(
@@ -78,6 +81,44 @@ impl Arbiter {
                 }
             }
         }
+    }
+
+    /// Names every request that has run past `--timeout`, once, as it
+    /// passes the limit, under every class (the worker names it again as it
+    /// ends): the class, the request line, the client, the age, and what the
+    /// class does about it. A worker the master is killing for silence is
+    /// left to its `WORKER TIMEOUT` line.
+    pub(super) fn name_overdue_requests(&mut self) {
+        let timeout = self.settings.timeout;
+        if timeout.is_zero() {
+            self.overdue_named.clear();
+            return;
+        }
+        let mut still = HashSet::new();
+        for (&pid, record) in &self.workers {
+            if record.state.aborted_at.is_some() || record.state.killed {
+                continue;
+            }
+            let slot = self.scoreboard.slot(record.slot);
+            for request in slot.requests_older_than(timeout) {
+                let key = (record.slot, request.lane, request.start_ns);
+                if !self.overdue_named.contains(&key) {
+                    tracing::warn!(
+                        "Request past --timeout {}s on {} {} worker (pid: {pid}): \"{}\" from {}, \
+                         running for {:.1}s; {}",
+                        timeout.as_secs_f64(),
+                        article(self.class.name()),
+                        self.class.name(),
+                        request.line,
+                        runicorn_worker::shared::client(&request.peer),
+                        request.age.as_secs_f64(),
+                        self.class.overdue_policy()
+                    );
+                }
+                still.insert(key);
+            }
+        }
+        self.overdue_named = still;
     }
 
     /// Gunicorn's `manage_workers`: retire extras and old generations,

@@ -26,7 +26,7 @@ mod upgrade;
 use bind::{bind_listeners, owned_unix_paths};
 pub use reap::{ExitCounts, ExitReason};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -199,6 +199,8 @@ pub struct Arbiter {
     /// When the master started (monotonic), for the `Ready:` line and
     /// `runicorn ctl status`.
     started: Duration,
+    /// The requests past `--timeout` already named: (slot, lane, start).
+    overdue_named: HashSet<(usize, usize, u64)>,
 }
 
 impl fmt::Debug for Arbiter {
@@ -380,6 +382,7 @@ impl Arbiter {
             control_path,
             control_deferred,
             started: monotonic_now(),
+            overdue_named: HashSet::new(),
         })
     }
 
@@ -467,6 +470,7 @@ impl Arbiter {
                 return Role::Master(self.halt_with(&reason, code).into());
             }
             self.murder_workers();
+            self.name_overdue_requests();
             self.sample_memory();
         }
     }

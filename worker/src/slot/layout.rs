@@ -9,11 +9,14 @@ pub const LANES: usize = 64;
 /// The longest request line kept (longer ones are cut at a char boundary).
 pub const LINE_BYTES: usize = 120;
 
+/// The longest client address kept (an IPv6 address with its port fits).
+pub const PEER_BYTES: usize = 56;
+
 /// A lane's `start_ns` while its owner is writing the line.
 pub const CLAIMING: u64 = u64::MAX;
 
-/// One in-flight request: its start time and its request line, the line
-/// under a seqlock (`seq` odd while it is being written).
+/// One in-flight request: its start time, its request line and its
+/// client's address, both under a seqlock (`seq` odd while written).
 #[repr(C)]
 #[derive(Debug)]
 pub struct Lane {
@@ -22,6 +25,9 @@ pub struct Lane {
     pub seq: AtomicU32,
     pub len: AtomicU32,
     pub line: [AtomicU8; LINE_BYTES],
+    /// The client's address as the worker saw it (`""`: a unix socket).
+    pub peer_len: AtomicU32,
+    pub peer: [AtomicU8; PEER_BYTES],
 }
 
 /// One worker's slot.
@@ -60,6 +66,8 @@ impl Lane {
             seq: AtomicU32::new(0),
             len: AtomicU32::new(0),
             line: std::array::from_fn(|_| AtomicU8::new(0)),
+            peer_len: AtomicU32::new(0),
+            peer: std::array::from_fn(|_| AtomicU8::new(0)),
         }
     }
 }
