@@ -167,10 +167,12 @@ impl LineFormat {
         self.text().response_fields()
     }
 
-    /// Whether the lines show the request's duration.
+    /// Whether the lines show the request's duration (a JSON line always
+    /// carries its `duration`).
     pub fn needs_elapsed(&self) -> bool {
         match self {
             LineFormat::Text(format) => format.needs_elapsed(),
+            LineFormat::Json(_) => true,
         }
     }
 
