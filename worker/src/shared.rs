@@ -216,7 +216,7 @@ impl Shared {
             let elapsed = if access.format().needs_elapsed() {
                 started.at.elapsed()
             } else {
-                std::time::Duration::ZERO
+                Duration::ZERO
             };
             access.log(&Record {
                 done,
