@@ -182,6 +182,16 @@ impl Slot {
     /// lane and start (which together identify it for as long as it runs),
     /// its line and its client.
     pub fn lane_requests(&self) -> Vec<LaneRequest> {
+        self.lanes_where(|_| true)
+    }
+
+    /// [`Slot::lane_requests`] that have run longer than `limit` (only
+    /// their lanes are read).
+    pub fn requests_older_than(&self, limit: Duration) -> Vec<LaneRequest> {
+        self.lanes_where(|age| age > limit)
+    }
+
+    fn lanes_where(&self, keep: impl Fn(Duration) -> bool) -> Vec<LaneRequest> {
         let now = monotonic_nanos();
         let mut found = Vec::new();
         for (index, lane) in self.data().lanes.iter().enumerate() {
@@ -189,24 +199,21 @@ impl Slot {
             if start == 0 || start == CLAIMING {
                 continue;
             }
+            let age = Duration::from_nanos(now.saturating_sub(start));
+            if !keep(age) {
+                continue;
+            }
             if let Some((line, peer)) = read_lane(lane, start) {
                 found.push(LaneRequest {
                     lane: index,
                     start_ns: start,
-                    age: Duration::from_nanos(now.saturating_sub(start)),
+                    age,
                     line,
                     peer,
                 });
             }
         }
         found.sort_by_key(|request| request.start_ns);
-        found
-    }
-
-    /// [`Slot::lane_requests`] that have run longer than `limit`.
-    pub fn requests_older_than(&self, limit: Duration) -> Vec<LaneRequest> {
-        let mut found = self.lane_requests();
-        found.retain(|request| request.age > limit);
         found
     }
 

@@ -537,7 +537,10 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "SECONDS",
         arity: Arity::One,
         env_default: None,
-        doc: "A worker silent for longer than this is killed and replaced; 0 disables the check.",
+        doc: "A worker silent for longer than this is killed and replaced; 0 disables the check. A request \
+              that runs longer is named in the log under every class, as it passes the limit and as it ends: \
+              a `sync` worker is killed with it (`WORKER TIMEOUT`), a `gthread` worker retires once it ends, \
+              `green` and `async` only report it (see docs/operations.md).",
         apply: |settings, raw| {
             settings.timeout = parse::seconds(raw)?;
             Ok(())
