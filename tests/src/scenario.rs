@@ -653,8 +653,8 @@ pub fn idle_connection_closes_after_keep_alive(server: &Server) {
 }
 
 /// One worker (`-w 1`, a short `--timeout`) gets `path`, which never ends
-/// in time: within `secs` a `WORKER TIMEOUT` line names the request and the
-/// worker's pid, the client gets a 500 with `Connection: close` before its
+/// in time: within `secs` a `WORKER TIMEOUT` line names the request, the
+/// worker's pid and its class, and says what to do, the client gets a 500 with `Connection: close` before its
 /// connection closes (not a reset), and a new worker takes the old one's
 /// place within 15 s. Returns that answer.
 pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> Response {
@@ -670,6 +670,17 @@ pub fn hung_request_is_named(server: &Server, path: &str, secs: f64) -> Response
     // Gunicorn's level: alerting rules match `[CRITICAL]`.
     assert!(line.contains("] [CRITICAL] WORKER TIMEOUT"), "{line}");
     assert!(line.contains(&format!("pid:{}", old[0])), "{line}");
+    // It names the class, and says what to do, starting with the slow call.
+    assert!(
+        Class::ALL
+            .iter()
+            .any(|class| line.contains(&format!(" {} worker", class.name()))),
+        "the log does not name the class: {line}"
+    );
+    assert!(
+        line.to_lowercase().contains("find the slow call") || line.contains("find it first"),
+        "the log does not say what to do: {line}"
+    );
     let response = client
         .join()
         .expect("client thread panicked")
