@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runicorn_tests::python;
-use runicorn_tests::scenario::exit_code;
+use runicorn_tests::scenario::{exit_code, wait_replaced};
 use runicorn_tests::{
     concurrent, deadline, raw_response, wait_until, Class, Conn, Launch, Response, Server, Signal,
 };
@@ -21,6 +21,7 @@ runicorn_tests::class_matrix![
     every_atom_of_a_known_request,
     one_line_per_request_and_a_400_the_server_answers,
     lines_are_written_without_traffic_and_on_term,
+    a_worker_retiring_at_max_requests_writes_its_lines,
     usr1_reopens_a_renamed_file,
     two_workers_under_load_never_mix_lines,
     a_request_id_is_kept_made_and_returned,
@@ -286,6 +287,38 @@ fn lines_are_written_without_traffic_and_on_term(class: Class) {
     for (index, line) in all[1..].iter().enumerate() {
         assert!(line.contains(&format!("GET /last/{index} ")), "{line}");
     }
+}
+
+fn a_worker_retiring_at_max_requests_writes_its_lines(class: Class) {
+    let log = LogDir::new();
+    let server = start(
+        class,
+        &log,
+        &["--max-requests", "3", "--access-logformat", "%(U)s %(p)s"],
+        "builtin:hello",
+    );
+    let first = server.wait_workers(1, 20.0);
+    for index in 0..3 {
+        let request =
+            format!("GET /retiring/{index} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            raw_response(server.addr(), request.as_bytes())
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    // The worker retires right after its third answer: what it buffered is
+    // written as it exits (no tick of its would come any more).
+    assert!(
+        wait_replaced(&server, &first, 20.0),
+        "the worker did not retire:\n{}",
+        server.log()
+    );
+    let expected: Vec<String> = (0..3)
+        .map(|index| format!("/retiring/{index} <{}>", first[0]))
+        .collect();
+    assert_eq!(wait_lines(&server, &log.path(), 3, 5.0), expected);
 }
 
 fn usr1_reopens_a_renamed_file(class: Class) {
