@@ -457,8 +457,21 @@ fn a_request_id_is_kept_made_and_returned(class: Class) {
         assert!(id.bytes().all(|byte| byte.is_ascii_hexdigit()), "{id}");
     }
     assert_ne!(replaced, made);
-    let logged = wait_lines(&server, &log.path(), 4, 10.0);
-    assert_eq!(logged, [kept, replaced, made, long_replaced]);
+    // A response the server makes itself (a front end's contradictory
+    // scheme fields: 400) carries the id too.
+    let refused = raw_response(
+        server.addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Request-ID: refused-1\r\n\
+          X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.header("x-request-id"), Some("refused-1"));
+    let logged = wait_lines(&server, &log.path(), 5, 10.0);
+    assert_eq!(
+        logged,
+        [kept, replaced, made, long_replaced, "refused-1".to_owned()]
+    );
 }
 
 #[test]

@@ -169,6 +169,29 @@ impl ConnState {
         self.output.extend_from_slice(b"\r\n\r\n");
     }
 
+    /// The response `finish` made itself (a 500, a body error's status)
+    /// starts at `start` of the output: the request id's field goes in
+    /// before its head's blank line.
+    #[cold]
+    fn echo_request_id_in_error(&mut self, start: usize) {
+        let Some(name) = self.config.request_id_header else {
+            return;
+        };
+        let Some(blank) = self.output[start..]
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+        else {
+            return;
+        };
+        let at = start + blank + 2;
+        let mut field = Vec::with_capacity(name.len() + self.request_id.len() + 4);
+        field.extend_from_slice(name.as_bytes());
+        field.extend_from_slice(b": ");
+        field.extend_from_slice(&self.request_id);
+        field.extend_from_slice(b"\r\n");
+        self.output.splice(at..at, field);
+    }
+
     /// Encode response body bytes (after `start_response`); true when the
     /// output should be written out now.
     pub fn write_body(&mut self, data: &[u8]) -> io::Result<bool> {
@@ -216,10 +239,15 @@ impl ConnState {
     #[inline]
     pub fn finish(&mut self) -> RequestEnd {
         let body_error = self.error.take();
+        let answered_here = !self.cycle.response_started();
+        let start = self.output.len();
         let finish = match &body_error {
             Some(err) => self.cycle.fail(&mut self.output, err, self.date.as_bytes()),
             None => self.cycle.finish(&mut self.output, self.date.as_bytes()),
         };
+        if answered_here && !self.request_id.is_empty() {
+            self.echo_request_id_in_error(start);
+        }
         self.phase = if self.io_failed {
             Phase::Closed
         } else if !finish.keep_alive {

@@ -635,3 +635,22 @@ fn an_app_that_sets_the_request_id_field_keeps_its_own() {
     assert!(output.contains("x-request-id: app\r\n"), "{output}");
     assert!(!output.contains("ours"), "{output}");
 }
+
+#[test]
+fn a_response_the_state_makes_itself_carries_the_request_id() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(ConnConfig {
+        request_id_header: Some("X-Request-ID"),
+        ..config()
+    });
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    state.set_request_id(b"id-500");
+    // The app returns without a response: the state answers 500.
+    assert_eq!(state.finish().status, 500);
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    let (head, _) = output.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 500 "), "{output}");
+    assert!(head.ends_with("\r\nX-Request-ID: id-500"), "{output}");
+}
