@@ -10,12 +10,12 @@
 //! A request's life in the kit is two calls every class makes, whichever
 //! driver runs it: [`Shared::start_request`] when its head is parsed and
 //! [`Shared::end_request`] once its response has ended. Whatever is kept
-//! per request (the scoreboard, the access log, the request id; counters
-//! and histograms next) hangs on those two.
+//! per request (the scoreboard with its status and duration counters, the
+//! access log, the request id) hangs on those two.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use runicorn_app::blocking::{call_app, Endpoint};
 use runicorn_app::{AppError, Application, Host};
@@ -77,8 +77,6 @@ pub struct Started {
     /// The worker is stopping, or this request reached `--max-requests`:
     /// its response carries `Connection: close`.
     pub last: bool,
-    /// When its head was parsed (the access log's request time).
-    pub at: Instant,
 }
 
 impl Shared {
@@ -195,15 +193,15 @@ impl Shared {
     }
 
     /// The request has ended (its response is complete or cut short; it
-    /// may still be buffered): its access line is written, a request that
-    /// ran past `--timeout` is named again (the master named it as it
-    /// passed the limit), and its lane freed and the request counted served.
+    /// may still be buffered): it is counted in the scoreboard slot (served,
+    /// its status class and duration: a few relaxed atomic adds, no
+    /// allocation) and its lane freed; a request that ran past `--timeout`
+    /// is named again (the master named it as it passed the limit); its
+    /// access line is written.
     pub fn end_request(&self, started: Started, done: &RequestDone<'_>) {
-        if !self.timeout.is_zero() {
-            let age = started.at.elapsed();
-            if age > self.timeout {
-                self.log_overrun(done, age);
-            }
+        let elapsed = started.guard.finish(done.status);
+        if !self.timeout.is_zero() && elapsed > self.timeout {
+            self.log_overrun(done, elapsed);
         }
         if let Some(access) = &self.access {
             let scheme = if access.format().needs_scheme() {
@@ -213,11 +211,6 @@ impl Shared {
             } else {
                 "http"
             };
-            let elapsed = if access.format().needs_elapsed() {
-                started.at.elapsed()
-            } else {
-                Duration::ZERO
-            };
             access.log(&Record {
                 done,
                 elapsed,
@@ -225,7 +218,6 @@ impl Shared {
                 scheme,
             });
         }
-        drop(started);
     }
 
     #[cold]
@@ -260,11 +252,7 @@ impl Shared {
         let guard = self
             .slot
             .begin_request_from(&[&head.method, &head.target, head.version.as_str()], peer);
-        Started {
-            guard,
-            last,
-            at: Instant::now(),
-        }
+        Started { guard, last }
     }
 
     /// The address apps are told a connection on listener `listener`
@@ -345,8 +333,20 @@ mod tests {
             shared.slot.oldest_request().unwrap().1,
             "GET /slow HTTP/1.1"
         );
-        drop(started);
+        let head = head();
+        shared.end_request(
+            started,
+            &RequestDone {
+                head: &head,
+                peer: "",
+                response_fields: &runicorn_http::KeptFields::default(),
+                status: 503,
+                body_bytes: 0,
+                keep_alive: false,
+            },
+        );
         assert_eq!(shared.slot.requests_served(), 1);
+        assert_eq!(shared.slot.counters().status_classes, [0, 0, 0, 0, 1]);
         assert_eq!(shared.started(), 1);
     }
 

@@ -7,7 +7,10 @@
 //! own [`Slot`]. Several requests may be in flight per worker (threads,
 //! coroutines, tasks): each claims one of [`LANES`] lanes lock-free with
 //! its start time and request line; when all lanes are taken a request is
-//! only counted. Nothing here blocks or allocates on the request path.
+//! only counted. A finished request is counted by status class and in the
+//! duration histogram ([`RequestGuard::finish`]), which the master adds up
+//! for `/metrics` (folding a dead worker's counts into its own totals).
+//! Nothing here blocks or allocates on the request path.
 
 mod layout;
 
@@ -18,7 +21,10 @@ use std::time::Duration;
 
 use crate::clock::monotonic_nanos;
 use layout::CLAIMING;
-pub use layout::{Lane, SlotData, LANES, LINE_BYTES, PEER_BYTES};
+pub use layout::{
+    Lane, SlotData, DURATION_BOUNDS_US, DURATION_BUCKETS, LANES, LINE_BYTES, PEER_BYTES,
+    STATUS_CLASSES,
+};
 
 /// Where the slots live: the master's shared mapping, or [`LocalSlots`].
 pub trait SlotMemory: Send + Sync + fmt::Debug {
@@ -137,6 +143,20 @@ impl Slot {
             slot: self.clone(),
             lane: claimed,
             start_ns: start,
+        }
+    }
+
+    /// The finished requests' counters, as they are now.
+    pub fn counters(&self) -> Counters {
+        let data = self.data();
+        Counters {
+            status_classes: std::array::from_fn(|index| {
+                data.status_classes[index].load(Ordering::Relaxed)
+            }),
+            duration_buckets: std::array::from_fn(|index| {
+                data.duration_buckets[index].load(Ordering::Relaxed)
+            }),
+            duration_sum_us: data.duration_sum_us.load(Ordering::Relaxed),
         }
     }
 
@@ -284,6 +304,48 @@ impl RetireCause {
     }
 }
 
+/// A slot's finished-request counters (or the sum of several slots').
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests by status class, 1xx at index 0.
+    pub status_classes: [u64; STATUS_CLASSES],
+    /// Requests per duration bucket (see [`DURATION_BOUNDS_US`]), not cumulative.
+    pub duration_buckets: [u64; DURATION_BUCKETS],
+    /// The durations added up, microseconds.
+    pub duration_sum_us: u64,
+}
+
+impl Counters {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Counters) {
+        for (sum, count) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *sum += count;
+        }
+        for (sum, count) in self.duration_buckets.iter_mut().zip(other.duration_buckets) {
+            *sum += count;
+        }
+        self.duration_sum_us += other.duration_sum_us;
+    }
+
+    /// Finished requests counted.
+    pub fn requests(&self) -> u64 {
+        self.status_classes.iter().sum()
+    }
+}
+
+/// The index of `status`'s class in [`Counters::status_classes`].
+pub fn status_class_index(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => STATUS_CLASSES - 1,
+    }
+}
+
+/// The index of the duration bucket `micros` falls in.
+pub fn duration_bucket_index(micros: u64) -> usize {
+    DURATION_BOUNDS_US.partition_point(|&bound| bound < micros)
+}
+
 fn nonzero(nanos: u64) -> Option<Duration> {
     (nanos != 0).then(|| Duration::from_nanos(nanos))
 }
@@ -362,7 +424,8 @@ pub struct LaneRequest {
     pub peer: String,
 }
 
-/// One request in flight; dropping it counts the request served.
+/// One request in flight; dropping it counts the request served, and
+/// [`RequestGuard::finish`] counts its status and duration too.
 #[derive(Debug)]
 pub struct RequestGuard {
     slot: Slot,
@@ -371,6 +434,19 @@ pub struct RequestGuard {
 }
 
 impl RequestGuard {
+    /// The request was answered with `status`: counts it by status class and
+    /// duration (three relaxed atomic adds) and ends it; returns how long it
+    /// took.
+    pub fn finish(self, status: u16) -> Duration {
+        let elapsed = self.age();
+        let micros = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        let data = self.slot.data();
+        data.status_classes[status_class_index(status)].fetch_add(1, Ordering::Relaxed);
+        data.duration_buckets[duration_bucket_index(micros)].fetch_add(1, Ordering::Relaxed);
+        data.duration_sum_us.fetch_add(micros, Ordering::Relaxed);
+        elapsed
+    }
+
     /// How long the request has run.
     pub fn age(&self) -> Duration {
         Duration::from_nanos(monotonic_nanos().saturating_sub(self.start_ns))
@@ -451,6 +527,38 @@ mod tests {
         assert_eq!(cut.named().unwrap().1.len(), PEER_BYTES);
         drop((old, young, cut));
         assert!(slot.requests_older_than(Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn finished_requests_are_counted_by_status_class_and_duration() {
+        let slot = Slot::local();
+        slot.begin_request("GET / HTTP/1.1").finish(200);
+        slot.begin_request("GET /x HTTP/1.1").finish(404);
+        let took = slot.begin_request("GET /e HTTP/1.1").finish(500);
+        drop(slot.begin_request("GET /lost HTTP/1.1"));
+        let counters = slot.counters();
+        assert_eq!(counters.status_classes, [0, 1, 0, 1, 1]);
+        assert_eq!(counters.requests(), 3);
+        assert_eq!(counters.duration_buckets.iter().sum::<u64>(), 3);
+        assert!(counters.duration_sum_us >= took.as_micros() as u64);
+        assert_eq!(slot.requests_served(), 4);
+        let mut total = Counters::default();
+        total.add(&counters);
+        total.add(&counters);
+        assert_eq!(total.status_classes, [0, 2, 0, 2, 2]);
+    }
+
+    #[test]
+    fn statuses_and_durations_fall_in_their_buckets() {
+        assert_eq!(status_class_index(101), 0);
+        assert_eq!(status_class_index(299), 1);
+        assert_eq!(status_class_index(599), 4);
+        assert_eq!(status_class_index(42), 4);
+        assert_eq!(duration_bucket_index(0), 0);
+        assert_eq!(duration_bucket_index(1_000), 0, "a bound is inclusive (le)");
+        assert_eq!(duration_bucket_index(1_001), 1);
+        assert_eq!(duration_bucket_index(60_000_000), DURATION_BUCKETS - 2);
+        assert_eq!(duration_bucket_index(u64::MAX), DURATION_BUCKETS - 1);
     }
 
     #[test]

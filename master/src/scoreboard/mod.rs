@@ -74,6 +74,10 @@ impl ArbiterSlot for Slot {
         data.drain_on_stop.store(0, Ordering::Relaxed);
         data.retire_cause.store(0, Ordering::Relaxed);
         data.rss_bytes.store(0, Ordering::Relaxed);
+        for count in data.status_classes.iter().chain(&data.duration_buckets) {
+            count.store(0, Ordering::Relaxed);
+        }
+        data.duration_sum_us.store(0, Ordering::Relaxed);
         for lane in &data.lanes {
             lane.start_ns.store(0, Ordering::Relaxed);
         }
@@ -130,7 +134,9 @@ mod tests {
         slot.set_rss_bytes(5 << 20);
         slot.note_retiring(runicorn_worker::RetireCause::MaxRequests);
         assert_eq!(board.slot(2).rss_bytes(), Some(5 << 20));
+        slot.begin_request("GET / HTTP/1.1").finish(200);
         slot.reset(2);
+        assert_eq!(slot.counters(), Default::default());
         assert!(!slot.drains_on_stop());
         assert_eq!(slot.rss_bytes(), None);
         assert_eq!(slot.retire_cause(), None);

@@ -15,6 +15,22 @@ pub const PEER_BYTES: usize = 56;
 /// A lane's `start_ns` while its owner is writing the line.
 pub const CLAIMING: u64 = u64::MAX;
 
+/// Status classes counted per slot: 1xx to 5xx (a status outside 100-599
+/// is counted as 5xx: no such status is sent by the kit).
+pub const STATUS_CLASSES: usize = 5;
+
+/// The request duration histogram's bucket upper bounds, in microseconds
+/// (Prometheus' default buckets, with 1 ms and 2.5 ms in front and 30 s and
+/// 60 s behind for the fast and the slow end); one more bucket counts the
+/// durations above the last bound.
+pub const DURATION_BOUNDS_US: [u64; 15] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000, 60_000_000,
+];
+
+/// Buckets of the duration histogram: one per bound, and one above them.
+pub const DURATION_BUCKETS: usize = DURATION_BOUNDS_US.len() + 1;
+
 /// One in-flight request: its start time, its request line and its
 /// client's address, both under a seqlock (`seq` odd while written).
 #[repr(C)]
@@ -55,6 +71,13 @@ pub struct SlotData {
     /// Its resident set size in bytes, as the master last sampled it from
     /// `/proc/<pid>/statm` (about once a second); 0: not sampled yet.
     pub rss_bytes: AtomicU64,
+    /// Finished requests by status class, 1xx at index 0.
+    pub status_classes: [AtomicU64; STATUS_CLASSES],
+    /// Finished requests by duration, bucket `i` counting durations up to
+    /// `DURATION_BOUNDS_US[i]` and above the previous bound (not cumulative).
+    pub duration_buckets: [AtomicU64; DURATION_BUCKETS],
+    /// The finished requests' durations added up, microseconds.
+    pub duration_sum_us: AtomicU64,
     pub lanes: [Lane; LANES],
 }
 
@@ -92,6 +115,9 @@ impl SlotData {
             drain_on_stop: AtomicU32::new(0),
             retire_cause: AtomicU32::new(0),
             rss_bytes: AtomicU64::new(0),
+            status_classes: std::array::from_fn(|_| AtomicU64::new(0)),
+            duration_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            duration_sum_us: AtomicU64::new(0),
             lanes: std::array::from_fn(|_| Lane::new()),
         }
     }
