@@ -113,6 +113,17 @@ pub enum MasterError {
         /// What is wrong, and what to do.
         reason: String,
     },
+    /// `--metrics-bind` cannot be listened on.
+    #[error(
+        "cannot listen for metrics at {address}: {source} (give --metrics-bind a free \
+         HOST:PORT, such as 127.0.0.1:9100)"
+    )]
+    MetricsBind {
+        /// The address.
+        address: String,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A system call the master depends on failed.
     #[error("{what} failed: {source}")]
     System {

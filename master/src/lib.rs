@@ -25,6 +25,7 @@ pub mod listener;
 pub mod loader;
 pub mod log;
 pub mod memory;
+pub mod metrics;
 pub mod nofile;
 pub mod notify;
 pub mod oom;

@@ -185,6 +185,36 @@ pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// A listening TCP socket's accept queue, from `TCP_INFO` (what `ss -lt`
+/// shows as Recv-Q and Send-Q): the connections the kernel has queued and
+/// not yet handed to `accept`, and the queue's limit (the backlog).
+pub fn tcp_accept_queue(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a writable buffer of `len` bytes that lives across
+    // the call, and the kernel writes at most `len` bytes into it (fewer
+    // for an older kernel's shorter struct, which the zeroing covers);
+    // `socket` is borrowed, so the descriptor stays open during the call.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &raw mut len,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised, then (partly) filled by the kernel: every
+    // field of this plain C struct of integers is valid for any bytes.
+    let info = unsafe { info.assume_init() };
+    // On a listening socket Linux reports the accept queue's length in
+    // `tcpi_unacked` and its limit in `tcpi_sacked` (tcp_get_info).
+    Ok((info.tcpi_unacked, info.tcpi_sacked))
+}
+
 // --- signals -----------------------------------------------------------
 
 /// The write end of the pipe the handlers below write to (-1: none).

@@ -130,6 +130,14 @@ pub struct Settings {
     /// `--request-id-header`: the request field carrying a request's id,
     /// kept from the client when sane, else made; `None`, no ids.
     pub request_id_header: Option<String>,
+    /// `--metrics-bind`: where the master serves `/metrics` (`HOST:PORT`).
+    pub metrics_bind: Option<String>,
+    /// `--statsd-host`: the StatsD server (`HOST:PORT` or `unix://PATH`).
+    pub statsd_host: Option<String>,
+    /// `--statsd-prefix`: put before every StatsD metric's name.
+    pub statsd_prefix: String,
+    /// `--dogstatsd-tags`: `tag1:value1,tag2` appended to every metric.
+    pub dogstatsd_tags: String,
     /// `-n/--name`: the process title suffix.
     pub proc_name: Option<String>,
 
@@ -191,6 +199,10 @@ impl Default for Settings {
             accesslog: None,
             access_log_format: crate::access::GUNICORN_DEFAULT.to_owned(),
             request_id_header: None,
+            metrics_bind: None,
+            statsd_host: None,
+            statsd_prefix: String::new(),
+            dogstatsd_tags: String::new(),
             proc_name: None,
             hooks: Vec::new(),
         }

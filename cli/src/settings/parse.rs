@@ -214,6 +214,31 @@ pub fn bind(raw: &Raw) -> Result<String, Allowed> {
     }
 }
 
+/// `--metrics-bind`: a TCP `HOST:PORT` (`[IPV6]:PORT`), the empty string
+/// for off. Not a unix socket: Prometheus scrapes over TCP.
+pub fn metrics_bind(raw: &Raw) -> Result<Option<String>, Allowed> {
+    let allowed = || {
+        "HOST:PORT or [IPV6]:PORT of a TCP listener, such as 127.0.0.1:9100 \
+         (not a unix socket or fd://)"
+            .to_owned()
+    };
+    let Raw::Text(text) = raw else {
+        return Err(allowed());
+    };
+    let address = text.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    if address.starts_with("unix:") || address.starts_with("fd://") || address.starts_with('/') {
+        return Err(allowed());
+    }
+    let (_, port) = address.rsplit_once(':').ok_or_else(allowed)?;
+    if port.parse::<u16>().is_err() {
+        return Err(allowed());
+    }
+    bind(raw).map(Some).map_err(|_| allowed())
+}
+
 /// `KEY=VALUE` for `-e/--env`.
 pub fn env_pair(raw: &Raw) -> Result<(String, String), Allowed> {
     let allowed = || "KEY=VALUE with a non-empty KEY".to_owned();

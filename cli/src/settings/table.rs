@@ -995,6 +995,24 @@ pub static SETTINGS: &[Setting] = &[
         },
         show: |settings| string(&settings.syslog_facility),
     },
+    Setting {
+        key: "metrics_bind",
+        section: Section::Logging,
+        short: None,
+        long: &["metrics-bind"],
+        value_name: "HOST:PORT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Serve Prometheus metrics at `http://HOST:PORT/metrics` from the master (off by default): \
+              requests by worker class and status class, a request duration histogram, requests in \
+              flight, workers, restarts by reason, boot failures, each worker's memory and CPU, the \
+              listen queue, the build. A TCP address only; keep it off the public network.",
+        apply: |settings, raw| {
+            settings.metrics_bind = parse::metrics_bind(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.metrics_bind.as_deref()),
+    },
     // --- process naming
     Setting {
         key: "proc_name",

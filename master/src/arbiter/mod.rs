@@ -46,6 +46,7 @@ use crate::error::MasterError;
 use crate::hooks::{ArbiterView, Hooks};
 use crate::inherit;
 use crate::loader::AppLoader;
+use crate::metrics::{self, MetricsServer};
 use crate::notify::Notifier;
 use crate::oom::{self, OomCount};
 use crate::pidfile::Pidfile;
@@ -188,7 +189,7 @@ pub struct Arbiter {
     /// `when_ready` ran: the first generation booted.
     ready: bool,
     /// What the loop's one `poll` waits on besides signals (`sources.rs`):
-    /// the control socket.
+    /// the control socket, the metrics listener.
     sources: Vec<Box<dyn LoopSource>>,
     /// `--control-socket`, while the old master of an upgrade keeps it:
     /// bound once this master is promoted.
@@ -201,6 +202,8 @@ pub struct Arbiter {
     started: Duration,
     /// The requests past `--timeout` already named: (slot, lane, start).
     overdue_named: HashSet<(usize, usize, u64)>,
+    /// Counts kept across workers' lives, for `/metrics`.
+    totals: metrics::Totals,
 }
 
 impl fmt::Debug for Arbiter {
@@ -342,6 +345,25 @@ impl Arbiter {
             }
         }
         let control_path = settings.control_socket.clone();
+        if let Some(address) = &settings.metrics_bind {
+            match MetricsServer::bind(address) {
+                Ok(server) => {
+                    if let Ok(bound) = server.local_addr() {
+                        tracing::info!("Metrics at: http://{bound}/metrics ({pid})");
+                    }
+                    sources.push(Box::new(server));
+                }
+                Err(err) => {
+                    for path in &unix_paths {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    if let Some(pidfile) = &pidfile {
+                        pidfile.remove();
+                    }
+                    return Err(err);
+                }
+            }
+        }
         let num_workers = settings.workers.max(1);
         Ok(Arbiter {
             settings: Arc::new(settings),
@@ -383,6 +405,7 @@ impl Arbiter {
             control_deferred,
             started: monotonic_now(),
             overdue_named: HashSet::new(),
+            totals: metrics::Totals::default(),
         })
     }
 
@@ -586,6 +609,47 @@ impl Arbiter {
         }
         signals.extend(requested);
         signals
+    }
+
+    /// What `/metrics` reports now: the scoreboard's live slots (with each
+    /// worker's RSS and CPU time from `/proc`), the totals kept across
+    /// workers' lives, the listeners' accept queues.
+    pub(crate) fn metrics_sample(&self) -> metrics::Sample {
+        let workers = self
+            .workers
+            .iter()
+            .map(|(&pid, record)| {
+                let slot = self.scoreboard.slot(record.slot);
+                metrics::WorkerSample {
+                    pid,
+                    booted: slot.booted_at().is_some(),
+                    in_flight: slot.in_flight(),
+                    served: slot.requests_served(),
+                    counters: slot.counters(),
+                    rss_bytes: crate::memory::resident_bytes(pid).or(slot.rss_bytes()),
+                    cpu_seconds: metrics::process::cpu_seconds(pid),
+                }
+            })
+            .collect();
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|listener| metrics::ListenerSample {
+                name: listener.describe(),
+                queue: match listener {
+                    Listener::Tcp(socket) => sys::tcp_accept_queue(socket.as_fd()).ok(),
+                    Listener::Unix(_) => None,
+                },
+            })
+            .collect();
+        metrics::Sample {
+            class: self.class.name(),
+            target_workers: self.num_workers,
+            workers,
+            totals: self.totals.clone(),
+            exits: self.exits.clone(),
+            listeners,
+        }
     }
 
     /// The supervisor's view of every worker, heartbeats from the scoreboard.

@@ -185,6 +185,8 @@ impl Arbiter {
             None => "its RSS was never sampled (it lived less than a second)".to_owned(),
         };
         slot.set_pid(0);
+        // Its requests stay counted once the slot is reused.
+        self.totals.fold(&slot);
         let mut oom_rose = false;
         match (code, signal) {
             (Some(0), _) => {}

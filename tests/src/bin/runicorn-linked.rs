@@ -3,7 +3,9 @@
 //! entry holds its runtime's thread for `?secs=N` without awaiting, as an
 //! async handler that does blocking work would. That is what the async
 //! worker's heartbeat must catch (the matrix's hung-request scenario); the
-//! blocking entry sleeps alike, for the other classes.
+//! blocking entry sleeps alike, for the other classes. And `status:app`,
+//! which answers `?code=N` with status N (200 without it): the statuses
+//! the metrics tests count.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,11 +49,52 @@ impl AsyncApp for Stall {
     }
 }
 
+/// Answers `?code=N` with status N.
+#[derive(Debug)]
+struct Status;
+
+/// `?code=N` of the request target (200 when absent).
+fn code(query: &str) -> u16 {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("code="))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(200)
+}
+
+impl App for Status {
+    fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
+        let status = code(call.head().query());
+        call.start_response(status, &[("Content-Length", b"3")])?;
+        call.write(b"ok\n")?;
+        Ok(())
+    }
+}
+
+impl AsyncApp for Status {
+    fn call<'a>(&'a self, call: &'a mut dyn AsyncCall) -> BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            let status = code(call.head().query());
+            call.start_response(status, &[("Content-Length", b"3")])?;
+            call.write(b"ok\n").await?;
+            Ok(())
+        })
+    }
+}
+
 fn main() -> ExitCode {
     let stall = Application {
         name: "stall:app".to_owned(),
         sync: Arc::new(Stall),
         asynch: Some(Arc::new(Stall)),
     };
-    runicorn_cli::main_with_apps(Arc::from([("stall:app".to_owned(), stall)]))
+    let status = Application {
+        name: "status:app".to_owned(),
+        sync: Arc::new(Status),
+        asynch: Some(Arc::new(Status)),
+    };
+    runicorn_cli::main_with_apps(Arc::from([
+        ("stall:app".to_owned(), stall),
+        ("status:app".to_owned(), status),
+    ]))
 }
