@@ -32,6 +32,7 @@ pub mod oom;
 pub mod pidfile;
 pub mod privileges;
 pub mod scoreboard;
+pub mod statsd;
 #[allow(unsafe_code)] // the fence: every system call nix leaves unsafe
 mod sys;
 

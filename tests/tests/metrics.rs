@@ -3,10 +3,13 @@
 //! `prometheus_client.parser`, from the test virtual environment), under
 //! every worker class: the counters move with traffic, by status class, and
 //! a killed worker's requests stay counted after it is replaced; the loop
-//! goes on serving signals while a metrics client sends nothing.
+//! goes on serving signals while a metrics client sends nothing. And
+//! StatsD: Gunicorn's metric names, types, prefix and dogstatsd tags, as a
+//! UDP or unix datagram socket bound by the test receives them.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,6 +26,7 @@ runicorn_tests::class_matrix!(
     counters_move_with_traffic,
     a_killed_workers_requests_stay_counted,
     max_requests_restarts_are_counted,
+    statsd_gets_gunicorns_metrics,
 );
 
 /// The test binary with `status:app` linked in (`?code=N` answers N).
@@ -467,4 +471,217 @@ fn a_bad_metrics_address_is_refused_in_one_line() {
         "{}",
         errors[0]
     );
+}
+
+/// Receives datagrams on `receive` until every one of `wanted` has come
+/// (each as many times as it is listed), or 20 s pass; returns them all.
+fn receive_until(
+    mut receive: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    wanted: &[&str],
+) -> Vec<String> {
+    let limit = deadline(20.0);
+    let mut received: Vec<String> = Vec::new();
+    let mut buffer = [0u8; 2048];
+    while !limit.passed() {
+        let missing = wanted.iter().any(|line| {
+            received.iter().filter(|got| got == line).count()
+                < wanted.iter().filter(|other| other == &line).count()
+        });
+        if !missing {
+            break;
+        }
+        if let Ok(len) = receive(&mut buffer) {
+            received.push(String::from_utf8_lossy(&buffer[..len]).into_owned());
+        }
+    }
+    received
+}
+
+fn assert_received(received: &[String], wanted: &[&str], log: &str) {
+    for line in wanted {
+        let want = wanted.iter().filter(|other| *other == line).count();
+        let got = received.iter().filter(|got| got == line).count();
+        assert!(
+            got >= want,
+            "{line:?}: {got} of {want} in {received:#?}\n{log}"
+        );
+    }
+}
+
+/// Per request from the workers: the duration timer, the request and its
+/// status counters; from the master: the workers gauge; every one with the
+/// prefix and the dogstatsd tags, over UDP.
+fn statsd_gets_gunicorns_metrics(class: Class) {
+    let statsd = UdpSocket::bind("127.0.0.1:0").unwrap();
+    statsd
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let host = statsd.local_addr().unwrap().to_string();
+    let server = class
+        .launch(
+            &[
+                "-w",
+                "2",
+                "--statsd-host",
+                &host,
+                "--statsd-prefix",
+                "app",
+                "--dogstatsd-tags",
+                "env:ci,blue",
+            ],
+            "status:app",
+        )
+        .program(LINKED)
+        .start();
+    server.wait_workers(2, 30.0);
+    send(&server, "/", 2, 200);
+    send(&server, "/?code=404", 1, 404);
+    let wanted = [
+        "app.runicorn.workers:2|g|#env:ci,blue",
+        "app.runicorn.requests:1|c|@1.0|#env:ci,blue",
+        "app.runicorn.requests:1|c|@1.0|#env:ci,blue",
+        "app.runicorn.requests:1|c|@1.0|#env:ci,blue",
+        "app.runicorn.request.status.200:1|c|@1.0|#env:ci,blue",
+        "app.runicorn.request.status.200:1|c|@1.0|#env:ci,blue",
+        "app.runicorn.request.status.404:1|c|@1.0|#env:ci,blue",
+    ];
+    let received = receive_until(|buffer| statsd.recv(buffer), &wanted);
+    assert_received(&received, &wanted, &server.log());
+    let timers: Vec<&String> = received
+        .iter()
+        .filter(|line| line.starts_with("app.runicorn.request.duration:"))
+        .collect();
+    assert_eq!(timers.len(), 3, "{received:#?}");
+    for timer in timers {
+        let value = timer
+            .strip_prefix("app.runicorn.request.duration:")
+            .and_then(|rest| rest.strip_suffix("|ms|#env:ci,blue"))
+            .and_then(|millis| millis.parse::<f64>().ok());
+        assert!(value.is_some_and(|millis| millis >= 0.0), "{timer}");
+    }
+}
+
+/// The same to a unix datagram socket, without prefix or tags; a worker
+/// killed by a foreign SIGKILL is one `runicorn.log.error` line.
+#[test]
+fn statsd_over_a_unix_datagram_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("statsd.sock");
+    let statsd = UnixDatagram::bind(&path).unwrap();
+    statsd
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let host = format!("unix://{}", path.display());
+    let server = Class::Gthread
+        .launch(&["-w", "1", "--statsd-host", &host], "status:app")
+        .program(LINKED)
+        .start();
+    let old = server.wait_workers(1, 30.0);
+    send(&server, "/?code=500", 1, 500);
+    let wanted = [
+        "runicorn.workers:1|g",
+        "runicorn.requests:1|c|@1.0",
+        "runicorn.request.status.500:1|c|@1.0",
+    ];
+    let received = receive_until(|buffer| statsd.recv(buffer), &wanted);
+    assert_received(&received, &wanted, &server.log());
+    assert!(
+        received
+            .iter()
+            .any(|line| line.starts_with("runicorn.request.duration:") && line.ends_with("|ms")),
+        "{received:#?}"
+    );
+    proc::signal(old[0], Signal::SIGKILL);
+    assert!(scenario::wait_replaced(&server, &old, 30.0));
+    let wanted = ["runicorn.log.error:1|c|@1.0"];
+    let received = receive_until(|buffer| statsd.recv(buffer), &wanted);
+    assert_received(&received, &wanted, &server.log());
+}
+
+/// A `--statsd-host` that is no address is one line and a non-zero exit.
+#[test]
+fn a_bad_statsd_host_is_refused_in_one_line() {
+    for value in ["host:port", "unix://", "a b:8125"] {
+        let exited = Server::start_expect_exit([
+            "-b",
+            scenario::LOCAL,
+            "--statsd-host",
+            value,
+            "builtin:hello",
+        ]);
+        assert_ne!(exited.code(), 0, "{value}");
+        let log = exited.log.trim().to_owned();
+        assert_eq!(log.lines().count(), 1, "{value}: {log}");
+        assert!(
+            log.contains("statsd_host") && log.contains("unix://PATH"),
+            "{value}: {log}"
+        );
+    }
+}
+
+/// A USR2 upgrade with a fixed metrics address: the new master does not
+/// fail on the address its old master holds; it leaves the metrics to the
+/// old master and serves them once the old master is gone.
+#[test]
+fn a_usr2_upgrade_hands_the_metrics_address_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("runicorn.pid");
+    // A port picked by the kernel, then given to runicorn.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let server = Launch::new([
+        "-w",
+        "1",
+        "-b",
+        scenario::LOCAL,
+        "--pid",
+        pidfile.to_str().unwrap(),
+        "--graceful-timeout",
+        "3",
+        "--metrics-bind",
+        &address,
+        "builtin:hello",
+    ])
+    .start();
+    server.wait_workers(1, 30.0);
+    let metrics = Addr::Tcp(address.parse().unwrap());
+    let old = server.pid();
+    assert_eq!(scrape(&metrics).value("runicorn_workers_target", &[]), 1.0);
+    server.signal(Signal::SIGUSR2);
+    let mut next = pidfile.as_os_str().to_owned();
+    next.push(".2");
+    let new = wait_for(deadline(30.0), || {
+        proc::read_pid(std::path::Path::new(&next)).filter(|pid| *pid != old)
+    })
+    .unwrap_or_else(|| panic!("no new master:\n{}", server.log()));
+    server.expect_log("left to the old master", 20.0);
+    assert!(
+        wait_for(deadline(30.0), || (proc::workers_of(new).len() == 1)
+            .then_some(()))
+        .is_some(),
+        "the new master's worker:\n{}",
+        server.log()
+    );
+    assert!(proc::alive(new), "{}", server.log());
+    // The old master still answers, then stops; the new one takes over.
+    assert_eq!(scrape(&metrics).value("runicorn_workers_target", &[]), 1.0);
+    proc::signal(old, Signal::SIGTERM);
+    server.expect_log(
+        &format!("Metrics at: http://{address}/metrics ({new})"),
+        30.0,
+    );
+    let scraped = scrape(&metrics);
+    assert_eq!(
+        scraped.value("runicorn_workers", &[("state", "alive")]),
+        1.0
+    );
+    assert_eq!(
+        scraped.all("runicorn_worker_requests_total")[0].labels["pid"],
+        Value::String(proc::workers_of(new)[0].to_string())
+    );
+    proc::signal(new, Signal::SIGTERM);
 }

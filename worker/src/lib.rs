@@ -27,6 +27,7 @@ pub mod settings;
 pub mod shared;
 pub mod shutdown;
 pub mod slot;
+pub mod statsd;
 #[allow(unsafe_code)]
 mod sys;
 pub mod unanswered;

@@ -25,6 +25,7 @@ use crate::access::{request_id, AccessLog, Record, RequestIds};
 use crate::class::{past_max_requests, Worker};
 use crate::shutdown::Shutdown;
 use crate::slot::{RequestGuard, RetireCause, Slot};
+use crate::statsd::{self, Statsd};
 
 /// The worker-wide state every class serves requests from.
 pub struct Shared {
@@ -53,6 +54,8 @@ pub struct Shared {
     timeout: Duration,
     /// The worker class's name, for the log.
     class: String,
+    /// `--statsd-host`'s client, inherited from the master.
+    statsd: Option<Arc<Statsd>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -118,6 +121,7 @@ impl Shared {
                 .map(|_| RequestIds::new()),
             timeout: worker.settings.timeout,
             class: worker.settings.worker_class.clone(),
+            statsd: statsd::current(),
         }
     }
 
@@ -138,6 +142,7 @@ impl Shared {
             request_ids: None,
             timeout: Duration::ZERO,
             class: "in-process".to_owned(),
+            statsd: None,
         })
     }
 
@@ -197,11 +202,15 @@ impl Shared {
     /// its status class and duration: a few relaxed atomic adds, no
     /// allocation) and its lane freed; a request that ran past `--timeout`
     /// is named again (the master named it as it passed the limit); its
-    /// access line is written.
+    /// access line is written, and with `--statsd-host` Gunicorn's
+    /// per-request metrics are sent (three datagrams, never waited on).
     pub fn end_request(&self, started: Started, done: &RequestDone<'_>) {
         let elapsed = started.guard.finish(done.status);
         if !self.timeout.is_zero() && elapsed > self.timeout {
             self.log_overrun(done, elapsed);
+        }
+        if let Some(client) = &self.statsd {
+            client.request(done.status, elapsed);
         }
         if let Some(access) = &self.access {
             let scheme = if access.format().needs_scheme() {

@@ -9,7 +9,6 @@ const TLS: &str =
     "TLS is not built in yet: terminate TLS in a proxy (nginx, haproxy) in front of runicorn";
 const STRICT_PARSER: &str =
     "runicorn's HTTP parser follows RFC 9112 strictly and has no leniency switches: fix the client or the proxy";
-const STATSD: &str = "statsd is not supported: runicorn keeps its counters in the scoreboard (Prometheus metrics are planned)";
 const LOGGING: &str = "runicorn's logging is configured with --log-level and --error-logfile";
 const NOT_YET: &str = "not supported yet";
 
@@ -119,24 +118,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         long: &["no-control-socket"],
         takes_value: false,
         instead: "runicorn has no control socket unless --control-socket PATH asks for one",
-    },
-    Inapplicable {
-        key: "statsd_host",
-        long: &["statsd-host"],
-        takes_value: true,
-        instead: STATSD,
-    },
-    Inapplicable {
-        key: "dogstatsd_tags",
-        long: &["dogstatsd-tags"],
-        takes_value: true,
-        instead: STATSD,
-    },
-    Inapplicable {
-        key: "statsd_prefix",
-        long: &["statsd-prefix"],
-        takes_value: true,
-        instead: STATSD,
     },
     Inapplicable {
         key: "default_proc_name",

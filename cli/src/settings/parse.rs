@@ -239,6 +239,16 @@ pub fn metrics_bind(raw: &Raw) -> Result<Option<String>, Allowed> {
     bind(raw).map(Some).map_err(|_| allowed())
 }
 
+/// `--statsd-host`: `HOST:PORT` (UDP; `HOST` alone: port 8125) or
+/// `unix://PATH`, as Gunicorn takes it; the empty string for off.
+pub fn statsd_host(raw: &Raw) -> Result<Option<String>, Allowed> {
+    let Some(text) = optional_text(raw).map_err(|_| "HOST:PORT or unix://PATH".to_owned())? else {
+        return Ok(None);
+    };
+    runicorn_worker::statsd::Target::parse(&text)?;
+    Ok(Some(text.trim().to_owned()))
+}
+
 /// `KEY=VALUE` for `-e/--env`.
 pub fn env_pair(raw: &Raw) -> Result<(String, String), Allowed> {
     let allowed = || "KEY=VALUE with a non-empty KEY".to_owned();

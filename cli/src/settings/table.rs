@@ -1013,6 +1013,57 @@ pub static SETTINGS: &[Setting] = &[
         },
         show: |settings| optional(settings.metrics_bind.as_deref()),
     },
+    Setting {
+        key: "statsd_host",
+        section: Section::Logging,
+        short: None,
+        long: &["statsd-host"],
+        value_name: "STATSD_ADDR",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Send StatsD metrics, as Gunicorn names them with `runicorn.` for `gunicorn.`, to \
+              `HOST:PORT` (UDP; port 8125 when left out) or `unix://PATH` (a datagram socket): \
+              per request from each worker `runicorn.request.duration` (ms), `runicorn.requests` \
+              and `runicorn.request.status.<code>`; `runicorn.workers` from the master; \
+              `runicorn.log.critical|error|warning|exception` per such log line. Sent without \
+              waiting, dropped when the server is not there.",
+        apply: |settings, raw| {
+            settings.statsd_host = parse::statsd_host(raw)?;
+            Ok(())
+        },
+        show: |settings| optional(settings.statsd_host.as_deref()),
+    },
+    Setting {
+        key: "statsd_prefix",
+        section: Section::Logging,
+        short: None,
+        long: &["statsd-prefix"],
+        value_name: "STATSD_PREFIX",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Put before every StatsD metric's name (a trailing `.` is added if not given).",
+        apply: |settings, raw| {
+            settings.statsd_prefix = parse::optional_text(raw)?.unwrap_or_default();
+            Ok(())
+        },
+        show: |settings| string(&settings.statsd_prefix),
+    },
+    Setting {
+        key: "dogstatsd_tags",
+        section: Section::Logging,
+        short: None,
+        long: &["dogstatsd-tags"],
+        value_name: "DOGSTATSD_TAGS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Datadog's tags, comma-separated (`tag1:value1,tag2`), appended as `|#TAGS` to every \
+              StatsD metric.",
+        apply: |settings, raw| {
+            settings.dogstatsd_tags = parse::optional_text(raw)?.unwrap_or_default();
+            Ok(())
+        },
+        show: |settings| string(&settings.dogstatsd_tags),
+    },
     // --- process naming
     Setting {
         key: "proc_name",

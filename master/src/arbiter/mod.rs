@@ -194,6 +194,9 @@ pub struct Arbiter {
     /// `--control-socket`, while the old master of an upgrade keeps it:
     /// bound once this master is promoted.
     control_deferred: Option<PathBuf>,
+    /// `--metrics-bind`, while the old master of an upgrade serves it:
+    /// bound once this master is promoted.
+    metrics_deferred: bool,
     /// The control socket this master serves (or will, once promoted):
     /// bound once, at start; a HUP that changes it is told so.
     control_path: Option<PathBuf>,
@@ -204,6 +207,8 @@ pub struct Arbiter {
     overdue_named: HashSet<(usize, usize, u64)>,
     /// Counts kept across workers' lives, for `/metrics`.
     totals: metrics::Totals,
+    /// The StatsD `runicorn.workers` gauge last sent.
+    workers_gauge: crate::statsd::WorkersGauge,
 }
 
 impl fmt::Debug for Arbiter {
@@ -232,6 +237,7 @@ impl Arbiter {
         } = config;
         let start = inherit::capture();
         log::init(&log::LogOptions::from_settings(&settings)?)?;
+        crate::statsd::install(&settings);
         let old_master = start.old_master()?;
         let credentials = Credentials::resolve(&settings)?;
         // The new binary of a USR2 upgrade is already detached: its old
@@ -345,12 +351,19 @@ impl Arbiter {
             }
         }
         let control_path = settings.control_socket.clone();
-        if let Some(address) = &settings.metrics_bind {
+        // The old master of an upgrade serves the metrics address until this
+        // master is promoted (binding it now would fail, or split scrapes).
+        let metrics_deferred = settings.metrics_bind.is_some() && old_master.is_some();
+        if let (Some(address), Some(parent)) = (&settings.metrics_bind, old_master) {
+            tracing::info!(
+                "Metrics at {address}: left to the old master (pid {parent}) until this master \
+                 is promoted"
+            );
+        }
+        if let (Some(address), false) = (&settings.metrics_bind, metrics_deferred) {
             match MetricsServer::bind(address) {
                 Ok(server) => {
-                    if let Ok(bound) = server.local_addr() {
-                        tracing::info!("Metrics at: http://{bound}/metrics ({pid})");
-                    }
+                    server.announce(pid);
                     sources.push(Box::new(server));
                 }
                 Err(err) => {
@@ -403,9 +416,11 @@ impl Arbiter {
             sources,
             control_path,
             control_deferred,
+            metrics_deferred,
             started: monotonic_now(),
             overdue_named: HashSet::new(),
             totals: metrics::Totals::default(),
+            workers_gauge: crate::statsd::WorkersGauge::default(),
         })
     }
 
@@ -461,6 +476,7 @@ impl Arbiter {
                     return Role::Worker(Box::new(child));
                 }
             }
+            self.workers_gauge.report(self.workers.len());
             self.maybe_promote();
             self.notify_workers();
             let tick = self.next_tick();
@@ -609,6 +625,22 @@ impl Arbiter {
         }
         signals.extend(requested);
         signals
+    }
+
+    /// HUP changed `--metrics-bind`, or this new master of an upgrade was
+    /// promoted: listen at the address (or stop); when it cannot, the old
+    /// listener (if any) keeps serving.
+    pub(super) fn rebind_metrics(&mut self) {
+        match self.settings.metrics_bind.clone() {
+            None => self.replace_source("metrics", None),
+            Some(address) => match MetricsServer::bind(&address) {
+                Ok(server) => {
+                    server.announce(self.pid);
+                    self.replace_source("metrics", Some(Box::new(server)));
+                }
+                Err(err) => tracing::error!("{err}; the metrics stay where they were"),
+            },
+        }
     }
 
     /// What `/metrics` reports now: the scoreboard's live slots (with each

@@ -136,6 +136,16 @@ impl Arbiter {
             None
         };
         let old_settings = std::mem::replace(&mut self.settings, Arc::new(settings));
+        if self.settings.statsd_host != old_settings.statsd_host
+            || self.settings.statsd_prefix != old_settings.statsd_prefix
+            || self.settings.dogstatsd_tags != old_settings.dogstatsd_tags
+        {
+            crate::statsd::install(&self.settings);
+            self.workers_gauge = Default::default();
+        }
+        if self.settings.metrics_bind != old_settings.metrics_bind {
+            self.rebind_metrics();
+        }
         let old_preloaded = std::mem::replace(&mut self.preloaded, preloaded);
         let old_listeners = new_listeners.map(|(specs, listeners)| {
             for listener in &listeners {

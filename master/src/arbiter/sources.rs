@@ -20,6 +20,9 @@ use super::Arbiter;
 
 /// A source of work for the master's loop, served without blocking.
 pub(crate) trait LoopSource: fmt::Debug {
+    /// What it is, to find it again (`metrics`, `control`).
+    fn name(&self) -> &'static str;
+
     /// The descriptors to wait on, with the events wanted (asked again
     /// before every wait, so a source's set may change between waits).
     fn poll_fds(&self) -> Vec<PollFd<'_>>;
@@ -50,6 +53,19 @@ pub(crate) trait LoopSource: fmt::Debug {
 }
 
 impl Arbiter {
+    /// Replaces the source named `name` with `source` (or removes it),
+    /// closing the old one.
+    pub(super) fn replace_source(&mut self, name: &str, source: Option<Box<dyn LoopSource>>) {
+        let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sources)
+            .into_iter()
+            .partition(|each| each.name() == name);
+        self.sources = kept;
+        for each in old {
+            each.close();
+        }
+        self.sources.extend(source);
+    }
+
     /// Serves every source with its share of `ready` (`counts[i]`
     /// descriptors each, in order); returns the signals they ask for.
     pub(super) fn serve_sources(&mut self, counts: &[usize], ready: &[PollFlags]) -> Vec<Signal> {

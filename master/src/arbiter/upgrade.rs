@@ -208,6 +208,9 @@ impl Arbiter {
         );
         self.notifier.promoted(self.pid.as_raw() as u32);
         self.bind_deferred_control_socket();
+        if std::mem::take(&mut self.metrics_deferred) {
+            self.rebind_metrics();
+        }
     }
 
     /// Once promoted, the control socket the old master kept (and removed

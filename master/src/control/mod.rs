@@ -381,6 +381,10 @@ fn answer(line: &str, arbiter: &Arbiter) -> (Response, Vec<Signal>) {
 }
 
 impl LoopSource for ControlServer {
+    fn name(&self) -> &'static str {
+        "control"
+    }
+
     fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds = vec![PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
         for client in &self.clients {

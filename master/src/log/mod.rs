@@ -165,7 +165,9 @@ pub fn init(options: &LogOptions) -> Result<(), MasterError> {
     let filter = tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
         rank(meta) >= MIN_LEVEL.load(Ordering::Relaxed)
     });
-    let subscriber = tracing_subscriber::registry().with(ErrorLog.with_filter(filter));
+    let subscriber = tracing_subscriber::registry()
+        .with(ErrorLog.with_filter(filter))
+        .with(crate::statsd::LogCounter);
     // Already installed (a second init, or a test harness): configured above.
     let _ = tracing::subscriber::set_global_default(subscriber);
     Ok(())

@@ -43,9 +43,12 @@ impl MetricsServer {
         })
     }
 
-    /// The address it listens on (the port when 0 was asked).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Logs where it listens (`Metrics at: http://ADDR/metrics (PID)`,
+    /// with the port the kernel chose for port 0).
+    pub fn announce(&self, pid: nix::unistd::Pid) {
+        if let Ok(bound) = self.listener.local_addr() {
+            tracing::info!("Metrics at: http://{bound}/metrics ({pid})");
+        }
     }
 
     fn accept(&mut self) {
@@ -66,6 +69,10 @@ impl MetricsServer {
 }
 
 impl LoopSource for MetricsServer {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
     fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds = Vec::with_capacity(self.clients.len() + 1);
         if self.clients.len() < MAX_CLIENTS {
