@@ -561,8 +561,9 @@ fn statsd_gets_gunicorns_metrics(class: Class) {
     }
 }
 
-/// The same to a unix datagram socket, without prefix or tags; a worker
-/// killed by a foreign SIGKILL is one `runicorn.log.error` line.
+/// The same to a unix datagram socket, without prefix or tags; an app's
+/// failure is one `runicorn.log.exception`, a worker killed by a foreign
+/// SIGKILL one `runicorn.log.error`.
 #[test]
 fn statsd_over_a_unix_datagram_socket() {
     let dir = tempfile::tempdir().unwrap();
@@ -590,6 +591,20 @@ fn statsd_over_a_unix_datagram_socket() {
             .iter()
             .any(|line| line.starts_with("runicorn.request.duration:") && line.ends_with("|ms")),
         "{received:#?}"
+    );
+    // An app that fails: Gunicorn's log.exception line, and its 500.
+    send(&server, "/?fail=1", 1, 500);
+    let wanted = [
+        "runicorn.log.exception:1|c|@1.0",
+        "runicorn.request.status.500:1|c|@1.0",
+    ];
+    let received = receive_until(|buffer| statsd.recv(buffer), &wanted);
+    assert_received(&received, &wanted, &server.log());
+    assert!(
+        !received
+            .iter()
+            .any(|line| line.starts_with("runicorn.log.error")),
+        "an app's failure is an exception, not an error: {received:#?}"
     );
     proc::signal(old[0], Signal::SIGKILL);
     assert!(scenario::wait_replaced(&server, &old, 30.0));

@@ -4,8 +4,9 @@
 //! async handler that does blocking work would. That is what the async
 //! worker's heartbeat must catch (the matrix's hung-request scenario); the
 //! blocking entry sleeps alike, for the other classes. And `status:app`,
-//! which answers `?code=N` with status N (200 without it): the statuses
-//! the metrics tests count.
+//! which answers `?code=N` with status N (200 without it), and fails
+//! (an app error, no response started) for `?fail=1`: the statuses and
+//! log lines the metrics tests count.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -62,8 +63,16 @@ fn code(query: &str) -> u16 {
         .unwrap_or(200)
 }
 
+/// `?fail=1`: the app fails before it starts a response.
+fn fails(query: &str) -> bool {
+    query.split('&').any(|pair| pair == "fail=1")
+}
+
 impl App for Status {
     fn call(&self, call: &mut dyn Call) -> Result<(), AppError> {
+        if fails(call.head().query()) {
+            return Err(AppError::new("status:app failed on purpose"));
+        }
         let status = code(call.head().query());
         call.start_response(status, &[("Content-Length", b"3")])?;
         call.write(b"ok\n")?;
@@ -74,6 +83,9 @@ impl App for Status {
 impl AsyncApp for Status {
     fn call<'a>(&'a self, call: &'a mut dyn AsyncCall) -> BoxFuture<'a, Result<(), AppError>> {
         Box::pin(async move {
+            if fails(call.head().query()) {
+                return Err(AppError::new("status:app failed on purpose"));
+            }
             let status = code(call.head().query());
             call.start_response(status, &[("Content-Length", b"3")])?;
             call.write(b"ok\n").await?;
