@@ -700,3 +700,40 @@ fn a_usr2_upgrade_hands_the_metrics_address_over() {
     );
     proc::signal(new, Signal::SIGTERM);
 }
+
+/// A HUP whose configuration moves `--metrics-bind` moves the listener:
+/// the new address answers, the old one is closed.
+#[test]
+fn a_hup_moves_the_metrics_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runicorn.toml");
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (first, second) = (free_port(), free_port());
+    let write = |address: std::net::SocketAddr| {
+        std::fs::write(&config, format!("metrics_bind = \"{address}\"\n")).unwrap();
+    };
+    write(first);
+    let server = Class::Sync.start(
+        &["-w", "1", "-c", config.to_str().unwrap()],
+        "builtin:hello",
+    );
+    server.wait_workers(1, 30.0);
+    assert_eq!(metrics_addr(&server), Addr::Tcp(first));
+    scrape(&Addr::Tcp(first));
+    write(second);
+    server.signal(Signal::SIGHUP);
+    server.expect_log(&format!("Metrics at: http://{second}/metrics"), 20.0);
+    assert_eq!(
+        scrape(&Addr::Tcp(second)).value("runicorn_workers_target", &[]),
+        1.0
+    );
+    assert!(
+        TcpStream::connect(first).is_err(),
+        "the old metrics address is still open"
+    );
+}
