@@ -588,7 +588,7 @@ pub fn request_past_the_graceful_timeout_gets_a_500(class: Class, extra: &[&str]
 
 /// `signal` (INT or QUIT) to a one-worker `builtin:sleep` server of
 /// `class` (`EXTRA` added, `--graceful-timeout 30`) with a 20 s request in
-/// flight: the master exits within a second (a quick stop does not wait
+/// flight: the master exits within 5 s, not 20 (a quick stop does not wait
 /// for requests), its whole process group is gone within 5 s more, and the
 /// request is cut rather than answered. Returns how long the master took.
 pub fn quick_stop_cuts_a_request_in_flight(
@@ -611,8 +611,10 @@ pub fn quick_stop_cuts_a_request_in_flight(
     server.signal(signal);
     exit_code(&mut server, 10.0);
     let took = started.elapsed();
+    // Far below the request's 20 s and the graceful timeout's 30 s, with
+    // room for a loaded machine (1.3 s was seen at load 11).
     assert!(
-        took < Duration::from_secs(1),
+        took < Duration::from_secs(5),
         "{signal} took {took:?}:\n{}",
         server.log()
     );

@@ -357,8 +357,9 @@ fn recycling_under_keep_alive_load_loses_nothing(class: Class) {
     );
 }
 
-/// INT and QUIT cut a request in flight and the master leaves within a
-/// second.
+/// INT and QUIT cut a request in flight and the master leaves at once
+/// (bounded at 5 s, far below the request's 20 s and the 30 s graceful
+/// timeout; the figure is printed).
 fn int_cuts_a_request_in_flight(class: Class) {
     let took = scenario::quick_stop_cuts_a_request_in_flight(
         class,

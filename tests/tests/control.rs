@@ -191,6 +191,16 @@ fn workers_add_and_remove_change_the_worker_count() {
         workers_of(master),
         controlled.server.log()
     );
+    // The log is read from the server's pipe: wait for both lines, then
+    // check there are no more than two.
+    assert!(
+        controlled
+            .server
+            .wait_for_log_count("Handling signal: ttin", 2, deadline(10.0))
+            .is_some(),
+        "{}",
+        controlled.server.log()
+    );
     assert_eq!(controlled.server.log_count("Handling signal: ttin"), 2);
     assert_eq!(status(&controlled)["master"]["workers_target"], 3);
     assert_eq!(
