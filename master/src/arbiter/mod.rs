@@ -302,21 +302,24 @@ impl Arbiter {
                 }
             };
         let unix_paths = owned_unix_paths(&settings, &listeners);
+        // A start that fails past this point leaves no socket file or
+        // pidfile of its own behind.
+        let undo = |err: MasterError| {
+            for path in &unix_paths {
+                let _ = std::fs::remove_file(path);
+            }
+            if let Some(pidfile) = &pidfile {
+                pidfile.remove();
+            }
+            err
+        };
         let capacity = (settings.workers * 4).max(256);
         let scoreboard = Scoreboard::new(capacity)
             .map_err(|err| MasterError::system("mapping the scoreboard", err))?;
         let preloaded = if settings.preload_app {
             match loader.load(&settings) {
                 Ok(app) => Some(app),
-                Err(err) => {
-                    for path in &unix_paths {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    if let Some(pidfile) = &pidfile {
-                        pidfile.remove();
-                    }
-                    return Err(MasterError::AppLoad(err));
-                }
+                Err(err) => return Err(undo(MasterError::AppLoad(err))),
             }
         } else {
             None
@@ -338,15 +341,7 @@ impl Arbiter {
                         tracing::info!("Control socket at: {} ({pid})", path.display());
                         sources.push(Box::new(server));
                     }
-                    Err(err) => {
-                        for path in &unix_paths {
-                            let _ = std::fs::remove_file(path);
-                        }
-                        if let Some(pidfile) = &pidfile {
-                            pidfile.remove();
-                        }
-                        return Err(err);
-                    }
+                    Err(err) => return Err(undo(err)),
                 },
             }
         }
@@ -366,15 +361,7 @@ impl Arbiter {
                     server.announce(pid);
                     sources.push(Box::new(server));
                 }
-                Err(err) => {
-                    for path in &unix_paths {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    if let Some(pidfile) = &pidfile {
-                        pidfile.remove();
-                    }
-                    return Err(err);
-                }
+                Err(err) => return Err(undo(err)),
             }
         }
         let num_workers = settings.workers.max(1);
