@@ -78,6 +78,18 @@ pub enum Piece {
     Atom(Atom),
 }
 
+/// A piece as a line is written from it ([`AccessFormat::rendered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Literal text of at most 8 bytes, zero-padded: appended as 8 bytes
+    /// (one store, no `memcpy` call) and cut back to its length.
+    Short([u8; 8], usize),
+    /// Longer literal text.
+    Text(String),
+    /// An atom.
+    Atom(Atom),
+}
+
 /// A format Python would render differently from how it is read here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatError {
@@ -103,7 +115,15 @@ impl std::error::Error for FormatError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessFormat {
     pieces: Vec<Piece>,
+    /// [`AccessFormat::pieces`] as a line is written from them: atoms that
+    /// are always `-` (`l`, unknown names) folded into the text around them,
+    /// so the default format walks 15 pieces, not 17; short text as
+    /// [`Step::Short`].
+    rendered: Vec<Step>,
     response_fields: Vec<String>,
+    /// Worked out once: asked at every request's end.
+    needs_elapsed: bool,
+    needs_scheme: bool,
 }
 
 impl AccessFormat {
@@ -164,15 +184,56 @@ impl AccessFormat {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
+        let needs_elapsed = pieces.iter().any(|piece| {
+            matches!(
+                piece,
+                Piece::Atom(Atom::Seconds | Atom::Millis | Atom::Micros | Atom::Decimal)
+            )
+        });
+        let needs_scheme = pieces.iter().any(
+            |piece| matches!(piece, Piece::Atom(Atom::Environ(key)) if key == "wsgi.url_scheme"),
+        );
+        let mut merged: Vec<Piece> = Vec::with_capacity(pieces.len());
+        for piece in &pieces {
+            let piece = match piece {
+                Piece::Atom(Atom::Logname | Atom::Missing) => Piece::Text("-".to_owned()),
+                other => other.clone(),
+            };
+            match (merged.last_mut(), piece) {
+                (Some(Piece::Text(before)), Piece::Text(text)) => before.push_str(&text),
+                (_, piece) => merged.push(piece),
+            }
+        }
+        let rendered = merged
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Text(text) if text.len() <= 8 => {
+                    let mut short = [0u8; 8];
+                    short[..text.len()].copy_from_slice(text.as_bytes());
+                    Step::Short(short, text.len())
+                }
+                Piece::Text(text) => Step::Text(text),
+                Piece::Atom(atom) => Step::Atom(atom),
+            })
+            .collect();
         Ok(AccessFormat {
             pieces,
+            rendered,
             response_fields,
+            needs_elapsed,
+            needs_scheme,
         })
     }
 
     /// The pieces, in order.
     pub fn pieces(&self) -> &[Piece] {
         &self.pieces
+    }
+
+    /// The same line's pieces with the constant atoms folded into the
+    /// text (what a line is rendered from).
+    pub fn rendered(&self) -> &[Step] {
+        &self.rendered
     }
 
     /// The response field names (lower case) the format logs, which each
@@ -184,20 +245,13 @@ impl AccessFormat {
     /// Whether an atom shows the request's duration (`T`, `M`, `D`, `L`):
     /// the clock is read for it only then.
     pub fn needs_elapsed(&self) -> bool {
-        self.pieces.iter().any(|piece| {
-            matches!(
-                piece,
-                Piece::Atom(Atom::Seconds | Atom::Millis | Atom::Micros | Atom::Decimal)
-            )
-        })
+        self.needs_elapsed
     }
 
     /// Whether an atom needs `wsgi.url_scheme` (worked out from the
     /// forwarding fields only then).
     pub fn needs_scheme(&self) -> bool {
-        self.pieces.iter().any(
-            |piece| matches!(piece, Piece::Atom(Atom::Environ(key)) if key == "wsgi.url_scheme"),
-        )
+        self.needs_scheme
     }
 }
 
@@ -283,6 +337,8 @@ mod tests {
             ]
         );
         assert_eq!(format.pieces()[1], Piece::Text(" ".to_owned()));
+        assert_eq!(format.rendered()[1], Step::Short(*b" - \0\0\0\0\0", 3));
+        assert_eq!(format.rendered().len(), 15);
     }
 
     #[test]
