@@ -117,7 +117,7 @@ pub struct AccessFormat {
     pieces: Vec<Piece>,
     /// [`AccessFormat::pieces`] as a line is written from them: atoms that
     /// are always `-` (`l`, unknown names) folded into the text around them,
-    /// so the default format walks 15 pieces, not 17; short text as
+    /// so the default format walks 16 pieces, not 18; short text as
     /// [`Step::Short`].
     rendered: Vec<Step>,
     response_fields: Vec<String>,
@@ -338,7 +338,7 @@ mod tests {
         );
         assert_eq!(format.pieces()[1], Piece::Text(" ".to_owned()));
         assert_eq!(format.rendered()[1], Step::Short(*b" - \0\0\0\0\0", 3));
-        assert_eq!(format.rendered().len(), 15);
+        assert_eq!(format.rendered().len(), 16);
     }
 
     #[test]

@@ -477,6 +477,21 @@ mod tests {
     }
 
     #[test]
+    fn long_text_and_constant_atoms_folded_into_it_come_out_as_written() {
+        let request = head("GET", "/", &[]);
+        assert_eq!(
+            line(
+                "status: %(s)s, and then %(l)s%(zz)s%({x}y)s, a long tail of text",
+                &request,
+                200,
+                0,
+                &KeptFields::default()
+            ),
+            "status: 200, and then ---, a long tail of text\n"
+        );
+    }
+
+    #[test]
     fn quotes_are_escaped_and_latin1_bytes_become_utf8() {
         let request = head("GET", "/", &[("User-Agent", b"evil\" \"injected\\ \xe9")]);
         assert_eq!(
