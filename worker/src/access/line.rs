@@ -69,7 +69,7 @@ impl Record<'_> {
                 out.push(b' ');
                 out.extend_from_slice(head.version.as_str().as_bytes());
             }
-            Atom::Status => number(out, u64::from(self.done.status)),
+            Atom::Status => status(out, self.done.status),
             Atom::Method => escaped(out, head.method.as_bytes()),
             Atom::Path => path_info(out, split_target(&head.target).0),
             Atom::Query => escaped(out, split_target(&head.target).1.as_bytes()),
@@ -263,6 +263,16 @@ fn number(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
+/// The status: three digits as one fixed-size copy (no `memcpy` call).
+fn status(out: &mut Vec<u8>, status: u16) {
+    if (100..1000).contains(&status) {
+        let digit = |value: u16| b'0' + (value % 10) as u8;
+        out.extend_from_slice(&[digit(status / 100), digit(status / 10), digit(status)]);
+    } else {
+        number(out, u64::from(status));
+    }
+}
+
 /// Six digits, zero-padded (the microseconds of `L`).
 fn number_padded(mut value: u32) -> [u8; 6] {
     let mut digits = [b'0'; 6];
@@ -374,25 +384,40 @@ fn now_secs() -> u64 {
         .map_or(0, |now| u64::try_from(now.tv_sec()).unwrap_or(0))
 }
 
+/// Room for `[%d/%b/%Y:%H:%M:%S %z]` (28 bytes with a four-digit year).
+const TIME_LEN: usize = 32;
+
 thread_local! {
-    /// The last second formatted on this thread and its text: a second's
-    /// lines share one formatting.
-    static TIME: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    /// The last second formatted on this thread, its text and the text's
+    /// length: a second's lines share one formatting, copied as a whole
+    /// array (no `memcpy` call) and cut back to its length.
+    static TIME: RefCell<(u64, [u8; TIME_LEN], usize)> =
+        const { RefCell::new((u64::MAX, [0; TIME_LEN], 0)) };
 }
 
 /// Gunicorn's `t`, `[%d/%b/%Y:%H:%M:%S %z]`, in local time with its real
 /// UTC offset (the error log's clock, `crate::log::local_time`), of the
 /// second `secs` since the epoch.
 fn access_time(secs: u64, out: &mut Vec<u8>) {
-    TIME.with_borrow_mut(|(cached, text)| {
+    TIME.with_borrow_mut(|(cached, text, len)| {
         if *cached != secs {
+            let fresh = format!(
+                "[{}]",
+                local_time(UNIX_EPOCH + Duration::from_secs(secs)).access()
+            );
+            if fresh.len() > TIME_LEN {
+                // A year past 9999: written as it is, not cached.
+                *cached = u64::MAX;
+                out.extend_from_slice(fresh.as_bytes());
+                return;
+            }
             *cached = secs;
-            text.clear();
-            text.push('[');
-            text.push_str(&local_time(UNIX_EPOCH + Duration::from_secs(secs)).access());
-            text.push(']');
+            *len = fresh.len();
+            text[..*len].copy_from_slice(fresh.as_bytes());
         }
-        out.extend_from_slice(text.as_bytes());
+        let end = out.len() + *len;
+        out.extend_from_slice(text);
+        out.truncate(end);
     });
 }
 

@@ -9,8 +9,10 @@
 //!   [`LineFormat`] is the choice of format.
 //! - **where lines go**: [`sink`]'s [`Sink`], one per process, behind a
 //!   process-local mutex (no lock is shared between workers). A line is
-//!   formatted into a per-thread buffer first, so the lock only covers a
-//!   copy. Lines go out whole, buffered: see [`sink`] for when.
+//!   rendered straight into the sink's buffer under that lock (no copy;
+//!   rendering takes well under a microsecond, and only a gthread
+//!   worker's threads share the lock). Lines go out whole, buffered: see
+//!   [`sink`] for when.
 //! - **when**: [`AccessLog::log`] at each request's end (the kit's
 //!   `Shared::end_request`, which every class calls); [`tick`] from the
 //!   worker's heartbeat (a due flush, a USR1 reopen); [`flush`] when the
@@ -125,13 +127,6 @@ pub fn try_flush() {
     }
 }
 
-/// Hands whole lines to this process's sink.
-fn write(lines: &[u8]) {
-    if let Some(sink) = sink().as_mut() {
-        sink.push(lines);
-    }
-}
-
 /// How a line is written: Gunicorn's text, or (`--log-format json`) a
 /// JSON object whose `message` is that text; both render the same
 /// [`Record`].
@@ -183,7 +178,8 @@ impl LineFormat {
 }
 
 thread_local! {
-    /// The line being written on this thread, reused request after request.
+    /// The syslog line being written on this thread, reused request after
+    /// request.
     static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -234,31 +230,34 @@ impl AccessLog {
     /// Writes the line of one finished request (to the file or stdout
     /// when there is one, and to syslog when it takes access lines).
     pub fn log(&self, record: &Record<'_>) {
+        if ACTIVE.load(Ordering::Acquire) {
+            if let Some(sink) = sink().as_mut() {
+                sink.push_with(|buffer| {
+                    self.format
+                        .render_with(record, self.request_id_header, buffer);
+                });
+            }
+        }
+        if !syslog::takes(Stream::Access) {
+            return;
+        }
         LINE.with_borrow_mut(|line| {
             line.clear();
-            if ACTIVE.load(Ordering::Acquire) {
-                self.format
-                    .render_with(record, self.request_id_header, line);
-                write(line);
-            }
-            if syslog::takes(Stream::Access) {
-                line.clear();
-                match &self.format {
-                    LineFormat::Text(format) => {
-                        let _ = write!(line, "[{}] ", self.pid);
-                        record.render(format, line);
-                        line.pop();
-                    }
-                    LineFormat::Json(format) => {
-                        json::render(record, format, self.request_id_header, false, line);
-                    }
+            match &self.format {
+                LineFormat::Text(format) => {
+                    let _ = write!(line, "[{}] ", self.pid);
+                    record.render(format, line);
+                    line.pop();
                 }
-                syslog::send(
-                    Stream::Access,
-                    Severity::Info,
-                    &String::from_utf8_lossy(line),
-                );
+                LineFormat::Json(format) => {
+                    json::render(record, format, self.request_id_header, false, line);
+                }
             }
+            syslog::send(
+                Stream::Access,
+                Severity::Info,
+                &String::from_utf8_lossy(line),
+            );
         });
     }
 }

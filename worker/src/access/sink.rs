@@ -78,10 +78,16 @@ impl Sink {
 
     /// Adds whole lines; writes the buffer out once it holds [`FLUSH_BYTES`].
     pub fn push(&mut self, lines: &[u8]) {
+        self.push_with(|buffer| buffer.extend_from_slice(lines));
+    }
+
+    /// Adds the whole lines `render` appends to the buffer itself (a line
+    /// is rendered in place, not copied); then as [`Sink::push`].
+    pub fn push_with(&mut self, render: impl FnOnce(&mut Vec<u8>)) {
         if self.buffer.is_empty() {
             self.since = Some(Instant::now());
         }
-        self.buffer.extend_from_slice(lines);
+        render(&mut self.buffer);
         if self.buffer.len() >= FLUSH_BYTES {
             self.flush();
         }
