@@ -37,6 +37,10 @@ profile_run() {
         echo "$SERVER_PID" >"$dir/.pid")
     SERVER_PID="$(cat "$dir/.pid")" SERVER_NAME="profile-$count"
     BENCH_PGIDS+=("$SERVER_PID")
+    # profile_run runs in a command substitution, a subshell that does not
+    # inherit lib.sh's EXIT trap: without its own, a `die` below (valgrind
+    # too slow to serve, requests lost) left the server running.
+    trap 'kill -KILL -- "-$SERVER_PID" 2>/dev/null || true' EXIT
     wait_ready "$PORT" / 240 || die "runicorn did not serve under valgrind"
     worker="$(tree_pids "$SERVER_PID" | grep -vx "$SERVER_PID" | head -1)"
     # wait_ready's GET is one request: COUNT - 1 more.
