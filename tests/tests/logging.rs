@@ -155,13 +155,20 @@ fn datagrams_until(
     }
 }
 
-#[test]
-fn syslog_over_udp_has_gunicorns_priority_and_program_name() {
+/// A UDP socket on loopback for syslog datagrams (reads wait up to 20 s)
+/// and the `--log-syslog-to` value naming it.
+fn udp_receiver() -> (UdpSocket, String) {
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
     receiver
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let to = format!("udp://{}", receiver.local_addr().unwrap());
+    (receiver, to)
+}
+
+#[test]
+fn syslog_over_udp_has_gunicorns_priority_and_program_name() {
+    let (receiver, to) = udp_receiver();
     let server = Launch::new([
         "-b",
         LOCAL,
@@ -383,11 +390,7 @@ fn access_lines_in_json(class: Class) {
 
 #[test]
 fn access_lines_go_to_syslog_unless_disabled() {
-    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let to = format!("udp://{}", receiver.local_addr().unwrap());
+    let (receiver, to) = udp_receiver();
     // No --access-logfile: syslog alone turns the access log on (Gunicorn).
     let server = Launch::new([
         "-b",
