@@ -94,3 +94,50 @@ impl RequestHead {
         self.headers.clear();
     }
 }
+
+/// A request path's bytes with each `%XX` escape decoded, as Python's
+/// `urllib.parse.unquote_to_bytes` does (a `%` not followed by two hex
+/// digits stays as it is). For `PATH_INFO` and the access log's `U`.
+pub fn percent_decoded(path: &str) -> impl Iterator<Item = u8> + '_ {
+    let bytes = path.as_bytes();
+    let mut index = 0;
+    std::iter::from_fn(move || {
+        let byte = *bytes.get(index)?;
+        if byte == b'%' && index + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[index + 1]), hex(bytes[index + 2])) {
+                index += 3;
+                return Some(high << 4 | low);
+            }
+        }
+        index += 1;
+        Some(byte)
+    })
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod percent_tests {
+    use super::percent_decoded;
+
+    fn decoded(path: &str) -> Vec<u8> {
+        percent_decoded(path).collect()
+    }
+
+    #[test]
+    fn escapes_are_decoded_and_bad_ones_kept() {
+        assert_eq!(decoded("/a%20b"), b"/a b");
+        assert_eq!(decoded("/%e2%82%AC"), [b'/', 0xe2, 0x82, 0xac]);
+        assert_eq!(decoded("/bad%zz%4"), b"/bad%zz%4");
+        assert_eq!(decoded("/%2F%"), b"//%");
+        assert_eq!(decoded("%41"), b"A");
+        assert_eq!(decoded(""), b"");
+    }
+}

@@ -13,30 +13,8 @@ use super::{Keys, WsgiApp};
 /// Gunicorn's `util.unquote_to_wsgi_str`: percent-decode to bytes (a bad
 /// escape stays as written), then read the bytes as latin-1.
 pub fn unquote_to_wsgi_str(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(high << 4 | low);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
+    let out: Vec<u8> = runicorn_http::head::percent_decoded(path).collect();
     latin1(&out)
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Bytes read as latin-1 (every byte is the code point of the same value).

@@ -195,28 +195,8 @@ pub(crate) fn split_target(target: &str) -> (&str, &str) {
 /// `PATH_INFO`: the path percent-decoded to bytes (a bad escape stays as
 /// written), read as latin-1, escaped.
 fn path_info(out: &mut Vec<u8>, path: &str) {
-    let bytes = path.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        if byte == b'%' && index + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex(bytes[index + 1]), hex(bytes[index + 2])) {
-                escaped_byte(out, high << 4 | low);
-                index += 3;
-                continue;
-            }
-        }
+    for byte in runicorn_http::head::percent_decoded(path) {
         escaped_byte(out, byte);
-        index += 1;
-    }
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
     }
 }
 
