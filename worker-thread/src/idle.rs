@@ -1,11 +1,14 @@
 //! The connections parked in the poller, with their deadlines.
 //!
-//! Two kinds wait here: *fresh* connections, accepted and not yet sent a
-//! byte (they get the head deadline), and *kept-alive* ones, answered and
-//! waiting for their next request (they get `--keep-alive`). Each kind is
-//! ordered by deadline, so expiry is a look at the front, and the oldest
+//! Three kinds wait here: *fresh* connections, accepted and not yet sent a
+//! byte (they get the head deadline), connections with a *partial head*
+//! (until that head's deadline), and *kept-alive* ones, answered and
+//! waiting for their next request (they get `--keep-alive`). Those waiting
+//! for a head, and the kept-alive ones, are ordered by deadline, each in a
+//! set of their own, so expiry is a look at the front, and the oldest
 //! kept-alive connection (the one closed to make room for a new client) is
-//! the first of its set. Pure bookkeeping over explicit instants, so it is
+//! the first of its set; a connection whose client is sending a head is
+//! never closed for room. Pure bookkeeping over explicit instants, so it is
 //! unit-tested without sockets or clocks.
 
 use std::collections::{BTreeSet, HashMap};
@@ -16,6 +19,9 @@ use std::time::Instant;
 pub(crate) enum IdleKind {
     /// Accepted, waiting for its first bytes.
     Fresh,
+    /// Part of a request head received, waiting for the rest (a slow
+    /// client: it holds no thread while it drips).
+    Head,
     /// Answered, waiting for its next request.
     KeptAlive,
 }
@@ -46,7 +52,7 @@ impl<T> IdleSet<T> {
 
     fn order(&mut self, kind: IdleKind) -> &mut BTreeSet<(Instant, u64)> {
         match kind {
-            IdleKind::Fresh => &mut self.fresh,
+            IdleKind::Fresh | IdleKind::Head => &mut self.fresh,
             IdleKind::KeptAlive => &mut self.kept,
         }
     }
@@ -166,16 +172,19 @@ mod tests {
     }
 
     #[test]
-    fn eviction_takes_the_oldest_kept_alive_never_a_fresh_one() {
+    fn eviction_takes_the_oldest_kept_alive_never_a_fresh_one_or_a_head() {
         let base = Instant::now();
         let mut idle = IdleSet::new();
         idle.park(1, "fresh", IdleKind::Fresh, at(base, 5));
+        idle.park(4, "head", IdleKind::Head, at(base, 1));
         idle.park(2, "older", IdleKind::KeptAlive, at(base, 10));
         idle.park(3, "newer", IdleKind::KeptAlive, at(base, 20));
         assert_eq!(idle.evict_oldest_kept(), Some("older"));
         assert_eq!(idle.evict_oldest_kept(), Some("newer"));
         assert_eq!(idle.evict_oldest_kept(), None);
-        assert_eq!(idle.len(), 1);
+        assert_eq!(idle.len(), 2);
+        assert_eq!(idle.kept_len(), 0);
+        assert_eq!(idle.expire(at(base, 1)), vec!["head"]);
     }
 
     #[test]

@@ -33,11 +33,15 @@ pub(crate) struct Ready {
     pub(crate) waited: bool,
 }
 
-/// Serves `client` until it is idle or closed: the connection back to park
-/// it (kept alive), or `None` once it is closed. Unanswered when it has
-/// only an error or hang-up to report, or when it waited for a thread and
-/// its client hung up meanwhile.
-pub(crate) fn run_job(shared: &Shared, mut client: Client, ready: Ready) -> Option<Client> {
+/// Serves `client` until it is idle, waiting for the rest of a head, or
+/// closed: the connection back with how it ended, to park it, or `None`
+/// once it is closed. Unanswered when it has only an error or hang-up to
+/// report, or when it waited for a thread and its client hung up meanwhile.
+pub(crate) fn run_job(
+    shared: &Shared,
+    mut client: Client,
+    ready: Ready,
+) -> Option<(Client, Outcome)> {
     let hung_up = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
     if !ready
         .events
@@ -54,7 +58,7 @@ pub(crate) fn run_job(shared: &Shared, mut client: Client, ready: Ready) -> Opti
         return None;
     }
     match serve_readable(shared, &mut client) {
-        Outcome::Idle => Some(client),
         Outcome::Close => None,
+        outcome => Some((client, outcome)),
     }
 }

@@ -9,12 +9,16 @@
 //! is parked in the hub (`pool::Hub`), an epoll set of its own where the
 //! pool threads wait. A fresh connection waits there for its first bytes
 //! (at most the head deadline, `Settings::client_timeout`), a kept-alive
-//! one for its next request (at most `--keep-alive`); the poller closes
-//! what expires. The kernel wakes one waiting thread for a readable
-//! connection; that thread takes it, the `http` crate's blocking driver
-//! answers every request that has arrived, pipelined ones in order, and the
-//! thread parks the connection again itself once nothing is buffered, so a
-//! request never changes threads; an unread request body is drained
+//! one for its next request (at most `--keep-alive`), and one whose client
+//! sent part of a head for the rest (until that head's deadline, which the
+//! connection reports); the poller closes what expires, answering a partial
+//! head 408 without waiting on the client. The kernel wakes one waiting
+//! thread for a readable connection; that thread takes it, the `http`
+//! crate's blocking driver reads heads without waiting and answers every
+//! request that has arrived, pipelined ones in order, and the thread parks
+//! the connection again itself once nothing is buffered or a head is still
+//! incomplete, so a request never changes threads once its head is in and
+//! a client dripping a head (slowloris) holds no thread; an unread request body is drained
 //! (bounded) or the connection closed, so no request is ever parsed from
 //! the middle of a body. The worker accepts only while a thread is free
 //! (waiting with no connection ready; at most one connection per free

@@ -1,10 +1,11 @@
 //! The worker's main thread: one epoll set holding the listeners (while the
 //! worker may accept), the stop state's wake pipe and the pool's doorbell.
 //! The connections that are not on a thread (fresh ones waiting for their
-//! first bytes, kept-alive ones waiting for their next request) are parked
-//! in the hub (`pool::Hub`), where the pool threads wait for them: the
-//! poller parks what it accepts and closes what expires, and never touches
-//! a request.
+//! first bytes, slow ones for the rest of a head, kept-alive ones for their
+//! next request) are parked in the hub (`pool::Hub`), where the pool
+//! threads wait for them: the poller parks what it accepts and closes what
+//! expires (a partial head with a 408 written without waiting), and never
+//! touches a request.
 //!
 //! Each pass beats the heartbeat, decides whether to watch the listeners
 //! (asking the threads to ring when one becomes free if none is now),
@@ -191,7 +192,9 @@ impl<'w> Poller<'w> {
             }
             let now = Instant::now();
             self.take_starving_connections(now);
-            drop(self.hub.expire(now));
+            for mut client in self.hub.expire(now) {
+                client.close_at_deadline();
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use runicorn_http::Outcome;
 use runicorn_worker::Shared;
 
 use crate::error::ThreadError;
@@ -136,15 +137,22 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Parks `client` until it is readable or its deadline passes: a fresh
-    /// one (just accepted) is added to the epoll set, a kept-alive one
-    /// (back from a thread) re-armed.
+    /// Parks `client` until it is readable or its kind's deadline passes
+    /// (from `now`: the head deadline for a fresh one, `--keep-alive` for a
+    /// kept-alive one); see [`Hub::park_until`].
     pub(crate) fn park(&self, client: Client, kind: IdleKind, now: Instant) {
-        let mut parked = self.parked();
         let wait = match kind {
-            IdleKind::Fresh => self.head_deadline,
+            IdleKind::Fresh | IdleKind::Head => self.head_deadline,
             IdleKind::KeptAlive => self.keepalive,
         };
+        self.park_until(client, kind, now + wait);
+    }
+
+    /// Parks `client` until it is readable or `deadline` passes: a fresh
+    /// one (just accepted) is added to the epoll set, one back from a
+    /// thread re-armed.
+    pub(crate) fn park_until(&self, client: Client, kind: IdleKind, deadline: Instant) {
+        let mut parked = self.parked();
         let token = parked.next_token;
         parked.next_token += 1;
         let mut event = EpollEvent::new(
@@ -156,7 +164,7 @@ impl Hub {
         // the poller cannot close it (and reuse its descriptor) meanwhile.
         let armed = match kind {
             IdleKind::Fresh => self.epoll.add(fd, event),
-            IdleKind::KeptAlive => match self.epoll.modify(fd, &mut event) {
+            IdleKind::Head | IdleKind::KeptAlive => match self.epoll.modify(fd, &mut event) {
                 Err(Errno::ENOENT) => self.epoll.add(fd, event),
                 other => other,
             },
@@ -166,7 +174,6 @@ impl Hub {
             tracing::debug!("cannot park a connection in epoll: {err}; closing it");
             return;
         }
-        let deadline = now + wait;
         parked.idle.park(token, client, kind, deadline);
         let early = parked
             .poller_wakes_at
@@ -288,7 +295,7 @@ impl Hub {
     }
 
     /// Removes every connection whose deadline has passed (the caller
-    /// closes them, outside the lock).
+    /// closes them, outside the lock: `Connection::close_at_deadline`).
     pub(crate) fn expire(&self, now: Instant) -> Vec<Client> {
         self.parked().idle.expire(now)
     }
@@ -309,8 +316,16 @@ impl Hub {
         let Some(client) = self.take(ready.token) else {
             return;
         };
-        if let Some(client) = run_job(shared, client, ready) {
-            self.park(client, IdleKind::KeptAlive, Instant::now());
+        match run_job(shared, client, ready) {
+            Some((client, Outcome::Idle)) => self.park(client, IdleKind::KeptAlive, Instant::now()),
+            // A slow client's partial head: parked until the deadline the
+            // connection reports (from its first byte), or, with none yet
+            // (no byte came), a fresh connection's.
+            Some((client, Outcome::Waiting)) => match client.head_deadline() {
+                Some(deadline) => self.park_until(client, IdleKind::Head, deadline),
+                None => self.park(client, IdleKind::Head, Instant::now()),
+            },
+            Some((_, Outcome::Close)) | None => {}
         }
         self.release();
     }
@@ -558,5 +573,64 @@ mod tests {
         hub.answer_doorbell();
         let wake = hub.poller_sleeps_until(Instant::now() + Duration::from_secs(1));
         assert!(wake < Instant::now() + Duration::from_millis(200));
+    }
+
+    /// What the client reads until the server closes.
+    fn read_until_closed(client: &mut UnixStream) -> String {
+        let mut bytes = Vec::new();
+        let _ = client.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_partial_head_goes_back_to_the_hub_and_is_served_once_the_rest_comes() {
+        let (hub, shared) = (hub(), shared());
+        let mut client = parked_connection(&hub);
+        for (index, byte) in GET[..GET.len() - 1].iter().enumerate() {
+            client.write_all(&[*byte]).unwrap();
+            // Returns at once (a blocking read would wait the 15 s head
+            // deadline), leaving the connection parked, not held.
+            let started = Instant::now();
+            one_turn(&hub, &shared);
+            assert!(started.elapsed() < Duration::from_secs(5), "byte {index}");
+            assert_eq!(hub.held(), 0, "byte {index}");
+            assert_eq!(
+                hub.parked_counts(),
+                (1, 0),
+                "byte {index}: parked, not kept-alive"
+            );
+        }
+        let deadline = hub.parked().idle.next_deadline().unwrap();
+        assert!(
+            deadline <= Instant::now() + Settings::default().client_timeout(),
+            "parked until the head's deadline"
+        );
+        client.write_all(&GET[GET.len() - 1..]).unwrap();
+        one_turn(&hub, &shared);
+        let mut buf = [0u8; 512];
+        let read = client.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..read]).contains("Hello, World!"));
+        assert_eq!(hub.parked_counts(), (1, 1), "kept alive");
+        assert_eq!(shared.slot.requests_served(), 1);
+    }
+
+    #[test]
+    fn a_partial_head_past_its_deadline_is_answered_408_and_a_silent_one_closed() {
+        let (hub, shared) = (hub(), shared());
+        let mut slow = parked_connection(&hub);
+        let mut silent = parked_connection(&hub);
+        slow.write_all(b"GET / HT").unwrap();
+        one_turn(&hub, &shared);
+        assert_eq!(hub.parked_counts(), (2, 0));
+        let expired = hub.expire(Instant::now() + Duration::from_secs(60));
+        assert_eq!(expired.len(), 2);
+        for mut client in expired {
+            client.close_at_deadline();
+        }
+        let answer = read_until_closed(&mut slow);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(answer.contains("Connection: close"), "{answer}");
+        assert_eq!(read_until_closed(&mut silent), "");
+        assert_eq!(shared.slot.requests_served(), 0);
     }
 }

@@ -8,10 +8,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::socket::{recv, send, MsgFlags};
 use runicorn_http::Transport;
 
 /// One accepted client socket (blocking mode; every wait is bounded by the
-/// driver's timeouts, and the poller only hands it over when readable).
+/// driver's timeouts, and the poller only hands it over when readable; a
+/// head is read without waiting, [`Transport::read_now`], so a slow client
+/// goes back to the poller).
 #[derive(Debug)]
 pub(crate) enum Stream {
     /// A TCP client.
@@ -86,6 +90,28 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(stream) => stream.shutdown_write(),
             Stream::Unix(stream) => stream.shutdown_write(),
+        }
+    }
+
+    /// `recv` with `MSG_DONTWAIT`: the socket stays blocking for the reads
+    /// and writes with timeouts inside a request.
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match recv(self.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Err(Errno::EINTR) => {}
+                result => return result.map_err(io::Error::from),
+            }
+        }
+    }
+
+    /// `send` with `MSG_DONTWAIT` (and no SIGPIPE).
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            match send(self.as_raw_fd(), buf, flags) {
+                Err(Errno::EINTR) => {}
+                result => return result.map_err(io::Error::from),
+            }
         }
     }
 }

@@ -196,6 +196,14 @@ impl<S: Transport + AsRawFd> Transport for Answering<S> {
         self.pending = Unanswered::register(self.stream.as_raw_fd());
     }
 
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read_now(buf)
+    }
+
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write_now(buf)
+    }
+
     fn answer_begins(&mut self) -> io::Result<()> {
         if self.pending.claim() {
             Ok(())

@@ -6,17 +6,25 @@
 //! (read within a timeout, write its output, call the app, half-close,
 //! close) and decides nothing itself, except what belongs to the worker:
 //! whether a request must be the last ([`Bookkeeping::should_close`]) and,
-//! in [`ServeMode::UntilIdle`], handing an idle connection back to the
-//! caller (a gthread worker parks it in its poller and frees the thread). A
-//! retiring worker is the state's to know ([`Connection::watch_retirement`]).
+//! in [`ServeMode::UntilIdle`], handing back to the caller a connection
+//! that is idle or whose client is slow to send its head (a gthread worker
+//! parks it in its poller and frees the thread; its poller closes it at the
+//! head deadline, [`Connection::close_at_deadline`]). A retiring worker is
+//! the state's to know ([`Connection::watch_retirement`]).
 
 use crate::driver::bookkeeping::{Bookkeeping, RequestDone};
 use crate::driver::exchange::{Exchange, Handler};
 use crate::driver::transport::{SystemClock, Transport, Wire};
+use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::proto::config::ConnConfig;
 use crate::proto::conn::{Action, ConnState, Retiring};
+
+/// Reads (of up to 1 KiB each) [`Connection::close_at_deadline`] makes to
+/// drop what a client sent before its connection closes.
+const LINGER_NOW_READS: usize = 16;
 
 /// How long [`Connection::serve`] keeps the calling thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +34,11 @@ pub enum ServeMode {
     Blocking,
     /// Read (the caller knows the stream is readable), serve every request
     /// that arrives, and return [`Outcome::Idle`] once none is buffered
-    /// (gthread). A partly received head is waited for, within the I/O timeout.
+    /// (gthread). Heads are read without waiting ([`Transport::read_now`]):
+    /// when a head has not (wholly) arrived and nothing more has, return
+    /// [`Outcome::Waiting`], so a slow client holds no thread. (A transport
+    /// that cannot read without waiting waits for the rest of a head,
+    /// within its deadline.)
     UntilIdle,
 }
 
@@ -36,6 +48,11 @@ pub enum Outcome {
     /// Nothing is buffered and the connection may be kept: park it and
     /// call `serve` again when it is readable (UntilIdle mode only).
     Idle,
+    /// A request head has not (wholly) arrived and nothing more has: park
+    /// the connection and call `serve` again when it is readable; close it
+    /// with [`Connection::close_at_deadline`] if it is still parked at
+    /// [`Connection::head_deadline`] (UntilIdle mode only).
+    Waiting,
     /// The connection is finished (closed by either side, timed out, an
     /// error, or `Connection: close`); any lingering close was done. Drop it.
     Close,
@@ -114,8 +131,25 @@ impl<S: Transport> Connection<S> {
         loop {
             match self.state.poll(&SystemClock) {
                 Action::Read(wait) => {
-                    if wait.idle && mode == ServeMode::UntilIdle && self.state.requests() > first {
-                        return Outcome::Idle;
+                    if mode == ServeMode::UntilIdle && self.state.awaits_head() {
+                        if wait.idle && self.state.requests() > first {
+                            return Outcome::Idle;
+                        }
+                        match self.wire.read_now(&mut self.state) {
+                            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                                return if wait.idle {
+                                    Outcome::Idle
+                                } else {
+                                    Outcome::Waiting
+                                };
+                            }
+                            // Wait for the bytes as in Blocking mode.
+                            Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
+                            result => {
+                                self.state.received(result);
+                                continue;
+                            }
+                        }
                     }
                     let result = self.wire.read(&mut self.state, wait.timeout);
                     self.state.received(result);
@@ -131,6 +165,42 @@ impl<S: Transport> Connection<S> {
                     self.state.shut_down(result);
                 }
                 Action::Close => return Outcome::Close,
+            }
+        }
+    }
+
+    /// When the head being received must be complete (`None`: none has
+    /// begun, or there is no deadline): how long an [`Outcome::Waiting`]
+    /// connection may stay parked.
+    pub fn head_deadline(&self) -> Option<Instant> {
+        self.state.head_deadline()
+    }
+
+    /// Closes a connection whose head deadline passed while it was parked
+    /// ([`Outcome::Waiting`]), without waiting on the client: a partial head
+    /// is answered 408 as far as the socket takes it now, the sending half
+    /// shut and what has arrived read and dropped (a lingering close that
+    /// costs no wait, so a client that stopped sending reads its answer
+    /// rather than a reset); one that sent nothing is closed silently.
+    /// Drop the connection after.
+    pub fn close_at_deadline(&mut self) {
+        if !self.state.head_expired(&SystemClock) {
+            return;
+        }
+        let length = self.state.output().len();
+        let sent = self.wire.stream.write_now(self.state.output());
+        self.state.written();
+        if !matches!(sent, Ok(count) if count == length) {
+            return;
+        }
+        if self.wire.stream.shutdown_write().is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 1024];
+        for _ in 0..LINGER_NOW_READS {
+            match self.wire.stream.read_now(&mut scratch) {
+                Ok(1..) => {}
+                _ => break,
             }
         }
     }

@@ -42,6 +42,25 @@ pub trait Transport: Read + Write {
     fn answer_begins(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Read what has arrived, without waiting: `WouldBlock` when nothing
+    /// has. A driver in [`ServeMode::UntilIdle`] reads request heads this
+    /// way, to hand a connection whose client is slow back to its poller
+    /// instead of holding the thread. The default is `Unsupported`: the
+    /// driver then waits for the bytes as a blocking read does.
+    ///
+    /// [`ServeMode::UntilIdle`]: crate::ServeMode::UntilIdle
+    fn read_now(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Write what the socket takes now, without waiting (`WouldBlock` when
+    /// it takes nothing): how a poller answers 408 to a connection whose
+    /// head deadline passed while parked. The default is `Unsupported`
+    /// (the connection is then closed without the answer).
+    fn write_now(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The system's clocks: the blocking driver's time.
@@ -88,6 +107,12 @@ impl<S: Transport + ?Sized> Wire<S> {
             self.read_timeout = timeout;
         }
         self.stream.read(state.read_buf()?)
+    }
+
+    /// One read into `state`'s buffer of what has arrived, without waiting
+    /// (see [`Transport::read_now`]).
+    pub(crate) fn read_now(&mut self, state: &mut ConnState) -> io::Result<usize> {
+        self.stream.read_now(state.read_buf()?)
     }
 
     /// Write out all of `state`'s output and tell it how that went.
@@ -160,6 +185,14 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     fn answer_begins(&mut self) -> io::Result<()> {
         (**self).answer_begins()
     }
+
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_now(buf)
+    }
+
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (**self).write_now(buf)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -181,5 +214,13 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn answer_begins(&mut self) -> io::Result<()> {
         (**self).answer_begins()
+    }
+
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_now(buf)
+    }
+
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (**self).write_now(buf)
     }
 }

@@ -459,6 +459,39 @@ impl ConnState {
         self.phase == Phase::Closed
     }
 
+    /// Whether the connection waits for a request head (its first, its
+    /// next, or the rest of one): a read asked for now is a head's, which a
+    /// driver that parks connections may do without waiting.
+    #[inline(always)]
+    pub fn awaits_head(&self) -> bool {
+        self.phase == Phase::Head
+    }
+
+    /// When the head being received must be complete (`None`: no head has
+    /// begun, or no deadline is configured): how long a driver may park a
+    /// connection with a partial head.
+    pub fn head_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Head => self.deadline,
+            _ => None,
+        }
+    }
+
+    /// The head deadline passed while no driver polled (a poller held the
+    /// connection parked and closes it): with part of a head received, the
+    /// 408 is put in [`ConnState::output`] and `true` returned (write what
+    /// the socket takes, then close); with nothing received, `false` (close
+    /// silently). The connection is closed either way.
+    pub fn head_expired<C: Clock + ?Sized>(&mut self, clock: &C) -> bool {
+        let answer = self.phase == Phase::Head && !self.input.is_empty();
+        if answer {
+            self.reject(408, clock);
+            self.input.consume(usize::MAX);
+        }
+        self.phase = Phase::Closed;
+        answer
+    }
+
     /// Times a head was parsed, complete or not (the re-parse rule's cost).
     pub fn parse_attempts(&self) -> u64 {
         u64::from(self.parses)
