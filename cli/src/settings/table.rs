@@ -442,7 +442,10 @@ pub static SETTINGS: &[Setting] = &[
               shared library. `--threads` above 1 with `sync` selects `gthread`, as Gunicorn does. Gunicorn's \
               names start too, with one WARNING saying what differs: `gevent` and `eventlet` run as `green`, \
               `tornado` and `uvicorn.workers.UvicornWorker` as `async` (also spelled `egg:gunicorn#gevent` \
-              or by class path).",
+              or by class path). Against slow clients: `sync` serves one connection at a time, so one client \
+              dripping its request holds a worker until the head deadline (put a buffering proxy such as nginx \
+              in front, as for Gunicorn's sync); under `gthread`, `green` and `async` a client slow to send \
+              its head costs a parked connection, not a thread (docs/operations.md, Slow clients).",
         apply: |settings, raw| {
             settings.worker_class = parse::text(raw)?;
             Ok(())
