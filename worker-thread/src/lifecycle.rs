@@ -94,8 +94,8 @@ impl Poller<'_> {
     /// connections stay until their client sends its next request (answered
     /// with `Connection: close`, the connection state watches the
     /// retirement), closes, or their own deadline passes (`--keep-alive`,
-    /// or the head deadline for a fresh one): closing one sooner could cross
-    /// a request its client is already sending.
+    /// or the head deadline for a fresh one or a partial head): closing one
+    /// sooner could cross a request its client is already sending.
     fn begin_stop(&mut self, now: Instant) {
         self.stop = Some(Stop {
             deadline: now + self.worker.settings.graceful_timeout,
