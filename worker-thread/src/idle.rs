@@ -1,14 +1,15 @@
 //! The connections parked in the poller, with their deadlines.
 //!
 //! Three kinds wait here: *fresh* connections, accepted and not yet sent a
-//! byte (they get the head deadline), connections with a *partial head*
-//! (until that head's deadline), and *kept-alive* ones, answered and
+//! byte (they get the head deadline), *waiting* ones, with a partial head
+//! (until that head's deadline) or lingering after an error answer (until
+//! the linger's end), and *kept-alive* ones, answered and
 //! waiting for their next request (they get `--keep-alive`). Those waiting
 //! for a head, and the kept-alive ones, are ordered by deadline, each in a
 //! set of their own, so expiry is a look at the front, and the oldest
 //! kept-alive connection (the one closed to make room for a new client) is
 //! the first of its set; a connection whose client is sending a head is
-//! never closed for room. Pure bookkeeping over explicit instants, so it is
+//! never closed for room (nor one lingering: it is closing anyway). Pure bookkeeping over explicit instants, so it is
 //! unit-tested without sockets or clocks.
 
 use std::collections::{BTreeSet, HashMap};
@@ -20,8 +21,10 @@ pub(crate) enum IdleKind {
     /// Accepted, waiting for its first bytes.
     Fresh,
     /// Part of a request head received, waiting for the rest (a slow
-    /// client: it holds no thread while it drips).
-    Head,
+    /// client: it holds no thread while it drips), or a lingering close
+    /// waiting for the client's last bytes; until the connection's own
+    /// deadline.
+    Waiting,
     /// Answered, waiting for its next request.
     KeptAlive,
 }
@@ -52,7 +55,7 @@ impl<T> IdleSet<T> {
 
     fn order(&mut self, kind: IdleKind) -> &mut BTreeSet<(Instant, u64)> {
         match kind {
-            IdleKind::Fresh | IdleKind::Head => &mut self.fresh,
+            IdleKind::Fresh | IdleKind::Waiting => &mut self.fresh,
             IdleKind::KeptAlive => &mut self.kept,
         }
     }
@@ -176,7 +179,7 @@ mod tests {
         let base = Instant::now();
         let mut idle = IdleSet::new();
         idle.park(1, "fresh", IdleKind::Fresh, at(base, 5));
-        idle.park(4, "head", IdleKind::Head, at(base, 1));
+        idle.park(4, "head", IdleKind::Waiting, at(base, 1));
         idle.park(2, "older", IdleKind::KeptAlive, at(base, 10));
         idle.park(3, "newer", IdleKind::KeptAlive, at(base, 20));
         assert_eq!(idle.evict_oldest_kept(), Some("older"));

@@ -9,9 +9,10 @@
 //! is parked in the hub (`pool::Hub`), an epoll set of its own where the
 //! pool threads wait. A fresh connection waits there for its first bytes
 //! (at most the head deadline, `Settings::client_timeout`), a kept-alive
-//! one for its next request (at most `--keep-alive`), and one whose client
+//! one for its next request (at most `--keep-alive`), one whose client
 //! sent part of a head for the rest (until that head's deadline, which the
-//! connection reports); the poller closes what expires, answering a partial
+//! connection reports), and one lingering after an error answer for the
+//! client's last bytes (until the linger's end); the poller closes what expires, answering a partial
 //! head 408 without waiting on the client. The kernel wakes one waiting
 //! thread for a readable connection; that thread takes it, the `http`
 //! crate's blocking driver reads heads without waiting and answers every

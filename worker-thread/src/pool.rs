@@ -142,7 +142,7 @@ impl Hub {
     /// kept-alive one); see [`Hub::park_until`].
     pub(crate) fn park(&self, client: Client, kind: IdleKind, now: Instant) {
         let wait = match kind {
-            IdleKind::Fresh | IdleKind::Head => self.head_deadline,
+            IdleKind::Fresh | IdleKind::Waiting => self.head_deadline,
             IdleKind::KeptAlive => self.keepalive,
         };
         self.park_until(client, kind, now + wait);
@@ -164,7 +164,7 @@ impl Hub {
         // the poller cannot close it (and reuse its descriptor) meanwhile.
         let armed = match kind {
             IdleKind::Fresh => self.epoll.add(fd, event),
-            IdleKind::Head | IdleKind::KeptAlive => match self.epoll.modify(fd, &mut event) {
+            IdleKind::Waiting | IdleKind::KeptAlive => match self.epoll.modify(fd, &mut event) {
                 Err(Errno::ENOENT) => self.epoll.add(fd, event),
                 other => other,
             },
@@ -318,12 +318,13 @@ impl Hub {
         };
         match run_job(shared, client, ready) {
             Some((client, Outcome::Idle)) => self.park(client, IdleKind::KeptAlive, Instant::now()),
-            // A slow client's partial head: parked until the deadline the
-            // connection reports (from its first byte), or, with none yet
-            // (no byte came), a fresh connection's.
-            Some((client, Outcome::Waiting)) => match client.head_deadline() {
-                Some(deadline) => self.park_until(client, IdleKind::Head, deadline),
-                None => self.park(client, IdleKind::Head, Instant::now()),
+            // A slow client's partial head, or a lingering close: parked
+            // until the deadline the connection reports (the head's, the
+            // linger's end), or, with none yet (no byte came), a fresh
+            // connection's.
+            Some((client, Outcome::Waiting)) => match client.park_deadline() {
+                Some(deadline) => self.park_until(client, IdleKind::Waiting, deadline),
+                None => self.park(client, IdleKind::Waiting, Instant::now()),
             },
             Some((_, Outcome::Close)) | None => {}
         }
@@ -632,5 +633,32 @@ mod tests {
         assert!(answer.contains("Connection: close"), "{answer}");
         assert_eq!(read_until_closed(&mut silent), "");
         assert_eq!(shared.slot.requests_served(), 0);
+    }
+
+    #[test]
+    fn a_lingering_close_after_a_bad_request_waits_parked_not_on_a_thread() {
+        let (hub, shared) = (hub(), shared());
+        let mut client = parked_connection(&hub);
+        client.write_all(b"BAD REQUEST\r\n\r\n").unwrap();
+        one_turn(&hub, &shared);
+        // Answered, the sending half shut, and parked until the linger's
+        // end (a blocking linger would hold the thread for it, then close).
+        assert_eq!(hub.held(), 0);
+        assert_eq!(hub.parked_counts(), (1, 0), "lingering, parked");
+        let answer = read_until_closed(&mut client);
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        // What the client sends meanwhile is read and dropped, on a turn
+        // that parks it again.
+        client.write_all(b"more").unwrap();
+        one_turn(&hub, &shared);
+        assert_eq!(hub.parked_counts(), (1, 0));
+        // At the linger's end the poller closes it, silently.
+        for mut client in hub.expire(Instant::now() + Duration::from_secs(60)) {
+            client.close_at_deadline();
+        }
+        assert_eq!(hub.parked_counts(), (0, 0));
+        client.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(client.read(&mut buf), Ok(0) | Err(_)));
     }
 }

@@ -7,9 +7,9 @@
 //! close) and decides nothing itself, except what belongs to the worker:
 //! whether a request must be the last ([`Bookkeeping::should_close`]) and,
 //! in [`ServeMode::UntilIdle`], handing back to the caller a connection
-//! that is idle or whose client is slow to send its head (a gthread worker
-//! parks it in its poller and frees the thread; its poller closes it at the
-//! head deadline, [`Connection::close_at_deadline`]). A retiring worker is
+//! that is idle, whose client is slow to send its head, or that lingers
+//! (a gthread worker parks it in its poller and frees the thread; its
+//! poller closes it at its deadline, [`Connection::close_at_deadline`]). A retiring worker is
 //! the state's to know ([`Connection::watch_retirement`]).
 
 use crate::driver::bookkeeping::{Bookkeeping, RequestDone};
@@ -34,11 +34,11 @@ pub enum ServeMode {
     Blocking,
     /// Read (the caller knows the stream is readable), serve every request
     /// that arrives, and return [`Outcome::Idle`] once none is buffered
-    /// (gthread). Heads are read without waiting ([`Transport::read_now`]):
-    /// when a head has not (wholly) arrived and nothing more has, return
-    /// [`Outcome::Waiting`], so a slow client holds no thread. (A transport
-    /// that cannot read without waiting waits for the rest of a head,
-    /// within its deadline.)
+    /// (gthread). Heads, and a lingering close's discarded input, are read
+    /// without waiting ([`Transport::read_now`]): when nothing more has
+    /// come, return [`Outcome::Waiting`], so a slow client holds no thread.
+    /// (A transport that cannot read without waiting waits for the bytes,
+    /// within the deadline.)
     UntilIdle,
 }
 
@@ -48,10 +48,11 @@ pub enum Outcome {
     /// Nothing is buffered and the connection may be kept: park it and
     /// call `serve` again when it is readable (UntilIdle mode only).
     Idle,
-    /// A request head has not (wholly) arrived and nothing more has: park
-    /// the connection and call `serve` again when it is readable; close it
-    /// with [`Connection::close_at_deadline`] if it is still parked at
-    /// [`Connection::head_deadline`] (UntilIdle mode only).
+    /// A request head has not (wholly) arrived, or a lingering close waits
+    /// for the client's last bytes, and nothing more has come: park the
+    /// connection and call `serve` again when it is readable; close it with
+    /// [`Connection::close_at_deadline`] if it is still parked at
+    /// [`Connection::park_deadline`] (UntilIdle mode only).
     Waiting,
     /// The connection is finished (closed by either side, timed out, an
     /// error, or `Connection: close`); any lingering close was done. Drop it.
@@ -131,7 +132,7 @@ impl<S: Transport> Connection<S> {
         loop {
             match self.state.poll(&SystemClock) {
                 Action::Read(wait) => {
-                    if mode == ServeMode::UntilIdle && self.state.awaits_head() {
+                    if mode == ServeMode::UntilIdle && self.state.read_may_park() {
                         if wait.idle && self.state.requests() > first {
                             return Outcome::Idle;
                         }
@@ -169,20 +170,20 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// When the head being received must be complete (`None`: none has
-    /// begun, or there is no deadline): how long an [`Outcome::Waiting`]
-    /// connection may stay parked.
-    pub fn head_deadline(&self) -> Option<Instant> {
-        self.state.head_deadline()
+    /// Until when an [`Outcome::Waiting`] connection may stay parked: the
+    /// deadline of the head being received, or the end of its lingering
+    /// close (`None`: no head has begun, or there is no deadline).
+    pub fn park_deadline(&self) -> Option<Instant> {
+        self.state.park_deadline()
     }
 
-    /// Closes a connection whose head deadline passed while it was parked
-    /// ([`Outcome::Waiting`]), without waiting on the client: a partial head
-    /// is answered 408 as far as the socket takes it now, the sending half
-    /// shut and what has arrived read and dropped (a lingering close that
-    /// costs no wait, so a client that stopped sending reads its answer
-    /// rather than a reset); one that sent nothing is closed silently.
-    /// Drop the connection after.
+    /// Closes a connection still parked ([`Outcome::Waiting`]) at its
+    /// [`Connection::park_deadline`], without waiting on the client: a
+    /// partial head is answered 408 as far as the socket takes it now, the
+    /// sending half shut and what has arrived read and dropped (a lingering
+    /// close that costs no wait, so a client that stopped sending reads its
+    /// answer rather than a reset); one that sent nothing, or whose
+    /// lingering close ended, is closed silently. Drop the connection after.
     pub fn close_at_deadline(&mut self) {
         if !self.state.head_expired(&SystemClock) {
             return;

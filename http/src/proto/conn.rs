@@ -459,28 +459,32 @@ impl ConnState {
         self.phase == Phase::Closed
     }
 
-    /// Whether the connection waits for a request head (its first, its
-    /// next, or the rest of one): a read asked for now is a head's, which a
-    /// driver that parks connections may do without waiting.
+    /// Whether a read asked for now may be left to a poller: a request
+    /// head's (the first, the next, or the rest of one) or a lingering
+    /// close's. A driver that parks connections reads without waiting and
+    /// parks the connection when nothing came (see
+    /// [`ConnState::park_deadline`]).
     #[inline(always)]
-    pub fn awaits_head(&self) -> bool {
-        self.phase == Phase::Head
+    pub fn read_may_park(&self) -> bool {
+        matches!(self.phase, Phase::Head | Phase::Lingering { .. })
     }
 
-    /// When the head being received must be complete (`None`: no head has
-    /// begun, or no deadline is configured): how long a driver may park a
-    /// connection with a partial head.
-    pub fn head_deadline(&self) -> Option<Instant> {
+    /// Until when a connection whose read was left to a poller may stay
+    /// parked: the deadline of the head being received, or the end of a
+    /// lingering close (`None`: no head has begun, or there is no
+    /// deadline). Past it, [`ConnState::head_expired`].
+    pub fn park_deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Head => self.deadline,
+            Phase::Head | Phase::Lingering { .. } => self.deadline,
             _ => None,
         }
     }
 
-    /// The head deadline passed while no driver polled (a poller held the
-    /// connection parked and closes it): with part of a head received, the
-    /// 408 is put in [`ConnState::output`] and `true` returned (write what
-    /// the socket takes, then close); with nothing received, `false` (close
+    /// The [`ConnState::park_deadline`] passed while no driver polled (a
+    /// poller held the connection parked and closes it): with part of a
+    /// head received, the 408 is put in [`ConnState::output`] and `true`
+    /// returned (write what the socket takes, then close); with nothing
+    /// received, or at the end of a lingering close, `false` (close
     /// silently). The connection is closed either way.
     pub fn head_expired<C: Clock + ?Sized>(&mut self, clock: &C) -> bool {
         let answer = self.phase == Phase::Head && !self.input.is_empty();
