@@ -53,4 +53,9 @@ pub use proto::limits::{
     DEFAULT_LIMIT_REQUEST_FIELD_SIZE, DEFAULT_LIMIT_REQUEST_LINE, MIN_HEAD_CAP,
 };
 pub use proto::parse::{parse_head, parse_head_into, HeadStatus};
+pub use proto::proxy::{
+    parse as parse_proxy_header, ProxyError, ProxyHeader, ProxyMode, ProxyParse, ProxyPolicy,
+    ProxyStep, ProxyVersion, MAX_HEADER_LENGTH as MAX_PROXY_HEADER_LENGTH, MAX_V1_LENGTH,
+    MAX_V2_LENGTH, V1_SIGNATURE, V2_SIGNATURE,
+};
 pub use proto::status::{encode_error, error_response, reason, CONTINUE};

@@ -5,8 +5,9 @@
 //! ([`forwarded`]), response encoding ([`encode`], [`status`], [`date`]),
 //! one request's life ([`cycle`]), and the connection state machine that
 //! owns every decision across requests ([`conn`]) with its buffer and
-//! settings ([`buffer`], [`config`]), and the response fields kept for the
-//! worker's access log ([`kept`]).
+//! settings ([`buffer`], [`config`]), the response fields kept for the
+//! worker's access log ([`kept`]), and the PROXY protocol header a
+//! connection may start with ([`proxy`]).
 
 pub(crate) mod body;
 pub(crate) mod buffer;
@@ -22,4 +23,5 @@ pub mod head;
 pub(crate) mod kept;
 pub(crate) mod limits;
 pub(crate) mod parse;
+pub(crate) mod proxy;
 pub(crate) mod status;
