@@ -13,7 +13,9 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
+use runicorn_worker::proxy::{self, HeaderRead};
 use runicorn_worker::{is_transient_accept_error, stop_accepting, AcceptBackoff, Drain, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -22,6 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::connection::Connection;
 use crate::driver;
 use crate::local::Local;
+use crate::proxy::{read_header, Readiness};
 
 /// A listener registered with one runtime.
 #[derive(Debug)]
@@ -161,8 +164,9 @@ fn spawn_connection<S>(
     permit: Option<OwnedSemaphorePermit>,
     local: &Rc<Local>,
 ) where
-    S: AsyncRead + AsyncWrite + AsRawFd + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + AsRawFd + Readiness + Unpin + Send + 'static,
 {
+    let accepted = Instant::now();
     let mut conn = Connection::new(stream, peer, local.shared.config);
     conn.fd = conn.stream.as_raw_fd();
     conn.state
@@ -173,6 +177,17 @@ fn spawn_connection<S>(
     tokio::task::spawn_local(async move {
         let _permit = permit;
         let _live = live;
+        // The PROXY protocol header, when configured, before any request:
+        // on the raw socket, within the head deadline.
+        let policy = local.shared.proxy();
+        if policy.is_on() {
+            let deadline = proxy::header_deadline(&local.shared.config, accepted);
+            match read_header(&conn.stream, &conn.peer, policy, deadline).await {
+                HeaderRead::Serve(Some(client)) => conn.peer = client,
+                HeaderRead::Serve(None) => {}
+                HeaderRead::Close => return,
+            }
+        }
         driver::serve(conn, local).await;
     });
 }

@@ -27,6 +27,7 @@ mod error;
 mod heartbeat;
 mod lifecycle;
 mod local;
+mod proxy;
 mod runtime;
 mod serve;
 

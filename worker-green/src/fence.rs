@@ -1,7 +1,8 @@
 //! Every `unsafe` call of the green worker, fenced in one place: spawning
 //! may coroutines, adopting the inherited listening descriptors into may
-//! (and the connections a stop took off their queues), and cancelling the
-//! accept coroutines at shutdown. The rest of the crate
+//! (and the connections a stop took off their queues), cancelling the
+//! accept coroutines at shutdown, and borrowing a may socket's descriptor
+//! (may's sockets have no `AsFd`). The rest of the crate
 //! calls these safe wrappers. The crate root allows `unsafe_code` on this
 //! module only.
 
@@ -23,6 +24,15 @@ pub(crate) enum GreenListener {
     Tcp(may::net::TcpListener),
     /// Unix domain.
     Unix(may::os::unix::net::UnixListener),
+}
+
+/// The descriptor of `owner`, a socket that owns it, borrowed for as long
+/// as `owner` is.
+pub(crate) fn borrow_fd<T: std::os::fd::AsRawFd>(owner: &T) -> std::os::fd::BorrowedFd<'_> {
+    // SAFETY: `owner` owns the descriptor (a may socket closes it only when
+    // dropped), and the borrow cannot outlive `&owner`, so the descriptor
+    // stays open for the borrow's whole life.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(owner.as_raw_fd()) }
 }
 
 /// Spawns a coroutine on the default (configured) stack size.

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use may::sync::Semphore;
 use runicorn_app::blocking::{call_app, ThreadHost};
 use runicorn_http::{Connection, Exchange, ServeMode};
+use std::time::Instant;
+
+use runicorn_worker::proxy::{self, HeaderRead};
 use runicorn_worker::{Answering, ConnBookkeeping, Shared};
 
 use crate::fence::{run_on_pool, WaitedOn};
@@ -37,7 +40,21 @@ pub(crate) struct Green {
 /// inside the connection's coroutine.
 pub(crate) fn connection(green: &Green, socket: Socket, peer: String, listener: usize) {
     let shared = &*green.shared;
-    let stream = GreenStream::new(socket, &green.sweeper);
+    let accepted = Instant::now();
+    let mut stream = GreenStream::new(socket, &green.sweeper);
+    // The PROXY protocol header, when configured, before any request: read
+    // on the raw socket within the head deadline, the coroutine yielding
+    // while it waits.
+    let mut peer = peer;
+    let policy = shared.proxy();
+    if policy.is_on() {
+        let deadline = proxy::header_deadline(&shared.config, accepted);
+        match proxy::read_header(&mut stream, &peer, policy, deadline) {
+            HeaderRead::Serve(Some(client)) => peer = client,
+            HeaderRead::Serve(None) => {}
+            HeaderRead::Close => return,
+        }
+    }
     // Listed while its answer has not started: a worker killed for a missed
     // heartbeat still answers its client (`runicorn_worker::unanswered`).
     let mut connection = Connection::new(Answering::new(stream), peer, shared.config);

@@ -18,15 +18,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use may::io::{WaitIo, WaitIoWaker};
 use runicorn_http::{ConnConfig, Transport};
+use runicorn_worker::proxy::{pause_with, HeaderWait};
 
-use crate::runtime;
+use crate::{fence, runtime};
 
 /// An accepted may socket.
 #[derive(Debug)]
@@ -241,6 +242,41 @@ fn read_in_coroutine(
         deadline.at.store(0, Ordering::Release);
     }
     result
+}
+
+impl GreenStream<'_> {
+    /// Yields until the socket may have become readable, or `until`
+    /// passes (the sweeper wakes it then): false once it passed.
+    fn readable_until(&mut self, until: Option<Instant>) -> bool {
+        if let Some(until) = until {
+            if Instant::now() >= until {
+                return false;
+            }
+            self.deadline
+                .at
+                .store(self.sweeper.nanos(until), Ordering::Release);
+        }
+        self.socket.wait_readable();
+        self.deadline.at.store(0, Ordering::Release);
+        until.is_none_or(|until| Instant::now() < until)
+    }
+}
+
+/// The PROXY protocol header's waits, in the connection's coroutine: for
+/// the first bytes, may's readiness (timed by the sweeper); after a
+/// partial header, a coroutine sleep.
+impl HeaderWait for GreenStream<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        fence::borrow_fd(self)
+    }
+
+    fn readable(&mut self, until: Option<Instant>) -> bool {
+        self.readable_until(until)
+    }
+
+    fn pause(&mut self, until: Option<Instant>) -> bool {
+        pause_with(until, runtime::sleep)
+    }
 }
 
 impl Read for GreenStream<'_> {

@@ -9,11 +9,11 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_worker::{stop_accepting, Accepted, Drain, Listener, Shared, Shutdown, Slot};
+use runicorn_worker::{proxy, stop_accepting, Accepted, Drain, Listener, Shared, Shutdown, Slot};
 
 use crate::serve;
 
@@ -144,12 +144,27 @@ pub(crate) fn pause(shutdown: &Shutdown, pause: Duration) {
 pub(crate) fn serve(accepted: Accepted, index: usize, shared: &Shared) {
     // The connection gets its own fresh heartbeat budget.
     shared.slot.heartbeat();
+    let accepted_at = Instant::now();
+    // A PROXY protocol header, when configured, is read first, on this
+    // thread, within the head deadline (sync holds one connection at a
+    // time anyway).
     match accepted {
         Accepted::Tcp(stream, peer) => {
             // Best effort: a response is written in few writes anyway.
             let _ = stream.set_nodelay(true);
-            serve::connection(shared, stream, peer.to_string(), index);
+            let Some(peer) =
+                proxy::on_thread(shared, stream.as_fd(), peer.to_string(), accepted_at)
+            else {
+                return;
+            };
+            serve::connection(shared, stream, peer, index);
         }
-        Accepted::Unix(stream) => serve::connection(shared, stream, String::new(), index),
+        Accepted::Unix(stream) => {
+            let Some(peer) = proxy::on_thread(shared, stream.as_fd(), String::new(), accepted_at)
+            else {
+                return;
+            };
+            serve::connection(shared, stream, peer, index);
+        }
     }
 }

@@ -9,7 +9,10 @@
 
 use runicorn_app::blocking::ThreadHost;
 use runicorn_http::{Connection, Exchange, Outcome, ServeMode};
-use runicorn_worker::{Answering, ConnBookkeeping, Shared};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use runicorn_worker::{proxy, Answering, ConnBookkeeping, Shared};
 
 use crate::stream::Stream;
 
@@ -22,6 +25,9 @@ pub(crate) struct Client {
     connection: Box<Connection<Answering<Stream>>>,
     /// The index of the listener that accepted it.
     listener: usize,
+    /// When it was accepted, while its PROXY protocol header (if the
+    /// worker reads one) has not been read: its first turn reads it.
+    header_due: Option<Instant>,
 }
 
 impl Client {
@@ -30,6 +36,7 @@ impl Client {
         Client {
             connection: Box::new(connection),
             listener,
+            header_due: Some(Instant::now()),
         }
     }
 }
@@ -51,6 +58,16 @@ impl std::ops::DerefMut for Client {
 /// Serves every request buffered or arriving on `client` (which is
 /// readable) until it is idle or closed.
 pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
+    if let Some(accepted) = client.header_due.take().filter(|_| shared.proxy().is_on()) {
+        // The header, before any request, on this thread: it came with the
+        // connection's first bytes (the thread was woken for them), and a
+        // sender that splits it is waited for up to the head deadline.
+        let peer = client.peer().to_owned();
+        match proxy::on_thread(shared, client.stream().as_fd(), peer, accepted) {
+            Some(peer) => client.set_peer(peer),
+            None => return Outcome::Close,
+        }
+    }
     let listener = client.listener;
     let mut bookkeeping = ConnBookkeeping::new(shared);
     let mut handler =

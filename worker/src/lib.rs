@@ -22,6 +22,7 @@ pub mod clock;
 pub mod ending;
 pub mod listener;
 pub mod log;
+pub mod proxy;
 pub mod quick;
 pub mod settings;
 pub mod shared;

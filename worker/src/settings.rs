@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use runicorn_http::{default_secure_scheme_headers, ConnConfig, ForwardedPolicy, Limits};
+use runicorn_http::{
+    default_secure_scheme_headers, ConnConfig, ForwardedPolicy, Limits, ProxyMode, ProxyPolicy,
+};
 
 /// Every setting, with Gunicorn's key as its field name.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +51,12 @@ pub struct Settings {
     /// `secure_scheme_headers`: fields (and the exact value) by which a
     /// trusted front end says the client used https.
     pub secure_scheme_headers: Vec<(String, String)>,
+    /// `--proxy-protocol`: the PROXY protocol header a connection must (v1,
+    /// v2) or may (auto) start with; off reads none.
+    pub proxy_protocol: ProxyMode,
+    /// `--proxy-allow-from`: the peers (addresses, CIDR networks, `*`)
+    /// that may send a PROXY header.
+    pub proxy_allow_ips: Vec<String>,
 
     // --- worker processes
     /// `-w/--workers`.
@@ -164,6 +172,8 @@ impl Default for Settings {
             reuse_port: false,
             forwarded_allow_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
             secure_scheme_headers: default_secure_scheme_headers(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_allow_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
             workers: 1,
             worker_class: "sync".to_owned(),
             threads: 1,
@@ -265,6 +275,14 @@ impl Settings {
                     .expect("no addresses to parse")
             },
         )
+    }
+
+    /// `--proxy-protocol` and `--proxy-allow-from`, validated in stage one
+    /// (an entry that is not an address or network allows nobody).
+    pub fn proxy_policy(&self) -> ProxyPolicy {
+        ProxyPolicy::new(self.proxy_protocol, &self.proxy_allow_ips).unwrap_or_else(|_| {
+            ProxyPolicy::new::<&str>(self.proxy_protocol, &[]).expect("no addresses to parse")
+        })
     }
 }
 

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use runicorn_app::blocking::{call_app, Endpoint};
 use runicorn_app::{AppError, Application, Host};
-use runicorn_http::{ConnConfig, ConnState, Exchange, ForwardedPolicy, RequestDone, RequestHead};
+use runicorn_http::{
+    ConnConfig, ConnState, Exchange, ForwardedPolicy, ProxyPolicy, RequestDone, RequestHead,
+};
 
 use crate::access::{request_id, AccessLog, Record, RequestIds};
 use crate::class::{past_max_requests, Worker};
@@ -43,6 +45,8 @@ pub struct Shared {
     started: AtomicU64,
     /// Whom to believe about forwarded clients and schemes.
     forwarded: ForwardedPolicy,
+    /// `--proxy-protocol` and `--proxy-allow-from`.
+    proxy: ProxyPolicy,
     /// Each listener's address, as apps are told it, by listener index.
     server_addrs: Vec<Arc<str>>,
     /// `--access-logfile`: the line format (the target is the process's,
@@ -95,6 +99,7 @@ impl Shared {
             max_requests: worker.max_requests,
             started: AtomicU64::new(0),
             forwarded: worker.settings.forwarded_policy(),
+            proxy: worker.settings.proxy_policy(),
             server_addrs: worker
                 .listeners
                 .iter()
@@ -137,6 +142,7 @@ impl Shared {
             max_requests: 0,
             started: AtomicU64::new(0),
             forwarded: ForwardedPolicy::default(),
+            proxy: ProxyPolicy::default(),
             server_addrs: Vec::new(),
             access: None,
             request_ids: None,
@@ -276,6 +282,18 @@ impl Shared {
     /// Whom to believe about forwarded clients and schemes.
     pub fn forwarded(&self) -> &ForwardedPolicy {
         &self.forwarded
+    }
+
+    /// `--proxy-protocol` and `--proxy-allow-from`: what a connection's
+    /// first bytes must be (see [`crate::proxy`]).
+    pub fn proxy(&self) -> &ProxyPolicy {
+        &self.proxy
+    }
+
+    /// Sets `--proxy-protocol` and `--proxy-allow-from` (in-process runs).
+    pub fn with_proxy(mut self, proxy: ProxyPolicy) -> Shared {
+        self.proxy = proxy;
+        self
     }
 
     /// What an app is told of listener `listener`, for the blocking glue.

@@ -48,6 +48,14 @@ fn arg_for(setting: &'static Setting) -> Option<Arg> {
                 .value_name(setting.value_name)
                 .allow_negative_numbers(true);
         }
+        Arity::OptionalValue(bare) => {
+            arg = arg
+                .action(ArgAction::Set)
+                .value_name(setting.value_name)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value(bare);
+        }
         Arity::Many => {
             arg = arg
                 .action(ArgAction::Append)

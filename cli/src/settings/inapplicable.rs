@@ -126,18 +126,6 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "use -n/--name",
     },
     Inapplicable {
-        key: "proxy_protocol",
-        long: &["proxy-protocol"],
-        takes_value: false,
-        instead: NOT_YET,
-    },
-    Inapplicable {
-        key: "proxy_allow_ips",
-        long: &["proxy-allow-from"],
-        takes_value: true,
-        instead: NOT_YET,
-    },
-    Inapplicable {
         key: "keyfile",
         long: &["keyfile"],
         takes_value: true,

@@ -63,6 +63,11 @@ fn flags_cell(setting: &Setting) -> String {
         Arity::FileOnly => "config file only".to_owned(),
         Arity::Flag => format!("`{}`", setting.flags_text()),
         Arity::One => format!("`{} {}`", setting.flags_text(), setting.value_name),
+        Arity::OptionalValue(bare) => format!(
+            "`{}[={}]` (bare: `{bare}`)",
+            setting.flags_text(),
+            setting.value_name
+        ),
         Arity::Many => format!(
             "`{} {}` (repeatable)",
             setting.flags_text(),

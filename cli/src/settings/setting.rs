@@ -55,6 +55,11 @@ pub enum Arity {
     Flag,
     /// One value; the last one given wins.
     One,
+    /// A flag that may take one value (`--proxy-protocol` or
+    /// `--proxy-protocol=v1`; a value only after `=`, so the flag can stand
+    /// before the APP argument as Gunicorn's boolean flag does): bare, it
+    /// means this value.
+    OptionalValue(&'static str),
     /// Repeatable (`-b A -b B`); a higher source replaces the whole list.
     Many,
     /// The positional `APP` argument.

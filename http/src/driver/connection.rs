@@ -117,6 +117,12 @@ impl<S: Transport> Connection<S> {
         &self.peer
     }
 
+    /// Replaces the client address: the client a PROXY protocol header
+    /// named, read before the first request.
+    pub fn set_peer(&mut self, peer: impl Into<String>) {
+        self.peer = peer.into();
+    }
+
     /// True once the connection has finished; `serve` returns `Close` at once.
     pub fn is_closed(&self) -> bool {
         self.state.is_closed()

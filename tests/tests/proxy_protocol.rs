@@ -1,0 +1,437 @@
+//! The PROXY protocol (`--proxy-protocol`, `--proxy-allow-from`) end to
+//! end, under every class: real v1 and v2 headers over loopback, the
+//! client they name seen by the app (`builtin:echo`'s `peer`) and the
+//! access log (`%(h)s`); malformed headers, a peer not allowed, and a
+//! stalled half header all closed without the app being called (counted
+//! by the access log, which has a line for every request the app or the
+//! server answered); a header split over writes; `off` answering a PROXY
+//! line 400 as the HTTP request it then is.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use runicorn_tests::{deadline, wait_until, Class, Conn, Server};
+
+runicorn_tests::class_matrix![
+    valid_headers_name_the_client,
+    malformed_headers_close_without_calling_the_app,
+    a_header_split_over_writes_is_read,
+    a_peer_not_allowed_gets_403,
+    off_answers_a_proxy_line_400,
+    a_stalled_half_header_is_closed_at_the_deadline,
+];
+
+/// A temporary directory holding `access.log`.
+struct LogDir {
+    dir: tempfile::TempDir,
+}
+
+impl LogDir {
+    fn new() -> LogDir {
+        LogDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("access.log")
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits (up to 10 s) for `count` lines, and returns them.
+fn wait_lines(server: &Server, path: &Path, count: usize) -> Vec<String> {
+    if !wait_until(deadline(10.0), || lines(path).len() >= count) {
+        panic!(
+            "{} of {count} access lines: {:?}\n{}",
+            lines(path).len(),
+            lines(path),
+            server.log()
+        );
+    }
+    lines(path)
+}
+
+/// `runicorn -k CLASS` with builtin:echo, an access log of `%(h)s %(r)s`,
+/// and `more`.
+fn start(class: Class, log: &LogDir, more: &[&str]) -> Server {
+    let path = log.path().to_str().unwrap().to_owned();
+    let mut args = vec![
+        "--access-logfile",
+        &path,
+        "--access-logformat",
+        "%(h)s %(r)s %(s)s",
+    ];
+    args.extend_from_slice(more);
+    class.start(&args, "builtin:echo")
+}
+
+const GET: &[u8] = b"GET /proxied HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// A v2 header: `command` (0x20 LOCAL, 0x21 PROXY), `family` (0x11 TCP4,
+/// 0x21 TCP6), the address block and TLVs.
+fn v2(command: u8, family: u8, addresses: &[u8], tlvs: &[u8]) -> Vec<u8> {
+    let mut out = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    out.push(command);
+    out.push(family);
+    out.extend_from_slice(
+        &u16::try_from(addresses.len() + tlvs.len())
+            .unwrap()
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(addresses);
+    out.extend_from_slice(tlvs);
+    out
+}
+
+/// 192.0.2.10:4321 -> 192.0.2.20:80.
+const V4_BLOCK: &[u8] = &[192, 0, 2, 10, 192, 0, 2, 20, 0x10, 0xe1, 0, 80];
+
+/// 2001:db8::7 port 6543 -> 2001:db8::8 port 443.
+fn v6_block() -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(
+        &"2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    out.extend_from_slice(
+        &"2001:db8::8"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    out.extend_from_slice(&6543u16.to_be_bytes());
+    out.extend_from_slice(&443u16.to_be_bytes());
+    out
+}
+
+/// Sends `header` then a GET on a fresh connection; the response's bytes
+/// (empty when the server closed without answering).
+fn exchange(server: &Server, header: &[u8]) -> Vec<u8> {
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    conn.set_timeout(Duration::from_secs(20)).unwrap();
+    let mut bytes = header.to_vec();
+    bytes.extend_from_slice(GET);
+    // A server that refused may close before reading everything.
+    let _ = conn.send(&bytes);
+    conn.read_to_end().unwrap_or_default()
+}
+
+/// The echo's JSON from a 200 response.
+fn echoed(response: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(response);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap()
+}
+
+fn valid_headers_name_the_client(class: Class) {
+    let log = LogDir::new();
+    // A bare --proxy-protocol is Gunicorn's flag: auto.
+    let server = start(class, &log, &["--proxy-protocol"]);
+    // The peer each header makes the app see (`None`: the socket's own).
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        (
+            "v1 TCP4",
+            b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec(),
+            Some("198.51.100.7:40000"),
+        ),
+        (
+            "v1 TCP6",
+            b"PROXY TCP6 2001:db8::1 2001:db8::2 40001 443\r\n".to_vec(),
+            Some("[2001:db8::1]:40001"),
+        ),
+        ("v1 UNKNOWN", b"PROXY UNKNOWN\r\n".to_vec(), None),
+        (
+            "v2 PROXY TCP4",
+            v2(0x21, 0x11, V4_BLOCK, &[]),
+            Some("192.0.2.10:4321"),
+        ),
+        (
+            "v2 PROXY TCP6 with TLVs",
+            // ALPN "h2" and a NOOP TLV, skipped.
+            v2(
+                0x21,
+                0x21,
+                &v6_block(),
+                &[0x01, 0, 2, b'h', b'2', 0x04, 0, 1, 0],
+            ),
+            Some("[2001:db8::7]:6543"),
+        ),
+        ("v2 LOCAL", v2(0x20, 0x00, &[], &[]), None),
+        ("no header (auto)", Vec::new(), None),
+    ];
+    let mut hosts = Vec::new();
+    for (name, header, expected) in &cases {
+        let echo = echoed(&exchange(&server, header));
+        let peer = echo["peer"].as_str().unwrap().to_owned();
+        match expected {
+            Some(expected) => assert_eq!(&peer, expected, "{name}"),
+            None => assert!(peer.starts_with("127.0.0.1:"), "{name}: peer {peer}"),
+        }
+        // The request after the header is intact.
+        assert_eq!(echo["target"], "/proxied", "{name}");
+        hosts.push(
+            peer.rsplit_once(':')
+                .unwrap()
+                .0
+                .trim_matches(['[', ']'])
+                .to_owned(),
+        );
+    }
+    let logged = wait_lines(&server, &log.path(), cases.len());
+    let logged_hosts: Vec<&str> = logged
+        .iter()
+        .map(|line| line.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(logged_hosts, hosts, "{logged:?}");
+    assert_eq!(logged_hosts[0], "198.51.100.7");
+}
+
+fn malformed_headers_close_without_calling_the_app(class: Class) {
+    let log = LogDir::new();
+    let server = start(class, &log, &["--proxy-protocol=auto"]);
+    let mut oversized_v2 = v2(0x21, 0x11, V4_BLOCK, &[]);
+    oversized_v2[14..16].copy_from_slice(&60000u16.to_be_bytes());
+    let mut too_long = b"PROXY UNKNOWN ".to_vec();
+    too_long.resize(110, b'a');
+    too_long.extend_from_slice(b"\r\n");
+    let mut bad_signature = v2(0x21, 0x11, V4_BLOCK, &[]);
+    bad_signature[4] = b'X';
+    let malformed: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "port out of range",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 80\r\n".to_vec(),
+        ),
+        (
+            "non-digit port",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 8o 80\r\n".to_vec(),
+        ),
+        (
+            "signed port",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 +80 80\r\n".to_vec(),
+        ),
+        (
+            "leading zero",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 080 80\r\n".to_vec(),
+        ),
+        (
+            "family mismatch",
+            b"PROXY TCP4 2001:db8::1 5.6.7.8 1 80\r\n".to_vec(),
+        ),
+        (
+            "bad address",
+            b"PROXY TCP4 1.2.3.256 5.6.7.8 1 80\r\n".to_vec(),
+        ),
+        (
+            "unknown protocol",
+            b"PROXY UDP4 1.2.3.4 5.6.7.8 1 80\r\n".to_vec(),
+        ),
+        ("bare LF", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 80\n".to_vec()),
+        ("v1 over 107 bytes", too_long),
+        ("bad v2 signature", bad_signature),
+        ("v2 version nibble 1", v2(0x11, 0x11, V4_BLOCK, &[])),
+        ("v2 command nibble 3", v2(0x23, 0x11, V4_BLOCK, &[])),
+        ("v2 family 5", v2(0x21, 0x51, V4_BLOCK, &[])),
+        ("v2 IPv6 in 12 bytes", v2(0x21, 0x21, V4_BLOCK, &[])),
+        (
+            "v2 TLV past the end",
+            v2(0x21, 0x11, V4_BLOCK, &[0x01, 0, 9, 1]),
+        ),
+        ("v2 length over the bound", oversized_v2),
+    ];
+    for (name, header) in &malformed {
+        let response = String::from_utf8_lossy(&exchange(&server, header)).into_owned();
+        // Answered 400 (or, for a header the server could judge only
+        // once the request's bytes were peeked, closed): never the app.
+        assert!(
+            response.is_empty() || response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{name}: {response}"
+        );
+        assert!(!response.contains("/proxied"), "{name}: {response}");
+    }
+    // Truncated, then closed: closed without an answer.
+    let mut conn = Conn::connect(server.addr()).unwrap();
+    conn.set_timeout(Duration::from_secs(20)).unwrap();
+    conn.send(b"PROXY TCP4 1.2.3.4 5.6.").unwrap();
+    conn.shutdown_write().unwrap();
+    assert_eq!(conn.read_to_end().unwrap_or_default(), b"");
+    // The app ran for none of them: the only access line is this request's.
+    echoed(&exchange(
+        &server,
+        b"PROXY TCP4 203.0.113.5 192.0.2.1 1234 80\r\n",
+    ));
+    let logged = wait_lines(&server, &log.path(), 1);
+    assert_eq!(
+        logged,
+        ["203.0.113.5 GET /proxied HTTP/1.1 200"],
+        "{}",
+        server.log()
+    );
+}
+
+fn a_header_split_over_writes_is_read(class: Class) {
+    let log = LogDir::new();
+    let server = start(class, &log, &["--proxy-protocol=v1"]);
+    for pieces in [
+        &[
+            &b"PRO"[..],
+            b"XY TCP4 198.51.100.9 ",
+            b"192.0.2.1 555",
+            b"66 80\r",
+            b"\n",
+        ][..],
+        &[&b"PROXY TCP4 198.51.100.9 192.0.2.1 55566 80\r\n"[..]][..],
+    ] {
+        let mut stream = std::net::TcpStream::connect(server.addr().tcp()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        for piece in pieces {
+            stream.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stream.write_all(GET).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        assert_eq!(echoed(&response)["peer"], "198.51.100.9:55566");
+    }
+    // v2, split inside its fixed part and its addresses.
+    let server2 = start(class, &LogDir::new(), &["--proxy-protocol=v2"]);
+    let header = v2(0x21, 0x11, V4_BLOCK, &[]);
+    let mut stream = std::net::TcpStream::connect(server2.addr().tcp()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    for piece in [&header[..5], &header[5..15], &header[15..20], &header[20..]] {
+        stream.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stream.write_all(GET).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    assert_eq!(echoed(&response)["peer"], "192.0.2.10:4321");
+}
+
+fn a_peer_not_allowed_gets_403(class: Class) {
+    let log = LogDir::new();
+    let server = start(
+        class,
+        &log,
+        &[
+            "--proxy-protocol",
+            "--proxy-allow-from",
+            "10.0.0.0/8, 192.0.2.1",
+        ],
+    );
+    for header in [
+        b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec(),
+        v2(0x21, 0x11, V4_BLOCK, &[]),
+        // Malformed from a peer not allowed: still 403, it may not speak.
+        b"PROXY TCP4 nonsense\r\n".to_vec(),
+    ] {
+        let response = String::from_utf8_lossy(&exchange(&server, &header)).into_owned();
+        assert!(
+            response.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+            "{response}"
+        );
+    }
+    // Plain HTTP from that peer is served under auto, as its own address.
+    let echo = echoed(&exchange(&server, b""));
+    assert!(echo["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let logged = wait_lines(&server, &log.path(), 1);
+    assert_eq!(logged, ["127.0.0.1 GET /proxied HTTP/1.1 200"]);
+    // `*` allows every peer.
+    let open = start(
+        class,
+        &LogDir::new(),
+        &["--proxy-protocol", "--proxy-allow-from", "*"],
+    );
+    let echo = echoed(&exchange(
+        &open,
+        b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n",
+    ));
+    assert_eq!(echo["peer"], "198.51.100.7:40000");
+}
+
+fn off_answers_a_proxy_line_400(class: Class) {
+    let log = LogDir::new();
+    let server = start(class, &log, &[]);
+    for header in [
+        b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec(),
+        v2(0x21, 0x11, V4_BLOCK, &[]),
+    ] {
+        let response = String::from_utf8_lossy(&exchange(&server, &header)).into_owned();
+        assert!(
+            response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{response}"
+        );
+    }
+    // v1 and v2 each require their own version.
+    for (mode, header) in [
+        ("--proxy-protocol=v1", v2(0x21, 0x11, V4_BLOCK, &[])),
+        (
+            "--proxy-protocol=v2",
+            b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec(),
+        ),
+        ("--proxy-protocol=v1", Vec::new()),
+    ] {
+        let strict = start(class, &LogDir::new(), &[mode]);
+        let response = String::from_utf8_lossy(&exchange(&strict, &header)).into_owned();
+        assert!(
+            response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{mode}: {response}"
+        );
+    }
+}
+
+fn a_stalled_half_header_is_closed_at_the_deadline(class: Class) {
+    let log = LogDir::new();
+    // --timeout 4: the head deadline (the client I/O timeout) is 2 s.
+    let server = start(class, &log, &["--proxy-protocol=v1", "--timeout", "4"]);
+    let mut stalled = Vec::new();
+    for half in [&b"PROXY TCP4 198.51.100.7 19"[..], b""] {
+        let mut stream = std::net::TcpStream::connect(server.addr().tcp()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(half).unwrap();
+        stalled.push((stream, Instant::now()));
+    }
+    for (mut stream, started) in stalled {
+        let mut response = Vec::new();
+        let closed = stream.read_to_end(&mut response);
+        assert!(closed.is_ok(), "not closed: {closed:?}");
+        assert_eq!(
+            response,
+            b"",
+            "answered: {}",
+            String::from_utf8_lossy(&response)
+        );
+        // Closed by the deadline, not before it (generous bounds).
+        assert!(
+            started.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // Nothing reached the app; the worker serves the next client.
+    echoed(&exchange(
+        &server,
+        b"PROXY TCP4 203.0.113.5 192.0.2.1 1234 80\r\n",
+    ));
+    assert_eq!(
+        wait_lines(&server, &log.path(), 1),
+        ["203.0.113.5 GET /proxied HTTP/1.1 200"]
+    );
+}

@@ -1,0 +1,347 @@
+//! The PROXY protocol header on a connection's raw socket, for the classes
+//! whose waits block a thread or yield a coroutine (sync, gthread, green;
+//! the async class runs the same [`ProxyPolicy::step`] over tokio's
+//! readiness).
+//!
+//! The header is read first, before TLS and HTTP, with `MSG_PEEK`: the
+//! bytes received so far are looked at without being taken, and once
+//! [`ProxyPolicy::step`] says how long the header is, exactly that many
+//! are taken off the socket, so whatever follows (a TLS handshake, an HTTP
+//! request) is still in the kernel for the next layer. A peek cannot wait
+//! for *more* bytes than are queued (the socket stays readable), so after
+//! a partial header the reader pauses briefly and looks again: senders
+//! write the header at once, as the specification asks, and a peer that
+//! does not is bounded by the head deadline like any slow client.
+//!
+//! A malformed header is answered 400, a header from a peer not in
+//! `--proxy-allow-from` 403 (Gunicorn's `InvalidProxyLine` and
+//! `ForbiddenProxyRequest`), and the connection closed; a peer that closes
+//! inside its header or misses the deadline is closed without an answer.
+//! Either way the app is never called, and the refusal is logged at debug
+//! level like Gunicorn's other invalid requests.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
+use runicorn_app::blocking::log_invalid_request;
+use runicorn_http::{error_response, ConnConfig, ProxyPolicy, ProxyStep, MAX_PROXY_HEADER_LENGTH};
+
+use crate::Shared;
+
+/// How long a reader pauses before looking again at a partial header.
+pub const PARTIAL_HEADER_PAUSE: Duration = Duration::from_millis(10);
+
+/// The deadline for a connection accepted at `accepted` to deliver its
+/// header: the head deadline, which runs from accept (`None`: no timeout
+/// configured).
+pub fn header_deadline(config: &ConnConfig, accepted: Instant) -> Option<Instant> {
+    (!config.io_timeout.is_zero()).then(|| accepted + config.io_timeout)
+}
+
+/// A connection's socket as a header reader sees it: its descriptor, and
+/// how the class waits on it.
+pub trait HeaderWait {
+    /// The connection's socket.
+    fn fd(&self) -> BorrowedFd<'_>;
+
+    /// Waits until the socket has something to peek (or its peer closed),
+    /// or `until` passes; false once it passed.
+    fn readable(&mut self, until: Option<Instant>) -> bool;
+
+    /// Waits [`PARTIAL_HEADER_PAUSE`] (less if `until` comes first) before a
+    /// partial header is looked at again; false once `until` passed.
+    fn pause(&mut self, until: Option<Instant>) -> bool;
+}
+
+/// Waits that block the calling thread (sync, gthread).
+#[derive(Debug)]
+pub struct ThreadWait<'fd> {
+    /// The connection's socket.
+    pub fd: BorrowedFd<'fd>,
+}
+
+/// The time left until `until`, as a poll timeout; `None` once it passed.
+fn left(until: Option<Instant>) -> Option<PollTimeout> {
+    let Some(until) = until else {
+        return Some(PollTimeout::NONE);
+    };
+    let left = until.checked_duration_since(Instant::now())?;
+    if left.is_zero() {
+        return None;
+    }
+    let millis = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+    Some(PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX))
+}
+
+impl HeaderWait for ThreadWait<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd
+    }
+
+    fn readable(&mut self, until: Option<Instant>) -> bool {
+        loop {
+            let Some(timeout) = left(until) else {
+                return false;
+            };
+            let mut fds = [PollFd::new(self.fd, PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => {}
+                Ok(_) => return true,
+                Err(Errno::EINTR) => {}
+                // Let the next peek report the error.
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn pause(&mut self, until: Option<Instant>) -> bool {
+        pause_with(until, std::thread::sleep)
+    }
+}
+
+/// Sleeps with `sleep` for [`PARTIAL_HEADER_PAUSE`] or until `until`.
+pub fn pause_with(until: Option<Instant>, sleep: impl FnOnce(Duration)) -> bool {
+    let now = Instant::now();
+    match until {
+        Some(until) if now >= until => false,
+        Some(until) => {
+            sleep(PARTIAL_HEADER_PAUSE.min(until - now));
+            true
+        }
+        None => {
+            sleep(PARTIAL_HEADER_PAUSE);
+            true
+        }
+    }
+}
+
+/// What reading the header decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderRead {
+    /// Serve the connection; `Some`: with this peer (`ip:port`), the
+    /// client the header named.
+    Serve(Option<String>),
+    /// It was refused or failed: drop (close) it.
+    Close,
+}
+
+/// Whether the peer of `fd` has shut its sending side (its FIN is queued
+/// behind the bytes a peek sees).
+pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    // nix has no POLLRDHUP (Linux's "peer shut its sending side") and its
+    // `revents` refuses bits it does not know: asked for that one event
+    // alone, any event reported (it, or a hang-up or error, which poll
+    // always reports) means the peer sends no more.
+    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+    let mut fds = [PollFd::new(fd, rdhup)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Reads the PROXY header `policy` asks for on `socket`, from `peer`
+/// (`ip:port` or `""` for a unix socket), by `deadline`; the bytes after
+/// the header stay on the socket.
+pub fn read_header(
+    socket: &mut dyn HeaderWait,
+    peer: &str,
+    policy: &ProxyPolicy,
+    deadline: Option<Instant>,
+) -> HeaderRead {
+    let mut buf = vec![0u8; MAX_PROXY_HEADER_LENGTH];
+    loop {
+        let fd = socket.fd();
+        let (peeked, closed) = match recv(
+            fd.as_raw_fd(),
+            &mut buf,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(0) => (0, true),
+            Ok(peeked) => (peeked, false),
+            Err(Errno::EAGAIN) => (0, false),
+            Err(Errno::EINTR) => continue,
+            Err(err) => {
+                tracing::debug!("cannot read the PROXY header from {peer}: {err}");
+                return HeaderRead::Close;
+            }
+        };
+        // A partial header behind which the peer closed is decided now,
+        // not at the deadline.
+        let closed = closed || (peeked > 0 && peer_closed(fd));
+        match policy.step(&buf[..peeked], peer, closed) {
+            ProxyStep::NeedMore => {
+                let waited = if peeked == 0 {
+                    socket.readable(deadline)
+                } else {
+                    socket.pause(deadline)
+                };
+                if !waited {
+                    log_invalid_request(peer, &"no complete PROXY header within the head deadline");
+                    close_quietly(socket.fd());
+                    return HeaderRead::Close;
+                }
+            }
+            ProxyStep::Serve { consume, client } => {
+                if take(fd, consume).is_err() {
+                    return HeaderRead::Close;
+                }
+                return HeaderRead::Serve(client.map(|client| client.to_string()));
+            }
+            ProxyStep::Refuse { status, reason } => {
+                log_invalid_request(peer, &reason);
+                match status {
+                    Some(status) => refuse(fd, peeked, status),
+                    None => close_quietly(fd),
+                }
+                return HeaderRead::Close;
+            }
+        }
+    }
+}
+
+/// Takes what is queued on `fd` (at most a header's worth) and shuts its
+/// sending side: the close that follows is a FIN, not the reset unread
+/// input would turn it into.
+pub fn close_quietly(fd: BorrowedFd<'_>) {
+    let mut sink = vec![0u8; MAX_PROXY_HEADER_LENGTH];
+    let _ = recv(fd.as_raw_fd(), &mut sink, MsgFlags::MSG_DONTWAIT);
+    let _ = shutdown(fd.as_raw_fd(), Shutdown::Write);
+}
+
+/// The peer to serve a connection accepted at `accepted` as, after its
+/// header if `shared` asks for one, waiting on the calling thread: `peer`
+/// itself, the client the header named, or `None` when it was refused or
+/// failed (drop it).
+pub fn on_thread(
+    shared: &Shared,
+    fd: BorrowedFd<'_>,
+    peer: String,
+    accepted: Instant,
+) -> Option<String> {
+    let policy = shared.proxy();
+    if !policy.is_on() {
+        return Some(peer);
+    }
+    let deadline = header_deadline(&shared.config, accepted);
+    match read_header(&mut ThreadWait { fd }, &peer, policy, deadline) {
+        HeaderRead::Serve(client) => Some(client.unwrap_or(peer)),
+        HeaderRead::Close => None,
+    }
+}
+
+/// Takes exactly `count` bytes (already queued: a peek saw them) off `fd`.
+pub fn take(fd: BorrowedFd<'_>, mut count: usize) -> Result<(), Errno> {
+    let mut sink = [0u8; 512];
+    while count > 0 {
+        let want = count.min(sink.len());
+        match recv(fd.as_raw_fd(), &mut sink[..want], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => return Err(Errno::ECONNRESET),
+            Ok(got) => count -= got,
+            Err(Errno::EINTR) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Answers `status` on `fd` and shuts its sending side, having taken the
+/// `peeked` bytes first (unread input would turn the close into a reset
+/// that can destroy the answer). Best effort: a fresh socket's send buffer
+/// takes the few bytes at once.
+pub fn refuse(fd: BorrowedFd<'_>, peeked: usize, status: u16) {
+    let _ = take(fd, peeked);
+    let answer = error_response(status);
+    let _ = send(
+        fd.as_raw_fd(),
+        &answer,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    );
+    let _ = shutdown(fd.as_raw_fd(), Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    use runicorn_http::ProxyMode;
+
+    use super::*;
+
+    fn policy(mode: ProxyMode) -> ProxyPolicy {
+        ProxyPolicy::new(mode, &["127.0.0.1"]).unwrap()
+    }
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_secs(5))
+    }
+
+    #[test]
+    fn the_header_is_taken_and_what_follows_is_left() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        client
+            .write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 7 80\r\nGET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let fd = server.as_fd();
+        let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::V1), soon());
+        assert_eq!(got, HeaderRead::Serve(Some("192.0.2.1:7".to_owned())));
+        let mut rest = [0u8; 64];
+        let read = (&server).read(&mut rest).unwrap();
+        assert_eq!(&rest[..read], b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn a_header_split_over_writes_is_waited_for() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            for piece in [&b"PROX"[..], b"Y TCP6 ::1 ", b"::2 9 80\r", b"\nrest"] {
+                std::thread::sleep(Duration::from_millis(30));
+                client.write_all(piece).unwrap();
+            }
+            client
+        });
+        let fd = server.as_fd();
+        let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::Auto), soon());
+        assert_eq!(got, HeaderRead::Serve(Some("[::1]:9".to_owned())));
+        drop(writer.join().unwrap());
+        let mut rest = String::new();
+        (&server).read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "rest");
+    }
+
+    #[test]
+    fn malformed_truncated_and_late_headers_close() {
+        // Malformed: 400, then the connection's sending side is shut.
+        let (mut client, server) = UnixStream::pair().unwrap();
+        client
+            .write_all(b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n")
+            .unwrap();
+        let fd = server.as_fd();
+        let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::V1), soon());
+        assert_eq!(got, HeaderRead::Close);
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+        // Truncated, then closed: closed at once, unanswered.
+        let (mut client, server) = UnixStream::pair().unwrap();
+        client.write_all(b"PROXY TCP4 1.2").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let fd = server.as_fd();
+        let started = Instant::now();
+        let far = Some(Instant::now() + Duration::from_secs(60));
+        let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::V1), far);
+        assert_eq!(got, HeaderRead::Close);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // Silent past the deadline: closed.
+        let (_client, server) = UnixStream::pair().unwrap();
+        let fd = server.as_fd();
+        let past = Some(Instant::now() + Duration::from_millis(50));
+        let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::Auto), past);
+        assert_eq!(got, HeaderRead::Close);
+    }
+}
