@@ -5,7 +5,8 @@
 //! stalled half header all closed without the app being called (counted
 //! by the access log, which has a line for every request the app or the
 //! server answered); a header split over writes; `off` answering a PROXY
-//! line 400 as the HTTP request it then is.
+//! line 400 as the HTTP request it then is; and a Python app's
+//! `REMOTE_ADDR`/`REMOTE_PORT` compared with the real Gunicorn's.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -137,8 +138,8 @@ fn echoed(response: &[u8]) -> serde_json::Value {
 
 fn valid_headers_name_the_client(class: Class) {
     let log = LogDir::new();
-    // A bare --proxy-protocol is Gunicorn's flag: auto.
-    let server = start(class, &log, &["--proxy-protocol"]);
+    // A bare --proxy-protocol is auto, as in Gunicorn.
+    let server = start(class, &log, &["--proxy-protocol", "-w", "1"]);
     // The peer each header makes the app see (`None`: the socket's own).
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
         (
@@ -328,8 +329,10 @@ fn a_peer_not_allowed_gets_403(class: Class) {
     let server = start(
         class,
         &log,
+        // Gunicorn's spelling: the mode as the next argument.
         &[
             "--proxy-protocol",
+            "auto",
             "--proxy-allow-from",
             "10.0.0.0/8, 192.0.2.1",
         ],
@@ -434,4 +437,46 @@ fn a_stalled_half_header_is_closed_at_the_deadline(class: Class) {
         wait_lines(&server, &log.path(), 1),
         ["203.0.113.5 GET /proxied HTTP/1.1 200"]
     );
+}
+
+/// `REMOTE_ADDR` and `REMOTE_PORT` of a Python app's environ for `bytes`.
+fn remote_of(server: &Server, bytes: &[u8]) -> (String, String) {
+    let response = runicorn_tests::raw_response(server.addr(), bytes).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let environ: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    (
+        environ["REMOTE_ADDR"].as_str().unwrap().to_owned(),
+        environ["REMOTE_PORT"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A Python app's `REMOTE_ADDR` and `REMOTE_PORT` behind a v1 and a v2
+/// header are the client's, as the real Gunicorn (`--proxy-protocol`, the
+/// same bytes) sets them, under every class.
+#[test]
+fn a_python_app_sees_the_client_as_under_gunicorn() {
+    use runicorn_tests::python;
+    let requests: Vec<Vec<u8>> = [
+        b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec(),
+        v2(0x21, 0x21, &v6_block(), &[]),
+    ]
+    .into_iter()
+    .map(|mut header| {
+        header.extend_from_slice(GET);
+        header
+    })
+    .collect();
+    let gunicorn = python::gunicorn(&["--proxy-protocol", "-w", "1"], "environ_dump:app");
+    let theirs: Vec<(String, String)> = requests
+        .iter()
+        .map(|bytes| remote_of(&gunicorn, bytes))
+        .collect();
+    assert_eq!(theirs[0], ("198.51.100.7".to_owned(), "40000".to_owned()));
+    assert_eq!(theirs[1], ("2001:db8::7".to_owned(), "6543".to_owned()));
+    for class in Class::ALL {
+        let ours = python::start(class, &["--proxy-protocol", "-w", "1"], "environ_dump:app");
+        for (bytes, theirs) in requests.iter().zip(&theirs) {
+            assert_eq!(&remote_of(&ours, bytes), theirs, "{}", class.name());
+        }
+    }
 }

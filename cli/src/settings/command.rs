@@ -53,7 +53,6 @@ fn arg_for(setting: &'static Setting) -> Option<Arg> {
                 .action(ArgAction::Set)
                 .value_name(setting.value_name)
                 .num_args(0..=1)
-                .require_equals(true)
                 .default_missing_value(bare);
         }
         Arity::Many => {

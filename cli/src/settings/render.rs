@@ -64,7 +64,7 @@ fn flags_cell(setting: &Setting) -> String {
         Arity::Flag => format!("`{}`", setting.flags_text()),
         Arity::One => format!("`{} {}`", setting.flags_text(), setting.value_name),
         Arity::OptionalValue(bare) => format!(
-            "`{}[={}]` (bare: `{bare}`)",
+            "`{} [{}]` (bare: `{bare}`)",
             setting.flags_text(),
             setting.value_name
         ),

@@ -55,10 +55,10 @@ pub enum Arity {
     Flag,
     /// One value; the last one given wins.
     One,
-    /// A flag that may take one value (`--proxy-protocol` or
-    /// `--proxy-protocol=v1`; a value only after `=`, so the flag can stand
-    /// before the APP argument as Gunicorn's boolean flag does): bare, it
-    /// means this value.
+    /// A flag that may take one value (`--proxy-protocol`,
+    /// `--proxy-protocol v1`, `--proxy-protocol=v1`, as Gunicorn's
+    /// `nargs="?"`): bare, it means this value. As in Gunicorn, a bare one
+    /// right before the APP argument takes the app as its value.
     OptionalValue(&'static str),
     /// Repeatable (`-b A -b B`); a higher source replaces the whole list.
     Many,

@@ -101,6 +101,12 @@ macro_rules! hook {
     };
 }
 
+/// What `--proxy-protocol` takes, and the one mistake a Gunicorn command
+/// line makes with it.
+const PROXY_MODES: &str = "off, v1, v2 or auto (true means auto); a bare --proxy-protocol right before the APP \
+                           argument takes the app as its value: write --proxy-protocol=auto, or put it after \
+                           another flag";
+
 /// Every setting, in reference order.
 pub static SETTINGS: &[Setting] = &[
     // --- config file
@@ -409,59 +415,6 @@ pub static SETTINGS: &[Setting] = &[
                 .collect();
             Some(toml::Value::Table(table))
         },
-    },
-    Setting {
-        key: "proxy_protocol",
-        section: Section::ServerSocket,
-        short: None,
-        long: &["proxy-protocol"],
-        value_name: "MODE",
-        arity: Arity::OptionalValue("auto"),
-        env_default: None,
-        doc: "Read a PROXY protocol header (haproxy's `send-proxy`, nginx's `proxy_protocol on`) at the start of \
-              every connection, before TLS and HTTP, within the head deadline: `v1` or `v2` requires that \
-              version, `auto` takes either or none, `off` reads none (then `PROXY ...` is a bad request, 400). \
-              Gunicorn's flag is a boolean: a bare `--proxy-protocol`, or `proxy_protocol = true` in TOML, means \
-              `auto` (a value goes after `=`: `--proxy-protocol=v2`); `false` means `off`. A TCP4/TCP6 (v1) or \
-              PROXY (v2) header replaces the peer address the app (`REMOTE_ADDR`), the access log (`%h`) and \
-              `forwarded_allow_ips` see; UNKNOWN and LOCAL keep the socket's peer. A malformed header is answered \
-              400 and closed, one from a peer not in `proxy_allow_ips` 403 and closed, a connection closed inside \
-              its header is closed; the app is never called for them. Unix-socket listeners read the header too.",
-        apply: |settings, raw| {
-            settings.proxy_protocol = match raw {
-                Raw::Bool(true) => runicorn_http::ProxyMode::Auto,
-                Raw::Bool(false) => runicorn_http::ProxyMode::Off,
-                Raw::Text(text) => text.parse().map_err(|_| "off, v1, v2 or auto (true means auto)".to_owned())?,
-                _ => return Err("off, v1, v2 or auto (true means auto)".to_owned()),
-            };
-            Ok(())
-        },
-        show: |settings| string(settings.proxy_protocol.as_str()),
-    },
-    Setting {
-        key: "proxy_allow_ips",
-        section: Section::ServerSocket,
-        short: None,
-        long: &["proxy-allow-from"],
-        value_name: "IPS",
-        arity: Arity::One,
-        env_default: None,
-        doc: "Peers allowed to send a PROXY protocol header: comma-separated IP addresses and CIDR networks \
-              (`10.0.0.0/8`), `*` for every peer; unix-socket peers are always allowed (the socket file's mode \
-              says who connects). A header from any other peer is answered 403 and the connection closed; under \
-              `--proxy-protocol=v1` or `=v2` such a peer is refused on its first bytes.",
-        apply: |settings, raw| {
-            let allowed = || "comma-separated IP addresses or CIDR networks (10.0.0.0/8), or *".to_owned();
-            let items: Vec<String> = match raw {
-                Raw::Text(text) => text.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect(),
-                Raw::List(_) => parse::list(raw, parse::text)?,
-                _ => return Err(allowed()),
-            };
-            runicorn_http::ProxyPolicy::new(runicorn_http::ProxyMode::Off, &items).map_err(|_| allowed())?;
-            settings.proxy_allow_ips = items;
-            Ok(())
-        },
-        show: |settings| string(&settings.proxy_allow_ips.join(",")),
     },
     // --- worker processes
     Setting {
@@ -839,6 +792,60 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |settings| boolean(settings.initgroups),
+    },
+    Setting {
+        key: "proxy_protocol",
+        section: Section::ServerMechanics,
+        short: None,
+        long: &["proxy-protocol"],
+        value_name: "MODE",
+        arity: Arity::OptionalValue("auto"),
+        env_default: None,
+        doc: "Read a PROXY protocol header (haproxy's `send-proxy`, nginx's `proxy_protocol on`) at the start of \
+              every connection, before TLS and HTTP, within the head deadline: `v1` or `v2` requires that \
+              version on every connection, `auto` takes either or none, `off` reads none (then `PROXY ...` is a \
+              bad request, 400). As in Gunicorn, a bare `--proxy-protocol` (or `true`) means `auto`, and a bare one \
+              right before the APP argument takes the app as its value: put it after another flag or write \
+              `--proxy-protocol=auto`. A TCP4/TCP6 (v1) or PROXY (v2) header replaces the peer address the app \
+              (`REMOTE_ADDR`, `REMOTE_PORT`), the access log (`%h`) and `forwarded_allow_ips` see; v1 UNKNOWN and \
+              v2 LOCAL keep the socket's peer. A malformed header is answered 400 and closed, one from a peer not \
+              in `proxy_allow_ips` 403 and closed, a connection closed inside its header or past the deadline is \
+              closed; the app is never called for them. Unix-socket listeners read the header too.",
+        apply: |settings, raw| {
+            settings.proxy_protocol = match raw {
+                Raw::Bool(true) => runicorn_http::ProxyMode::Auto,
+                Raw::Bool(false) => runicorn_http::ProxyMode::Off,
+                Raw::Text(text) => text.parse().map_err(|_| PROXY_MODES.to_owned())?,
+                _ => return Err(PROXY_MODES.to_owned()),
+            };
+            Ok(())
+        },
+        show: |settings| string(settings.proxy_protocol.as_str()),
+    },
+    Setting {
+        key: "proxy_allow_ips",
+        section: Section::ServerMechanics,
+        short: None,
+        long: &["proxy-allow-from"],
+        value_name: "IPS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Peers allowed to send a PROXY protocol header: comma-separated IP addresses and CIDR networks \
+              (`10.0.0.0/8`), `*` for every peer; unix-socket peers are always allowed (the socket file's mode \
+              says who connects). A header from any other peer is answered 403 and the connection closed; under \
+              `--proxy-protocol=v1` or `=v2` such a peer is refused on its first bytes.",
+        apply: |settings, raw| {
+            let allowed = || "comma-separated IP addresses or CIDR networks (10.0.0.0/8), or *".to_owned();
+            let items: Vec<String> = match raw {
+                Raw::Text(text) => text.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect(),
+                Raw::List(_) => parse::list(raw, parse::text)?,
+                _ => return Err(allowed()),
+            };
+            runicorn_http::ProxyPolicy::new(runicorn_http::ProxyMode::Off, &items).map_err(|_| allowed())?;
+            settings.proxy_allow_ips = items;
+            Ok(())
+        },
+        show: |settings| string(&settings.proxy_allow_ips.join(",")),
     },
     // --- logging
     Setting {

@@ -74,11 +74,12 @@ impl FromStr for ProxyMode {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // Gunicorn's spellings too: false, 0, none; true, 1.
         match text.trim().to_ascii_lowercase().as_str() {
-            "off" => Ok(ProxyMode::Off),
+            "off" | "false" | "0" | "none" => Ok(ProxyMode::Off),
             "v1" => Ok(ProxyMode::V1),
             "v2" => Ok(ProxyMode::V2),
-            "auto" => Ok(ProxyMode::Auto),
+            "auto" | "true" | "1" => Ok(ProxyMode::Auto),
             _ => Err(format!("'{text}' is not one of off, v1, v2, auto")),
         }
     }
