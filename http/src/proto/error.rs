@@ -119,6 +119,10 @@ pub enum ParseError {
     /// disagree about the scheme (Gunicorn's `InvalidSchemeHeaders`).
     #[error("contradictory scheme headers")]
     ConflictingSchemeHeaders,
+    /// A trusted front end sent a `Forwarded` field outside RFC 7239's
+    /// grammar.
+    #[error("malformed forwarded header")]
+    BadForwarded,
     /// Two `Content-Type` fields (RFC 9110 5.3: it takes one member only).
     #[error("more than one content-type field")]
     DuplicateContentType,

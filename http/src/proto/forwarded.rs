@@ -1,5 +1,6 @@
 //! Trust in a front end's forwarding fields, as Gunicorn's
-//! `forwarded_allow_ips` and `secure_scheme_headers` define it.
+//! `forwarded_allow_ips` and `secure_scheme_headers` define it, and the
+//! standard `Forwarded` field (RFC 7239) under the same rule.
 //!
 //! Behind nginx the socket peer is the proxy; the client and whether it
 //! spoke TLS travel in request fields any client can also send. So they are
@@ -10,8 +11,25 @@
 //! URL scheme, two of them that disagree are a 400 (Gunicorn's
 //! `InvalidSchemeHeaders`), and `X-Forwarded-For` names the client: the
 //! rightmost entry that is not itself a trusted proxy (the leftmost when
-//! every hop is trusted). From any other peer these fields reach the app
-//! untouched and change nothing. Pure: no I/O, the caller passes the peer.
+//! every hop is trusted).
+//!
+//! `Forwarded` (all its fields, in order, as one list of elements, parsed
+//! by `element`) is walked the same way: from the right, the first element
+//! whose `for=` is not a trusted proxy's address is the client's (the
+//! leftmost when every one is trusted); a `for=unknown`, an obfuscated
+//! `for=_id` or an element without `for=` ends the walk there, since
+//! nothing says whether that hop may be believed. The chosen element gives
+//! the client (its address, or `unknown` / the obfuscated identifier as
+//! written: the proxy said it does not know, so the proxy is not passed off
+//! as the client), its `proto=` the scheme (`https` or `http`) and its
+//! `host=` the host the client asked for. The element's `for=` wins over
+//! `X-Forwarded-For`; its `proto=` and the `secure_scheme_headers` must
+//! agree or the request is a 400, like two scheme fields that disagree. A
+//! `Forwarded` field a trusted peer sent outside RFC 7239's grammar is a
+//! 400 ([`ParseError::BadForwarded`]): a front end that writes it wrong is
+//! misconfigured, and guessing what it meant is how clients get believed.
+//! From any other peer these fields reach the app untouched and change
+//! nothing. Pure: no I/O, the caller passes the peer.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,6 +38,10 @@ use ipnet::IpNet;
 use crate::proto::error::ParseError;
 use crate::proto::framing::{list_items, trim_ows};
 use crate::proto::head::RequestHead;
+
+mod element;
+
+use element::{Element, Node};
 
 /// Gunicorn's default `forwarded_allow_ips`.
 pub const DEFAULT_FORWARDED_ALLOW_IPS: &[&str] = &["127.0.0.1", "::1"];
@@ -58,8 +80,13 @@ impl Scheme {
 pub struct Forwarded {
     /// The URL scheme.
     pub scheme: Scheme,
-    /// The client's IP from `X-Forwarded-For`, when a trusted peer sent one.
+    /// The client, when a trusted peer named one: a bare IP (from
+    /// `Forwarded`'s `for=` or `X-Forwarded-For`), or `unknown` or an
+    /// obfuscated identifier (`_hidden`) as a `Forwarded` element gave it.
     pub client: Option<String>,
+    /// The host the client asked for (`host[:port]`), from a trusted
+    /// `Forwarded` element's `host=`.
+    pub host: Option<String>,
 }
 
 /// Whom to believe, built once per worker from the settings.
@@ -133,7 +160,9 @@ impl ForwardedPolicy {
 
     /// What `head`'s forwarding fields mean, coming from `peer`. Fails with
     /// [`ParseError::ConflictingSchemeHeaders`] when a trusted peer sent
-    /// scheme fields that disagree (answered 400).
+    /// scheme fields that disagree (`Forwarded`'s `proto=` among them), and
+    /// with [`ParseError::BadForwarded`] when it sent a `Forwarded` field
+    /// outside RFC 7239's grammar (both answered 400).
     pub fn resolve(&self, head: &RequestHead, peer: &str) -> Result<Forwarded, ParseError> {
         // Without a forwarding field the answer is the default whoever the
         // peer is: the peer's address (text, parsed per request) is looked
@@ -150,9 +179,14 @@ impl ForwardedPolicy {
         }
         let mut scheme: Option<Scheme> = None;
         let mut forwarded_for = false;
+        let mut elements: Vec<Element> = Vec::new();
         for field in &head.headers {
             if field.name.eq_ignore_ascii_case("x-forwarded-for") {
                 forwarded_for = true;
+            }
+            if field.name.eq_ignore_ascii_case("forwarded") {
+                element::parse_field(&field.value, &mut elements)
+                    .map_err(|_| ParseError::BadForwarded)?;
             }
             let Some((_, secure_value)) = self
                 .secure_scheme_headers
@@ -171,21 +205,56 @@ impl ForwardedPolicy {
                 _ => scheme = Some(this),
             }
         }
-        let client = if forwarded_for {
-            self.client_from(head)
-        } else {
-            None
-        };
-        Ok(Forwarded {
-            scheme: scheme.unwrap_or_default(),
-            client,
-        })
+        let mut forwarded = Forwarded::default();
+        if let Some(chosen) = self.client_element(&elements) {
+            if let Some(proto) = &chosen.proto {
+                let this = if proto == "https" {
+                    Scheme::Https
+                } else {
+                    Scheme::Http
+                };
+                match scheme {
+                    Some(seen) if seen != this => {
+                        return Err(ParseError::ConflictingSchemeHeaders)
+                    }
+                    _ => scheme = Some(this),
+                }
+            }
+            forwarded.client = chosen.node.as_ref().map(|node| match node {
+                Node::Ip(ip) => ip.to_canonical().to_string(),
+                Node::Unknown => "unknown".to_owned(),
+                Node::Obfuscated(id) => id.clone(),
+            });
+            forwarded.host.clone_from(&chosen.host);
+        }
+        if forwarded.client.is_none() && forwarded_for {
+            forwarded.client = self.client_from(head);
+        }
+        forwarded.scheme = scheme.unwrap_or_default();
+        Ok(forwarded)
+    }
+
+    /// The `Forwarded` element that speaks for the client: walking from
+    /// the right, the first whose `for=` is not a trusted proxy's address;
+    /// the leftmost when all are; an element whose `for=` is `unknown`,
+    /// obfuscated or missing ends the walk at itself.
+    fn client_element<'e>(&self, elements: &'e [Element]) -> Option<&'e Element> {
+        let mut chosen = None;
+        for element in elements.iter().rev() {
+            chosen = Some(element);
+            match &element.node {
+                Some(Node::Ip(ip)) if self.trusts_ip(*ip) => {}
+                _ => break,
+            }
+        }
+        chosen
     }
 
     /// Whether a field named `name` is one this policy reads:
-    /// `X-Forwarded-For` or one of the secure scheme fields.
+    /// `Forwarded`, `X-Forwarded-For` or one of the secure scheme fields.
     fn is_forwarding_field(&self, name: &str) -> bool {
         name.eq_ignore_ascii_case("x-forwarded-for")
+            || name.eq_ignore_ascii_case("forwarded")
             || self
                 .secure_scheme_headers
                 .iter()
@@ -367,5 +436,127 @@ mod tests {
             policy.resolve(&head(&[]), "").unwrap(),
             Forwarded::default()
         );
+    }
+
+    #[test]
+    fn a_trusted_forwarded_names_the_client_scheme_and_host() {
+        let policy = policy(&["127.0.0.1", "10.0.0.0/8"]);
+        let chain = head(&[
+            ("Forwarded", r#"for=198.51.100.1;proto=http, for="[2001:db8::7]:4711";proto=https;host=example.com"#),
+            ("Forwarded", "for=10.0.0.2;proto=http;host=internal"),
+        ]);
+        let forwarded = policy.resolve(&chain, "127.0.0.1:9").unwrap();
+        assert_eq!(forwarded.client.as_deref(), Some("2001:db8::7"));
+        assert_eq!(forwarded.scheme, Scheme::Https);
+        assert_eq!(forwarded.host.as_deref(), Some("example.com"));
+        let all_trusted = head(&[("Forwarded", "for=10.0.0.9;proto=https, for=10.0.0.2")]);
+        let forwarded = policy.resolve(&all_trusted, "").unwrap();
+        assert_eq!(forwarded.client.as_deref(), Some("10.0.0.9"));
+        assert_eq!(forwarded.scheme, Scheme::Https, "the leftmost element's proto");
+        assert_eq!(
+            policy.resolve(&chain, "192.0.2.1:1").unwrap(),
+            Forwarded::default(),
+            "an untrusted peer's Forwarded changes nothing"
+        );
+        let garbage = head(&[("Forwarded", "for=<script>")]);
+        assert!(policy.resolve(&garbage, "192.0.2.1:1").is_ok(), "nor is it parsed");
+    }
+
+    #[test]
+    fn unknown_and_obfuscated_hops_end_the_walk_as_themselves() {
+        let policy = policy(&["127.0.0.1", "10.0.0.0/8"]);
+        for (value, client) in [
+            ("for=192.0.2.1, for=unknown;proto=https, for=10.0.0.1", "unknown"),
+            (r#"for=192.0.2.1, for="_hidden:_p", for=10.0.0.1"#, "_hidden"),
+        ] {
+            let forwarded = policy.resolve(&head(&[("Forwarded", value)]), "").unwrap();
+            assert_eq!(forwarded.client.as_deref(), Some(client), "{value}");
+        }
+        let no_for = head(&[
+            ("Forwarded", "proto=https;host=shop.example"),
+            ("X-Forwarded-For", "203.0.113.5"),
+        ]);
+        let forwarded = policy.resolve(&no_for, "").unwrap();
+        assert_eq!(forwarded.scheme, Scheme::Https);
+        assert_eq!(forwarded.host.as_deref(), Some("shop.example"));
+        assert_eq!(
+            forwarded.client.as_deref(),
+            Some("203.0.113.5"),
+            "without for=, X-Forwarded-For still names the client"
+        );
+        let both = head(&[
+            ("Forwarded", "for=198.51.100.9"),
+            ("X-Forwarded-For", "203.0.113.5"),
+        ]);
+        assert_eq!(
+            policy.resolve(&both, "").unwrap().client.as_deref(),
+            Some("198.51.100.9"),
+            "Forwarded's for= wins over X-Forwarded-For"
+        );
+    }
+
+    #[test]
+    fn forwarded_proto_and_scheme_fields_must_agree() {
+        let policy = policy(&["127.0.0.1"]);
+        let mixed = head(&[
+            ("Forwarded", "for=192.0.2.1;proto=https"),
+            ("X-Forwarded-Proto", "http"),
+        ]);
+        assert_eq!(
+            policy.resolve(&mixed, "127.0.0.1:1").unwrap_err(),
+            ParseError::ConflictingSchemeHeaders
+        );
+        assert!(policy.resolve(&mixed, "192.0.2.1:1").is_ok());
+        let agreeing = head(&[
+            ("X-Forwarded-Proto", "https"),
+            ("Forwarded", "for=192.0.2.1;proto=HTTPS"),
+        ]);
+        assert_eq!(
+            policy.resolve(&agreeing, "127.0.0.1:1").unwrap().scheme,
+            Scheme::Https
+        );
+    }
+
+    #[test]
+    fn a_malformed_forwarded_is_a_400_only_from_a_trusted_peer() {
+        let policy = policy(&["127.0.0.1"]);
+        for bad in ["for=[::1]", "for=1.2.3.4;for=1.2.3.5", "proto", "for=\"1.2.3.4"] {
+            let request = head(&[("Forwarded", bad)]);
+            let err = policy.resolve(&request, "127.0.0.1:1").unwrap_err();
+            assert_eq!(err, ParseError::BadForwarded, "{bad}");
+            assert_eq!(err.status(), 400);
+            assert_eq!(
+                policy.resolve(&request, "192.0.2.1:1").unwrap(),
+                Forwarded::default()
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn resolving_any_forwarded_never_panics(
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            picked in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "for=", "by=", "proto=", "host=", "\"", "[", "]", ":", ";", ",", " ", "_x",
+                    "unknown", "127.0.0.1", "10.0.0.1", "::1", "2001:db8::1", "https", "80", "\\",
+                ]),
+                0..16,
+            ),
+        ) {
+            let policy = policy(&["127.0.0.1", "10.0.0.0/8"]);
+            let text = picked.concat();
+            for bytes in [value.as_slice(), text.as_bytes()] {
+                let request = RequestHead {
+                    headers: vec![Header { name: "Forwarded".to_owned(), value: bytes.to_vec() }],
+                    ..RequestHead::default()
+                };
+                if let Ok(forwarded) = policy.resolve(&request, "") {
+                    if let Some(client) = &forwarded.client {
+                        proptest::prop_assert!(!client.is_empty());
+                    }
+                }
+            }
+        }
     }
 }
