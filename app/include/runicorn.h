@@ -98,9 +98,11 @@ typedef struct rc_worker_info {
  */
 typedef struct rc_connection_info {
     size_t struct_size;
-    rc_str url_scheme;  /* "http" or "https" (https from a trusted proxy's scheme header) */
-    rc_str client_addr; /* a bare IP from a trusted X-Forwarded-For, else the same as rc_request.peer */
+    rc_str url_scheme;  /* "http" or "https" (https from a trusted proxy's scheme header or Forwarded proto=) */
+    rc_str client_addr; /* a bare IP from a trusted Forwarded for= or X-Forwarded-For, else the same as rc_request.peer */
     rc_str server_addr; /* the listening socket: "127.0.0.1:8000", a unix socket path, or empty */
+    /* Appended: a trusted Forwarded host= ("example.com:8443"), or empty. */
+    rc_str forwarded_host;
 } rc_connection_info;
 
 /* Owned by the caller: write at most cap bytes, then set len. */

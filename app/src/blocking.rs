@@ -29,7 +29,7 @@ use crate::contract::{App, AppError, Call, Host, LogLevel, Upstream};
 pub struct Endpoint<'a> {
     /// The listener's address, as [`Call::server_addr`] gives it.
     pub server_addr: &'a str,
-    /// The worker's trust in `X-Forwarded-*` fields.
+    /// The worker's trust in `Forwarded` and `X-Forwarded-*` fields.
     pub forwarded: &'a ForwardedPolicy,
 }
 
@@ -142,6 +142,10 @@ impl Call for ExchangeCall<'_, '_> {
             Some(client) => client,
             None => self.exchange.peer(),
         }
+    }
+
+    fn forwarded_host(&self) -> Option<&str> {
+        self.forwarded.host.as_deref()
     }
 
     fn server_addr(&self) -> &str {

@@ -109,11 +109,19 @@ pub trait Call {
     fn url_scheme(&self) -> &str {
         "http"
     }
-    /// The client's address: the bare IP from `X-Forwarded-For` when the
-    /// peer is trusted by `--forwarded-allow-ips` and sent one, else the
-    /// same text as [`Call::peer`]. The socket peer is never replaced.
+    /// The client's address: the bare IP from `Forwarded`'s `for=` or
+    /// `X-Forwarded-For` when the peer is trusted by `--forwarded-allow-ips`
+    /// and sent one (or `unknown` / an obfuscated `_identifier` a trusted
+    /// `Forwarded` gave), else the same text as [`Call::peer`]. The socket
+    /// peer is never replaced.
     fn client_addr(&self) -> &str {
         self.peer()
+    }
+    /// The host the client asked for (`host[:port]`) when a peer trusted by
+    /// `--forwarded-allow-ips` said so in a `Forwarded` field's `host=`
+    /// (RFC 7239); `None` otherwise (the `Host` field is in [`Call::head`]).
+    fn forwarded_host(&self) -> Option<&str> {
+        None
     }
     /// The address of the listening socket the connection arrived on
     /// (`127.0.0.1:8000`, `[::1]:8000`, `0.0.0.0:8000`, or the unix socket's
@@ -209,6 +217,11 @@ pub trait AsyncCall {
     /// The client's address, as [`Call::client_addr`].
     fn client_addr(&self) -> &str {
         self.peer()
+    }
+    /// The host a trusted front end said the client asked for, as
+    /// [`Call::forwarded_host`].
+    fn forwarded_host(&self) -> Option<&str> {
+        None
     }
     /// The listening socket's address, as [`Call::server_addr`].
     fn server_addr(&self) -> &str {

@@ -43,6 +43,9 @@ macro_rules! pass_through {
         fn client_addr(&self) -> &str {
             self.inner.client_addr()
         }
+        fn forwarded_host(&self) -> Option<&str> {
+            self.inner.forwarded_host()
+        }
         fn server_addr(&self) -> &str {
             self.inner.server_addr()
         }

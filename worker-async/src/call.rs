@@ -52,6 +52,10 @@ macro_rules! request_facts {
             client_addr(self.conn)
         }
 
+        fn forwarded_host(&self) -> Option<&str> {
+            self.conn.forwarded.host.as_deref()
+        }
+
         fn server_addr(&self) -> &str {
             &self.conn.server_addr
         }
@@ -146,7 +150,8 @@ where
     }
 }
 
-/// The client's address: a trusted `X-Forwarded-For` hop, else the peer.
+/// The client's address: a trusted `Forwarded` or `X-Forwarded-For` hop,
+/// else the peer.
 fn client_addr<S>(conn: &Connection<S>) -> &str {
     conn.forwarded.client.as_deref().unwrap_or(&conn.peer)
 }

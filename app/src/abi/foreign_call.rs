@@ -119,19 +119,23 @@ impl ForeignHost {
         // SAFETY: the views `connection_info` filled are borrowed for the
         // request; each is copied into a `String` at once.
         let text = |view: RcStr| String::from_utf8_lossy(unsafe { view.as_bytes() });
-        let (scheme, client, server) = (
+        let (scheme, client, server, host) = (
             text(raw.url_scheme),
             text(raw.client_addr),
             text(raw.server_addr),
+            text(raw.forwarded_host),
         );
-        let mut all = String::with_capacity(scheme.len() + client.len() + server.len());
+        let mut all =
+            String::with_capacity(scheme.len() + client.len() + server.len() + host.len());
         all.push_str(&scheme);
         all.push_str(&client);
         all.push_str(&server);
+        all.push_str(&host);
         Some(ForeignConnection {
             all,
             scheme_end: scheme.len(),
             client_end: scheme.len() + client.len(),
+            server_end: scheme.len() + client.len() + server.len(),
         })
     }
 
@@ -234,12 +238,13 @@ pub struct ForeignCall {
 }
 
 /// The connection facts a host table gave, copied into one string: the
-/// URL scheme, the client's address, then the server's.
+/// URL scheme, the client's address, the server's, then the forwarded host.
 #[derive(Debug)]
 struct ForeignConnection {
     all: String,
     scheme_end: usize,
     client_end: usize,
+    server_end: usize,
 }
 
 impl ForeignConnection {
@@ -252,7 +257,11 @@ impl ForeignConnection {
     }
 
     fn server_addr(&self) -> &str {
-        &self.all[self.client_end..]
+        &self.all[self.client_end..self.server_end]
+    }
+
+    fn forwarded_host(&self) -> Option<&str> {
+        Some(&self.all[self.server_end..]).filter(|host| !host.is_empty())
     }
 }
 
@@ -317,6 +326,12 @@ impl Call for ForeignCall {
         self.connection
             .as_ref()
             .map_or("", ForeignConnection::server_addr)
+    }
+
+    fn forwarded_host(&self) -> Option<&str> {
+        self.connection
+            .as_ref()
+            .and_then(ForeignConnection::forwarded_host)
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -46,6 +46,10 @@ fn expected() -> Vec<(&'static str, usize)> {
             "offsetof(rc_connection_info, server_addr)",
             offset_of!(RcConnectionInfo, server_addr),
         ),
+        (
+            "offsetof(rc_connection_info, forwarded_host)",
+            offset_of!(RcConnectionInfo, forwarded_host),
+        ),
         ("sizeof(rc_error_buf)", size_of::<RcErrorBuf>()),
         ("sizeof(rc_host_table)", size_of::<RcHostTable>()),
         (

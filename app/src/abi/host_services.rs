@@ -37,6 +37,7 @@ struct Connection {
     url_scheme: RcStr,
     client_addr: RcStr,
     server_addr: RcStr,
+    forwarded_host: RcStr,
 }
 
 impl<'a> CallContext<'a> {
@@ -95,12 +96,12 @@ impl std::fmt::Debug for CallContext<'_> {
 struct RequestCopy {
     bytes: Vec<u8>,
     /// `(start, len)` of method, target, peer, url scheme, client and
-    /// server address, then each header's name and value.
+    /// server address, forwarded host, then each header's name and value.
     ranges: Vec<(usize, usize)>,
 }
 
 impl RequestCopy {
-    const FIXED: usize = 6;
+    const FIXED: usize = 7;
 
     fn of(call: &dyn Call) -> Self {
         let head = call.head();
@@ -111,6 +112,7 @@ impl RequestCopy {
             call.url_scheme().as_bytes(),
             call.client_addr().as_bytes(),
             call.server_addr().as_bytes(),
+            call.forwarded_host().unwrap_or("").as_bytes(),
         ];
         let total = fixed.iter().map(|piece| piece.len()).sum::<usize>()
             + head
@@ -178,6 +180,7 @@ pub fn lend_call<R>(
         url_scheme: copy.view(3),
         client_addr: copy.view(4),
         server_addr: copy.view(5),
+        forwarded_host: copy.view(6),
     };
     let mut context = CallContext::for_call(call, info, connection);
     body(&request, &HOST_TABLE, context.as_raw())
@@ -541,6 +544,7 @@ unsafe extern "C" fn connection_info(ctx: *mut RcCallCtx, out: *mut RcConnection
             url_scheme: connection.url_scheme,
             client_addr: connection.client_addr,
             server_addr: connection.server_addr,
+            forwarded_host: connection.forwarded_host,
         };
         let count = full.struct_size;
         // SAFETY: `count` bytes fit in both structs; the views borrow the

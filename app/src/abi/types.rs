@@ -129,8 +129,8 @@ pub struct RcWorkerInfo {
 }
 
 /// Where a request came from and where it arrived, as
-/// [`crate::Call::url_scheme`], [`crate::Call::client_addr`] and
-/// [`crate::Call::server_addr`]. The caller sets `struct_size` to the size it
+/// [`crate::Call::url_scheme`], [`crate::Call::client_addr`],
+/// [`crate::Call::server_addr`] and [`crate::Call::forwarded_host`]. The caller sets `struct_size` to the size it
 /// was built with; the host fills only the fields that fit in it, so the
 /// struct may grow at its end. The slices are valid for the whole request.
 #[repr(C)]
@@ -146,6 +146,9 @@ pub struct RcConnectionInfo {
     /// The listening socket's address (`127.0.0.1:8000`, a unix socket
     /// path), empty when the worker class does not know it.
     pub server_addr: RcStr,
+    /// Appended: the host a trusted `Forwarded` field's `host=` named, as
+    /// [`crate::Call::forwarded_host`]; empty when none did.
+    pub forwarded_host: RcStr,
 }
 
 impl RcConnectionInfo {
@@ -156,6 +159,7 @@ impl RcConnectionInfo {
             url_scheme: RcStr::EMPTY,
             client_addr: RcStr::EMPTY,
             server_addr: RcStr::EMPTY,
+            forwarded_host: RcStr::EMPTY,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `builtin:echo`: the introspection app of the conformance tests. It reads
 //! the whole body and answers 200 `application/json` describing the request
 //! exactly as parsed: header names as received, in received order, and
-//! where it came from (`peer`, `client_addr`, `url_scheme`, `server_addr`).
+//! where it came from (`peer`, `client_addr`, `forwarded_host`,
+//! `url_scheme`, `server_addr`).
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -43,6 +44,7 @@ impl App for Echo {
             "trailers": fields(call.trailers()),
             "peer": call.peer(),
             "client_addr": call.client_addr(),
+            "forwarded_host": call.forwarded_host(),
             "url_scheme": call.url_scheme(),
             "server_addr": call.server_addr(),
         });

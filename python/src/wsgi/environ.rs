@@ -205,7 +205,11 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
         let name = field.name.as_str();
         if name.contains('_') {
             let upper = name.to_ascii_uppercase();
-            if !(trusted && app.forwarder_headers.contains(&upper)) {
+            let listed = app
+                .forwarder_headers
+                .iter()
+                .any(|allowed| *allowed == upper || allowed == "*");
+            if !(trusted && listed) {
                 continue;
             }
         }
@@ -241,6 +245,17 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
                 environ.set_item(&key, joined)?;
             }
             false => environ.set_item(&key, value)?,
+        }
+    }
+
+    // A trusted front end's `Forwarded: host=` is the host the client
+    // asked for: it replaces `HTTP_HOST` (the field itself stays in
+    // `HTTP_FORWARDED`), as the scheme it gave replaces `wsgi.url_scheme`.
+    if let Some(forwarded_host) = call.forwarded_host() {
+        host = Some(forwarded_host.as_bytes());
+        match keys.headers.get("Host") {
+            Some(key) => environ.set_item(key.bind(py), forwarded_host)?,
+            None => environ.set_item("HTTP_HOST", forwarded_host)?,
         }
     }
 
