@@ -57,6 +57,9 @@ pub struct Settings {
     /// `--proxy-allow-from`: the peers (addresses, CIDR networks, `*`)
     /// that may send a PROXY header.
     pub proxy_allow_ips: Vec<String>,
+    /// `--forwarder-headers`: header names with `_` a trusted front end
+    /// may send into a WSGI app's environ (`SCRIPT_NAME`), upper case.
+    pub forwarder_headers: Vec<String>,
 
     // --- worker processes
     /// `-w/--workers`.
@@ -99,8 +102,11 @@ pub struct Settings {
     // --- server mechanics
     /// `-p/--pid`: the pidfile.
     pub pidfile: Option<PathBuf>,
-    /// `-m/--umask`.
-    pub umask: u32,
+    /// `-m/--umask`: the workers' file mode mask, and the unix sockets'
+    /// (`0777 & !umask`) when given; unset, workers' mask is `0`
+    /// (Gunicorn's) and unix sockets are made `0660`
+    /// ([`Settings::unix_socket_umask`]).
+    pub umask: Option<u32>,
     /// `-u/--user`: the user workers run as (name or uid).
     pub user: Option<String>,
     /// `-g/--group`: the group workers run as (name or gid).
@@ -174,6 +180,7 @@ impl Default for Settings {
             secure_scheme_headers: default_secure_scheme_headers(),
             proxy_protocol: ProxyMode::Off,
             proxy_allow_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
+            forwarder_headers: vec!["SCRIPT_NAME".to_owned(), "PATH_INFO".to_owned()],
             workers: 1,
             worker_class: "sync".to_owned(),
             threads: 1,
@@ -191,7 +198,7 @@ impl Default for Settings {
             limit_request_field_size: 8190,
             limit_request_body: 1 << 30,
             pidfile: None,
-            umask: 0,
+            umask: None,
             user: None,
             group: None,
             initgroups: false,
@@ -265,6 +272,21 @@ impl Settings {
 }
 
 impl Settings {
+    /// The mask a worker process runs under: `--umask`, else `0`
+    /// (Gunicorn's default).
+    pub fn worker_umask(&self) -> u32 {
+        self.umask.unwrap_or(0)
+    }
+
+    /// The mask unix sockets are bound under: `--umask` when given (a
+    /// socket file is `0777 & !umask`, as Gunicorn makes it), else `0o117`,
+    /// so the socket is `rw-rw----`: its owner and group (given to `-u` and
+    /// `-g`) connect, other local users do not (Gunicorn's default umask
+    /// `0` makes it world-connectable).
+    pub fn unix_socket_umask(&self) -> u32 {
+        self.umask.unwrap_or(0o117)
+    }
+
     /// Whom a worker believes about forwarded clients and schemes:
     /// `forwarded_allow_ips` and `secure_scheme_headers`, validated in stage
     /// one (an entry that is not an address or network trusts nobody).

@@ -65,16 +65,12 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "request bodies are streamed to the app, never spooled to disk",
     },
     Inapplicable {
-        key: "forwarder_headers",
-        long: &["forwarder-headers"],
-        takes_value: true,
-        instead: NOT_YET,
-    },
-    Inapplicable {
         key: "header_map",
         long: &["header-map"],
         takes_value: true,
-        instead: "header fields reach the app as received; runicorn never maps them",
+        instead: "a Python app's environ drops every header field with `_` in its name (Gunicorn's `drop`) \
+                  unless a trusted front end sends one --forwarder-headers lists; native apps get the fields \
+                  as received, never mapped",
     },
     Inapplicable {
         key: "logger_class",

@@ -99,6 +99,14 @@ pub fn optional_path(raw: &Raw) -> Result<Option<PathBuf>, Allowed> {
     }
 }
 
+/// Whether `name` is an HTTP field name (an RFC 9110 token).
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
 /// One value or a list of them, each checked by `item`.
 pub fn list<T>(raw: &Raw, item: impl Fn(&Raw) -> Result<T, Allowed>) -> Result<Vec<T>, Allowed> {
     match raw {

@@ -181,7 +181,7 @@ mod tests {
             ],
             workers: 3,
             timeout: std::time::Duration::from_millis(2500),
-            umask: 0o27,
+            umask: Some(0o27),
             user: Some("nobody".to_owned()),
             raw_env: vec![("A".to_owned(), "b=c".to_owned())],
             hooks: vec![("post_fork".to_owned(), "myapp:post_fork".to_owned())],

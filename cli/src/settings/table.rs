@@ -361,8 +361,12 @@ pub static SETTINGS: &[Setting] = &[
               (`10.0.0.0/8`); `*` trusts every peer, and unix-socket peers are always trusted (as Gunicorn). From \
               a trusted peer, `secure_scheme_headers` set the URL scheme the app sees (contradictory ones get 400) \
               and `X-Forwarded-For` gives the app the client's address (the rightmost hop that is not a trusted \
-              front end) next to the socket peer; from any other peer those headers reach the app untouched and \
-              are never believed.",
+              front end) next to the socket peer; the standard `Forwarded` field (RFC 7239) is read the same way: \
+              the rightmost element whose `for=` is not a trusted front end gives the client (`unknown` and \
+              obfuscated `_ids` as written), its `proto=` the scheme (400 if a scheme header disagrees) and its \
+              `host=` the host (a WSGI app's `HTTP_HOST`); it wins over `X-Forwarded-For`, and one that breaks \
+              RFC 7239's grammar gets 400. From any other peer those headers reach the app untouched and are \
+              never believed.",
         apply: |settings, raw| {
             let allowed = || "comma-separated IP addresses or CIDR networks (10.0.0.0/8), or *".to_owned();
             let items: Vec<String> = match raw {
@@ -380,31 +384,45 @@ pub static SETTINGS: &[Setting] = &[
         key: "secure_scheme_headers",
         section: Section::ServerSocket,
         short: None,
-        long: &[],
-        value_name: "TABLE",
-        arity: Arity::FileOnly,
+        long: &["secure-scheme-headers"],
+        value_name: "NAME=VALUE,...",
+        arity: Arity::One,
         env_default: None,
         doc: "Header fields, each with the exact value by which a front end trusted by `forwarded_allow_ips` \
               says the client used https: a match makes the URL scheme the app sees `https`, a present field \
-              that does not match makes it `http`, and two that disagree get 400. Names are case-insensitive, \
-              values exact. A TOML table: `secure_scheme_headers = { X-FORWARDED-PROTO = \"https\" }`; `{}` \
-              believes no scheme field.",
+              that does not match makes it `http`, and two that disagree get 400 (so does one that disagrees \
+              with a trusted `Forwarded: proto=`). Names are case-insensitive, values exact. On the command \
+              line `--secure-scheme-headers 'X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on'`, in TOML a table \
+              `secure_scheme_headers = { X-FORWARDED-PROTO = \"https\" }`; `''` or `{}` believes no scheme \
+              field (a trusted `Forwarded: proto=` still counts).",
         apply: |settings, raw| {
-            let allowed = || "a table of header names to values, such as { X-FORWARDED-PROTO = \"https\" }".to_owned();
-            let Raw::Table(entries) = raw else {
-                return Err(allowed());
+            let allowed = || {
+                "NAME=VALUE pairs, comma-separated (X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on), or a table of \
+                 header names to values, such as { X-FORWARDED-PROTO = \"https\" }"
+                    .to_owned()
             };
-            let mut pairs = Vec::with_capacity(entries.len());
-            for (name, value) in entries {
-                let value = parse::text(value).map_err(|_| allowed())?;
-                let token = !name.is_empty()
-                    && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
-                if !token {
+            let entries: Vec<(String, String)> = match raw {
+                Raw::Table(entries) => entries
+                    .iter()
+                    .map(|(name, value)| Ok((name.clone(), parse::text(value).map_err(|_| allowed())?)))
+                    .collect::<Result<_, String>>()?,
+                Raw::Text(text) => text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (name, value) = pair.split_once('=').ok_or_else(allowed)?;
+                        Ok((name.trim().to_owned(), value.trim().to_owned()))
+                    })
+                    .collect::<Result<_, String>>()?,
+                _ => return Err(allowed()),
+            };
+            for (name, _) in &entries {
+                if !parse::is_token(name) {
                     return Err(allowed());
                 }
-                pairs.push((name.clone(), value));
             }
-            settings.secure_scheme_headers = pairs;
+            settings.secure_scheme_headers = entries;
             Ok(())
         },
         show: |settings| {
@@ -415,6 +433,38 @@ pub static SETTINGS: &[Setting] = &[
                 .collect();
             Some(toml::Value::Table(table))
         },
+    },
+    Setting {
+        key: "forwarder_headers",
+        section: Section::ServerSocket,
+        short: None,
+        long: &["forwarder-headers"],
+        value_name: "NAMES",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Python (WSGI) apps: header field names with `_` that a front end trusted by \
+              `forwarded_allow_ips` may send to set WSGI environ keys, comma-separated, case-insensitive \
+              (Gunicorn's). From a trusted peer a listed field reaches the environ (`HTTP_<NAME>`), and \
+              `SCRIPT_NAME: /prefix` sets `SCRIPT_NAME` with `PATH_INFO` made relative to it; every other \
+              field with `_` in its name, and every one from an untrusted peer, is dropped (Gunicorn's \
+              `header_map = drop`): `X_Forwarded_For` cannot pass for `X-Forwarded-For`. `*` allows every \
+              name from a trusted peer; `''` none. Make sure the front end strips these fields from clients.",
+        apply: |settings, raw| {
+            let allowed = || "comma-separated header field names (SCRIPT_NAME,PATH_INFO), or *".to_owned();
+            let items: Vec<String> = match raw {
+                Raw::Text(text) => {
+                    text.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect()
+                }
+                Raw::List(_) => parse::list(raw, parse::text)?,
+                _ => return Err(allowed()),
+            };
+            if items.iter().any(|item| item != "*" && !parse::is_token(item)) {
+                return Err(allowed());
+            }
+            settings.forwarder_headers = items.iter().map(|item| item.to_ascii_uppercase()).collect();
+            Ok(())
+        },
+        show: |settings| string(&settings.forwarder_headers.join(",")),
     },
     // --- worker processes
     Setting {
@@ -770,13 +820,16 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "INT",
         arity: Arity::One,
         env_default: None,
-        doc: "The file mode mask of the server (unix sockets, files the app creates): octal `0o022` or `022`, \
-              hex or decimal.",
+        doc: "The file mode mask of the workers (files the app creates) and of unix sockets: octal `0o022` or \
+              `022`, hex or decimal. Unset, workers run under `0` (Gunicorn's default) but unix sockets are \
+              made `0660` (`rw-rw----`, owner and group only: chowned to `--user`/`--group`); given, a socket \
+              is `0777` minus the mask, as Gunicorn makes it (`--umask 007`: `0770`; `--umask 0`: \
+              world-connectable, Gunicorn's default, only when asked for).",
         apply: |settings, raw| {
-            settings.umask = parse::umask(raw)?;
+            settings.umask = Some(parse::umask(raw)?);
             Ok(())
         },
-        show: |settings| string(&format!("0o{:03o}", settings.umask)),
+        show: |settings| settings.umask.and_then(|umask| string(&format!("0o{umask:03o}"))),
     },
     Setting {
         key: "initgroups",

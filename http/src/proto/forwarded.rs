@@ -214,9 +214,7 @@ impl ForwardedPolicy {
                     Scheme::Http
                 };
                 match scheme {
-                    Some(seen) if seen != this => {
-                        return Err(ParseError::ConflictingSchemeHeaders)
-                    }
+                    Some(seen) if seen != this => return Err(ParseError::ConflictingSchemeHeaders),
                     _ => scheme = Some(this),
                 }
             }
@@ -442,7 +440,10 @@ mod tests {
     fn a_trusted_forwarded_names_the_client_scheme_and_host() {
         let policy = policy(&["127.0.0.1", "10.0.0.0/8"]);
         let chain = head(&[
-            ("Forwarded", r#"for=198.51.100.1;proto=http, for="[2001:db8::7]:4711";proto=https;host=example.com"#),
+            (
+                "Forwarded",
+                r#"for=198.51.100.1;proto=http, for="[2001:db8::7]:4711";proto=https;host=example.com"#,
+            ),
             ("Forwarded", "for=10.0.0.2;proto=http;host=internal"),
         ]);
         let forwarded = policy.resolve(&chain, "127.0.0.1:9").unwrap();
@@ -452,22 +453,35 @@ mod tests {
         let all_trusted = head(&[("Forwarded", "for=10.0.0.9;proto=https, for=10.0.0.2")]);
         let forwarded = policy.resolve(&all_trusted, "").unwrap();
         assert_eq!(forwarded.client.as_deref(), Some("10.0.0.9"));
-        assert_eq!(forwarded.scheme, Scheme::Https, "the leftmost element's proto");
+        assert_eq!(
+            forwarded.scheme,
+            Scheme::Https,
+            "the leftmost element's proto"
+        );
         assert_eq!(
             policy.resolve(&chain, "192.0.2.1:1").unwrap(),
             Forwarded::default(),
             "an untrusted peer's Forwarded changes nothing"
         );
         let garbage = head(&[("Forwarded", "for=<script>")]);
-        assert!(policy.resolve(&garbage, "192.0.2.1:1").is_ok(), "nor is it parsed");
+        assert!(
+            policy.resolve(&garbage, "192.0.2.1:1").is_ok(),
+            "nor is it parsed"
+        );
     }
 
     #[test]
     fn unknown_and_obfuscated_hops_end_the_walk_as_themselves() {
         let policy = policy(&["127.0.0.1", "10.0.0.0/8"]);
         for (value, client) in [
-            ("for=192.0.2.1, for=unknown;proto=https, for=10.0.0.1", "unknown"),
-            (r#"for=192.0.2.1, for="_hidden:_p", for=10.0.0.1"#, "_hidden"),
+            (
+                "for=192.0.2.1, for=unknown;proto=https, for=10.0.0.1",
+                "unknown",
+            ),
+            (
+                r#"for=192.0.2.1, for="_hidden:_p", for=10.0.0.1"#,
+                "_hidden",
+            ),
         ] {
             let forwarded = policy.resolve(&head(&[("Forwarded", value)]), "").unwrap();
             assert_eq!(forwarded.client.as_deref(), Some(client), "{value}");
@@ -520,7 +534,12 @@ mod tests {
     #[test]
     fn a_malformed_forwarded_is_a_400_only_from_a_trusted_peer() {
         let policy = policy(&["127.0.0.1"]);
-        for bad in ["for=[::1]", "for=1.2.3.4;for=1.2.3.5", "proto", "for=\"1.2.3.4"] {
+        for bad in [
+            "for=[::1]",
+            "for=1.2.3.4;for=1.2.3.5",
+            "proto",
+            "for=\"1.2.3.4",
+        ] {
             let request = head(&[("Forwarded", bad)]);
             let err = policy.resolve(&request, "127.0.0.1:1").unwrap_err();
             assert_eq!(err, ParseError::BadForwarded, "{bad}");

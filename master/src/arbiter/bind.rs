@@ -110,7 +110,7 @@ fn bind_specs(
         ..BindOptions::default()
     };
     let old_umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        settings.umask as _,
+        settings.unix_socket_umask() as _,
     ));
     let mut bound = Vec::new();
     let mut fresh_paths = Vec::new();

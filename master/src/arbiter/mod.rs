@@ -240,6 +240,9 @@ impl Arbiter {
         crate::statsd::install(&settings);
         let old_master = start.old_master()?;
         let credentials = Credentials::resolve(&settings)?;
+        if let Some(warning) = crate::privileges::root_warning(&settings, nix::unistd::geteuid()) {
+            tracing::warn!("{warning}");
+        }
         // The new binary of a USR2 upgrade is already detached: its old
         // master is the daemon, and must stay its parent until it exits.
         if settings.daemon && old_master.is_none() {

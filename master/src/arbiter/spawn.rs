@@ -155,15 +155,15 @@ impl Arbiter {
             }
         }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-            settings.umask as _,
+            settings.worker_umask() as _,
         ));
         if let Some(credentials) = &self.credentials {
             if let Err(err) = credentials.apply() {
                 tracing::error!(
-                    "Worker failed to boot: cannot switch to user/group {:?}/{:?}: {err} (the master must run \
+                    "Worker failed to boot: cannot switch to user {} group {}: {err} (the master must run \
                      as root to use -u/-g)",
-                    settings.user,
-                    settings.group
+                    settings.user.as_deref().unwrap_or("(unchanged)"),
+                    settings.group.as_deref().unwrap_or("(the user's)"),
                 );
                 return Err(Ending::BootFailed);
             }

@@ -43,7 +43,10 @@ pub(crate) struct Element {
 /// (`a,,b`) are skipped as the list rule allows; a value with no pair at
 /// all is malformed.
 pub(crate) fn parse_field(value: &[u8], out: &mut Vec<Element>) -> Result<(), Malformed> {
-    let mut cursor = Cursor { bytes: value, at: 0 };
+    let mut cursor = Cursor {
+        bytes: value,
+        at: 0,
+    };
     let mut element = Element::default();
     let mut seen = Seen::default();
     let mut any = false;
@@ -219,9 +222,7 @@ fn parse_node(raw: &[u8]) -> Result<Node, Malformed> {
         } else if is_obfuscated(name) {
             Node::Obfuscated(name.to_owned())
         } else {
-            Node::Ip(IpAddr::V4(
-                name.parse::<Ipv4Addr>().map_err(|_| Malformed)?,
-            ))
+            Node::Ip(IpAddr::V4(name.parse::<Ipv4Addr>().map_err(|_| Malformed)?))
         };
         (node, port)
     };
@@ -273,7 +274,10 @@ fn parse_host(raw: &[u8]) -> Result<String, Malformed> {
         }
         match &text[end + 1..] {
             "" => (&text[..=end], None),
-            after => (&text[..=end], Some(after.strip_prefix(':').ok_or(Malformed)?)),
+            after => (
+                &text[..=end],
+                Some(after.strip_prefix(':').ok_or(Malformed)?),
+            ),
         }
     } else {
         match text.rsplit_once(':') {
@@ -323,7 +327,8 @@ mod tests {
         let elements = parse("for=192.0.2.43, for=198.51.100.17").unwrap();
         assert_eq!(elements.len(), 2);
         assert_eq!(elements[1].node, ip("198.51.100.17"));
-        let elements = parse(r#"for=unknown, for="192.0.2.1:8080";host="example.com:8443""#).unwrap();
+        let elements =
+            parse(r#"for=unknown, for="192.0.2.1:8080";host="example.com:8443""#).unwrap();
         assert_eq!(elements[0].node, Some(Node::Unknown));
         assert_eq!(elements[1].host.as_deref(), Some("example.com:8443"));
         let elements = parse(r#"for="_hidden:_port" ; proto=HTTPS"#).unwrap();
