@@ -355,7 +355,9 @@ fn tcp_connections(port: u16) -> usize {
 /// What reaches the app through nginx: `X-Forwarded-For` with the client's
 /// address, the scheme nginx saw (a client's own scheme fields replaced or
 /// removed: without that, `X-Forwarded-Ssl: on` with nginx's
-/// `X-Forwarded-Proto: http` would be a 400), and the Host the client sent.
+/// `X-Forwarded-Proto: http` would be a 400), no `Forwarded` (a client's
+/// own would otherwise be believed: its `for=` as the client, its `host=`),
+/// and the Host the client sent.
 fn forwarded_fields(class: Class) {
     let stack = Stack::start(class, "1", &[], "builtin:echo");
     for (site, addr) in ["unix", "tcp"].into_iter().zip(stack.nginx.addrs()) {
@@ -368,6 +370,7 @@ fn forwarded_fields(class: Class) {
                     ("X-Forwarded-Proto", "https"),
                     ("X-Forwarded-Ssl", "on"),
                     ("X-Forwarded-Protocol", "ssl"),
+                    ("Forwarded", "for=192.0.2.66;proto=https;host=evil.example"),
                 ],
                 b"",
             )
@@ -398,6 +401,12 @@ fn forwarded_fields(class: Class) {
         assert_eq!(value("x-forwarded-proto"), ["http"], "{site}: {json}");
         assert!(value("x-forwarded-ssl").is_empty(), "{site}: {json}");
         assert!(value("x-forwarded-protocol").is_empty(), "{site}: {json}");
+        assert!(value("forwarded").is_empty(), "{site}: {json}");
+        assert_eq!(
+            json["forwarded_host"],
+            serde_json::Value::Null,
+            "{site}: {json}"
+        );
         assert_eq!(value("host"), [addr.host_header()], "{site}: {json}");
         assert!(value("connection").is_empty(), "{site}: {json}");
     }
