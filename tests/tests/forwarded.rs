@@ -254,14 +254,24 @@ fn forwarder_headers_lists_the_fields_a_front_end_may_set(class: Class) {
         ("SCRIPT_NAME", "/shop"),
         ("REMOTE_USER", "alice"),
         ("X_Forwarded_For", "192.0.2.66"),
+        ("X-Auth_Group", "staff"),
     ];
     let server = python::start(
         class,
-        &["-w", "1", "--forwarder-headers", "remote_user"],
+        &[
+            "-w",
+            "1",
+            "--forwarder-headers",
+            "remote_user, X-Auth_Group",
+        ],
         "environ_dump:app",
     );
     let env = environ(&server, "/shop/cart", &headers);
     assert_eq!(env["HTTP_REMOTE_USER"], "alice", "{env}");
+    assert_eq!(
+        env["HTTP_X_AUTH_GROUP"], "staff",
+        "names compare as Gunicorn's: upper case, - kept: {env}"
+    );
     assert_eq!(
         env["SCRIPT_NAME"], "",
         "SCRIPT_NAME is no longer listed: {env}"
@@ -275,5 +285,6 @@ fn forwarder_headers_lists_the_fields_a_front_end_may_set(class: Class) {
     let default = python::start(class, &["-w", "1"], "environ_dump:app");
     let env = environ(&default, "/shop/cart", &headers);
     assert!(env.get("HTTP_REMOTE_USER").is_none(), "{env}");
+    assert!(env.get("HTTP_X_AUTH_GROUP").is_none(), "{env}");
     assert_eq!(env["SCRIPT_NAME"], "/shop", "{env}");
 }

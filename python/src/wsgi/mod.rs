@@ -169,7 +169,9 @@ impl WsgiApp {
                 &["SCRIPT_NAME", "PATH_INFO"],
             )
             .into_iter()
-            .map(|name| name.to_ascii_uppercase().replace('-', "_"))
+            // Compared with the field's name upper-cased, `-` kept, as
+            // Gunicorn compares them (`X-Auth_User` lists `X-AUTH_USER`).
+            .map(|name| name.to_ascii_uppercase())
             .collect(),
             request_hooks: (pre, post),
         })
