@@ -21,6 +21,7 @@ runicorn_tests::class_matrix![
     a_peer_not_allowed_gets_403,
     off_answers_a_proxy_line_400,
     a_stalled_half_header_is_closed_at_the_deadline,
+    a_stalled_header_does_not_hold_up_other_clients,
 ];
 
 /// A temporary directory holding `access.log`.
@@ -479,4 +480,42 @@ fn a_python_app_sees_the_client_as_under_gunicorn() {
             assert_eq!(&remote_of(&ours, bytes), theirs, "{}", class.name());
         }
     }
+}
+
+/// A proxy (or anything) that sends part of a header and stalls does not
+/// hold up another client where the class serves connections side by side:
+/// gthread parks it (no thread held, `--threads 1` here), green and async
+/// wait without blocking. Sync serves one connection at a time by design:
+/// there the next client waits for the stalled one's deadline.
+fn a_stalled_header_does_not_hold_up_other_clients(class: Class) {
+    let log = LogDir::new();
+    // --timeout 20: a 10 s head deadline.
+    let server = start(
+        class,
+        &log,
+        &["--proxy-protocol=v1", "--timeout", "20", "--threads", "1"],
+    );
+    let mut stalled = std::net::TcpStream::connect(server.addr().tcp()).unwrap();
+    stalled.write_all(b"PROXY TCP4 198.51.100.7 19").unwrap();
+    // Let the worker take the stalled connection first.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let echo = echoed(&exchange(
+        &server,
+        b"PROXY TCP4 203.0.113.5 192.0.2.1 1234 80\r\n",
+    ));
+    let waited = started.elapsed();
+    assert_eq!(echo["peer"], "203.0.113.5:1234");
+    if class == Class::Sync {
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+    } else {
+        // Generous: the deadline is 10 s away.
+        assert!(waited < Duration::from_secs(7), "{waited:?}");
+    }
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert!(stalled.read_to_end(&mut rest).is_ok());
+    assert_eq!(rest, b"");
 }

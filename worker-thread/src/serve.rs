@@ -12,7 +12,8 @@ use runicorn_http::{Connection, Exchange, Outcome, ServeMode};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use runicorn_worker::{proxy, Answering, ConnBookkeeping, Shared};
+use runicorn_worker::proxy::{self, Attempt, HeaderRead, PendingHeader};
+use runicorn_worker::{Answering, ConnBookkeeping, Shared};
 
 use crate::stream::Stream;
 
@@ -25,9 +26,20 @@ pub(crate) struct Client {
     connection: Box<Connection<Answering<Stream>>>,
     /// The index of the listener that accepted it.
     listener: usize,
-    /// When it was accepted, while its PROXY protocol header (if the
-    /// worker reads one) has not been read: its first turn reads it.
-    header_due: Option<Instant>,
+    /// Its PROXY protocol header while it is due (if the worker reads
+    /// one): its first turns read it.
+    header: Option<HeaderDue>,
+}
+
+/// A connection's PROXY header still to come.
+#[derive(Debug)]
+struct HeaderDue {
+    /// When the connection was accepted: the head deadline runs from it.
+    accepted: Instant,
+    /// That deadline, once a turn has worked it out.
+    deadline: Option<Instant>,
+    /// The header's bytes taken so far.
+    pending: PendingHeader,
 }
 
 impl Client {
@@ -36,7 +48,71 @@ impl Client {
         Client {
             connection: Box::new(connection),
             listener,
-            header_due: Some(Instant::now()),
+            header: Some(HeaderDue {
+                accepted: Instant::now(),
+                deadline: None,
+                pending: PendingHeader::default(),
+            }),
+        }
+    }
+
+    /// Until when a connection back with [`Outcome::Waiting`] may stay
+    /// parked: its PROXY header's deadline while the header is due, else
+    /// the connection's own (`Connection::park_deadline`).
+    pub(crate) fn park_deadline(&self) -> Option<Instant> {
+        match &self.header {
+            Some(due) => due.deadline,
+            None => self.connection.park_deadline(),
+        }
+    }
+
+    /// Closes a connection still parked at its deadline: one whose PROXY
+    /// header never completed quietly (what came taken, a FIN), else as
+    /// `Connection::close_at_deadline` does.
+    pub(crate) fn close_at_deadline(&mut self) {
+        match &self.header {
+            Some(_) => proxy::expired(self.connection.stream().as_fd(), self.connection.peer()),
+            None => self.connection.close_at_deadline(),
+        }
+    }
+
+    /// Reads the PROXY header, if one is due: `None` once it is read (or
+    /// none is asked for) and requests may be served, else how the turn
+    /// ends (parked for the rest of the header, or closed).
+    fn read_header(&mut self, shared: &Shared) -> Option<Outcome> {
+        let policy = shared.proxy();
+        let due = self.header.as_mut().filter(|_| policy.is_on());
+        let Some(due) = due else {
+            self.header = None;
+            return None;
+        };
+        let deadline = proxy::header_deadline(&shared.config, due.accepted);
+        due.deadline = deadline;
+        let connection = &mut self.connection;
+        loop {
+            let fd = connection.stream().as_fd();
+            let past = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            match due.pending.attempt(fd, connection.peer(), policy) {
+                Attempt::Done(HeaderRead::Serve(client)) => {
+                    if let Some(client) = client {
+                        connection.set_peer(client);
+                    }
+                    self.header = None;
+                    return None;
+                }
+                Attempt::Done(HeaderRead::Close) => return Some(Outcome::Close),
+                // Nothing unread: parked (no thread held) until more comes
+                // or the deadline, when the poller closes it.
+                Attempt::Wait if !past() => return Some(Outcome::Waiting),
+                // A signature split over writes stays unread (the socket
+                // stays readable, so parking would spin): looked at again
+                // on this thread, up to the deadline.
+                Attempt::Pause if proxy::pause_with(deadline, std::thread::sleep) => {}
+                Attempt::Wait | Attempt::Pause => {
+                    proxy::expired(fd, connection.peer());
+                    return Some(Outcome::Close);
+                }
+            }
         }
     }
 }
@@ -58,15 +134,9 @@ impl std::ops::DerefMut for Client {
 /// Serves every request buffered or arriving on `client` (which is
 /// readable) until it is idle or closed.
 pub(crate) fn serve_readable(shared: &Shared, client: &mut Client) -> Outcome {
-    if let Some(accepted) = client.header_due.take().filter(|_| shared.proxy().is_on()) {
-        // The header, before any request, on this thread: it came with the
-        // connection's first bytes (the thread was woken for them), and a
-        // sender that splits it is waited for up to the head deadline.
-        let peer = client.peer().to_owned();
-        match proxy::on_thread(shared, client.stream().as_fd(), peer, accepted) {
-            Some(peer) => client.set_peer(peer),
-            None => return Outcome::Close,
-        }
+    // The PROXY header, before any request.
+    if let Some(outcome) = client.read_header(shared) {
+        return outcome;
     }
     let listener = client.listener;
     let mut bookkeeping = ConnBookkeeping::new(shared);

@@ -7,11 +7,14 @@
 //! bytes received so far are looked at without being taken, and once
 //! [`ProxyPolicy::step`] says how long the header is, exactly that many
 //! are taken off the socket, so whatever follows (a TLS handshake, an HTTP
-//! request) is still in the kernel for the next layer. A peek cannot wait
-//! for *more* bytes than are queued (the socket stays readable), so after
-//! a partial header the reader pauses briefly and looks again: senders
-//! write the header at once, as the specification asks, and a peer that
-//! does not is bounded by the head deadline like any slow client.
+//! request) is still in the kernel for the next layer. A partial header
+//! is taken as it comes ([`PendingHeader`]), once its signature is whole
+//! (then every byte so far is the header's), so the wait for the rest is
+//! an ordinary readiness wait and a gthread connection can be parked for
+//! it; only a signature itself split over writes stays unread, and is
+//! looked at again every [`PARTIAL_HEADER_PAUSE`] (senders write the
+//! header at once, as the specification asks). The head deadline bounds
+//! the whole.
 //!
 //! A malformed header is answered 400, a header from a peer not in
 //! `--proxy-allow-from` 403 (Gunicorn's `InvalidProxyLine` and
@@ -27,7 +30,10 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
 use runicorn_app::blocking::log_invalid_request;
-use runicorn_http::{error_response, ConnConfig, ProxyPolicy, ProxyStep, MAX_PROXY_HEADER_LENGTH};
+use runicorn_http::{
+    error_response, ConnConfig, ProxyPolicy, ProxyStep, MAX_PROXY_HEADER_LENGTH, V1_SIGNATURE,
+    V2_SIGNATURE,
+};
 
 use crate::Shared;
 
@@ -140,6 +146,98 @@ pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
+/// What one look at a connection's header decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Decided: serve (with the client it named) or close.
+    Done(HeaderRead),
+    /// More bytes are needed and the socket holds none unread: wait until
+    /// it is readable (or park the connection until then).
+    Wait,
+    /// More bytes are needed behind a signature split over writes, still
+    /// unread on the socket (it stays readable): look again after
+    /// [`PARTIAL_HEADER_PAUSE`].
+    Pause,
+}
+
+/// A header being read: its bytes taken off the socket so far. Bytes are
+/// taken only once they are certainly the header's (a complete signature
+/// followed by an incomplete header), so a connection waiting for the rest
+/// has nothing unread and a readiness wait (poll, epoll, may) waits for new
+/// bytes; what follows the header is never taken.
+#[derive(Debug, Default)]
+pub struct PendingHeader {
+    held: Vec<u8>,
+}
+
+impl PendingHeader {
+    /// Looks at what `fd` has received, without waiting, and decides if it
+    /// can: takes the header's bytes, answers a refusal, or says how to
+    /// wait.
+    pub fn attempt(&mut self, fd: BorrowedFd<'_>, peer: &str, policy: &ProxyPolicy) -> Attempt {
+        let held = self.held.len();
+        let mut buf = vec![0u8; MAX_PROXY_HEADER_LENGTH];
+        buf[..held].copy_from_slice(&self.held);
+        let (peeked, closed) = loop {
+            match recv(
+                fd.as_raw_fd(),
+                &mut buf[held..],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(0) => break (0, true),
+                Ok(peeked) => break (peeked, false),
+                Err(Errno::EAGAIN) => break (0, false),
+                Err(Errno::EINTR) => {}
+                Err(err) => {
+                    tracing::debug!("cannot read the PROXY header from {peer}: {err}");
+                    return Attempt::Done(HeaderRead::Close);
+                }
+            }
+        };
+        // A partial header behind which the peer closed is decided now,
+        // not at the deadline.
+        let closed = closed || (peeked > 0 && peer_closed(fd));
+        let seen = &buf[..held + peeked];
+        match policy.step(seen, peer, closed) {
+            ProxyStep::NeedMore if peeked == 0 => Attempt::Wait,
+            ProxyStep::NeedMore
+                if seen.starts_with(V1_SIGNATURE) || seen.starts_with(V2_SIGNATURE) =>
+            {
+                // All of it is the header's: take it, so the socket is
+                // empty until more comes.
+                if take(fd, peeked).is_err() {
+                    return Attempt::Done(HeaderRead::Close);
+                }
+                self.held.extend_from_slice(&buf[held..held + peeked]);
+                Attempt::Wait
+            }
+            ProxyStep::NeedMore => Attempt::Pause,
+            ProxyStep::Serve { consume, client } => {
+                if take(fd, consume.saturating_sub(held)).is_err() {
+                    return Attempt::Done(HeaderRead::Close);
+                }
+                self.held.clear();
+                Attempt::Done(HeaderRead::Serve(client.map(|client| client.to_string())))
+            }
+            ProxyStep::Refuse { status, reason } => {
+                log_invalid_request(peer, &reason);
+                match status {
+                    Some(status) => refuse(fd, peeked, status),
+                    None => close_quietly(fd),
+                }
+                Attempt::Done(HeaderRead::Close)
+            }
+        }
+    }
+}
+
+/// Closes a connection whose header did not complete by its deadline:
+/// logged, what arrived taken, the sending side shut.
+pub fn expired(fd: BorrowedFd<'_>, peer: &str) {
+    log_invalid_request(peer, &"no complete PROXY header within the head deadline");
+    close_quietly(fd);
+}
+
 /// Reads the PROXY header `policy` asks for on `socket`, from `peer`
 /// (`ip:port` or `""` for a unix socket), by `deadline`; the bytes after
 /// the header stay on the socket.
@@ -149,53 +247,16 @@ pub fn read_header(
     policy: &ProxyPolicy,
     deadline: Option<Instant>,
 ) -> HeaderRead {
-    let mut buf = vec![0u8; MAX_PROXY_HEADER_LENGTH];
+    let mut pending = PendingHeader::default();
     loop {
-        let fd = socket.fd();
-        let (peeked, closed) = match recv(
-            fd.as_raw_fd(),
-            &mut buf,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(0) => (0, true),
-            Ok(peeked) => (peeked, false),
-            Err(Errno::EAGAIN) => (0, false),
-            Err(Errno::EINTR) => continue,
-            Err(err) => {
-                tracing::debug!("cannot read the PROXY header from {peer}: {err}");
-                return HeaderRead::Close;
-            }
+        let waited = match pending.attempt(socket.fd(), peer, policy) {
+            Attempt::Done(read) => return read,
+            Attempt::Wait => socket.readable(deadline),
+            Attempt::Pause => socket.pause(deadline),
         };
-        // A partial header behind which the peer closed is decided now,
-        // not at the deadline.
-        let closed = closed || (peeked > 0 && peer_closed(fd));
-        match policy.step(&buf[..peeked], peer, closed) {
-            ProxyStep::NeedMore => {
-                let waited = if peeked == 0 {
-                    socket.readable(deadline)
-                } else {
-                    socket.pause(deadline)
-                };
-                if !waited {
-                    log_invalid_request(peer, &"no complete PROXY header within the head deadline");
-                    close_quietly(socket.fd());
-                    return HeaderRead::Close;
-                }
-            }
-            ProxyStep::Serve { consume, client } => {
-                if take(fd, consume).is_err() {
-                    return HeaderRead::Close;
-                }
-                return HeaderRead::Serve(client.map(|client| client.to_string()));
-            }
-            ProxyStep::Refuse { status, reason } => {
-                log_invalid_request(peer, &reason);
-                match status {
-                    Some(status) => refuse(fd, peeked, status),
-                    None => close_quietly(fd),
-                }
-                return HeaderRead::Close;
-            }
+        if !waited {
+            expired(socket.fd(), peer);
+            return HeaderRead::Close;
         }
     }
 }
@@ -309,6 +370,36 @@ mod tests {
         let mut rest = String::new();
         (&server).read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "rest");
+    }
+
+    #[test]
+    fn a_partial_header_is_taken_once_its_signature_is_whole() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let fd = server.as_fd();
+        let policy = policy(ProxyMode::Auto);
+        let mut pending = PendingHeader::default();
+        // A signature still split stays unread: a pause, not a wait.
+        client.write_all(b"PROX").unwrap();
+        assert_eq!(pending.attempt(fd, "", &policy), Attempt::Pause);
+        client.write_all(b"Y TCP4 192.0.2.1 192.0").unwrap();
+        assert_eq!(pending.attempt(fd, "", &policy), Attempt::Wait);
+        // Taken: nothing is left to read, so a readiness wait waits.
+        let mut peek = [0u8; 8];
+        assert!(recv(
+            fd.as_raw_fd(),
+            &mut peek,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT
+        )
+        .is_err());
+        assert_eq!(pending.attempt(fd, "", &policy), Attempt::Wait);
+        client.write_all(b".2.2 7 80\r\nGET").unwrap();
+        assert_eq!(
+            pending.attempt(fd, "", &policy),
+            Attempt::Done(HeaderRead::Serve(Some("192.0.2.1:7".to_owned())))
+        );
+        let mut rest = [0u8; 8];
+        assert_eq!((&server).read(&mut rest).unwrap(), 3);
+        assert_eq!(&rest[..3], b"GET");
     }
 
     #[test]
