@@ -6,7 +6,8 @@
 //! by the access log, which has a line for every request the app or the
 //! server answered); a header split over writes; `off` answering a PROXY
 //! line 400 as the HTTP request it then is; and a Python app's
-//! `REMOTE_ADDR`/`REMOTE_PORT` compared with the real Gunicorn's.
+//! `REMOTE_ADDR`/`REMOTE_PORT` compared with the real Gunicorn's; a
+//! stalled header not holding up other clients; a unix-socket listener.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ runicorn_tests::class_matrix![
     off_answers_a_proxy_line_400,
     a_stalled_half_header_is_closed_at_the_deadline,
     a_stalled_header_does_not_hold_up_other_clients,
+    a_unix_socket_listener_reads_the_header,
 ];
 
 /// A temporary directory holding `access.log`.
@@ -518,4 +520,35 @@ fn a_stalled_header_does_not_hold_up_other_clients(class: Class) {
     let mut rest = Vec::new();
     assert!(stalled.read_to_end(&mut rest).is_ok());
     assert_eq!(rest, b"");
+}
+
+/// On a unix-socket listener the header is read too (a local proxy), and
+/// its peers are always allowed (there is no address to check; the socket
+/// file's mode says who connects), whatever `--proxy-allow-from` says.
+fn a_unix_socket_listener_reads_the_header(class: Class) {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("unix:{}", dir.path().join("runicorn.sock").display());
+    let server = Server::start([
+        "-k",
+        class.name(),
+        "-w",
+        "1",
+        "-b",
+        &bind,
+        "--proxy-protocol=v2",
+        "--proxy-allow-from",
+        "10.9.9.9",
+        "builtin:echo",
+    ]);
+    let echo = echoed(&exchange(&server, &v2(0x21, 0x11, V4_BLOCK, &[])));
+    assert_eq!(echo["peer"], "192.0.2.10:4321");
+    // LOCAL keeps the unix peer (no address).
+    let echo = echoed(&exchange(&server, &v2(0x20, 0x00, &[], &[])));
+    assert_eq!(echo["peer"], "");
+    // v2 required: a bare request is refused.
+    let response = String::from_utf8_lossy(&exchange(&server, b"")).into_owned();
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
 }

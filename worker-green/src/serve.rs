@@ -41,23 +41,24 @@ pub(crate) struct Green {
 pub(crate) fn connection(green: &Green, socket: Socket, peer: String, listener: usize) {
     let shared = &*green.shared;
     let accepted = Instant::now();
-    let mut stream = GreenStream::new(socket, &green.sweeper);
+    let stream = GreenStream::new(socket, &green.sweeper);
+    // Listed while its answer has not started: a worker killed for a missed
+    // heartbeat still answers its client (`runicorn_worker::unanswered`).
+    let mut connection = Connection::new(Answering::new(stream), peer, shared.config);
     // The PROXY protocol header, when configured, before any request: read
-    // on the raw socket within the head deadline, the coroutine yielding
-    // while it waits.
-    let mut peer = peer;
+    // on the raw socket within the head deadline (from `accepted`), the
+    // coroutine yielding while it waits.
     let policy = shared.proxy();
     if policy.is_on() {
         let deadline = proxy::header_deadline(&shared.config, accepted);
-        match proxy::read_header(&mut stream, &peer, policy, deadline) {
-            HeaderRead::Serve(Some(client)) => peer = client,
+        let peer = connection.peer().to_owned();
+        let stream = connection.stream_mut().get_mut();
+        match proxy::read_header(stream, &peer, policy, deadline) {
+            HeaderRead::Serve(Some(client)) => connection.set_peer(client),
             HeaderRead::Serve(None) => {}
             HeaderRead::Close => return,
         }
     }
-    // Listed while its answer has not started: a worker killed for a missed
-    // heartbeat still answers its client (`runicorn_worker::unanswered`).
-    let mut connection = Connection::new(Answering::new(stream), peer, shared.config);
     connection.watch_retirement(shared.shutdown.retirement());
     let mut bookkeeping = ConnBookkeeping::new(shared);
     let app = &*shared.app.sync;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use runicorn_worker::{proxy, stop_accepting, Accepted, Drain, Listener, Shared, Shutdown, Slot};
+use runicorn_worker::{stop_accepting, Accepted, Drain, Listener, Shared, Shutdown, Slot};
 
 use crate::serve;
 
@@ -141,30 +141,18 @@ pub(crate) fn pause(shutdown: &Shutdown, pause: Duration) {
 }
 
 /// Serves `accepted`, taken from listener `index`, to its end.
-pub(crate) fn serve(accepted: Accepted, index: usize, shared: &Shared) {
+pub(crate) fn serve(accepted_connection: Accepted, index: usize, shared: &Shared) {
     // The connection gets its own fresh heartbeat budget.
     shared.slot.heartbeat();
-    let accepted_at = Instant::now();
-    // A PROXY protocol header, when configured, is read first, on this
-    // thread, within the head deadline (sync holds one connection at a
-    // time anyway).
-    match accepted {
+    let accepted = Instant::now();
+    match accepted_connection {
         Accepted::Tcp(stream, peer) => {
             // Best effort: a response is written in few writes anyway.
             let _ = stream.set_nodelay(true);
-            let Some(peer) =
-                proxy::on_thread(shared, stream.as_fd(), peer.to_string(), accepted_at)
-            else {
-                return;
-            };
-            serve::connection(shared, stream, peer, index);
+            serve::connection(shared, stream, peer.to_string(), index, accepted);
         }
         Accepted::Unix(stream) => {
-            let Some(peer) = proxy::on_thread(shared, stream.as_fd(), String::new(), accepted_at)
-            else {
-                return;
-            };
-            serve::connection(shared, stream, peer, index);
+            serve::connection(shared, stream, String::new(), index, accepted);
         }
     }
 }

@@ -2,23 +2,36 @@
 //! keep-alive off, the app through the blocking glue, the worker's
 //! [`ConnBookkeeping`] around each request.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
 
 use runicorn_app::blocking::ThreadHost;
 use runicorn_http::{Connection, Exchange, ServeMode, Transport};
-use runicorn_worker::{Answering, ConnBookkeeping, Shared};
+use runicorn_worker::{proxy, Answering, ConnBookkeeping, Shared};
 
 /// Serves `stream`, accepted on listener `listener`, until it closes. Its
 /// request is listed while its answer has not started, so that a worker
 /// the master kills for `--timeout` still answers its client
 /// (`runicorn_worker::unanswered`).
-pub(crate) fn connection<S: Transport + AsRawFd>(
+pub(crate) fn connection<S: Transport + AsRawFd + AsFd>(
     shared: &Shared,
     stream: S,
     peer: String,
     listener: usize,
+    accepted: Instant,
 ) {
     let mut connection = Connection::new(Answering::new(stream), peer, shared.config);
+    // The PROXY protocol header, when configured, before any request: on
+    // the raw socket, on this thread (sync holds one connection at a time
+    // anyway), within the head deadline that runs from `accepted`.
+    if shared.proxy().is_on() {
+        let peer = connection.peer().to_owned();
+        let fd = connection.stream().get_ref().as_fd();
+        match proxy::on_thread(shared, fd, peer, accepted) {
+            Some(client) => connection.set_peer(client),
+            None => return,
+        }
+    }
     connection.watch_retirement(shared.shutdown.retirement());
     let mut bookkeeping = ConnBookkeeping::new(shared);
     let mut handler =
