@@ -7,7 +7,8 @@
 //! server answered); a header split over writes; `off` answering a PROXY
 //! line 400 as the HTTP request it then is; and a Python app's
 //! `REMOTE_ADDR`/`REMOTE_PORT` compared with the real Gunicorn's; a
-//! stalled header not holding up other clients; a unix-socket listener.
+//! stalled header not holding up other clients; a unix-socket listener;
+//! `--forwarded-allow-ips` judging the client the header names.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ runicorn_tests::class_matrix![
     a_stalled_half_header_is_closed_at_the_deadline,
     a_stalled_header_does_not_hold_up_other_clients,
     a_unix_socket_listener_reads_the_header,
+    forwarded_fields_are_judged_by_the_client_the_header_names,
 ];
 
 /// A temporary directory holding `access.log`.
@@ -551,4 +553,38 @@ fn a_unix_socket_listener_reads_the_header(class: Class) {
         response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
         "{response}"
     );
+}
+
+/// `--forwarded-allow-ips` judges the client a header names, not the
+/// proxy that sent it (unlike Gunicorn, which keeps judging the socket
+/// peer): behind a local TCP proxy (127.0.0.1, trusted by default) a
+/// client's own `X-Forwarded-*` fields are not believed, and they are once
+/// the client named is itself a trusted front end (a CDN before haproxy).
+fn forwarded_fields_are_judged_by_the_client_the_header_names(class: Class) {
+    let request = |server: &Server| {
+        let mut bytes = b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec();
+        bytes.extend_from_slice(
+            b"GET /proxied HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n\
+              X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n",
+        );
+        let response = runicorn_tests::raw(server.addr(), &bytes).unwrap();
+        echoed(&response)
+    };
+    let untrusted = start(class, &LogDir::new(), &["--proxy-protocol=v1"]);
+    let echo = request(&untrusted);
+    assert_eq!(echo["peer"], "198.51.100.7:40000");
+    assert_eq!(echo["url_scheme"], "http", "{echo}");
+    assert_ne!(echo["client_addr"], "203.0.113.9", "{echo}");
+    let trusted = start(
+        class,
+        &LogDir::new(),
+        &[
+            "--proxy-protocol=v1",
+            "--forwarded-allow-ips",
+            "198.51.100.7",
+        ],
+    );
+    let echo = request(&trusted);
+    assert_eq!(echo["url_scheme"], "https", "{echo}");
+    assert_eq!(echo["client_addr"], "203.0.113.9", "{echo}");
 }
