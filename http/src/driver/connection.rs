@@ -139,7 +139,11 @@ impl<S: Transport> Connection<S> {
             match self.state.poll(&SystemClock) {
                 Action::Read(wait) => {
                     if mode == ServeMode::UntilIdle && self.state.read_may_park() {
-                        if wait.idle && self.state.requests() > first {
+                        // Plaintext a TLS layer holds is a request already here.
+                        if wait.idle
+                            && self.state.requests() > first
+                            && !self.wire.stream.has_buffered_input()
+                        {
                             return Outcome::Idle;
                         }
                         match self.wire.read_now(&mut self.state) {
@@ -171,7 +175,10 @@ impl<S: Transport> Connection<S> {
                     let result = self.wire.stream.shutdown_write();
                     self.state.shut_down(result);
                 }
-                Action::Close => return Outcome::Close,
+                Action::Close => {
+                    self.wire.stream.closing();
+                    return Outcome::Close;
+                }
             }
         }
     }

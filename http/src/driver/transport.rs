@@ -61,6 +61,20 @@ pub trait Transport: Read + Write {
     fn write_now(&mut self, _buf: &[u8]) -> io::Result<usize> {
         Err(io::ErrorKind::Unsupported.into())
     }
+
+    /// Whether bytes already received are waiting inside the transport
+    /// (plaintext a TLS layer decrypted and holds): the next read returns
+    /// them at once, so the connection is readable whatever its socket
+    /// says. The default, for a plain socket, is false.
+    fn has_buffered_input(&mut self) -> bool {
+        false
+    }
+
+    /// The connection closes now (it is dropped next): a transport with a
+    /// closing message of its own sends it (TLS's `close_notify`, without
+    /// which a client cannot tell the end from a cut). The default does
+    /// nothing.
+    fn closing(&mut self) {}
 }
 
 /// The system's clocks: the blocking driver's time.
@@ -193,6 +207,14 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
         (**self).write_now(buf)
     }
+
+    fn has_buffered_input(&mut self) -> bool {
+        (**self).has_buffered_input()
+    }
+
+    fn closing(&mut self) {
+        (**self).closing();
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -222,5 +244,13 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
         (**self).write_now(buf)
+    }
+
+    fn has_buffered_input(&mut self) -> bool {
+        (**self).has_buffered_input()
+    }
+
+    fn closing(&mut self) {
+        (**self).closing();
     }
 }

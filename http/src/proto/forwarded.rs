@@ -61,7 +61,8 @@ pub enum Scheme {
     /// `http`: no TLS, or no trusted proxy said otherwise.
     #[default]
     Http,
-    /// `https`: a trusted proxy said the client used TLS.
+    /// `https`: the client used TLS, to this worker or (a trusted proxy
+    /// says) to the front end.
     Https,
 }
 
@@ -96,6 +97,9 @@ pub struct ForwardedPolicy {
     networks: Vec<IpNet>,
     /// `(field name, value meaning https)`, names compared case-insensitively.
     secure_scheme_headers: Vec<(String, Vec<u8>)>,
+    /// The scheme when no trusted field says otherwise: `https` when the
+    /// worker itself speaks TLS.
+    own_scheme: Scheme,
 }
 
 /// [`DEFAULT_SECURE_SCHEME_HEADERS`] as owned pairs.
@@ -131,6 +135,7 @@ impl ForwardedPolicy {
                 .iter()
                 .map(|(name, value)| (name.clone(), value.as_bytes().to_vec()))
                 .collect(),
+            own_scheme: Scheme::Http,
         };
         for item in allow {
             let item = item.as_ref().trim();
@@ -141,6 +146,20 @@ impl ForwardedPolicy {
             }
         }
         Ok(policy)
+    }
+
+    /// The same, for connections that arrive over `scheme` (`https` when
+    /// the worker terminates TLS itself): the scheme an app sees unless a
+    /// trusted front end's field says otherwise (as Gunicorn, whose
+    /// `is_ssl` sets the scheme before the fields are read).
+    pub fn with_own_scheme(mut self, scheme: Scheme) -> ForwardedPolicy {
+        self.own_scheme = scheme;
+        self
+    }
+
+    /// The scheme of the connections themselves (see [`ForwardedPolicy::with_own_scheme`]).
+    pub fn own_scheme(&self) -> Scheme {
+        self.own_scheme
     }
 
     /// Whether the socket peer (`ip:port`, or `""` for a unix socket) may
@@ -172,10 +191,10 @@ impl ForwardedPolicy {
             .iter()
             .any(|field| self.is_forwarding_field(&field.name))
         {
-            return Ok(Forwarded::default());
+            return Ok(self.own());
         }
         if !self.trusts_peer(peer) {
-            return Ok(Forwarded::default());
+            return Ok(self.own());
         }
         let mut scheme: Option<Scheme> = None;
         let mut forwarded_for = false;
@@ -228,7 +247,7 @@ impl ForwardedPolicy {
         if forwarded.client.is_none() && forwarded_for {
             forwarded.client = self.client_from(head);
         }
-        forwarded.scheme = scheme.unwrap_or_default();
+        forwarded.scheme = scheme.unwrap_or(self.own_scheme);
         Ok(forwarded)
     }
 
@@ -246,6 +265,14 @@ impl ForwardedPolicy {
             }
         }
         chosen
+    }
+
+    /// What a request without a believed forwarding field means.
+    fn own(&self) -> Forwarded {
+        Forwarded {
+            scheme: self.own_scheme,
+            ..Forwarded::default()
+        }
     }
 
     /// Whether a field named `name` is one this policy reads:
@@ -382,6 +409,32 @@ mod tests {
             policy.resolve(&http, "127.0.0.1:1").unwrap().scheme,
             Scheme::Http,
             "values compare exactly, as Gunicorn's"
+        );
+    }
+
+    #[test]
+    fn over_tls_the_scheme_is_https_unless_a_trusted_field_says_otherwise() {
+        let policy = policy(&["127.0.0.1"]).with_own_scheme(Scheme::Https);
+        let plain = head(&[]);
+        assert_eq!(
+            policy.resolve(&plain, "192.0.2.1:1").unwrap().scheme,
+            Scheme::Https
+        );
+        let http = head(&[("X-Forwarded-Proto", "http")]);
+        assert_eq!(
+            policy.resolve(&http, "192.0.2.1:1").unwrap().scheme,
+            Scheme::Https,
+            "an untrusted peer's field changes nothing"
+        );
+        assert_eq!(
+            policy.resolve(&http, "127.0.0.1:1").unwrap().scheme,
+            Scheme::Http,
+            "a trusted one's does, as in Gunicorn"
+        );
+        let other = head(&[("X-Forwarded-For", "192.0.2.9")]);
+        assert_eq!(
+            policy.resolve(&other, "127.0.0.1:1").unwrap().scheme,
+            Scheme::Https
         );
     }
 
