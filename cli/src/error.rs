@@ -167,6 +167,9 @@ pub enum CliError {
         /// `user` or `group`.
         kind: &'static str,
     },
+    /// The TLS files cannot be served (read and checked at start and on HUP).
+    #[error("{0}")]
+    Tls(#[from] runicorn_worker::tls::TlsError),
 }
 
 impl CliError {

@@ -34,6 +34,9 @@ impl Note {
 fn settings_for_run(inputs: &Inputs) -> Result<(Settings, Vec<Note>), CliError> {
     let mut settings = reread(inputs)?;
     system::check(&settings)?;
+    // The certificate and key are read and checked here, by the master, at
+    // start and on every HUP (a HUP whose files fail is refused whole).
+    settings.load_tls().map_err(CliError::Tls)?;
     let mapped = classes::map_gunicorn_class(&mut settings).map(Note::Warning);
     let promoted = classes::promote_threads(&mut settings).map(Note::Info);
     let unused = classes::unused_by_class(&settings)

@@ -10,7 +10,7 @@
 //! (`runicorn_worker::stop_accepting`).
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -156,7 +156,9 @@ async fn accept(listener: &AsyncListener) -> io::Result<Accepted> {
 
 /// Starts the task of a connection, holding its `--worker-connections`
 /// permit (none for one a stop took off the queue: it is served whatever
-/// the limit says, or its client would be reset).
+/// the limit says, or its client would be reset). Under TLS the task first
+/// runs the handshake (tokio-rustls, the config the master checked),
+/// within the head's wait: a client that stalls it is dropped then.
 fn spawn_connection<S>(
     stream: S,
     peer: String,
@@ -167,27 +169,77 @@ fn spawn_connection<S>(
     S: AsyncRead + AsyncWrite + AsRawFd + Readiness + Unpin + Send + 'static,
 {
     let accepted = Instant::now();
-    let mut conn = Connection::new(stream, peer, local.shared.config);
-    conn.fd = conn.stream.as_raw_fd();
-    conn.state
-        .watch_retirement(local.shared.shutdown.retirement());
-    conn.server_addr = Arc::clone(server_addr);
     let live = local.open();
     let local = Rc::clone(local);
+    let server_addr = Arc::clone(server_addr);
     tokio::task::spawn_local(async move {
         let _permit = permit;
         let _live = live;
-        // The PROXY protocol header, when configured, before any request:
-        // on the raw socket, within the head deadline.
+        // The PROXY protocol header, when configured, before anything
+        // else: on the raw socket, within the head deadline from accept.
+        let mut peer = peer;
         let policy = local.shared.proxy();
+        let deadline = proxy::header_deadline(&local.shared.config, accepted);
         if policy.is_on() {
-            let deadline = proxy::header_deadline(&local.shared.config, accepted);
-            match read_header(&conn.stream, &conn.peer, policy, deadline).await {
-                HeaderRead::Serve(Some(client)) => conn.peer = client,
+            match read_header(&stream, &peer, policy, deadline).await {
+                HeaderRead::Serve(Some(client)) => peer = client,
                 HeaderRead::Serve(None) => {}
                 HeaderRead::Close => return,
             }
         }
-        driver::serve(conn, local).await;
+        let Some(tls) = local.shared.tls() else {
+            let fd = stream.as_raw_fd();
+            let conn = connection(stream, fd, peer, server_addr, &local);
+            driver::serve(conn, local).await;
+            return;
+        };
+        // Then TLS, within the same deadline.
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls.config()));
+        let handshake = acceptor.accept(stream);
+        let stream = match deadline {
+            None => handshake.await,
+            Some(deadline) => {
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), handshake)
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
+        };
+        match stream {
+            // Not listed for a killed worker's answer (-1): that answer is
+            // plaintext, which a TLS client cannot read.
+            Ok(stream) => {
+                let mut conn = connection(stream, -1, peer, server_addr, &local);
+                conn.tls = true;
+                driver::serve(conn, local).await;
+            }
+            Err(err) => tracing::debug!("TLS handshake with {} failed: {err}", client_name(&peer)),
+        }
     });
+}
+
+/// A connection's state for `stream` (`fd`: its descriptor, when a killed
+/// worker may answer its client; -1 when not).
+fn connection<S>(
+    stream: S,
+    fd: RawFd,
+    peer: String,
+    server_addr: Arc<str>,
+    local: &Local,
+) -> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = Connection::new(stream, peer, local.shared.config);
+    conn.fd = fd;
+    conn.state
+        .watch_retirement(local.shared.shutdown.retirement());
+    conn.server_addr = server_addr;
+    conn
+}
+
+fn client_name(peer: &str) -> &str {
+    runicorn_worker::shared::client(peer)
 }

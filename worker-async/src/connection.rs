@@ -42,6 +42,8 @@ pub(crate) struct Connection<S> {
     pub(crate) forwarded: Forwarded,
     /// A read or write of this request failed through the client's doing.
     pub(crate) client_fault: Option<ClientFault>,
+    /// The stream is TLS: its end is said (`close_notify`) before it closes.
+    pub(crate) tls: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -56,6 +58,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             server_addr: Arc::from(""),
             forwarded: Forwarded::default(),
             client_fault: None,
+            tls: false,
+        }
+    }
+
+    /// Says the end of a TLS stream to the client (`close_notify`) before
+    /// the connection is dropped, within the write timeout; nothing for a
+    /// plain one.
+    pub(crate) async fn closing(&mut self) {
+        if !self.tls {
+            return;
+        }
+        let shutdown = self.stream.shutdown();
+        match self.state.write_timeout() {
+            Some(timeout) => {
+                let _ = tokio::time::timeout(timeout, shutdown).await;
+            }
+            None => {
+                let _ = shutdown.await;
+            }
         }
     }
 

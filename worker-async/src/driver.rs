@@ -69,7 +69,10 @@ where
                 let result = conn.stream.shutdown().await;
                 conn.state.shut_down(result);
             }
-            Action::Close => return,
+            Action::Close => {
+                conn.closing().await;
+                return;
+            }
         }
     }
 }

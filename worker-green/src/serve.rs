@@ -12,7 +12,7 @@ use runicorn_http::{Connection, Exchange, ServeMode};
 use std::time::Instant;
 
 use runicorn_worker::proxy::{self, HeaderRead};
-use runicorn_worker::{Answering, ConnBookkeeping, Shared};
+use runicorn_worker::{ConnBookkeeping, Shared};
 
 use crate::fence::{run_on_pool, WaitedOn};
 use crate::host::GreenHost;
@@ -42,17 +42,25 @@ pub(crate) fn connection(green: &Green, socket: Socket, peer: String, listener: 
     let shared = &*green.shared;
     let accepted = Instant::now();
     let stream = GreenStream::new(socket, &green.sweeper);
-    // Listed while its answer has not started: a worker killed for a missed
+    // Under TLS when the worker serves TLS; a plain connection is listed
+    // while its answer has not started: a worker killed for a missed
     // heartbeat still answers its client (`runicorn_worker::unanswered`).
-    let mut connection = Connection::new(Answering::new(stream), peer, shared.config);
-    // The PROXY protocol header, when configured, before any request: read
-    // on the raw socket within the head deadline (from `accepted`), the
-    // coroutine yielding while it waits.
+    let transport = match shared.transport(stream) {
+        Ok(transport) => transport,
+        Err(err) => {
+            tracing::error!("cannot start TLS for {peer}: {err}");
+            return;
+        }
+    };
+    let mut connection = Connection::new(transport, peer, shared.config);
+    // The PROXY protocol header, when configured, before any request (and
+    // before TLS): read on the raw socket within the head deadline (from
+    // `accepted`), the coroutine yielding while it waits.
     let policy = shared.proxy();
     if policy.is_on() {
         let deadline = proxy::header_deadline(&shared.config, accepted);
         let peer = connection.peer().to_owned();
-        let stream = connection.stream_mut().get_mut();
+        let stream = connection.stream_mut().get_mut().socket_mut();
         match proxy::read_header(stream, &peer, policy, deadline) {
             HeaderRead::Serve(Some(client)) => connection.set_peer(client),
             HeaderRead::Serve(None) => {}

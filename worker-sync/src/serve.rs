@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use runicorn_app::blocking::ThreadHost;
 use runicorn_http::{Connection, Exchange, ServeMode, Transport};
-use runicorn_worker::{proxy, Answering, ConnBookkeeping, Shared};
+use runicorn_worker::{proxy, ConnBookkeeping, Shared};
 
-/// Serves `stream`, accepted on listener `listener`, until it closes. Its
-/// request is listed while its answer has not started, so that a worker
+/// Serves `stream`, accepted on listener `listener`, until it closes (under
+/// TLS when the worker serves TLS: the handshake is the first read). Its
+/// plain request is listed while its answer has not started, so that a worker
 /// the master kills for `--timeout` still answers its client
 /// (`runicorn_worker::unanswered`).
 pub(crate) fn connection<S: Transport + AsRawFd + AsFd>(
@@ -20,13 +21,21 @@ pub(crate) fn connection<S: Transport + AsRawFd + AsFd>(
     listener: usize,
     accepted: Instant,
 ) {
-    let mut connection = Connection::new(Answering::new(stream), peer, shared.config);
-    // The PROXY protocol header, when configured, before any request: on
-    // the raw socket, on this thread (sync holds one connection at a time
-    // anyway), within the head deadline that runs from `accepted`.
+    let transport = match shared.transport(stream) {
+        Ok(transport) => transport,
+        Err(err) => {
+            tracing::error!("cannot start TLS for {peer}: {err}");
+            return;
+        }
+    };
+    let mut connection = Connection::new(transport, peer, shared.config);
+    // The PROXY protocol header, when configured, before any request (and
+    // before TLS): on the raw socket, on this thread (sync holds one
+    // connection at a time anyway), within the head deadline that runs
+    // from `accepted`.
     if shared.proxy().is_on() {
         let peer = connection.peer().to_owned();
-        let fd = connection.stream().get_ref().as_fd();
+        let fd = connection.stream().get_ref().socket().as_fd();
         match proxy::on_thread(shared, fd, peer, accepted) {
             Some(client) => connection.set_peer(client),
             None => return,

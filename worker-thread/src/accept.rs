@@ -12,7 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use runicorn_http::Connection;
 use runicorn_worker::is_transient_accept_error;
-use runicorn_worker::{Accepted, Answering, Listener};
+use runicorn_worker::{Accepted, Listener};
 
 use crate::idle::IdleKind;
 use crate::policy::ACCEPT_PATIENCE;
@@ -172,9 +172,18 @@ impl Poller<'_> {
     /// A new connection, parked until its first bytes (when they are
     /// already here, a free thread is woken for it at once).
     pub(crate) fn admit(&mut self, stream: Stream, peer: String, listener: usize) {
-        // Listed while its answer has not started: a worker killed first
-        // still answers its client (`runicorn_worker::unanswered`).
-        let mut connection = Connection::new(Answering::new(stream), peer, self.config);
+        // Under TLS when the worker serves TLS (the handshake is the first
+        // read, on a pool thread); a plain one is listed while its answer
+        // has not started: a worker killed first still answers its client
+        // (`runicorn_worker::unanswered`).
+        let transport = match runicorn_worker::tls::client_transport(stream, self.tls.as_ref()) {
+            Ok(transport) => transport,
+            Err(err) => {
+                tracing::error!("cannot start TLS for {peer}: {err}");
+                return;
+            }
+        };
+        let mut connection = Connection::new(transport, peer, self.config);
         connection.watch_retirement(self.worker.shutdown.retirement());
         let client = Client::new(connection, listener);
         self.hub.park(client, IdleKind::Fresh, Instant::now());

@@ -62,6 +62,8 @@ pub(crate) struct Poller<'w> {
     pub(crate) hub: Arc<Hub>,
     pub(crate) pool: Pool,
     pub(crate) config: ConnConfig,
+    /// The TLS connections are served under, if any.
+    pub(crate) tls: Option<runicorn_worker::tls::Tls>,
     pub(crate) listening: bool,
     pub(crate) accept_paused_until: Option<Instant>,
     /// The pause after accept errors, doubling while they last.
@@ -128,6 +130,7 @@ impl<'w> Poller<'w> {
             hub,
             pool,
             config: policy::conn_config(&worker.settings),
+            tls: shared.tls().cloned(),
             listening: false,
             accept_paused_until: None,
             accept_backoff: runicorn_worker::AcceptBackoff::default(),

@@ -407,6 +407,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     use runicorn_http::Connection;
+    use runicorn_worker::tls::Secured;
     use runicorn_worker::{Answering, Settings};
 
     use crate::policy::conn_config;
@@ -429,7 +430,7 @@ mod tests {
             .unwrap();
         let conn = Client::new(
             Connection::new(
-                Answering::new(Stream::Unix(server)),
+                Answering::new(Secured::Plain(Stream::Unix(server))),
                 "",
                 conn_config(&Settings::default()),
             ),

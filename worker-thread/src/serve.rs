@@ -13,9 +13,13 @@ use std::os::fd::AsFd;
 use std::time::Instant;
 
 use runicorn_worker::proxy::{self, Attempt, HeaderRead, PendingHeader};
+use runicorn_worker::tls::Secured;
 use runicorn_worker::{Answering, ConnBookkeeping, Shared};
 
 use crate::stream::Stream;
+
+/// A client's transport: the socket, under TLS when the worker serves TLS.
+pub(crate) type ClientStream = Answering<Secured<Stream>>;
 
 /// A client connection with its driver state (buffers, pipelined bytes)
 /// and the listener it arrived on. Derefs to the driver's [`Connection`].
@@ -23,7 +27,7 @@ use crate::stream::Stream;
 /// once per request, and the driver's state is hundreds of bytes.
 #[derive(Debug)]
 pub(crate) struct Client {
-    connection: Box<Connection<Answering<Stream>>>,
+    connection: Box<Connection<ClientStream>>,
     /// The index of the listener that accepted it.
     listener: usize,
     /// Its PROXY protocol header while it is due (if the worker reads
@@ -44,7 +48,7 @@ struct HeaderDue {
 
 impl Client {
     /// A connection accepted on listener `listener`.
-    pub(crate) fn new(connection: Connection<Answering<Stream>>, listener: usize) -> Client {
+    pub(crate) fn new(connection: Connection<ClientStream>, listener: usize) -> Client {
         Client {
             connection: Box::new(connection),
             listener,
@@ -118,15 +122,15 @@ impl Client {
 }
 
 impl std::ops::Deref for Client {
-    type Target = Connection<Answering<Stream>>;
+    type Target = Connection<ClientStream>;
 
-    fn deref(&self) -> &Connection<Answering<Stream>> {
+    fn deref(&self) -> &Connection<ClientStream> {
         &self.connection
     }
 }
 
 impl std::ops::DerefMut for Client {
-    fn deref_mut(&mut self) -> &mut Connection<Answering<Stream>> {
+    fn deref_mut(&mut self) -> &mut Connection<ClientStream> {
         &mut self.connection
     }
 }
@@ -178,7 +182,7 @@ mod tests {
             client,
             Client::new(
                 Connection::new(
-                    Answering::new(Stream::Unix(server)),
+                    Answering::new(Secured::Plain(Stream::Unix(server))),
                     "",
                     conn_config(&settings),
                 ),
@@ -243,7 +247,7 @@ mod tests {
             let (mut client, server) = UnixStream::pair().unwrap();
             let mut conn = Client::new(
                 Connection::new(
-                    Answering::new(Stream::Unix(server)),
+                    Answering::new(Secured::Plain(Stream::Unix(server))),
                     "",
                     conn_config(&settings),
                 ),

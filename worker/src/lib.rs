@@ -31,6 +31,7 @@ pub mod slot;
 pub mod statsd;
 #[allow(unsafe_code)]
 mod sys;
+pub mod tls;
 pub mod unanswered;
 
 pub use bookkeeping::ConnBookkeeping;

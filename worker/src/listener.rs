@@ -75,6 +75,16 @@ impl Listener {
         }
     }
 
+    /// As Gunicorn's `Listening at:` line names it: [`Listener::describe`],
+    /// with `https://` for a TCP listener when the workers serve TLS.
+    pub fn describe_serving(&self, tls: bool) -> String {
+        let name = self.describe();
+        match name.strip_prefix("http://") {
+            Some(rest) if tls => format!("https://{rest}"),
+            _ => name,
+        }
+    }
+
     /// The address an app is told a connection arrived on (Gunicorn's
     /// `getsockname()` of the listener, for `SERVER_NAME`/`SERVER_PORT`):
     /// `127.0.0.1:8000`, `[::1]:8000`, or the unix socket's path; `""`

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use runicorn_http::{
     default_secure_scheme_headers, ConnConfig, ForwardedPolicy, Limits, ProxyMode, ProxyPolicy,
+    Scheme,
 };
+
+use crate::tls::{CertReqs, Tls, TlsOptions, TlsVersions};
 
 /// Every setting, with Gunicorn's key as its field name.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +63,23 @@ pub struct Settings {
     /// `--forwarder-headers`: header names with `_` a trusted front end
     /// may send into a WSGI app's environ (`SCRIPT_NAME`), upper case.
     pub forwarder_headers: Vec<String>,
+
+    // --- TLS (Gunicorn's names; see `crate::tls`)
+    /// `--certfile`: the server's certificate chain, PEM.
+    pub certfile: Option<PathBuf>,
+    /// `--keyfile`: its private key, PEM.
+    pub keyfile: Option<PathBuf>,
+    /// `--ca-certs`: the CA bundle client certificates are checked against.
+    pub ca_certs: Option<PathBuf>,
+    /// `--cert-reqs`: whether clients must present a certificate.
+    pub cert_reqs: CertReqs,
+    /// `--ciphers`: the cipher suites (rustls names; empty: the defaults).
+    pub ciphers: Vec<String>,
+    /// `--ssl-version`: TLS 1.2 and 1.3, or one of them.
+    pub ssl_version: TlsVersions,
+    /// The files above, read and checked by the master ([`Tls::load`]) at
+    /// start and on HUP; `None` while not loaded or when TLS is off.
+    pub tls: Option<Tls>,
 
     // --- worker processes
     /// `-w/--workers`.
@@ -181,6 +201,13 @@ impl Default for Settings {
             proxy_protocol: ProxyMode::Off,
             proxy_allow_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
             forwarder_headers: vec!["SCRIPT_NAME".to_owned(), "PATH_INFO".to_owned()],
+            certfile: None,
+            keyfile: None,
+            ca_certs: None,
+            cert_reqs: CertReqs::None,
+            ciphers: Vec::new(),
+            ssl_version: TlsVersions::Both,
+            tls: None,
             workers: 1,
             worker_class: "sync".to_owned(),
             threads: 1,
@@ -290,13 +317,32 @@ impl Settings {
     /// Whom a worker believes about forwarded clients and schemes:
     /// `forwarded_allow_ips` and `secure_scheme_headers`, validated in stage
     /// one (an entry that is not an address or network trusts nobody).
+    /// Over TLS the scheme is `https` unless a trusted field says otherwise.
     pub fn forwarded_policy(&self) -> ForwardedPolicy {
-        ForwardedPolicy::new(&self.forwarded_allow_ips, &self.secure_scheme_headers).unwrap_or_else(
-            |_| {
+        let policy = ForwardedPolicy::new(&self.forwarded_allow_ips, &self.secure_scheme_headers)
+            .unwrap_or_else(|_| {
                 ForwardedPolicy::new::<&str>(&[], &self.secure_scheme_headers)
                     .expect("no addresses to parse")
-            },
-        )
+            });
+        if self.tls.is_some() {
+            policy.with_own_scheme(Scheme::Https)
+        } else {
+            policy
+        }
+    }
+
+    /// Reads and checks the TLS files these settings name, into
+    /// [`Settings::tls`] (the master does, at start and on HUP).
+    pub fn load_tls(&mut self) -> Result<(), crate::tls::TlsError> {
+        self.tls = Tls::load(&TlsOptions {
+            certfile: self.certfile.as_deref(),
+            keyfile: self.keyfile.as_deref(),
+            ca_certs: self.ca_certs.as_deref(),
+            cert_reqs: self.cert_reqs,
+            ciphers: &self.ciphers,
+            versions: self.ssl_version,
+        })?;
+        Ok(())
     }
 
     /// `--proxy-protocol` and `--proxy-allow-from`, validated in stage one

@@ -19,8 +19,11 @@ use std::time::Duration;
 
 use runicorn_app::blocking::{call_app, Endpoint};
 use runicorn_app::{AppError, Application, Host};
+use std::os::fd::AsRawFd;
+
 use runicorn_http::{
     ConnConfig, ConnState, Exchange, ForwardedPolicy, ProxyPolicy, RequestDone, RequestHead,
+    Scheme, Transport,
 };
 
 use crate::access::{request_id, AccessLog, Record, RequestIds};
@@ -28,6 +31,8 @@ use crate::class::{past_max_requests, Worker};
 use crate::shutdown::Shutdown;
 use crate::slot::{RequestGuard, RetireCause, Slot};
 use crate::statsd::{self, Statsd};
+use crate::tls::{Secured, Tls};
+use crate::unanswered::Answering;
 
 /// The worker-wide state every class serves requests from.
 pub struct Shared {
@@ -60,6 +65,9 @@ pub struct Shared {
     class: String,
     /// `--statsd-host`'s client, inherited from the master.
     statsd: Option<Arc<Statsd>>,
+    /// `--certfile`: the TLS every connection is served under (checked by
+    /// the master, inherited with the generation's settings).
+    tls: Option<Tls>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -100,6 +108,7 @@ impl Shared {
             started: AtomicU64::new(0),
             forwarded: worker.settings.forwarded_policy(),
             proxy: worker.settings.proxy_policy(),
+            tls: worker.settings.tls.clone(),
             server_addrs: worker
                 .listeners
                 .iter()
@@ -149,7 +158,21 @@ impl Shared {
             timeout: Duration::ZERO,
             class: "in-process".to_owned(),
             statsd: None,
+            tls: None,
         })
+    }
+
+    /// The same, serving every connection under `tls` (and telling apps
+    /// the scheme is `https`).
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Shared {
+        let scheme = if tls.is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        self.forwarded = self.forwarded.with_own_scheme(scheme);
+        self.tls = tls;
+        self
     }
 
     /// The same, writing access lines in `access`'s format to this
@@ -222,9 +245,11 @@ impl Shared {
             let scheme = if access.format().needs_scheme() {
                 self.forwarded
                     .resolve(done.head, done.peer)
-                    .map_or("http", |forwarded| forwarded.scheme.as_str())
+                    .map_or(self.forwarded.own_scheme().as_str(), |forwarded| {
+                        forwarded.scheme.as_str()
+                    })
             } else {
-                "http"
+                self.forwarded.own_scheme().as_str()
             };
             access.log(&Record {
                 done,
@@ -277,6 +302,23 @@ impl Shared {
         self.server_addrs
             .get(listener)
             .unwrap_or_else(|| UNKNOWN.get_or_init(|| Arc::from("")))
+    }
+
+    /// The TLS connections are served under, if any (the async class
+    /// hands its config to tokio-rustls).
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// An accepted socket as the blocking driver serves it: under TLS when
+    /// the worker serves TLS, its requests listed for a killed worker's
+    /// answer only when plain (see [`crate::unanswered`]). Where a class
+    /// starts a connection's transport.
+    pub fn transport<S: Transport + AsRawFd>(
+        &self,
+        socket: S,
+    ) -> std::io::Result<Answering<Secured<S>>> {
+        crate::tls::client_transport(socket, self.tls.as_ref())
     }
 
     /// Whom to believe about forwarded clients and schemes.

@@ -136,6 +136,9 @@ pub struct Answering<S> {
     /// Declared before the stream: the lane is given back before the
     /// descriptor closes.
     pending: Unanswered,
+    /// Whether its requests are listed (not under TLS: the answer a killed
+    /// worker writes is plaintext, which a TLS client cannot read).
+    listed: bool,
     stream: S,
 }
 
@@ -144,7 +147,17 @@ impl<S> Answering<S> {
     pub fn new(stream: S) -> Answering<S> {
         Answering {
             pending: Unanswered::none(),
+            listed: true,
             stream,
+        }
+    }
+
+    /// Wraps `stream` without ever listing its requests: a client the
+    /// worker's abort cannot answer (TLS) sees its connection cut instead.
+    pub fn unlisted(stream: S) -> Answering<S> {
+        Answering {
+            listed: false,
+            ..Answering::new(stream)
         }
     }
 
@@ -193,7 +206,9 @@ impl<S: Transport + AsRawFd> Transport for Answering<S> {
     }
 
     fn request_begins(&mut self) {
-        self.pending = Unanswered::register(self.stream.as_raw_fd());
+        if self.listed {
+            self.pending = Unanswered::register(self.stream.as_raw_fd());
+        }
     }
 
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -210,6 +225,14 @@ impl<S: Transport + AsRawFd> Transport for Answering<S> {
         } else {
             Err(answered_already())
         }
+    }
+
+    fn has_buffered_input(&mut self) -> bool {
+        self.stream.has_buffered_input()
+    }
+
+    fn closing(&mut self) {
+        self.stream.closing();
     }
 }
 

@@ -5,8 +5,9 @@
 
 use super::setting::Inapplicable;
 
-const TLS: &str =
-    "TLS is not built in yet: terminate TLS in a proxy (nginx, haproxy) in front of runicorn";
+const SSL_CONTEXT: &str =
+    "ssl_context is a hook over Python's ssl module; runicorn's TLS is rustls, \
+    configured by --certfile, --keyfile, --ca-certs, --cert-reqs, --ciphers and --ssl-version";
 const STRICT_PARSER: &str =
     "runicorn's HTTP parser follows RFC 9112 strictly and has no leniency switches: fix the client or the proxy";
 const LOGGING: &str = "runicorn's logging is configured with --log-level and --error-logfile";
@@ -122,58 +123,25 @@ pub static INAPPLICABLE: &[Inapplicable] = &[
         instead: "use -n/--name",
     },
     Inapplicable {
-        key: "keyfile",
-        long: &["keyfile"],
-        takes_value: true,
-        instead: TLS,
-    },
-    Inapplicable {
-        key: "certfile",
-        long: &["certfile"],
-        takes_value: true,
-        instead: TLS,
-    },
-    Inapplicable {
-        key: "ssl_version",
-        long: &["ssl-version"],
-        takes_value: true,
-        instead: TLS,
-    },
-    Inapplicable {
-        key: "cert_reqs",
-        long: &["cert-reqs"],
-        takes_value: true,
-        instead: TLS,
-    },
-    Inapplicable {
-        key: "ca_certs",
-        long: &["ca-certs"],
-        takes_value: true,
-        instead: TLS,
-    },
-    Inapplicable {
         key: "suppress_ragged_eofs",
         long: &["suppress-ragged-eofs"],
         takes_value: false,
-        instead: TLS,
+        instead: "runicorn always ends a TLS stream at an EOF without close_notify as at a clean one \
+                  (Python's default, True), and a request body cut short is an error either way, so the \
+                  setting would change nothing: remove it",
     },
     Inapplicable {
         key: "do_handshake_on_connect",
         long: &["do-handshake-on-connect"],
         takes_value: false,
-        instead: TLS,
-    },
-    Inapplicable {
-        key: "ciphers",
-        long: &["ciphers"],
-        takes_value: true,
-        instead: TLS,
+        instead: "runicorn always completes the TLS handshake before reading the request head, within the \
+                  head's deadline, so the setting would change nothing: remove it",
     },
     Inapplicable {
         key: "ssl_context",
         long: &[],
         takes_value: false,
-        instead: TLS,
+        instead: SSL_CONTEXT,
     },
     Inapplicable {
         key: "strip_header_spaces",

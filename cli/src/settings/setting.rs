@@ -16,6 +16,8 @@ pub enum Section {
     Debugging,
     /// `bind`, `backlog`, `reuse_port`.
     ServerSocket,
+    /// `certfile`, `keyfile`, `ca_certs`, `cert_reqs`, `ciphers`, `ssl_version`.
+    Ssl,
     /// `workers`, `worker_class`, timeouts, ...
     WorkerProcesses,
     /// `limit_request_*`.
@@ -38,6 +40,7 @@ impl Section {
             Section::App => "App",
             Section::Debugging => "Debugging",
             Section::ServerSocket => "Server Socket",
+            Section::Ssl => "SSL",
             Section::WorkerProcesses => "Worker Processes",
             Section::Security => "Security",
             Section::ServerMechanics => "Server Mechanics",

@@ -466,6 +466,129 @@ pub static SETTINGS: &[Setting] = &[
         },
         show: |settings| string(&settings.forwarder_headers.join(",")),
     },
+    // --- SSL
+    Setting {
+        key: "certfile",
+        section: Section::Ssl,
+        short: None,
+        long: &["certfile"],
+        value_name: "FILE",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Serve HTTPS: the server's certificate in PEM, followed by its chain (intermediates). Needs \
+              `--keyfile`. Every listener speaks TLS (1.2 and 1.3), on every worker class; ALPN offers \
+              `http/1.1`; apps see the scheme `https`. The master reads and checks the files at start (a bad one \
+              stops it with one line) and again on each HUP: files that do not load leave the running \
+              configuration, and the certificate it serves, in place (the error is logged).",
+        apply: |settings, raw| {
+            settings.certfile = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.certfile.as_ref()),
+    },
+    Setting {
+        key: "keyfile",
+        section: Section::Ssl,
+        short: None,
+        long: &["keyfile"],
+        value_name: "FILE",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The private key of `--certfile`, in PEM (PKCS#8, PKCS#1 RSA or SEC1 EC); it must match the \
+              certificate.",
+        apply: |settings, raw| {
+            settings.keyfile = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.keyfile.as_ref()),
+    },
+    Setting {
+        key: "ca_certs",
+        section: Section::Ssl,
+        short: None,
+        long: &["ca-certs"],
+        value_name: "FILE",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The CA certificates (PEM) that client certificates must be signed by; used with `--cert-reqs` \
+              1 or 2 (and refused without it).",
+        apply: |settings, raw| {
+            settings.ca_certs = parse::optional_path(raw)?;
+            Ok(())
+        },
+        show: |settings| optional_path(settings.ca_certs.as_ref()),
+    },
+    Setting {
+        key: "cert_reqs",
+        section: Section::Ssl,
+        short: None,
+        long: &["cert-reqs"],
+        value_name: "INT",
+        arity: Arity::One,
+        env_default: None,
+        doc: "Client certificates, as Python's `ssl` numbers them: 0 (`none`) asks for none; 1 (`optional`) \
+              asks, and checks one presented against `--ca-certs`; 2 (`required`) refuses a client without a \
+              certificate signed by `--ca-certs`.",
+        apply: |settings, raw| {
+            let allowed = || "0 (none), 1 (optional) or 2 (required)".to_owned();
+            let text = parse::text(raw).map_err(|_| allowed())?;
+            settings.cert_reqs = runicorn_worker::tls::CertReqs::parse(&text).ok_or_else(allowed)?;
+            Ok(())
+        },
+        show: |settings| int(settings.cert_reqs.number()),
+    },
+    Setting {
+        key: "ciphers",
+        section: Section::Ssl,
+        short: None,
+        long: &["ciphers"],
+        value_name: "CIPHERS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The cipher suites offered, in order, separated by `:`; the default is rustls' own set (every suite \
+              below, TLS 1.3 ones first). Each is a suite rustls implements, by its IANA name as rustls spells it \
+              or OpenSSL's: `TLS13_AES_256_GCM_SHA384` (`TLS_AES_256_GCM_SHA384`), `TLS13_AES_128_GCM_SHA256`, \
+              `TLS13_CHACHA20_POLY1305_SHA256`, `TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384` \
+              (`ECDHE-ECDSA-AES256-GCM-SHA384`), `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`, \
+              `TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256`, `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384` \
+              (`ECDHE-RSA-AES256-GCM-SHA384`), `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`, \
+              `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`. OpenSSL cipher strings (`HIGH:!aNULL`, \
+              `ECDHE+AESGCM`) are refused: rustls has no such language, and no weaker suite to enable.",
+        apply: |settings, raw| {
+            let text = parse::text(raw)
+                .map_err(|_| "cipher-suite names separated by ':'".to_owned())?;
+            settings.ciphers = runicorn_worker::tls::parse_ciphers(&text).map_err(|reason| {
+                format!("cipher-suite names rustls implements, separated by ':' (docs/settings.md lists them): {reason}")
+            })?;
+            Ok(())
+        },
+        show: |settings| {
+            if settings.ciphers.is_empty() {
+                None
+            } else {
+                string(&settings.ciphers.join(":"))
+            }
+        },
+    },
+    Setting {
+        key: "ssl_version",
+        section: Section::Ssl,
+        short: None,
+        long: &["ssl-version"],
+        value_name: "VERSION",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The TLS versions spoken, as Gunicorn names Python's protocols: `TLS_SERVER` (also `TLS`, \
+              `SSLv23`, 2 or 17; the default) negotiates TLS 1.3 or 1.2; `TLSv1_2` (5) speaks TLS 1.2 only; \
+              `TLSv1_3` TLS 1.3 only. SSLv3, TLS 1.0 and 1.1 are refused: rustls does not implement them.",
+        apply: |settings, raw| {
+            let text = parse::text(raw).map_err(|_| "a protocol name such as TLS_SERVER".to_owned())?;
+            settings.ssl_version = runicorn_worker::tls::TlsVersions::parse(&text)
+                .map_err(|reason| format!("TLS_SERVER, TLSv1_2 or TLSv1_3 ({reason})"))?;
+            Ok(())
+        },
+        show: |settings| string(settings.ssl_version.name()),
+    },
     // --- worker processes
     Setting {
         key: "workers",

@@ -448,7 +448,7 @@ impl Arbiter {
     /// fork point, it returns the booted worker at once.
     fn run_master(&mut self) -> Role {
         for listener in &self.listeners {
-            let address = listener.describe();
+            let address = listener.describe_serving(self.settings.tls.is_some());
             tracing::info!(
                 listen = address.as_str(),
                 "Listening at: {address} ({})",

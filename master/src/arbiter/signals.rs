@@ -149,7 +149,11 @@ impl Arbiter {
         let old_preloaded = std::mem::replace(&mut self.preloaded, preloaded);
         let old_listeners = new_listeners.map(|(specs, listeners)| {
             for listener in &listeners {
-                tracing::info!("Listening at: {} ({})", listener.describe(), self.pid);
+                tracing::info!(
+                    "Listening at: {} ({})",
+                    listener.describe_serving(self.settings.tls.is_some()),
+                    self.pid
+                );
             }
             for path in super::owned_unix_paths(&self.settings, &listeners) {
                 if !self.unix_paths.contains(&path) {
