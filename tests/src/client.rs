@@ -7,6 +7,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long one read or write may block before the client gives up.
@@ -67,7 +68,13 @@ pub enum Stream {
     Tcp(TcpStream),
     /// Unix domain.
     Unix(UnixStream),
+    /// TLS over TCP (`crate::tls`), shared by a connection's reader and
+    /// writer halves.
+    Tls(Arc<Mutex<TlsClient>>),
 }
+
+/// A TLS client connection over TCP.
+pub type TlsClient = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 impl Stream {
     /// Connects with [`IO_TIMEOUT`] on connect, reads and writes.
@@ -83,6 +90,11 @@ impl Stream {
     /// Sets both the read and the write timeout.
     pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
         match self {
+            Stream::Tls(tls) => {
+                let tls = lock(tls);
+                tls.sock.set_read_timeout(Some(timeout))?;
+                tls.sock.set_write_timeout(Some(timeout))
+            }
             Stream::Tcp(stream) => {
                 stream.set_read_timeout(Some(timeout))?;
                 stream.set_write_timeout(Some(timeout))
@@ -97,6 +109,7 @@ impl Stream {
     /// Half-closes the write side (the server then sees end of stream).
     pub fn shutdown_write(&self) -> io::Result<()> {
         match self {
+            Stream::Tls(tls) => lock(tls).sock.shutdown(Shutdown::Write),
             Stream::Tcp(stream) => stream.shutdown(Shutdown::Write),
             Stream::Unix(stream) => stream.shutdown(Shutdown::Write),
         }
@@ -104,6 +117,7 @@ impl Stream {
 
     fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
+            Stream::Tls(tls) => Stream::Tls(Arc::clone(tls)),
             Stream::Tcp(stream) => Stream::Tcp(stream.try_clone()?),
             Stream::Unix(stream) => Stream::Unix(stream.try_clone()?),
         })
@@ -113,6 +127,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
+            Stream::Tls(tls) => lock(tls).read(buf),
             Stream::Tcp(stream) => stream.read(buf),
             Stream::Unix(stream) => stream.read(buf),
         }
@@ -122,6 +137,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
+            Stream::Tls(tls) => lock(tls).write(buf),
             Stream::Tcp(stream) => stream.write(buf),
             Stream::Unix(stream) => stream.write(buf),
         }
@@ -129,10 +145,16 @@ impl Write for Stream {
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
+            Stream::Tls(tls) => lock(tls).flush(),
             Stream::Tcp(stream) => stream.flush(),
             Stream::Unix(stream) => stream.flush(),
         }
     }
+}
+
+fn lock(tls: &Mutex<TlsClient>) -> std::sync::MutexGuard<'_, TlsClient> {
+    tls.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One parsed response.
@@ -226,6 +248,41 @@ impl Conn {
             reader,
             host: addr.host_header(),
         })
+    }
+
+    /// Connects to `addr` over TLS with `config`, the server named
+    /// `server_name`, and completes the handshake (a server that refuses
+    /// the client's certificate under TLS 1.3 says so only on the first read).
+    pub fn connect_tls(
+        addr: &Addr,
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<Conn> {
+        let Stream::Tcp(tcp) = Stream::connect(addr)? else {
+            return Err(invalid("TLS is over TCP"));
+        };
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|err| invalid(format!("bad server name: {err}")))?;
+        let client = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut tls = rustls::StreamOwned::new(client, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
+        let stream = Stream::Tls(Arc::new(Mutex::new(tls)));
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Conn {
+            writer: stream,
+            reader,
+            host: addr.host_header(),
+        })
+    }
+
+    /// The protocol ALPN settled on, for a TLS connection.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        match &self.writer {
+            Stream::Tls(tls) => lock(tls).conn.alpn_protocol().map(<[u8]>::to_vec),
+            _ => None,
+        }
     }
 
     /// Changes the read/write timeout (default [`IO_TIMEOUT`]).
