@@ -12,6 +12,9 @@
 //! `WouldBlock` (nothing more to read now) ends the call with it, as a
 //! plain socket's read would.
 //!
+//! Without waiting ([`Transport::read_now`], gthread's head reads) the
+//! handshake advances as far as the bytes that have arrived allow, then
+//! says `WouldBlock`, so a slow handshake is parked like a slow head.
 //! Plaintext rustls decrypted and holds counts as buffered input
 //! ([`Transport::has_buffered_input`]): a gthread connection is not parked
 //! in epoll, waiting for socket bytes, while a request already sits in it.
@@ -72,6 +75,23 @@ impl<S: Transport> TlsStream<S> {
             }
         }
         Ok(())
+    }
+
+    /// Sends what rustls has queued without waiting where the socket can
+    /// (a closing alert must never hold a poller), else within the write
+    /// timeout; best effort.
+    fn send_queued_now(&mut self) {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut Now(&mut self.socket)) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+                    let _ = self.send_queued();
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
     }
 
     /// Sets the socket's read timeout when it differs from the last one set.
@@ -157,8 +177,51 @@ impl<S: Transport> Transport for TlsStream<S> {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.tls.send_close_notify();
-        let sent = self.send_queued();
-        self.socket.shutdown_write().and(sent)
+        self.send_queued_now();
+        self.socket.shutdown_write()
+    }
+
+    /// What rustls holds, else what the socket has now, decrypted: the
+    /// handshake advances as far as the client's bytes allow
+    /// (`WouldBlock` then, and a gthread connection is parked until more
+    /// come or its head deadline passes).
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.tls.reader().read(buf) {
+                Ok(count) => return Ok(count),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(err) => return Err(err),
+            }
+            self.send_queued()?;
+            let received = self.tls.read_tls(&mut Now(&mut self.socket))?;
+            if let Err(err) = self.tls.process_new_packets() {
+                self.send_queued_now();
+                return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+            }
+            if received == 0 {
+                return match self.tls.reader().read(buf) {
+                    Ok(count) => Ok(count),
+                    Err(_) => Ok(0),
+                };
+            }
+        }
+    }
+
+    /// Encrypts `buf` and sends it without waiting: all of it, or
+    /// `WouldBlock` (a record may then be cut; the caller closes). Before
+    /// the handshake is done nothing can be said: `Unsupported`.
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.tls.is_handshaking() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let count = self.tls.writer().write(buf)?;
+        while self.tls.wants_write() {
+            if self.tls.write_tls(&mut Now(&mut self.socket))? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(count)
     }
 
     fn has_buffered_input(&mut self) -> bool {
@@ -174,8 +237,28 @@ impl<S: Transport> Transport for TlsStream<S> {
         // bad handshake) has had its alert.
         if !self.tls.is_handshaking() {
             self.tls.send_close_notify();
-            let _ = self.send_queued();
+            self.send_queued_now();
         }
+    }
+}
+
+/// The socket's reads and writes that do not wait ([`Transport::read_now`],
+/// [`Transport::write_now`]), as rustls's `Read` and `Write`.
+struct Now<'s, S>(&'s mut S);
+
+impl<S: Transport> Read for Now<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_now(buf)
+    }
+}
+
+impl<S: Transport> Write for Now<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_now(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -299,6 +382,20 @@ impl<S: Transport> Transport for Secured<S> {
         match self {
             Secured::Plain(socket) => socket.answer_begins(),
             Secured::Tls(tls) => tls.socket.answer_begins(),
+        }
+    }
+
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Secured::Plain(socket) => socket.read_now(buf),
+            Secured::Tls(tls) => tls.read_now(buf),
+        }
+    }
+
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Secured::Plain(socket) => socket.write_now(buf),
+            Secured::Tls(tls) => tls.write_now(buf),
         }
     }
 
