@@ -23,7 +23,7 @@ use std::os::fd::AsRawFd;
 
 use runicorn_http::{
     ConnConfig, ConnState, Exchange, ForwardedPolicy, ProxyPolicy, RequestDone, RequestHead,
-    Scheme, Transport,
+    Transport,
 };
 
 use crate::access::{request_id, AccessLog, Record, RequestIds};
@@ -160,19 +160,6 @@ impl Shared {
             statsd: None,
             tls: None,
         })
-    }
-
-    /// The same, serving every connection under `tls` (and telling apps
-    /// the scheme is `https`).
-    pub fn with_tls(mut self, tls: Option<Tls>) -> Shared {
-        let scheme = if tls.is_some() {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        };
-        self.forwarded = self.forwarded.with_own_scheme(scheme);
-        self.tls = tls;
-        self
     }
 
     /// The same, writing access lines in `access`'s format to this
