@@ -258,9 +258,23 @@ impl Conn {
         config: Arc<rustls::ClientConfig>,
         server_name: &str,
     ) -> io::Result<Conn> {
-        let Stream::Tcp(tcp) = Stream::connect(addr)? else {
+        Conn::connect_tls_after(addr, b"", config, server_name)
+    }
+
+    /// [`Conn::connect_tls`], sending `prefix` on the plain socket first
+    /// (a PROXY protocol header, which comes before TLS).
+    pub fn connect_tls_after(
+        addr: &Addr,
+        prefix: &[u8],
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<Conn> {
+        let Stream::Tcp(mut tcp) = Stream::connect(addr)? else {
             return Err(invalid("TLS is over TCP"));
         };
+        if !prefix.is_empty() {
+            tcp.write_all(prefix)?;
+        }
         let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
             .map_err(|err| invalid(format!("bad server name: {err}")))?;
         let client = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
@@ -275,6 +289,20 @@ impl Conn {
             reader,
             host: addr.host_header(),
         })
+    }
+
+    /// The TLS version and cipher suite settled on, as rustls names them
+    /// (`TLSv1_3`, `TLS13_AES_256_GCM_SHA384`), for a TLS connection.
+    pub fn tls_negotiated(&self) -> Option<(String, String)> {
+        match &self.writer {
+            Stream::Tls(tls) => {
+                let tls = lock(tls);
+                let version = format!("{:?}", tls.conn.protocol_version()?);
+                let suite = format!("{:?}", tls.conn.negotiated_cipher_suite()?.suite());
+                Some((version, suite))
+            }
+            _ => None,
+        }
     }
 
     /// The protocol ALPN settled on, for a TLS connection.

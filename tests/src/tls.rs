@@ -129,6 +129,28 @@ impl Pki {
         Arc::new(config)
     }
 
+    /// A client trusting `server` that speaks only `versions` and `suites`
+    /// (empty: rustls' defaults).
+    pub fn client_config_limited(
+        server: &Issued,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        suites: &[rustls::SupportedCipherSuite],
+    ) -> Arc<ClientConfig> {
+        // The server's provider too (deprecated only for lacking post-quantum
+        // key exchange).
+        #[allow(deprecated)]
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !suites.is_empty() {
+            provider.cipher_suites = suites.to_vec();
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .expect("versions the suites cover")
+            .with_root_certificates(roots(server))
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
     /// A client trusting this server, presenting the CA-signed client certificate.
     pub fn client_config_with_cert(&self) -> Arc<ClientConfig> {
         self.client_config_presenting(&self.server)

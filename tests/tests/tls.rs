@@ -18,6 +18,7 @@ use runicorn_tests::wait::{deadline, wait_until};
 
 runicorn_tests::class_matrix![
     get_and_post_keep_alive_over_tls,
+    a_proxy_protocol_header_comes_before_the_handshake,
     plain_http_to_the_tls_port_is_closed_unanswered,
     a_client_certificate_is_required,
     a_stalled_handshake_is_closed_at_the_deadline,
@@ -98,6 +99,44 @@ fn get_and_post_keep_alive_over_tls(class: Class) {
         server.stdout().lines().any(|line| line == "https /get"),
         "{}",
         server.stdout()
+    );
+}
+
+fn a_proxy_protocol_header_comes_before_the_handshake(class: Class) {
+    let pki = Pki::new();
+    let server_args = pki.server_args();
+    let server = class.start(
+        &args(&server_args, &["-w", "1", "--proxy-protocol", "v1"]),
+        "builtin:echo",
+    );
+    let header = b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n";
+    let mut conn = Conn::connect_tls_after(
+        server.addr(),
+        header,
+        Pki::client_config(&pki.server),
+        SERVER_NAME,
+    )
+    .unwrap_or_else(|err| panic!("TLS after a PROXY header: {err}\n{}", server.log()));
+    let response = conn.get("/").unwrap();
+    assert_eq!(response.status, 200, "{}", server.log());
+    let echo = response.json();
+    assert_eq!(echo["url_scheme"], "https", "{echo}");
+    assert!(
+        echo["peer"]
+            .as_str()
+            .is_some_and(|peer| peer.starts_with("192.0.2.7")),
+        "the header's client: {echo}"
+    );
+    // Without the header the connection never reaches TLS.
+    let refused =
+        match Conn::connect_tls(server.addr(), Pki::client_config(&pki.server), SERVER_NAME) {
+            Err(_) => true,
+            Ok(mut conn) => conn.get("/").is_err(),
+        };
+    assert!(
+        refused,
+        "--proxy-protocol v1 requires the header\n{}",
+        server.log()
     );
 }
 
@@ -366,4 +405,108 @@ fn a_python_wsgi_app_sees_the_https_scheme() {
     let response = conn.get("/").unwrap();
     assert_eq!(response.status, 200, "{}", server.log());
     assert_eq!(response.json()["wsgi.url_scheme"], "https");
+}
+
+#[test]
+fn ssl_version_and_ciphers_narrow_what_is_negotiated() {
+    let pki = Pki::new();
+    let server_args = pki.server_args();
+    // The defaults: TLS 1.3 with a TLS 1.3 client, TLS 1.2 with a 1.2 one.
+    let server = Class::Gthread.start(&args(&server_args, &["-w", "1"]), "builtin:hello");
+    let tls13 = Pki::client_config_limited(&pki.server, &[&rustls::version::TLS13], &[]);
+    let tls12 = Pki::client_config_limited(&pki.server, &[&rustls::version::TLS12], &[]);
+    let negotiated = |server: &Server, config| {
+        let mut conn = Conn::connect_tls(server.addr(), config, SERVER_NAME).ok()?;
+        (conn.get("/").ok()?.status == 200).then(|| conn.tls_negotiated())?
+    };
+    assert_eq!(
+        negotiated(&server, tls13.clone()).map(|n| n.0),
+        Some("TLSv1_3".to_owned())
+    );
+    assert_eq!(
+        negotiated(&server, tls12.clone()).map(|n| n.0),
+        Some("TLSv1_2".to_owned())
+    );
+    drop(server);
+    // --ssl-version TLSv1_2: a client speaking only 1.3 is refused.
+    let server = Class::Gthread.start(
+        &args(&server_args, &["-w", "1", "--ssl-version", "TLSv1_2"]),
+        "builtin:hello",
+    );
+    assert_eq!(negotiated(&server, tls13.clone()), None, "{}", server.log());
+    assert_eq!(
+        negotiated(&server, tls12).map(|n| n.0),
+        Some("TLSv1_2".to_owned())
+    );
+    drop(server);
+    // --ciphers: the one suite named is the one spoken.
+    let server = Class::Gthread.start(
+        &args(
+            &server_args,
+            &["-w", "1", "--ciphers", "TLS13_CHACHA20_POLY1305_SHA256"],
+        ),
+        "builtin:hello",
+    );
+    assert_eq!(
+        negotiated(&server, tls13).map(|n| n.1),
+        Some("TLS13_CHACHA20_POLY1305_SHA256".to_owned()),
+        "{}",
+        server.log()
+    );
+    let aes_only = Pki::client_config_limited(
+        &pki.server,
+        &[&rustls::version::TLS13],
+        &[rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
+    );
+    assert_eq!(
+        negotiated(&server, aes_only),
+        None,
+        "a suite not named is refused"
+    );
+    drop(server);
+    // An OpenSSL cipher string is refused at start, with the reason.
+    let exited = Server::start_expect_exit(args(
+        &server_args,
+        &[
+            "-b",
+            "127.0.0.1:0",
+            "--ciphers",
+            "HIGH:!aNULL",
+            "builtin:hello",
+        ],
+    ));
+    assert_ne!(exited.code(), 0);
+    assert!(exited.log.contains("cannot be honoured"), "{}", exited.log);
+}
+
+#[test]
+fn an_optional_client_certificate_is_checked_when_presented() {
+    let pki = Pki::new();
+    let server_args = pki.server_args();
+    let ca = pki.path("ca.pem").display().to_string();
+    let server = Class::Async.start(
+        &args(
+            &server_args,
+            &["-w", "1", "--cert-reqs", "optional", "--ca-certs", &ca],
+        ),
+        "builtin:hello",
+    );
+    assert_eq!(
+        status_trusting(&server, &pki.server),
+        Ok(200),
+        "none presented"
+    );
+    let mut conn =
+        Conn::connect_tls(server.addr(), pki.client_config_with_cert(), SERVER_NAME).unwrap();
+    assert_eq!(conn.get("/").unwrap().status, 200, "the CA's presented");
+    let stranger = Pki::new();
+    let refused = match Conn::connect_tls(
+        server.addr(),
+        stranger.client_config_presenting(&pki.server),
+        SERVER_NAME,
+    ) {
+        Err(_) => true,
+        Ok(mut conn) => conn.get("/").is_err(),
+    };
+    assert!(refused, "another CA's is refused\n{}", server.log());
 }
