@@ -96,6 +96,10 @@ pub enum ClientFault {
     /// The body broke its framing (a bad chunk, over the body limit): the
     /// driver answers its 4xx.
     BadBody,
+    /// The client was too slow: a body read past `--body-timeout` or
+    /// under `--body-min-rate` (the driver answers 408), or a write that
+    /// made no progress for `--write-timeout`.
+    Slow,
 }
 
 impl ClientFault {
@@ -109,6 +113,7 @@ impl ClientFault {
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::NotConnected => Some(ClientFault::Gone),
             io::ErrorKind::InvalidData => Some(ClientFault::BadBody),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Some(ClientFault::Slow),
             _ => None,
         }
     }
@@ -120,6 +125,9 @@ impl ClientFault {
                 tracing::debug!("Ignored premature client disconnection. {target}: {err}");
             }
             ClientFault::BadBody => log_invalid_request(peer, err),
+            ClientFault::Slow => {
+                tracing::debug!("Client too slow, timed out. {target}: {err}");
+            }
         }
     }
 }

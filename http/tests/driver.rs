@@ -388,9 +388,9 @@ fn zero_keep_alive_timeout_turns_keep_alive_off() {
 }
 
 #[test]
-fn zero_io_timeout_means_no_head_deadline() {
+fn zero_header_timeout_means_no_head_deadline() {
     let config = ConnConfig {
-        io_timeout: Duration::ZERO,
+        header_timeout: Duration::ZERO,
         ..ConnConfig::default()
     };
     let script = Script::new(&[b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"]);

@@ -74,9 +74,9 @@ fn keep_alive_then_idle_timeout_closes() {
 }
 
 #[test]
-fn a_stalled_head_gets_408_after_the_io_timeout() {
+fn a_stalled_head_gets_408_at_the_header_timeout() {
     let config = ConnConfig {
-        io_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
         ..ConnConfig::default()
     };
     let (addr, server) = serve_one(config);

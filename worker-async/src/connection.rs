@@ -19,7 +19,7 @@ use std::time::Duration;
 use runicorn_app::blocking::ClientFault;
 use std::os::fd::RawFd;
 
-use runicorn_http::{BodyRead, ConnConfig, ConnState, Forwarded};
+use runicorn_http::{BodyRead, ConnConfig, ConnState, Forwarded, SystemClock};
 use runicorn_worker::Unanswered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -47,13 +47,16 @@ pub(crate) struct Connection<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    /// A fresh connection; `peer` is `""` for unix sockets.
+    /// A connection accepted just now (its head deadline starts here);
+    /// `peer` is `""` for unix sockets.
     pub(crate) fn new(stream: S, peer: String, config: ConnConfig) -> Connection<S> {
+        let mut state = ConnState::new(config);
+        state.accepted_at(std::time::Instant::now());
         Connection {
             unanswered: Unanswered::none(),
             fd: -1,
             stream,
-            state: ConnState::new(config),
+            state,
             peer,
             server_addr: Arc::from(""),
             forwarded: Forwarded::default(),
@@ -98,9 +101,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Writes out the state's output within its write timeout, and tells
-    /// it how that went. (TCP and unix streams need no `flush` after
-    /// `write_all`.)
+    /// Writes out the state's output, each write within the write timeout
+    /// (progress restarts it: a client that reads slowly is not cut, one
+    /// that stops reading is), and tells the state how that went. (TCP and
+    /// unix streams need no `flush` after writing.)
     ///
     /// One write is tried first without a timer: a batch of responses
     /// almost always fits the socket buffer, so the common case costs one
@@ -134,19 +138,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Some(Err(err)) => Err(err),
             None => Ok(()),
         };
-        let result = match result {
-            Ok(()) if written < output.len() => {
-                let rest = stream.write_all(&output[written..]);
-                match self.state.write_timeout() {
-                    Some(timeout) => match tokio::time::timeout(timeout, rest).await {
-                        Ok(result) => result,
-                        Err(_) => Err(io::ErrorKind::TimedOut.into()),
-                    },
-                    None => rest.await,
+        let timeout = self.state.write_timeout();
+        let mut result = result;
+        while result.is_ok() && written < output.len() {
+            let write = stream.write(&output[written..]);
+            let step = match timeout {
+                Some(timeout) => match tokio::time::timeout(timeout, write).await {
+                    Ok(step) => step,
+                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                },
+                None => write.await,
+            };
+            result = match step {
+                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                Ok(count) => {
+                    written += count;
+                    Ok(())
                 }
-            }
-            other => other,
-        };
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(()),
+                Err(err) => Err(err),
+            };
+        }
         match result {
             Ok(()) => self.state.written(),
             Err(_) => self.state.write_failed(),
@@ -157,15 +169,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body.
     /// The first call sends `100 Continue` when the client asked for it. A
     /// malformed or over-limit body fails with `InvalidData`, a client that
-    /// closes early with `UnexpectedEof`, a slow one with `TimedOut`.
+    /// closes early with `UnexpectedEof`, a slow one (`--body-timeout`,
+    /// `--body-min-rate`) with `TimedOut`, answered 408.
     pub(crate) async fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.state.read_body(buf)? {
+            match self.state.read_body(buf, &SystemClock)? {
                 BodyRead::Data(count) => return Ok(count),
                 BodyRead::Read(wait) => {
                     self.flush().await?;
                     let result = self.read_within(wait.timeout).await;
-                    self.state.body_received(result)?;
+                    self.state.body_received(result, &SystemClock)?;
                 }
             }
         }

@@ -27,7 +27,7 @@ where
     // One timer per connection, moved lazily: a later deadline does not
     // re-arm it; when it fires early it is re-armed to the deadline then in
     // force. So keep-alive costs no timer operation per request.
-    let timer = tokio::time::sleep_until(Instant::now() + conn.state.config().io_timeout);
+    let timer = tokio::time::sleep_until(Instant::now() + conn.state.config().header_timeout);
     tokio::pin!(timer);
     loop {
         match conn.state.poll(&SystemClock) {

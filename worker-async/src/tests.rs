@@ -107,7 +107,9 @@ fn serving() -> Serving {
 
 fn config() -> ConnConfig {
     ConnConfig {
-        io_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(300),
+        write_timeout: Duration::from_millis(300),
         keepalive_timeout: Duration::from_millis(300),
         linger: Duration::from_millis(100),
         ..ConnConfig::default()

@@ -87,15 +87,20 @@ impl Socket {
 }
 
 /// How often the [`Sweeper`] looks: a tenth of the shortest timeout a
-/// connection's reads use (keep-alive, the client I/O timeout, the
-/// linger), within 10..100 ms.
+/// connection's reads use (keep-alive, the head deadline, the body
+/// timeout, the linger), within 10..100 ms.
 pub(crate) fn sweep_interval(config: &ConnConfig) -> Duration {
-    [config.keepalive_timeout, config.io_timeout, config.linger]
-        .into_iter()
-        .filter(|timeout| !timeout.is_zero())
-        .min()
-        .map_or(Duration::from_millis(100), |shortest| shortest / 10)
-        .clamp(Duration::from_millis(10), Duration::from_millis(100))
+    [
+        config.keepalive_timeout,
+        config.header_timeout,
+        config.body_timeout,
+        config.linger,
+    ]
+    .into_iter()
+    .filter(|timeout| !timeout.is_zero())
+    .min()
+    .map_or(Duration::from_millis(100), |shortest| shortest / 10)
+    .clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
 /// One connection's read deadline, as the sweeper sees it.
@@ -352,7 +357,7 @@ mod tests {
     #[test]
     fn a_sweep_comes_a_tenth_of_the_shortest_read_timeout_apart() {
         let config = ConnConfig::default();
-        // keep-alive 2 s, I/O 30 s, linger 1 s: a tenth of the linger.
+        // keep-alive 2 s, head 10 s, body 30 s, linger 1 s: a tenth of the linger.
         assert_eq!(sweep_interval(&config), Duration::from_millis(100));
         let short = ConnConfig {
             keepalive_timeout: Duration::from_millis(300),
@@ -360,7 +365,7 @@ mod tests {
         };
         assert_eq!(sweep_interval(&short), Duration::from_millis(30));
         let tiny = ConnConfig {
-            io_timeout: Duration::from_millis(20),
+            body_timeout: Duration::from_millis(20),
             ..short
         };
         assert_eq!(
@@ -370,7 +375,8 @@ mod tests {
         );
         let none = ConnConfig {
             keepalive_timeout: Duration::ZERO,
-            io_timeout: Duration::ZERO,
+            header_timeout: Duration::ZERO,
+            body_timeout: Duration::ZERO,
             linger: Duration::ZERO,
             ..config
         };

@@ -8,7 +8,7 @@
 //! pipe and the pool's doorbell; every connection that is not on a thread
 //! is parked in the hub (`pool::Hub`), an epoll set of its own where the
 //! pool threads wait. A fresh connection waits there for its first bytes
-//! (at most the head deadline, `Settings::client_timeout`), a kept-alive
+//! (at most the head deadline, `--header-timeout` from the accept), a kept-alive
 //! one for its next request (at most `--keep-alive`), one whose client
 //! sent part of a head for the rest (until that head's deadline, which the
 //! connection reports), and one lingering after an error answer for the

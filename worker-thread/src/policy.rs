@@ -27,9 +27,14 @@ pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
 }
 
 /// How long a fresh connection may wait in the poller for its first bytes:
-/// the head deadline, the same bound the driver puts on a whole head.
+/// the head deadline (`--header-timeout`), which the driver puts on the
+/// whole head from the same accept. Zero (no deadline) waits a year.
 pub(crate) fn head_deadline(settings: &Settings) -> Duration {
-    settings.client_timeout()
+    if settings.header_timeout.is_zero() {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        settings.header_timeout
+    }
 }
 
 /// What the poller knows when it decides whether to watch the listeners.
@@ -111,7 +116,12 @@ mod tests {
             ..Settings::default()
         };
         assert!(conn_config(&settings).keep_alive);
-        assert_eq!(head_deadline(&settings), Duration::from_secs(5));
+        assert_eq!(head_deadline(&settings), Duration::from_secs(10));
+        let no_deadline = Settings {
+            header_timeout: Duration::ZERO,
+            ..settings.clone()
+        };
+        assert!(head_deadline(&no_deadline) > Duration::from_secs(86400));
         let closing = Settings {
             keepalive: Duration::ZERO,
             ..settings

@@ -44,7 +44,7 @@ pub const PARTIAL_HEADER_PAUSE: Duration = Duration::from_millis(10);
 /// header: the head deadline, which runs from accept (`None`: no timeout
 /// configured).
 pub fn header_deadline(config: &ConnConfig, accepted: Instant) -> Option<Instant> {
-    (!config.io_timeout.is_zero()).then(|| accepted + config.io_timeout)
+    (!config.header_timeout.is_zero()).then(|| accepted + config.header_timeout)
 }
 
 /// A connection's socket as a header reader sees it: its descriptor, and

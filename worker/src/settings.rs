@@ -118,6 +118,22 @@ pub struct Settings {
     pub limit_request_field_size: usize,
     /// `--limit-request-body`: largest request body in bytes.
     pub limit_request_body: u64,
+    /// `--header-timeout`: the total deadline for a request head, from the
+    /// accept (a new connection) or the first byte (a kept-alive one);
+    /// zero: none.
+    pub header_timeout: Duration,
+    /// `--body-timeout`: the longest wait for the next body bytes; `None`:
+    /// [`Settings::client_timeout`]; zero: none.
+    pub body_timeout: Option<Duration>,
+    /// `--body-min-rate`: the least average body rate in bytes a second
+    /// after `body_min_rate_grace`; zero: off.
+    pub body_min_rate: u64,
+    /// `--body-min-rate-grace`: the waiting time a body gets before
+    /// `body_min_rate` applies.
+    pub body_min_rate_grace: Duration,
+    /// `--write-timeout`: the longest a write may go without progress;
+    /// `None`: [`Settings::client_timeout`]; zero: none.
+    pub write_timeout: Option<Duration>,
 
     // --- server mechanics
     /// `-p/--pid`: the pidfile.
@@ -224,6 +240,11 @@ impl Default for Settings {
             limit_request_fields: 100,
             limit_request_field_size: 8190,
             limit_request_body: 1 << 30,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: None,
+            body_min_rate: 500,
+            body_min_rate_grace: Duration::from_secs(20),
+            write_timeout: None,
             pidfile: None,
             umask: None,
             user: None,
@@ -254,10 +275,10 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The client I/O timeout every worker class uses for a request that has
-    /// started: reading the rest of a head or body, and writing a response.
-    /// Half of `--timeout` so the heartbeat wins the race; 30 s when the
-    /// timeout is disabled.
+    /// The default of `--body-timeout` and `--write-timeout`: half of
+    /// `--timeout`, so that a sync worker stuck on a slow client fails the
+    /// read or write before the master's heartbeat check kills it; 30 s
+    /// when the timeout is disabled.
     pub fn client_timeout(&self) -> Duration {
         if self.timeout.is_zero() {
             Duration::from_secs(30)
@@ -266,10 +287,11 @@ impl Settings {
         }
     }
 
-    /// The blocking driver's settings for a worker class: Gunicorn's
-    /// request limits, `--keep-alive` as the idle timeout, and
-    /// [`Settings::client_timeout`] on every client read and write. Whether
-    /// a connection is kept alive at all is the class's rule.
+    /// A connection's settings for a worker class: Gunicorn's request
+    /// limits, `--keep-alive` as the idle timeout, and the deadlines of
+    /// slow and greedy clients (`--header-timeout`, `--body-timeout`,
+    /// `--body-min-rate`, `--write-timeout`). Whether a connection is kept
+    /// alive at all is the class's rule.
     pub fn conn_config(&self, keep_alive: bool) -> ConnConfig {
         let limits = Limits::from_settings(
             self.limit_request_line,
@@ -280,7 +302,11 @@ impl Settings {
         let mut config = ConnConfig::new(limits);
         config.keep_alive = keep_alive;
         config.keepalive_timeout = self.keepalive;
-        config.io_timeout = self.client_timeout();
+        config.header_timeout = self.header_timeout;
+        config.body_timeout = self.body_timeout.unwrap_or_else(|| self.client_timeout());
+        config.body_min_rate = self.body_min_rate;
+        config.body_min_rate_grace = self.body_min_rate_grace;
+        config.write_timeout = self.write_timeout.unwrap_or_else(|| self.client_timeout());
         // Fixed for the worker's life: leaked once per connection setting
         // built (a worker builds one or two), so `ConnConfig` stays `Copy`.
         if self.accesslog.is_some() {
@@ -359,7 +385,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_driver_config_carries_the_limits_and_the_client_timeout() {
+    fn the_driver_config_carries_the_limits_and_the_deadlines() {
         let settings = Settings {
             timeout: Duration::from_secs(10),
             ..Settings::default()
@@ -367,7 +393,30 @@ mod tests {
         let config = settings.conn_config(true);
         assert!(config.keep_alive);
         assert_eq!(config.keepalive_timeout, settings.keepalive);
-        assert_eq!(config.io_timeout, Duration::from_secs(5));
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        // Half of --timeout unless set.
+        assert_eq!(config.body_timeout, Duration::from_secs(5));
+        assert_eq!(config.write_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (config.body_min_rate, config.body_min_rate_grace),
+            (500, Duration::from_secs(20))
+        );
+        let set = Settings {
+            header_timeout: Duration::ZERO,
+            body_timeout: Some(Duration::from_secs(3)),
+            body_min_rate: 0,
+            body_min_rate_grace: Duration::from_secs(4),
+            write_timeout: Some(Duration::ZERO),
+            ..settings.clone()
+        };
+        let config = set.conn_config(true);
+        assert_eq!(config.header_timeout, Duration::ZERO);
+        assert_eq!(config.body_timeout, Duration::from_secs(3));
+        assert_eq!(
+            (config.body_min_rate, config.body_min_rate_grace),
+            (0, Duration::from_secs(4))
+        );
+        assert_eq!(config.write_timeout, Duration::ZERO);
         assert_eq!(config.limits.request_line, 4094);
         assert!(!settings.conn_config(false).keep_alive);
     }

@@ -857,6 +857,100 @@ pub static SETTINGS: &[Setting] = &[
         },
         show: |settings| int(settings.limit_request_body),
     },
+    // --- slow and greedy clients (issue 16)
+    Setting {
+        key: "header_timeout",
+        section: Section::Security,
+        short: None,
+        long: &["header-timeout"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The total deadline for a request head. On a new connection it runs from the accept, so it also \
+              bounds the wait for the first byte (and a PROXY header or a TLS handshake before the head); on a \
+              kept-alive connection from the first byte of the next request (the wait for that byte is \
+              `--keep-alive`). A client with part of a head sent by then gets 408 and a close (a slowloris \
+              client dripping a byte a second); one that sent nothing is closed silently. 0: no deadline. \
+              Under `sync`, which serves one connection at a time, this bounds how long one slow client holds \
+              the worker: put a buffering proxy (nginx) in front of it, as Gunicorn's sync worker needs.",
+        apply: |settings, raw| {
+            settings.header_timeout = parse::seconds(raw)?;
+            Ok(())
+        },
+        show: |settings| seconds(settings.header_timeout),
+    },
+    Setting {
+        key: "body_timeout",
+        section: Section::Security,
+        short: None,
+        long: &["body-timeout"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The longest wait for the next bytes of a request body. Past it the client gets 408 (if no \
+              response started) and a close, and the app's body read fails (`wsgi.input.read` raises \
+              `OSError`): a body cut short is never passed off as complete. Unset: half of `--timeout` (15 s \
+              by default, 30 s with `--timeout 0`), so that a `sync` worker waiting on a slow client fails the \
+              read before the master kills it for silence. 0: no timeout.",
+        apply: |settings, raw| {
+            settings.body_timeout = Some(parse::seconds(raw)?);
+            Ok(())
+        },
+        show: |settings| settings.body_timeout.and_then(seconds),
+    },
+    Setting {
+        key: "body_min_rate",
+        section: Section::Security,
+        short: None,
+        long: &["body-min-rate"],
+        value_name: "BYTES_PER_SECOND",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The least average rate at which a request body must come once `--body-min-rate-grace` is used \
+              up: the time spent waiting for body bytes may be at most the grace plus one second per \
+              BYTES_PER_SECOND bytes received (Apache's `RequestReadTimeout body=20,MinRate=500`, the \
+              defaults). Time the app spends between its reads does not count. A slower body ends as a \
+              `--body-timeout` does: 408, and a failed read for the app. 0: no minimum.",
+        apply: |settings, raw| {
+            settings.body_min_rate = parse::unsigned(raw, 0)?;
+            Ok(())
+        },
+        show: |settings| int(settings.body_min_rate),
+    },
+    Setting {
+        key: "body_min_rate_grace",
+        section: Section::Security,
+        short: None,
+        long: &["body-min-rate-grace"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The waiting time a request body gets before `--body-min-rate` applies.",
+        apply: |settings, raw| {
+            settings.body_min_rate_grace = parse::seconds(raw)?;
+            Ok(())
+        },
+        show: |settings| seconds(settings.body_min_rate_grace),
+    },
+    Setting {
+        key: "write_timeout",
+        section: Section::Security,
+        short: None,
+        long: &["write-timeout"],
+        value_name: "SECONDS",
+        arity: Arity::One,
+        env_default: None,
+        doc: "The longest a write to a client may go without progress (a client that does not read, such as \
+              one that pipelines requests and never reads the answers); the connection is then closed. \
+              A write that makes some progress starts the wait again. Meanwhile the worker reads nothing more \
+              from that connection and buffers at most 64 KiB of its answers plus one write of the app. \
+              Unset: half of `--timeout` (15 s by default, 30 s with `--timeout 0`). 0: no timeout.",
+        apply: |settings, raw| {
+            settings.write_timeout = Some(parse::seconds(raw)?);
+            Ok(())
+        },
+        show: |settings| settings.write_timeout.and_then(seconds),
+    },
     // --- server mechanics
     Setting {
         key: "daemon",

@@ -68,10 +68,12 @@ pub struct Connection<S> {
 }
 
 impl<S: Transport> Connection<S> {
-    /// Wrap an accepted stream. `peer` is the client address as text
-    /// (`""` for unix sockets). Sets the stream's write timeout.
+    /// Wrap a stream accepted just now (its head deadline starts here).
+    /// `peer` is the client address as text (`""` for unix sockets). Sets
+    /// the stream's write timeout.
     pub fn new(mut stream: S, peer: impl Into<String>, config: ConnConfig) -> Connection<S> {
-        let state = ConnState::new(config);
+        let mut state = ConnState::new(config);
+        state.accepted_at(Instant::now());
         // A failure here shows up on the first write instead.
         let _ = stream.set_write_timeout(state.write_timeout());
         Connection {
@@ -105,6 +107,13 @@ impl<S: Transport> Connection<S> {
     /// Bytes received and not yet consumed (a pipelined or partial request).
     pub fn has_buffered(&self) -> bool {
         self.state.has_buffered()
+    }
+
+    /// When the head now awaited must be complete (see
+    /// [`ConnState::head_deadline`]): what is read before it (a PROXY
+    /// header, a TLS handshake) must end by then too.
+    pub fn head_deadline(&self) -> Option<Instant> {
+        self.state.head_deadline()
     }
 
     /// Requests served on this connection so far.

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use crate::driver::transport::{Transport, Wire};
+use crate::driver::transport::{SystemClock, Transport, Wire};
 use crate::proto::conn::{BodyRead, ConnState};
 use crate::proto::head::{Header, RequestHead};
 
@@ -48,15 +48,16 @@ impl<'a> Exchange<'a> {
     /// The first call sends `100 Continue` when the client asked for it.
     /// A malformed or over-limit body fails with `InvalidData` (and the
     /// driver answers its status if no response started); a client that
-    /// closes early fails with `UnexpectedEof`; a slow one with `TimedOut`.
+    /// closes early fails with `UnexpectedEof`; a slow one (`--body-timeout`,
+    /// `--body-min-rate`) with `TimedOut`, answered 408.
     pub fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.state.read_body(buf)? {
+            match self.state.read_body(buf, &SystemClock)? {
                 BodyRead::Data(count) => return Ok(count),
                 BodyRead::Read(wait) => {
                     self.wire.write(self.state)?;
                     let result = self.wire.read(self.state, wait.timeout);
-                    self.state.body_received(result)?;
+                    self.state.body_received(result, &SystemClock)?;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! What a worker class sets for its connections: [`ConnConfig`] (limits,
-//! keep-alive, timeouts, drain, linger), the one settings type of the
-//! connection state machine whichever driver runs it.
+//! keep-alive, the deadlines of slow and greedy clients, drain, linger),
+//! the one settings type of the connection state machine whichever driver
+//! runs it.
 
 use std::time::Duration;
 
@@ -18,10 +19,33 @@ pub struct ConnConfig {
     /// connection (a driver that parks idle connections times it itself).
     /// Zero turns keep-alive off, as `--keep-alive 0` does in Gunicorn.
     pub keepalive_timeout: Duration,
-    /// The client I/O timeout: each read and write within a request, and
-    /// the deadline for receiving a whole head once its first byte came.
-    /// Zero means no timeout.
-    pub io_timeout: Duration,
+    /// `--header-timeout`: the total deadline for a request head. For a
+    /// new connection it runs from its accept (see
+    /// [`ConnState::accepted_at`](crate::ConnState::accepted_at)), so it
+    /// also bounds the wait for the first byte and anything read before
+    /// the head (a PROXY header, a TLS handshake); on a kept-alive
+    /// connection from the first byte of the next request. A client that
+    /// sent part of a head is answered 408; one that sent nothing is
+    /// closed silently. Zero means no deadline.
+    pub header_timeout: Duration,
+    /// `--body-timeout`: the longest wait for the next bytes of a request
+    /// body (each read the app's body read needs, and the drain of an
+    /// unread body). A body read that times out answers 408 (if no
+    /// response started) and fails the app's read. Zero means no timeout.
+    pub body_timeout: Duration,
+    /// `--body-min-rate`: the least average rate, in bytes a second, at
+    /// which a body must come once [`ConnConfig::body_min_rate_grace`] is
+    /// used up: the time spent waiting for body bytes may be at most the
+    /// grace plus one second per `body_min_rate` bytes received (Apache's
+    /// `mod_reqtimeout` `MinRate`). Zero turns the rule off.
+    pub body_min_rate: u64,
+    /// `--body-min-rate-grace`: the waiting time a body gets before
+    /// [`ConnConfig::body_min_rate`] applies.
+    pub body_min_rate_grace: Duration,
+    /// `--write-timeout`: the longest a write may go without progress
+    /// (a client that does not read); the connection is then closed. A
+    /// partial write starts the wait again. Zero means no timeout.
+    pub write_timeout: Duration,
     /// Unread request-body bytes read and discarded to keep a connection
     /// open; a larger unread body closes it (with `Connection: close`).
     pub max_drain: u64,
@@ -40,14 +64,19 @@ pub struct ConnConfig {
 }
 
 impl ConnConfig {
-    /// Defaults: keep-alive on, 2 s keep-alive (Gunicorn's), 30 s I/O
-    /// timeout, 64 KiB drain, 1 s linger.
+    /// Defaults: keep-alive on, 2 s keep-alive (Gunicorn's), a 10 s head
+    /// deadline, 30 s body and write timeouts, no minimum body rate (20 s
+    /// of grace when one is set), 64 KiB drain, 1 s linger.
     pub fn new(limits: Limits) -> ConnConfig {
         ConnConfig {
             limits,
             keep_alive: true,
             keepalive_timeout: Duration::from_secs(2),
-            io_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            body_min_rate: 0,
+            body_min_rate_grace: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(30),
             max_drain: 64 * 1024,
             linger: Duration::from_secs(1),
             kept_response_fields: &[],

@@ -16,9 +16,19 @@
 //! - **Keep-alive and pipelining**: every complete head buffered is served
 //!   in turn; responses are batched in one output buffer, written before the
 //!   next read (or once [`FLUSH_THRESHOLD`] bytes are waiting).
-//! - **Timeouts**: the keep-alive wait between requests, the I/O timeout
-//!   for each read within a request, and a deadline for a whole head once
-//!   its first byte came (408 after it).
+//! - **Deadlines for slow and greedy clients**: a total deadline for a
+//!   head (`header_timeout`: from the accept for a new connection, so the
+//!   wait for its first byte and whatever comes before the head are in it,
+//!   see [`ConnState::accepted_at`]; from the first byte of the next
+//!   request on a kept-alive one, whose wait for that byte is the
+//!   keep-alive timeout), 408 after it (a silent close when nothing came);
+//!   body reads with an idle timeout and a minimum average rate after a
+//!   grace (408 and a failed read for the app, never a short body passed
+//!   off as whole); the write timeout a driver puts on each write
+//!   ([`ConnState::write_timeout`]); and the output never grows past
+//!   [`FLUSH_THRESHOLD`] plus one write of the app before it is written
+//!   out, with nothing read meanwhile, so a client that pipelines and never
+//!   reads costs bounded memory and is closed at the write timeout.
 //! - **Bad requests**: a malformed or over-limit head gets its status, then
 //!   a lingering close (the output is written, the sending half shut, and the
 //!   client's unread input read and dropped for up to `linger`, at most
@@ -110,6 +120,8 @@ pub struct ConnState {
     /// When the head being received must be complete, or the lingering
     /// close end.
     deadline: Option<Instant>,
+    /// The current request's body, as the minimum rate judges it.
+    body_pace: BodyPace,
     /// In a request, its body error (answered if no response started); in
     /// [`Phase::Reject`], why the request was refused when it is a bad
     /// request for the worker's log.
@@ -145,6 +157,7 @@ impl ConnState {
             partial_len: 0,
             parses: 0,
             deadline: None,
+            body_pace: BodyPace::default(),
             error: None,
             io_failed: false,
             retiring: None,
@@ -157,6 +170,28 @@ impl ConnState {
     /// this connection says `Connection: close` (see [`Retiring`]).
     pub fn watch_retirement(&mut self, retiring: Arc<dyn Retiring>) {
         self.retiring = Some(retiring);
+    }
+
+    /// The connection was accepted at `now`: its first head's deadline
+    /// (`header_timeout`) runs from here, so the wait for its first byte,
+    /// and anything a worker reads before the head (a PROXY header, a TLS
+    /// handshake: see [`ConnState::head_deadline`]), count against it. A
+    /// driver that does not call this starts the deadline at its first poll.
+    pub fn accepted_at(&mut self, now: Instant) {
+        if self.requests == 0 && self.phase == Phase::Head {
+            self.deadline = nonzero(self.config.header_timeout).map(|timeout| now + timeout);
+        }
+    }
+
+    /// When the head now awaited must be complete (`None`: no deadline
+    /// running, as between kept-alive requests before the next byte).
+    /// What a worker reads before the head (a PROXY header, a TLS
+    /// handshake) must end by then too; past it, the connection is closed.
+    pub fn head_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Head => self.deadline,
+            _ => None,
+        }
     }
 
     /// The settings this connection runs under.
@@ -212,16 +247,11 @@ impl ConnState {
         if !self.output.is_empty() {
             return Action::Write;
         }
-        if self.input.is_empty() {
-            let idle = self.requests > 0;
-            let timeout = if idle {
-                self.config.keepalive_timeout
-            } else {
-                self.config.io_timeout
-            };
+        if self.input.is_empty() && self.requests > 0 {
+            // Kept alive: the head deadline starts with the next byte.
             return Action::Read(ReadWait {
-                timeout: nonzero(timeout),
-                idle,
+                timeout: nonzero(self.config.keepalive_timeout),
+                idle: true,
             });
         }
         self.head_wait(clock)
@@ -251,20 +281,26 @@ impl ConnState {
         }
     }
 
-    /// The wait for the rest of a partial head, within its deadline (no I/O
-    /// timeout configured means no deadline either); 408 after it.
+    /// The wait for a head (a new connection's first byte, or the rest of
+    /// a partial head) within its deadline (no `header_timeout` means no
+    /// deadline); past it, 408 for a partial head, a silent close when
+    /// nothing came.
     #[cold]
     fn head_wait<C: Clock + ?Sized>(&mut self, clock: &C) -> Action {
-        let Some(io_timeout) = nonzero(self.config.io_timeout) else {
+        let Some(header_timeout) = nonzero(self.config.header_timeout) else {
             return Action::Read(ReadWait {
                 timeout: None,
                 idle: false,
             });
         };
         let now = clock.now();
-        let deadline = *self.deadline.get_or_insert(now + io_timeout);
+        let deadline = *self.deadline.get_or_insert(now + header_timeout);
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
+            if self.input.is_empty() {
+                self.phase = Phase::Closed;
+                return Action::Close;
+            }
             self.reject(408, clock);
             return self.poll_closing(true);
         }
@@ -290,7 +326,7 @@ impl ConnState {
         if !self.output.is_empty() {
             return Action::Write;
         }
-        Action::Read(self.io_wait())
+        Action::Read(self.drain_wait())
     }
 
     #[inline(never)]
@@ -403,8 +439,10 @@ impl ConnState {
                 _ => self.phase = Phase::Closed,
             },
             Phase::Request => {
-                // A driver reading on the app's behalf uses body_received.
-                let _ = self.body_received(result);
+                // A driver reading on the app's behalf uses body_received
+                // (which also counts the wait for the minimum rate).
+                self.body_pace.since = None;
+                let _ = self.body_result(result);
             }
             Phase::Reject(_) | Phase::Closing { .. } | Phase::Closed => {}
         }
@@ -439,9 +477,12 @@ impl ConnState {
         }
     }
 
-    /// The I/O timeout a driver puts on each write (`None`: no timeout).
+    /// The timeout a driver puts on each write (`None`: no timeout): a
+    /// write that makes no progress for this long fails, and the
+    /// connection closes. Progress restarts it (each system call's own
+    /// timeout, as `SO_SNDTIMEO` times each `send`).
     pub fn write_timeout(&self) -> Option<Duration> {
-        nonzero(self.config.io_timeout)
+        nonzero(self.config.write_timeout)
     }
 
     /// Requests started on this connection so far.
@@ -509,6 +550,7 @@ impl ConnState {
     fn start_request<C: Clock + ?Sized>(&mut self, info: RequestInfo, clock: &C) {
         self.requests += 1;
         self.deadline = None;
+        self.body_pace = BodyPace::default();
         self.date.update(clock.wall());
         let options = CycleOptions {
             keep_alive: self.config.keep_alive,
@@ -533,12 +575,25 @@ impl ConnState {
         self.phase = Phase::Closing { linger: true };
     }
 
-    fn io_wait(&self) -> ReadWait {
+    /// The wait for more of an unread body being drained.
+    fn drain_wait(&self) -> ReadWait {
         ReadWait {
-            timeout: nonzero(self.config.io_timeout),
+            timeout: nonzero(self.config.body_timeout),
             idle: false,
         }
     }
+}
+
+/// A request body's pace, for `body_min_rate`: the time spent waiting for
+/// body bytes and the bytes those waits brought.
+#[derive(Debug, Clone, Copy, Default)]
+struct BodyPace {
+    /// When the read in progress started waiting.
+    since: Option<Instant>,
+    /// Time spent waiting for the body so far.
+    waited: Duration,
+    /// Body bytes (as framed on the wire) the waits brought.
+    received: u64,
 }
 
 /// A duration, `None` when zero (zero means no timeout in the settings).

@@ -129,6 +129,12 @@ pub enum ParseError {
     /// The client closed the connection before the body ended.
     #[error("connection closed before the request body ended")]
     IncompleteBody,
+    /// The body did not come in time: no bytes for `--body-timeout`, or
+    /// slower on average than `--body-min-rate` after its grace.
+    #[error(
+        "request body too slow (no bytes within --body-timeout, or slower than --body-min-rate after --body-min-rate-grace)"
+    )]
+    BodyTimeout,
 }
 
 impl ParseError {
@@ -141,6 +147,7 @@ impl ParseError {
             | ParseError::HeadTooLarge { .. }
             | ParseError::TrailersTooLarge => 431,
             ParseError::BodyTooLarge { .. } => 413,
+            ParseError::BodyTimeout => 408,
             ParseError::UnknownTransferCoding => 501,
             ParseError::UnsupportedExpect => 417,
             ParseError::UnsupportedVersion => 505,

@@ -5,7 +5,9 @@
 
 use std::io;
 
-use super::{BodyRead, ConnState, Phase, RequestEnd, FLUSH_THRESHOLD};
+use std::time::Duration;
+
+use super::{nonzero, BodyRead, Clock, ConnState, Phase, ReadWait, RequestEnd, FLUSH_THRESHOLD};
 use crate::proto::error::{ParseError, ResponseError};
 use crate::proto::head::{Header, RequestHead};
 use crate::proto::kept::KeptFields;
@@ -17,11 +19,17 @@ impl ConnState {
         &self.head
     }
 
-    /// Copy request body bytes into `buf`, or say what must be read first.
-    /// The first call queues `100 Continue` when the client asked for it. A
-    /// malformed or over-limit body fails with `InvalidData` (and its status
-    /// is answered if no response started).
-    pub fn read_body(&mut self, buf: &mut [u8]) -> io::Result<BodyRead> {
+    /// Copy request body bytes into `buf`, or say what must be read first
+    /// (within `body_timeout`, and the time `body_min_rate` leaves). The
+    /// first call queues `100 Continue` when the client asked for it. A
+    /// malformed or over-limit body fails with `InvalidData`, one too slow
+    /// for `body_min_rate` with `TimedOut` (and their status is answered if
+    /// no response started).
+    pub fn read_body<C: Clock + ?Sized>(
+        &mut self,
+        buf: &mut [u8],
+        clock: &C,
+    ) -> io::Result<BodyRead> {
         if buf.is_empty() || self.cycle.body_done() {
             return Ok(BodyRead::Data(0));
         }
@@ -50,13 +58,65 @@ impl ConnState {
         if self.cycle.body_done() {
             return Ok(BodyRead::Data(0));
         }
-        Ok(BodyRead::Read(self.io_wait()))
+        self.body_wait(clock).map(BodyRead::Read)
+    }
+
+    /// The wait for more body bytes: `body_timeout`, shortened to what the
+    /// minimum rate leaves; `TimedOut` (answered 408) when nothing is left.
+    fn body_wait<C: Clock + ?Sized>(&mut self, clock: &C) -> io::Result<ReadWait> {
+        let idle = nonzero(self.config.body_timeout);
+        let rate = self.config.body_min_rate;
+        if rate == 0 {
+            return Ok(ReadWait {
+                timeout: idle,
+                idle: false,
+            });
+        }
+        // Waiting may take the grace plus a second per `rate` bytes in all.
+        let earned = Duration::from_secs_f64(self.body_pace.received as f64 / rate as f64);
+        let allowed = self.config.body_min_rate_grace.saturating_add(earned);
+        let left = allowed.saturating_sub(self.body_pace.waited);
+        if left.is_zero() {
+            return Err(self.body_timed_out());
+        }
+        self.body_pace.since = Some(clock.now());
+        Ok(ReadWait {
+            timeout: Some(idle.map_or(left, |idle| idle.min(left))),
+            idle: false,
+        })
+    }
+
+    /// The body did not come in time: answered 408 if no response
+    /// started, and the app's read fails with `TimedOut`.
+    #[cold]
+    fn body_timed_out(&mut self) -> io::Error {
+        let err = ParseError::BodyTimeout;
+        self.error = Some(err.clone());
+        self.cycle.abort();
+        io::Error::new(io::ErrorKind::TimedOut, err)
     }
 
     /// The result of the read asked for by [`BodyRead::Read`]. An error is
-    /// the app's to see: a client that closed early is `UnexpectedEof`, a
-    /// slow one `TimedOut`; either ends the connection after this request.
-    pub fn body_received(&mut self, result: io::Result<usize>) -> io::Result<()> {
+    /// the app's to see: a client that closed early is `UnexpectedEof`
+    /// (answered 400), a slow one `TimedOut` (answered 408, if no response
+    /// started); either ends the connection after this request.
+    pub fn body_received<C: Clock + ?Sized>(
+        &mut self,
+        result: io::Result<usize>,
+        clock: &C,
+    ) -> io::Result<()> {
+        if let Some(since) = self.body_pace.since.take() {
+            let waited = clock.now().saturating_duration_since(since);
+            self.body_pace.waited = self.body_pace.waited.saturating_add(waited);
+            if let Ok(count) = result {
+                self.body_pace.received = self.body_pace.received.saturating_add(count as u64);
+            }
+        }
+        self.body_result(result)
+    }
+
+    /// A body read's result, judged.
+    pub(super) fn body_result(&mut self, result: io::Result<usize>) -> io::Result<()> {
         match result {
             Ok(0) => {
                 let err = ParseError::IncompleteBody;
@@ -69,6 +129,7 @@ impl ConnState {
                 Ok(())
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(err) if super::is_timeout(&err) => Err(self.body_timed_out()),
             Err(err) => {
                 self.cycle.abort();
                 self.io_failed = true;

@@ -43,7 +43,10 @@ const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 fn config() -> ConnConfig {
     ConnConfig {
         keepalive_timeout: Duration::from_secs(2),
-        io_timeout: Duration::from_secs(30),
+        header_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(30),
+        body_min_rate: 0,
+        write_timeout: Duration::from_secs(30),
         linger: Duration::from_secs(1),
         ..ConnConfig::default()
     }
@@ -291,10 +294,11 @@ fn a_head_not_complete_by_its_deadline_gets_408() {
 }
 
 #[test]
-fn without_an_io_timeout_a_partial_head_has_no_deadline() {
+fn without_a_header_timeout_a_head_has_no_deadline() {
     let clock = FakeClock::new();
     let mut config = config();
-    config.io_timeout = Duration::ZERO;
+    config.header_timeout = Duration::ZERO;
+    config.write_timeout = Duration::ZERO;
     let mut state = ConnState::new(config);
     assert_eq!(state.poll(&clock), read_wait(None, false));
     feed(&mut state, b"GET / HTTP/1.1\r\n");
@@ -358,7 +362,7 @@ fn the_body_is_read_through_the_state_with_100_continue_first() {
     );
     assert_eq!(state.poll(&clock), Action::Serve);
     let mut buf = [0u8; 16];
-    let BodyRead::Read(wait) = state.read_body(&mut buf).unwrap() else {
+    let BodyRead::Read(wait) = state.read_body(&mut buf, &clock).unwrap() else {
         panic!("nothing of the body is buffered yet");
     };
     assert_eq!(wait.timeout, Some(Duration::from_secs(30)));
@@ -366,10 +370,16 @@ fn the_body_is_read_through_the_state_with_100_continue_first() {
     state.written();
     let spare = state.read_buf().unwrap();
     spare[..5].copy_from_slice(b"hello");
-    state.body_received(Ok(5)).unwrap();
-    assert_eq!(state.read_body(&mut buf).unwrap(), BodyRead::Data(5));
+    state.body_received(Ok(5), &clock).unwrap();
+    assert_eq!(
+        state.read_body(&mut buf, &clock).unwrap(),
+        BodyRead::Data(5)
+    );
     assert_eq!(&buf[..5], b"hello");
-    assert_eq!(state.read_body(&mut buf).unwrap(), BodyRead::Data(0));
+    assert_eq!(
+        state.read_body(&mut buf, &clock).unwrap(),
+        BodyRead::Data(0)
+    );
     assert!(state.body_done());
     hello(&mut state);
     assert!(state.finish().keep_alive);
@@ -386,12 +396,15 @@ fn a_client_gone_mid_body_fails_the_read_and_the_request_gets_400() {
     );
     assert_eq!(state.poll(&clock), Action::Serve);
     let mut buf = [0u8; 16];
-    assert_eq!(state.read_body(&mut buf).unwrap(), BodyRead::Data(2));
+    assert_eq!(
+        state.read_body(&mut buf, &clock).unwrap(),
+        BodyRead::Data(2)
+    );
     assert!(matches!(
-        state.read_body(&mut buf).unwrap(),
+        state.read_body(&mut buf, &clock).unwrap(),
         BodyRead::Read(_)
     ));
-    let err = state.body_received(Ok(0)).unwrap_err();
+    let err = state.body_received(Ok(0), &clock).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     let end = state.finish();
     assert_eq!(end.status, 400);
@@ -653,4 +666,286 @@ fn a_response_the_state_makes_itself_carries_the_request_id() {
     let (head, _) = output.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 500 "), "{output}");
     assert!(head.ends_with("\r\nX-Request-ID: id-500"), "{output}");
+}
+
+/// A config with the slow-client deadlines of these tests: a 10 s head
+/// deadline, a 5 s body timeout, 100 B/s after 4 s of grace.
+fn deadlines() -> ConnConfig {
+    ConnConfig {
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(5),
+        body_min_rate: 100,
+        body_min_rate_grace: Duration::from_secs(4),
+        ..config()
+    }
+}
+
+#[test]
+fn a_new_connections_head_deadline_runs_from_its_accept_and_a_silent_one_is_closed_silently() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(deadlines());
+    state.accepted_at(clock.now());
+    assert_eq!(
+        state.head_deadline(),
+        Some(clock.now() + Duration::from_secs(10)),
+        "known before the first poll (a PROXY header, a TLS handshake)"
+    );
+    // Time spent before the first poll (a handshake) counts.
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(6)), false)
+    );
+    // A read that ends before the deadline with nothing leaves less time.
+    clock.advance(Duration::from_secs(5));
+    state.received(Err(io::ErrorKind::Interrupted.into()));
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(1)), false)
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(state.poll(&clock), Action::Close, "nothing came: no answer");
+    assert!(state.output().is_empty());
+}
+
+#[test]
+fn a_head_dripped_byte_by_byte_gets_408_at_the_deadline_from_the_accept() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(deadlines());
+    state.accepted_at(clock.now());
+    clock.advance(Duration::from_secs(3));
+    state.poll(&clock);
+    let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    for byte in &head[..7] {
+        feed(&mut state, std::slice::from_ref(byte));
+        assert!(matches!(state.poll(&clock), Action::Read(_)));
+        clock.advance(Duration::from_secs(1));
+    }
+    // 3 + 7 seconds: the 10 s deadline from the accept.
+    feed(&mut state, &head[7..8]);
+    assert_eq!(state.poll(&clock), Action::Write);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 408 "));
+    assert_eq!(state.poll(&clock), Action::Shutdown, "a lingering close");
+}
+
+#[test]
+fn a_kept_alive_connection_waits_keep_alive_then_gets_a_head_deadline_from_its_first_byte() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(deadlines());
+    state.accepted_at(clock.now());
+    feed(&mut state, GET);
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    state.finish();
+    assert_eq!(state.poll(&clock), Action::Write);
+    state.written();
+    assert_eq!(state.head_deadline(), None, "no deadline before a byte");
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(2)), true)
+    );
+    clock.advance(Duration::from_secs(1));
+    feed(&mut state, b"G");
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(10)), false),
+        "the whole header timeout from the first byte"
+    );
+    assert_eq!(
+        state.head_deadline(),
+        Some(clock.now() + Duration::from_secs(10))
+    );
+}
+
+/// A POST of `length` bytes, served: the app is about to read its body.
+fn posted(clock: &FakeClock, config: ConnConfig, length: usize) -> ConnState {
+    let mut state = ConnState::new(config);
+    state.accepted_at(clock.now());
+    feed(
+        &mut state,
+        format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(state.poll(clock), Action::Serve);
+    state
+}
+
+/// What the app's next body read gets: the wait it needs, or its error.
+fn next_wait(state: &mut ConnState, clock: &FakeClock) -> io::Result<Option<Duration>> {
+    let mut buf = [0u8; 64];
+    match state.read_body(&mut buf, clock)? {
+        BodyRead::Read(wait) => Ok(wait.timeout),
+        BodyRead::Data(count) => panic!("{count} bytes buffered"),
+    }
+}
+
+/// Hands `bytes` of body to the state as the read asked for brought them,
+/// after `waited`, and lets the app take them.
+fn body_bytes(state: &mut ConnState, clock: &FakeClock, bytes: &[u8], waited: Duration) {
+    clock.advance(waited);
+    let buf = state.read_buf().unwrap();
+    buf[..bytes.len()].copy_from_slice(bytes);
+    state.body_received(Ok(bytes.len()), clock).unwrap();
+    let mut out = [0u8; 64];
+    assert_eq!(
+        state.read_body(&mut out, clock).unwrap(),
+        BodyRead::Data(bytes.len())
+    );
+}
+
+#[test]
+fn a_body_read_that_times_out_fails_the_app_and_answers_408_never_a_short_body() {
+    let clock = FakeClock::new();
+    let config = ConnConfig {
+        body_min_rate: 0,
+        ..deadlines()
+    };
+    let mut state = posted(&clock, config, 10);
+    assert_eq!(
+        next_wait(&mut state, &clock).unwrap(),
+        Some(Duration::from_secs(5)),
+        "--body-timeout"
+    );
+    body_bytes(&mut state, &clock, b"01234", Duration::from_secs(1));
+    assert!(next_wait(&mut state, &clock).is_ok());
+    let err = state
+        .body_received(Err(io::ErrorKind::WouldBlock.into()), &clock)
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    // Every later read fails too: the body never looks complete.
+    let mut buf = [0u8; 8];
+    assert!(state.read_body(&mut buf, &clock).is_err());
+    assert!(!state.body_done());
+    let end = state.finish();
+    assert_eq!(end.status, 408);
+    assert_eq!(end.body_error, Some(ParseError::BodyTimeout));
+    assert!(!end.keep_alive);
+    assert_eq!(state.poll(&clock), Action::Write);
+    let output = take_output(&mut state);
+    assert!(output.starts_with("HTTP/1.1 408 "), "{output}");
+    assert_eq!(state.poll(&clock), Action::Shutdown, "a lingering close");
+}
+
+#[test]
+fn a_body_slower_than_the_minimum_rate_after_its_grace_is_cut_with_408() {
+    let clock = FakeClock::new();
+    let mut state = posted(&clock, deadlines(), 1000);
+    // Within the grace (4 s) the idle timeout (5 s) is not the bound.
+    assert_eq!(
+        next_wait(&mut state, &clock).unwrap(),
+        Some(Duration::from_secs(4))
+    );
+    // 50 bytes after 3 s: 4 s + 0.5 s allowed, 3 s used.
+    body_bytes(&mut state, &clock, &[b'x'; 50], Duration::from_secs(3));
+    // Time the app spends between reads is not the client's.
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        next_wait(&mut state, &clock).unwrap(),
+        Some(Duration::from_millis(1500))
+    );
+    body_bytes(&mut state, &clock, &[b'x'; 10], Duration::from_millis(1500));
+    // 4 + 0.6 s allowed, 4.5 s used.
+    assert_eq!(
+        next_wait(&mut state, &clock).unwrap(),
+        Some(Duration::from_millis(100))
+    );
+    body_bytes(&mut state, &clock, &[b'x'; 1], Duration::from_millis(100));
+    // 4.61 s allowed, 4.6 s used; then the read that waits it out.
+    assert_eq!(
+        next_wait(&mut state, &clock).unwrap(),
+        Some(Duration::from_millis(10))
+    );
+    clock.advance(Duration::from_millis(10));
+    let err = state
+        .body_received(Err(io::ErrorKind::TimedOut.into()), &clock)
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    let end = state.finish();
+    assert_eq!(end.status, 408);
+    assert!(take_output(&mut state).starts_with("HTTP/1.1 408 "));
+}
+
+#[test]
+fn a_body_at_the_minimum_rate_is_read_whole() {
+    let clock = FakeClock::new();
+    let mut state = posted(&clock, deadlines(), 600);
+    for _ in 0..6 {
+        assert!(next_wait(&mut state, &clock).unwrap().is_some());
+        // 100 B/s exactly, after the grace too.
+        body_bytes(&mut state, &clock, &[b'x'; 50], Duration::from_millis(500));
+        body_bytes(&mut state, &clock, &[b'x'; 50], Duration::from_millis(500));
+    }
+    assert!(state.body_done());
+    hello(&mut state);
+    assert_eq!(state.finish().status, 200);
+}
+
+#[test]
+fn a_response_already_started_is_cut_not_replaced_when_the_body_times_out() {
+    let clock = FakeClock::new();
+    let mut state = posted(&clock, deadlines(), 10);
+    hello(&mut state);
+    assert!(next_wait(&mut state, &clock).is_ok());
+    assert!(state
+        .body_received(Err(io::ErrorKind::TimedOut.into()), &clock)
+        .is_err());
+    let end = state.finish();
+    assert_eq!(end.status, 200, "the app's status stands");
+    assert!(!end.keep_alive);
+    let output = take_output(&mut state);
+    assert!(!output.contains("408"), "{output}");
+}
+
+#[test]
+fn the_write_timeout_and_the_drain_wait_are_their_settings() {
+    let clock = FakeClock::new();
+    let config = ConnConfig {
+        write_timeout: Duration::from_secs(7),
+        ..deadlines()
+    };
+    let mut state = posted(&clock, config, 10);
+    assert_eq!(state.write_timeout(), Some(Duration::from_secs(7)));
+    hello(&mut state);
+    assert!(state.finish().keep_alive, "10 bytes can be drained");
+    assert_eq!(state.poll(&clock), Action::Write);
+    state.written();
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(5)), false),
+        "the drain waits --body-timeout"
+    );
+}
+
+#[test]
+fn pipelined_responses_never_buffer_past_the_threshold_before_a_write() {
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(config());
+    state.poll(&clock);
+    // As many pipelined requests as the buffer holds, each answered with
+    // 16 KiB: the output is written out (the driver blocks there, reading
+    // nothing) before it passes the threshold by more than one response.
+    let head_room = state.read_buf().unwrap().len();
+    let batch = GET.repeat(head_room / GET.len());
+    feed(&mut state, &batch);
+    let body = vec![b'x'; 16 * 1024];
+    let mut served = 0;
+    let mut writes = 0;
+    loop {
+        match state.poll(&clock) {
+            Action::Serve => {
+                served += 1;
+                state.start_response(200, &[]).unwrap();
+                state.write_body(&body).unwrap();
+                state.finish();
+                assert!(state.output().len() < FLUSH_THRESHOLD + body.len() + 512);
+            }
+            Action::Write => {
+                writes += 1;
+                state.written();
+            }
+            Action::Read(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(served > 100, "{served}");
+    assert!(writes >= served / 4, "{writes} writes for {served}");
 }
