@@ -872,7 +872,8 @@ pub static SETTINGS: &[Setting] = &[
               `--keep-alive`). A client with part of a head sent by then gets 408 and a close (a slowloris \
               client dripping a byte a second); one that sent nothing is closed silently. 0: no deadline. \
               Under `sync`, which serves one connection at a time, this bounds how long one slow client holds \
-              the worker: put a buffering proxy (nginx) in front of it, as Gunicorn's sync worker needs.",
+              the worker: put a buffering proxy (nginx) in front of it, as Gunicorn's sync worker needs, and \
+              keep this below `--timeout` (a sync worker does not beat while it waits for a head).",
         apply: |settings, raw| {
             settings.header_timeout = parse::seconds(raw)?;
             Ok(())
@@ -942,7 +943,9 @@ pub static SETTINGS: &[Setting] = &[
         env_default: None,
         doc: "The longest a write to a client may go without progress (a client that does not read, such as \
               one that pipelines requests and never reads the answers); the connection is then closed. \
-              A write that makes some progress starts the wait again. Meanwhile the worker reads nothing more \
+              A write that makes some progress starts the wait again, so the close comes once nothing has gone \
+              out for that long (the kernel's socket buffers may take a few steps to fill: on loopback a client \
+              that stops reading is closed a few times this after). Meanwhile the worker reads nothing more \
               from that connection and buffers at most 64 KiB of its answers plus one write of the app. \
               Unset: half of `--timeout` (15 s by default, 30 s with `--timeout 0`). 0: no timeout.",
         apply: |settings, raw| {
