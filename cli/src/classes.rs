@@ -143,6 +143,19 @@ pub fn unused_by_class(settings: &Settings) -> Vec<String> {
             settings.keepalive.as_secs_f64()
         ));
     }
+    if class == "sync"
+        && settings.header_timeout != defaults.header_timeout
+        && settings.header_timeout_without_beats() != settings.header_timeout
+    {
+        unused.push(format!(
+            "--header-timeout {}s is cut to {}s with -k sync, half of --timeout {}s: a sync worker does not \
+             beat while it waits for a head, so a longer wait would have the master kill it (WORKER TIMEOUT) \
+             before a slow client gets its 408; raise --timeout for a longer head deadline",
+            settings.header_timeout.as_secs_f64(),
+            settings.header_timeout_without_beats().as_secs_f64(),
+            settings.timeout.as_secs_f64()
+        ));
+    }
     if class != "green" && settings.green_stack_size != defaults.green_stack_size {
         unused.push(format!(
             "--green-stack-size {} has no effect with -k {class}: only the green class runs coroutines",
@@ -327,6 +340,42 @@ mod tests {
         assert!(unused_by_class(&Settings::default()).is_empty());
         settings.worker_class = "./lib.so:Class".to_owned();
         assert!(unused_by_class(&settings).is_empty());
+    }
+
+    #[test]
+    fn a_sync_header_timeout_not_below_the_timeout_is_named() {
+        let secs = std::time::Duration::from_secs;
+        let mut settings = Settings {
+            timeout: secs(10),
+            header_timeout: secs(8),
+            ..Settings::default()
+        };
+        let unused = unused_by_class(&settings);
+        assert_eq!(unused.len(), 1, "{unused:?}");
+        assert!(
+            unused[0].starts_with(
+                "--header-timeout 8s is cut to 5s with -k sync, half of --timeout 10s"
+            ),
+            "{unused:?}"
+        );
+        settings.header_timeout = std::time::Duration::ZERO;
+        assert_eq!(unused_by_class(&settings).len(), 1, "no deadline at all");
+        settings.header_timeout = secs(5);
+        assert!(unused_by_class(&settings).is_empty());
+        settings.header_timeout = secs(10);
+        assert!(
+            unused_by_class(&settings).is_empty(),
+            "the default is cut without a word"
+        );
+        settings.timeout = std::time::Duration::ZERO;
+        settings.header_timeout = secs(60);
+        assert!(unused_by_class(&settings).is_empty(), "no heartbeat kill");
+        settings.timeout = secs(10);
+        settings.worker_class = "gthread".to_owned();
+        assert!(
+            unused_by_class(&settings).is_empty(),
+            "gthread beats from its poller"
+        );
     }
 
     #[test]

@@ -342,3 +342,43 @@ fn a_python_app_sees_a_read_error_for_a_slow_body(class: Class) {
     let response = conn.request("POST", "/", &[], &[b'x'; 100]).unwrap();
     assert_eq!(response.text(), "read 100 bytes");
 }
+
+#[test]
+fn sync_cuts_a_header_timeout_its_heartbeat_would_not_outlast() {
+    // A sync worker does not beat while it waits for a head: a 20 s
+    // deadline under --timeout 4 would have the master kill it first.
+    let server = Class::Sync.start(
+        &["--timeout", "4", "--header-timeout", "20"],
+        "builtin:hello",
+    );
+    let line = server.expect_log(
+        "--header-timeout 20s is cut to 2s with -k sync, half of --timeout 4s",
+        10.0,
+    );
+    assert!(line.contains("[WARNING]"), "{line}");
+    let worker = server.wait_workers(1, 10.0)[0];
+    let start = Instant::now();
+    let mut stream = connect(&server, 30);
+    stream.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let (text, closed) = read_until_closed(&mut stream);
+    let took = seconds(start, closed);
+    assert!(
+        text.starts_with("HTTP/1.1 408 "),
+        "{text:?}\n{}",
+        server.log()
+    );
+    assert!(took < 4.0, "answered after {took:.1}s\n{}", server.log());
+    assert_eq!(server.worker_pids(), vec![worker], "{}", server.log());
+    assert_eq!(
+        server.log_count("WORKER TIMEOUT (pid"),
+        0,
+        "{}",
+        server.log()
+    );
+    let fine = Class::Sync.start(
+        &["--timeout", "4", "--header-timeout", "2"],
+        "builtin:hello",
+    );
+    fine.expect_log("Booting worker", 10.0);
+    assert_eq!(fine.log_count("--header-timeout"), 0, "{}", fine.log());
+}

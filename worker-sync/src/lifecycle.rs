@@ -19,9 +19,13 @@ use runicorn_worker::{AcceptBackoff, Ending, Settings, Shared, ShutdownState, Wo
 use crate::accept::{self, Listening};
 use crate::error::SyncError;
 
-/// The driver settings of a sync worker: keep-alive off.
+/// The driver settings of a sync worker: keep-alive off, and a head
+/// deadline its heartbeat outlasts (the worker does not beat while it waits
+/// for a head: see [`Settings::header_timeout_without_beats`]).
 pub(crate) fn conn_config(settings: &Settings) -> ConnConfig {
-    settings.conn_config(false)
+    let mut config = settings.conn_config(false);
+    config.header_timeout = settings.header_timeout_without_beats();
+    config
 }
 
 /// Runs the worker until it should exit; its exit code.
@@ -106,10 +110,28 @@ fn serve_until_stopped(worker: &Worker, shared: &Shared, listening: &Listening) 
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn connections_close_after_every_response() {
         assert!(!conn_config(&Settings::default()).keep_alive);
+    }
+
+    #[test]
+    fn the_head_deadline_ends_before_the_heartbeat_kill() {
+        let settings = Settings {
+            timeout: Duration::from_secs(4),
+            ..Settings::default()
+        };
+        assert_eq!(
+            conn_config(&settings).header_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            conn_config(&Settings::default()).header_timeout,
+            Duration::from_secs(10)
+        );
     }
 }

@@ -287,6 +287,23 @@ impl Settings {
         }
     }
 
+    /// The head deadline of a class whose worker does not beat while it
+    /// waits for a head (sync): `--header-timeout`, cut to
+    /// [`Settings::client_timeout`] (half of `--timeout`) when it is longer
+    /// or none, so that the worker answers 408 (or closes) before the
+    /// master kills it for silence. Without `--timeout`, as set.
+    pub fn header_timeout_without_beats(&self) -> Duration {
+        if self.timeout.is_zero() {
+            return self.header_timeout;
+        }
+        let bound = self.client_timeout();
+        if self.header_timeout.is_zero() {
+            bound
+        } else {
+            self.header_timeout.min(bound)
+        }
+    }
+
     /// A connection's settings for a worker class: Gunicorn's request
     /// limits, `--keep-alive` as the idle timeout, and the deadlines of
     /// slow and greedy clients (`--header-timeout`, `--body-timeout`,

@@ -872,8 +872,9 @@ pub static SETTINGS: &[Setting] = &[
               `--keep-alive`). A client with part of a head sent by then gets 408 and a close (a slowloris \
               client dripping a byte a second); one that sent nothing is closed silently. 0: no deadline. \
               Under `sync`, which serves one connection at a time, this bounds how long one slow client holds \
-              the worker: put a buffering proxy (nginx) in front of it, as Gunicorn's sync worker needs, and \
-              keep this below `--timeout` (a sync worker does not beat while it waits for a head).",
+              the worker: put a buffering proxy (nginx) in front of it, as Gunicorn's sync worker needs. A sync \
+              worker does not beat while it waits for a head, so there the deadline is cut to half of \
+              `--timeout` when it is longer (a WARNING says so when it was set).",
         apply: |settings, raw| {
             settings.header_timeout = parse::seconds(raw)?;
             Ok(())
