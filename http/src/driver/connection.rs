@@ -109,6 +109,13 @@ impl<S: Transport> Connection<S> {
         self.state.has_buffered()
     }
 
+    /// The stream was accepted at `at`, before this connection was made
+    /// (a PROXY header was read first): the first head's deadline runs
+    /// from there (see [`ConnState::accepted_at`]).
+    pub fn accepted_at(&mut self, at: Instant) {
+        self.state.accepted_at(at);
+    }
+
     /// When the head now awaited must be complete (see
     /// [`ConnState::head_deadline`]): what is read before it (a PROXY
     /// header, a TLS handshake) must end by then too.
