@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use runicorn_tests::{get, Addr, Class, Server};
 
-/// The head deadline the servers run with: `--timeout 8` makes it 4 s
-/// (`Settings::client_timeout`, half of `--timeout`).
+/// The head deadline the servers run with (`--header-timeout`).
 const DEADLINE: Duration = Duration::from_secs(4);
-const DEADLINE_ARGS: [&str; 2] = ["--timeout", "8"];
+const DEADLINE_ARGS: [&str; 2] = ["--header-timeout", "4"];
 
 /// A head that takes a minute at a byte a second: never complete before
 /// the deadline.

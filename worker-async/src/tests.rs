@@ -217,7 +217,7 @@ async fn malformed_and_slow_heads_get_their_status_and_a_close() {
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(response.contains("Connection: close"), "{response}");
 
-    // A head that never ends: 408 once the I/O timeout passes.
+    // A head that never ends: 408 once the header timeout passes.
     let (client, server) = tokio::io::duplex(1 << 16);
     let local = Rc::new(Local::new(
         Arc::clone(&fixture.shared),

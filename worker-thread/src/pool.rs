@@ -590,7 +590,7 @@ mod tests {
         let mut client = parked_connection(&hub);
         for (index, byte) in GET[..GET.len() - 1].iter().enumerate() {
             client.write_all(&[*byte]).unwrap();
-            // Returns at once (a blocking read would wait the 15 s head
+            // Returns at once (a blocking read would wait the 10 s head
             // deadline), leaving the connection parked, not held.
             let started = Instant::now();
             one_turn(&hub, &shared);
@@ -604,7 +604,7 @@ mod tests {
         }
         let deadline = hub.parked().idle.next_deadline().unwrap();
         assert!(
-            deadline <= Instant::now() + Settings::default().client_timeout(),
+            deadline <= Instant::now() + Settings::default().header_timeout,
             "parked until the head's deadline"
         );
         client.write_all(&GET[GET.len() - 1..]).unwrap();

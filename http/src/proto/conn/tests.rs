@@ -83,7 +83,7 @@ fn read_wait(timeout: Option<Duration>, idle: bool) -> Action {
 fn a_request_is_served_written_and_then_the_connection_waits_idle() {
     let clock = FakeClock::new();
     let mut state = ConnState::new(config());
-    // A fresh connection waits for its first request within the I/O timeout.
+    // A fresh connection waits for its first request within the head deadline.
     assert_eq!(
         state.poll(&clock),
         read_wait(Some(Duration::from_secs(30)), false)
