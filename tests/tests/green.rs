@@ -163,9 +163,9 @@ fn worker_pinning_is_off() {
 
 #[test]
 fn the_head_deadline_is_enforced() {
-    // -t 2: a started head must be complete within 1 s (half the timeout).
+    // A started head must be complete within --header-timeout.
     let server = green(
-        &["-w", "1", "-t", "2", "--keep-alive", "1"],
+        &["-w", "1", "--header-timeout", "1", "--keep-alive", "1"],
         "builtin:hello",
     );
     let mut slow = Conn::connect(server.addr()).unwrap();
