@@ -189,7 +189,9 @@ fn spawn_connection<S>(
         }
         let Some(tls) = local.shared.tls() else {
             let fd = stream.as_raw_fd();
-            let conn = connection(stream, fd, peer, server_addr, &local);
+            let mut conn = connection(stream, fd, peer, server_addr, &local);
+            // One head deadline from the accept, the PROXY header included.
+            conn.state.accepted_at(accepted);
             driver::serve(conn, local).await;
             return;
         };
@@ -213,6 +215,8 @@ fn spawn_connection<S>(
             Ok(stream) => {
                 let mut conn = connection(stream, -1, peer, server_addr, &local);
                 conn.tls = true;
+                // One head deadline from the accept, the handshake included.
+                conn.state.accepted_at(accepted);
                 driver::serve(conn, local).await;
             }
             Err(err) => tracing::debug!("TLS handshake with {} failed: {err}", client_name(&peer)),
