@@ -949,3 +949,77 @@ fn pipelined_responses_never_buffer_past_the_threshold_before_a_write() {
     assert!(served > 100, "{served}");
     assert!(writes >= served / 4, "{writes} writes for {served}");
 }
+
+/// What a driver that parks connections (gthread) asks: which reads it may
+/// leave to its poller, until when, and how the poller closes at that time.
+#[test]
+fn a_parked_head_or_linger_reports_its_deadline_and_expires_with_a_408_or_silently() {
+    let clock = FakeClock::new();
+    let accepted = clock.now();
+    let mut state = ConnState::new(config());
+    state.accepted_at(accepted);
+    assert_eq!(
+        state.poll(&clock),
+        read_wait(Some(Duration::from_secs(30)), false)
+    );
+    assert!(state.read_may_park(), "a new connection's first bytes");
+    assert_eq!(
+        state.park_deadline(),
+        Some(accepted + Duration::from_secs(30))
+    );
+    // Part of a head: the same deadline, from the accept.
+    clock.advance(Duration::from_secs(3));
+    feed(&mut state, b"GET / HT");
+    assert!(matches!(state.poll(&clock), Action::Read(_)));
+    assert!(state.read_may_park());
+    assert_eq!(
+        state.park_deadline(),
+        Some(accepted + Duration::from_secs(30))
+    );
+    // Past it, with the poller holding it: a 408, and closed.
+    assert!(state.head_expired(&clock));
+    let output = take_output(&mut state);
+    assert!(output.starts_with("HTTP/1.1 408 "), "{output}");
+    assert!(state.is_closed());
+    assert_eq!(state.poll(&clock), Action::Close);
+
+    // Nothing received: closed without a word.
+    let mut silent = ConnState::new(config());
+    silent.accepted_at(clock.now());
+    assert!(matches!(silent.poll(&clock), Action::Read(_)));
+    assert!(!silent.head_expired(&clock));
+    assert!(silent.output().is_empty());
+    assert_eq!(silent.poll(&clock), Action::Close);
+
+    // A request with the app: its body reads are the request's, never parked.
+    let mut serving = ConnState::new(config());
+    feed(
+        &mut serving,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert_eq!(serving.poll(&clock), Action::Serve);
+    assert!(!serving.read_may_park());
+    assert_eq!(serving.park_deadline(), None);
+
+    // A lingering close after a bad request: parked until the linger's end,
+    // then closed silently.
+    let mut bad = ConnState::new(config());
+    feed(&mut bad, b"BAD\r\n\r\n");
+    assert!(matches!(bad.poll(&clock), Action::BadRequest(_)));
+    assert_eq!(bad.poll(&clock), Action::Write);
+    assert!(take_output(&mut bad).starts_with("HTTP/1.1 400 "));
+    assert_eq!(bad.poll(&clock), Action::Shutdown);
+    bad.shut_down(Ok(()));
+    assert_eq!(
+        bad.poll(&clock),
+        read_wait(Some(Duration::from_secs(1)), false)
+    );
+    assert!(bad.read_may_park());
+    assert_eq!(
+        bad.park_deadline(),
+        Some(clock.now() + Duration::from_secs(1))
+    );
+    assert!(!bad.head_expired(&clock));
+    assert!(bad.output().is_empty());
+    assert_eq!(bad.poll(&clock), Action::Close);
+}
