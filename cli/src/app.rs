@@ -35,6 +35,7 @@ impl Loader {
 impl AppLoader for Loader {
     fn load(&self, settings: &Settings) -> Result<Application, LoadError> {
         if let Some((_, app)) = self.linked.iter().find(|(name, _)| *name == settings.app) {
+            refuse_python_only(settings)?;
             return crate::hooks::wrap_request_hooks(app.clone(), settings, false);
         }
         if !settings.preload_app {
@@ -63,7 +64,22 @@ fn load(settings: &Settings) -> Result<Application, LoadError> {
         }
     }
     let app = loader::load(&settings.app, &search)?;
+    refuse_python_only(settings)?;
     crate::hooks::wrap_request_hooks(app, settings, false)
+}
+
+/// Refuses, for a native app, a setting only a Python (WSGI) app's environ
+/// honours, when it is not left at its default: accepted, it would change
+/// nothing (a native app sees every header field as received).
+fn refuse_python_only(settings: &Settings) -> Result<(), LoadError> {
+    if settings.forwarder_headers != Settings::default().forwarder_headers {
+        return Err(LoadError::Other(format!(
+            "--forwarder-headers (forwarder_headers) only changes a Python (WSGI) app's environ; '{}' is a \
+             native app, which gets every header field as received: remove the setting",
+            settings.app
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

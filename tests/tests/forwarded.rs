@@ -288,3 +288,27 @@ fn forwarder_headers_lists_the_fields_a_front_end_may_set(class: Class) {
     assert!(env.get("HTTP_X_AUTH_GROUP").is_none(), "{env}");
     assert_eq!(env["SCRIPT_NAME"], "/shop", "{env}");
 }
+
+/// `--forwarder-headers` changes only a Python app's environ: with a native
+/// app a value other than the default would change nothing, so it is
+/// refused at start with the reason (exit 4, a load error); the default
+/// (and the same names given explicitly) start as before.
+#[test]
+fn forwarder_headers_with_a_native_app_is_refused() {
+    let exited = Class::Sync
+        .launch(&["--forwarder-headers", "REMOTE_USER"], "builtin:echo")
+        .expect_exit(30.0);
+    assert_eq!(exited.code(), 4, "{}", exited.log);
+    assert!(
+        exited.log.contains(
+            "--forwarder-headers (forwarder_headers) only changes a Python (WSGI) app's environ"
+        ) && exited.log.contains("'builtin:echo' is a native app"),
+        "{}",
+        exited.log
+    );
+    let server = Class::Sync.start(
+        &["--forwarder-headers", "script_name,PATH_INFO"],
+        "builtin:echo",
+    );
+    assert_eq!(echo(&server, &[])["method"], "GET");
+}

@@ -448,7 +448,8 @@ pub static SETTINGS: &[Setting] = &[
               `SCRIPT_NAME: /prefix` sets `SCRIPT_NAME` with `PATH_INFO` made relative to it; every other \
               field with `_` in its name, and every one from an untrusted peer, is dropped (Gunicorn's \
               `header_map = drop`): `X_Forwarded_For` cannot pass for `X-Forwarded-For`. `*` allows every \
-              name from a trusted peer; `''` none. Make sure the front end strips these fields from clients.",
+              name from a trusted peer; `''` none. Make sure the front end strips these fields from clients. A native app has no environ: with one, \
+              any value but the default is refused at start.",
         apply: |settings, raw| {
             let allowed = || "comma-separated header field names (SCRIPT_NAME,PATH_INFO), or *".to_owned();
             let items: Vec<String> = match raw {
