@@ -42,6 +42,7 @@ pub mod python;
 pub mod rlimit;
 pub mod scenario;
 pub mod server;
+pub mod tcp_proxy;
 pub mod tls;
 pub mod wait;
 
