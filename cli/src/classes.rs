@@ -156,6 +156,27 @@ pub fn unused_by_class(settings: &Settings) -> Vec<String> {
             settings.timeout.as_secs_f64()
         ));
     }
+    if class == "sync" && !settings.timeout.is_zero() {
+        for (flag, value) in [
+            ("--body-timeout", settings.body_timeout),
+            ("--write-timeout", settings.write_timeout),
+        ] {
+            if let Some(value) = value.filter(|value| value.is_zero() || *value >= settings.timeout)
+            {
+                let value = if value.is_zero() {
+                    "0 (none)".to_owned()
+                } else {
+                    format!("{}s", value.as_secs_f64())
+                };
+                unused.push(format!(
+                    "{flag} {value} is not reached with -k sync under --timeout {}s: a sync worker does \
+                     not beat while its request runs, so the master kills it (WORKER TIMEOUT) at --timeout \
+                     first; set {flag} below --timeout, or raise --timeout",
+                    settings.timeout.as_secs_f64()
+                ));
+            }
+        }
+    }
     if class != "green" && settings.green_stack_size != defaults.green_stack_size {
         unused.push(format!(
             "--green-stack-size {} has no effect with -k {class}: only the green class runs coroutines",

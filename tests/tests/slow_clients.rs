@@ -382,3 +382,40 @@ fn sync_cuts_a_header_timeout_its_heartbeat_would_not_outlast() {
     fine.expect_log("Booting worker", 10.0);
     assert_eq!(fine.log_count("--header-timeout"), 0, "{}", fine.log());
 }
+
+#[test]
+fn sync_warns_of_body_and_write_timeouts_its_timeout_cuts_first() {
+    // The master kills a sync worker whose request outlives --timeout, so
+    // a body or write timeout at or past it never fires: said at start.
+    let server = Class::Sync.start(
+        &[
+            "--timeout",
+            "4",
+            "--body-timeout",
+            "10",
+            "--write-timeout",
+            "4",
+        ],
+        "builtin:hello",
+    );
+    for flag in ["--body-timeout 10s", "--write-timeout 4s"] {
+        let line = server.expect_log(
+            &format!("{flag} is not reached with -k sync under --timeout 4s"),
+            10.0,
+        );
+        assert!(line.contains("[WARNING]"), "{line}");
+    }
+    let fine = Class::Sync.start(
+        &[
+            "--timeout",
+            "4",
+            "--body-timeout",
+            "3",
+            "--write-timeout",
+            "1",
+        ],
+        "builtin:hello",
+    );
+    fine.expect_log("Booting worker", 10.0);
+    assert_eq!(fine.log_count("is not reached"), 0, "{}", fine.log());
+}
