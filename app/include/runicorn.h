@@ -103,6 +103,12 @@ typedef struct rc_connection_info {
     rc_str server_addr; /* the listening socket: "127.0.0.1:8000", a unix socket path, or empty */
     /* Appended: a trusted Forwarded host= ("example.com:8443"), or empty. */
     rc_str forwarded_host;
+    /* Appended: what the connection's PROXY protocol header said it is
+     * ("TCP4", "TCP6", "UNKNOWN", "LOCAL", "UNSPEC", "UNIX"), or empty
+     * without one; and the proxy's own address it named ("192.0.2.1:443",
+     * "[2001:db8::1]:443"), or empty. */
+    rc_str proxy_protocol;
+    rc_str proxy_addr;
 } rc_connection_info;
 
 /* Owned by the caller: write at most cap bytes, then set len. */

@@ -156,6 +156,17 @@ impl Call for ExchangeCall<'_, '_> {
         self.forwarded.host.as_deref()
     }
 
+    fn proxy_protocol(&self) -> Option<&str> {
+        self.exchange.proxied().map(|proxied| proxied.protocol)
+    }
+
+    fn proxy_addr(&self) -> Option<&str> {
+        self.exchange
+            .proxied()
+            .map(|proxied| proxied.proxy_addr.as_str())
+            .filter(|addr| !addr.is_empty())
+    }
+
     fn server_addr(&self) -> &str {
         self.server_addr
     }

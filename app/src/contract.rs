@@ -123,6 +123,20 @@ pub trait Call {
     fn forwarded_host(&self) -> Option<&str> {
         None
     }
+    /// What the connection's PROXY protocol header (`--proxy-protocol`)
+    /// said it is, as Gunicorn's `PROXY_PROTOCOL`: `TCP4`, `TCP6`,
+    /// `UNKNOWN` (v1), `LOCAL`, `UNSPEC` or `UNIX` (v2); `None` when the
+    /// connection had no header. The client it named is [`Call::peer`].
+    fn proxy_protocol(&self) -> Option<&str> {
+        None
+    }
+    /// The address the client connected to according to the PROXY header,
+    /// the proxy's own (`192.0.2.1:443`, `[2001:db8::1]:443`), for
+    /// Gunicorn's `PROXY_ADDR` and `PROXY_PORT`; `None` when there was no
+    /// header or it named no addresses (`UNKNOWN`, `LOCAL`, ...).
+    fn proxy_addr(&self) -> Option<&str> {
+        None
+    }
     /// The address of the listening socket the connection arrived on
     /// (`127.0.0.1:8000`, `[::1]:8000`, `0.0.0.0:8000`, or the unix socket's
     /// path), for Gunicorn's `SERVER_NAME` and `SERVER_PORT`; `""` when the
@@ -221,6 +235,14 @@ pub trait AsyncCall {
     /// The host a trusted front end said the client asked for, as
     /// [`Call::forwarded_host`].
     fn forwarded_host(&self) -> Option<&str> {
+        None
+    }
+    /// The connection's PROXY header's protocol, as [`Call::proxy_protocol`].
+    fn proxy_protocol(&self) -> Option<&str> {
+        None
+    }
+    /// The proxy's own address the header named, as [`Call::proxy_addr`].
+    fn proxy_addr(&self) -> Option<&str> {
         None
     }
     /// The listening socket's address, as [`Call::server_addr`].

@@ -46,6 +46,12 @@ macro_rules! pass_through {
         fn forwarded_host(&self) -> Option<&str> {
             self.inner.forwarded_host()
         }
+        fn proxy_protocol(&self) -> Option<&str> {
+            self.inner.proxy_protocol()
+        }
+        fn proxy_addr(&self) -> Option<&str> {
+            self.inner.proxy_addr()
+        }
         fn server_addr(&self) -> &str {
             self.inner.server_addr()
         }

@@ -54,8 +54,8 @@ pub use proto::limits::{
 };
 pub use proto::parse::{parse_head, parse_head_into, HeadStatus};
 pub use proto::proxy::{
-    parse as parse_proxy_header, ProxyError, ProxyHeader, ProxyMode, ProxyParse, ProxyPolicy,
-    ProxyStep, ProxyVersion, MAX_HEADER_LENGTH as MAX_PROXY_HEADER_LENGTH, MAX_V1_LENGTH,
-    MAX_V2_LENGTH, V1_SIGNATURE, V2_SIGNATURE,
+    parse as parse_proxy_header, Proxied, ProxyError, ProxyHeader, ProxyMode, ProxyParse,
+    ProxyPolicy, ProxyStep, ProxyVersion, MAX_HEADER_LENGTH as MAX_PROXY_HEADER_LENGTH,
+    MAX_V1_LENGTH, MAX_V2_LENGTH, V1_SIGNATURE, V2_SIGNATURE,
 };
 pub use proto::status::{encode_error, error_response, reason, CONTINUE};

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use runicorn_http::Proxied;
 use runicorn_worker::proxy::{self, HeaderRead};
 use runicorn_worker::{is_transient_accept_error, stop_accepting, AcceptBackoff, Drain, Listener};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -178,11 +179,17 @@ fn spawn_connection<S>(
         // The PROXY protocol header, when configured, before anything
         // else: on the raw socket, within the head deadline from accept.
         let mut peer = peer;
+        let mut proxied = None;
         let policy = local.shared.proxy();
         let deadline = proxy::header_deadline(&local.shared.config, accepted);
         if policy.is_on() {
             match read_header(&stream, &peer, policy, deadline).await {
-                HeaderRead::Serve(Some(client)) => peer = client,
+                HeaderRead::Serve(Some(header)) => {
+                    if let Some(source) = header.source {
+                        peer = source.to_string();
+                    }
+                    proxied = Some(Proxied::from(&header));
+                }
                 HeaderRead::Serve(None) => {}
                 HeaderRead::Close => return,
             }
@@ -190,6 +197,7 @@ fn spawn_connection<S>(
         let Some(tls) = local.shared.tls() else {
             let fd = stream.as_raw_fd();
             let mut conn = connection(stream, fd, peer, server_addr, &local);
+            conn.proxied = proxied;
             // One head deadline from the accept, the PROXY header included.
             conn.state.accepted_at(accepted);
             driver::serve(conn, local).await;
@@ -215,6 +223,7 @@ fn spawn_connection<S>(
             Ok(stream) => {
                 let mut conn = connection(stream, -1, peer, server_addr, &local);
                 conn.tls = true;
+                conn.proxied = proxied;
                 // One head deadline from the accept, the handshake included.
                 conn.state.accepted_at(accepted);
                 driver::serve(conn, local).await;

@@ -56,6 +56,18 @@ macro_rules! request_facts {
             self.conn.forwarded.host.as_deref()
         }
 
+        fn proxy_protocol(&self) -> Option<&str> {
+            self.conn.proxied.as_ref().map(|proxied| proxied.protocol)
+        }
+
+        fn proxy_addr(&self) -> Option<&str> {
+            self.conn
+                .proxied
+                .as_ref()
+                .map(|proxied| proxied.proxy_addr.as_str())
+                .filter(|addr| !addr.is_empty())
+        }
+
         fn server_addr(&self) -> &str {
             &self.conn.server_addr
         }

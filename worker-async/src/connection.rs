@@ -19,7 +19,7 @@ use std::time::Duration;
 use runicorn_app::blocking::ClientFault;
 use std::os::fd::RawFd;
 
-use runicorn_http::{BodyRead, ConnConfig, ConnState, Forwarded, SystemClock};
+use runicorn_http::{BodyRead, ConnConfig, ConnState, Forwarded, Proxied, SystemClock};
 use runicorn_worker::Unanswered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -44,6 +44,8 @@ pub(crate) struct Connection<S> {
     pub(crate) client_fault: Option<ClientFault>,
     /// The stream is TLS: its end is said (`close_notify`) before it closes.
     pub(crate) tls: bool,
+    /// What its PROXY header said, when it had one.
+    pub(crate) proxied: Option<Proxied>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -62,6 +64,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             forwarded: Forwarded::default(),
             client_fault: None,
             tls: false,
+            proxied: None,
         }
     }
 

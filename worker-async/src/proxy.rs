@@ -75,11 +75,11 @@ pub(crate) async fn read_header<S: Readiness>(
             }
         });
         match decided {
-            Ok((ProxyStep::Serve { consume, client }, _)) => {
+            Ok((ProxyStep::Serve { consume, header }, _)) => {
                 if take(stream.as_fd(), consume).is_err() {
                     return HeaderRead::Close;
                 }
-                return HeaderRead::Serve(client.map(|client| client.to_string()));
+                return HeaderRead::Serve(header);
             }
             Ok((ProxyStep::Refuse { status, reason }, peeked)) => {
                 log_invalid_request(peer, &reason);

@@ -62,7 +62,7 @@ pub(crate) fn connection(green: &Green, socket: Socket, peer: String, listener: 
         let peer = connection.peer().to_owned();
         let stream = connection.stream_mut().get_mut().socket_mut();
         match proxy::read_header(stream, &peer, policy, deadline) {
-            HeaderRead::Serve(Some(client)) => connection.set_peer(client),
+            HeaderRead::Serve(Some(header)) => connection.set_proxied(&header),
             HeaderRead::Serve(None) => {}
             HeaderRead::Close => return,
         }

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use runicorn_app::blocking::ThreadHost;
 use runicorn_http::{Connection, Exchange, ServeMode, Transport};
-use runicorn_worker::{proxy, ConnBookkeeping, Shared};
+use runicorn_worker::proxy::{self, HeaderRead};
+use runicorn_worker::{ConnBookkeeping, Shared};
 
 /// Serves `stream`, accepted on listener `listener`, until it closes (under
 /// TLS when the worker serves TLS: the handshake is the first read). Its
@@ -36,9 +37,10 @@ pub(crate) fn connection<S: Transport + AsRawFd + AsFd>(
     if shared.proxy().is_on() {
         let peer = connection.peer().to_owned();
         let fd = connection.stream().get_ref().socket().as_fd();
-        match proxy::on_thread(shared, fd, peer, accepted) {
-            Some(client) => connection.set_peer(client),
-            None => return,
+        match proxy::on_thread(shared, fd, &peer, accepted) {
+            HeaderRead::Serve(Some(header)) => connection.set_proxied(&header),
+            HeaderRead::Serve(None) => {}
+            HeaderRead::Close => return,
         }
     }
     connection.watch_retirement(shared.shutdown.retirement());

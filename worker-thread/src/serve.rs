@@ -97,9 +97,9 @@ impl Client {
             let fd = connection.stream().as_fd();
             let past = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
             match due.pending.attempt(fd, connection.peer(), policy) {
-                Attempt::Done(HeaderRead::Serve(client)) => {
-                    if let Some(client) = client {
-                        connection.set_peer(client);
+                Attempt::Done(HeaderRead::Serve(header)) => {
+                    if let Some(header) = header {
+                        connection.set_proxied(&header);
                     }
                     self.header = None;
                     return None;

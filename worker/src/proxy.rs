@@ -31,8 +31,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
 use runicorn_app::blocking::log_invalid_request;
 use runicorn_http::{
-    error_response, ConnConfig, ProxyPolicy, ProxyStep, MAX_PROXY_HEADER_LENGTH, V1_SIGNATURE,
-    V2_SIGNATURE,
+    error_response, ConnConfig, ProxyHeader, ProxyPolicy, ProxyStep, MAX_PROXY_HEADER_LENGTH,
+    V1_SIGNATURE, V2_SIGNATURE,
 };
 
 use crate::Shared;
@@ -127,9 +127,10 @@ pub fn pause_with(until: Option<Instant>, sleep: impl FnOnce(Duration)) -> bool 
 /// What reading the header decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderRead {
-    /// Serve the connection; `Some`: with this peer (`ip:port`), the
-    /// client the header named.
-    Serve(Option<String>),
+    /// Serve the connection; `Some`: with the header read (the client it
+    /// names, if any, is the peer: `Connection::set_proxied`), `None`: no
+    /// header (under `auto`).
+    Serve(Option<ProxyHeader>),
     /// It was refused or failed: drop (close) it.
     Close,
 }
@@ -212,12 +213,12 @@ impl PendingHeader {
                 Attempt::Wait
             }
             ProxyStep::NeedMore => Attempt::Pause,
-            ProxyStep::Serve { consume, client } => {
+            ProxyStep::Serve { consume, header } => {
                 if take(fd, consume.saturating_sub(held)).is_err() {
                     return Attempt::Done(HeaderRead::Close);
                 }
                 self.held.clear();
-                Attempt::Done(HeaderRead::Serve(client.map(|client| client.to_string())))
+                Attempt::Done(HeaderRead::Serve(header))
             }
             ProxyStep::Refuse { status, reason } => {
                 log_invalid_request(peer, &reason);
@@ -270,25 +271,15 @@ pub fn close_quietly(fd: BorrowedFd<'_>) {
     let _ = shutdown(fd.as_raw_fd(), Shutdown::Write);
 }
 
-/// The peer to serve a connection accepted at `accepted` as, after its
-/// header if `shared` asks for one, waiting on the calling thread: `peer`
-/// itself, the client the header named, or `None` when it was refused or
-/// failed (drop it).
-pub fn on_thread(
-    shared: &Shared,
-    fd: BorrowedFd<'_>,
-    peer: String,
-    accepted: Instant,
-) -> Option<String> {
+/// Reads the header of a connection from `peer` accepted at `accepted`,
+/// if `shared` asks for one, waiting on the calling thread.
+pub fn on_thread(shared: &Shared, fd: BorrowedFd<'_>, peer: &str, accepted: Instant) -> HeaderRead {
     let policy = shared.proxy();
     if !policy.is_on() {
-        return Some(peer);
+        return HeaderRead::Serve(None);
     }
     let deadline = header_deadline(&shared.config, accepted);
-    match read_header(&mut ThreadWait { fd }, &peer, policy, deadline) {
-        HeaderRead::Serve(client) => Some(client.unwrap_or(peer)),
-        HeaderRead::Close => None,
-    }
+    read_header(&mut ThreadWait { fd }, peer, policy, deadline)
 }
 
 /// Takes exactly `count` bytes (already queued: a peek saw them) off `fd`.
@@ -335,6 +326,14 @@ mod tests {
         ProxyPolicy::new(mode, &["127.0.0.1"]).unwrap()
     }
 
+    /// The client a header read named.
+    fn named(read: &HeaderRead) -> Option<String> {
+        match read {
+            HeaderRead::Serve(Some(header)) => header.source.map(|source| source.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn soon() -> Option<Instant> {
         Some(Instant::now() + Duration::from_secs(5))
     }
@@ -347,7 +346,7 @@ mod tests {
             .unwrap();
         let fd = server.as_fd();
         let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::V1), soon());
-        assert_eq!(got, HeaderRead::Serve(Some("192.0.2.1:7".to_owned())));
+        assert_eq!(named(&got), Some("192.0.2.1:7".to_owned()));
         let mut rest = [0u8; 64];
         let read = (&server).read(&mut rest).unwrap();
         assert_eq!(&rest[..read], b"GET / HTTP/1.1\r\n\r\n");
@@ -365,7 +364,7 @@ mod tests {
         });
         let fd = server.as_fd();
         let got = read_header(&mut ThreadWait { fd }, "", &policy(ProxyMode::Auto), soon());
-        assert_eq!(got, HeaderRead::Serve(Some("[::1]:9".to_owned())));
+        assert_eq!(named(&got), Some("[::1]:9".to_owned()));
         drop(writer.join().unwrap());
         let mut rest = String::new();
         (&server).read_to_string(&mut rest).unwrap();
@@ -393,10 +392,10 @@ mod tests {
         .is_err());
         assert_eq!(pending.attempt(fd, "", &policy), Attempt::Wait);
         client.write_all(b".2.2 7 80\r\nGET").unwrap();
-        assert_eq!(
-            pending.attempt(fd, "", &policy),
-            Attempt::Done(HeaderRead::Serve(Some("192.0.2.1:7".to_owned())))
-        );
+        match pending.attempt(fd, "", &policy) {
+            Attempt::Done(read) => assert_eq!(named(&read), Some("192.0.2.1:7".to_owned())),
+            other => panic!("{other:?}"),
+        }
         let mut rest = [0u8; 8];
         assert_eq!((&server).read(&mut rest).unwrap(), 3);
         assert_eq!(&rest[..3], b"GET");

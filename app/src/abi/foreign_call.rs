@@ -119,24 +119,21 @@ impl ForeignHost {
         // SAFETY: the views `connection_info` filled are borrowed for the
         // request; each is copied into a `String` at once.
         let text = |view: RcStr| String::from_utf8_lossy(unsafe { view.as_bytes() });
-        let (scheme, client, server, host) = (
+        let pieces = [
             text(raw.url_scheme),
             text(raw.client_addr),
             text(raw.server_addr),
             text(raw.forwarded_host),
-        );
-        let mut all =
-            String::with_capacity(scheme.len() + client.len() + server.len() + host.len());
-        all.push_str(&scheme);
-        all.push_str(&client);
-        all.push_str(&server);
-        all.push_str(&host);
-        Some(ForeignConnection {
-            all,
-            scheme_end: scheme.len(),
-            client_end: scheme.len() + client.len(),
-            server_end: scheme.len() + client.len() + server.len(),
-        })
+            text(raw.proxy_protocol),
+            text(raw.proxy_addr),
+        ];
+        let mut all = String::with_capacity(pieces.iter().map(|piece| piece.len()).sum());
+        let mut ends = [0; 6];
+        for (piece, end) in pieces.iter().zip(&mut ends) {
+            all.push_str(piece);
+            *end = all.len();
+        }
+        Some(ForeignConnection { all, ends })
     }
 
     /// Facts about this worker, from the host.
@@ -238,30 +235,49 @@ pub struct ForeignCall {
 }
 
 /// The connection facts a host table gave, copied into one string: the
-/// URL scheme, the client's address, the server's, then the forwarded host.
+/// URL scheme, the client's address, the server's, the forwarded host, the
+/// PROXY protocol and the proxy's address.
 #[derive(Debug)]
 struct ForeignConnection {
     all: String,
-    scheme_end: usize,
-    client_end: usize,
-    server_end: usize,
+    /// Where each of the six ends in `all`.
+    ends: [usize; 6],
 }
 
 impl ForeignConnection {
+    /// The `index`-th fact (in the order above).
+    fn piece(&self, index: usize) -> &str {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.all[start..self.ends[index]]
+    }
+
+    /// The `index`-th fact, `None` when empty.
+    fn given(&self, index: usize) -> Option<&str> {
+        Some(self.piece(index)).filter(|piece| !piece.is_empty())
+    }
+
     fn url_scheme(&self) -> &str {
-        &self.all[..self.scheme_end]
+        self.piece(0)
     }
 
     fn client_addr(&self) -> &str {
-        &self.all[self.scheme_end..self.client_end]
+        self.piece(1)
     }
 
     fn server_addr(&self) -> &str {
-        &self.all[self.client_end..self.server_end]
+        self.piece(2)
     }
 
     fn forwarded_host(&self) -> Option<&str> {
-        Some(&self.all[self.server_end..]).filter(|host| !host.is_empty())
+        self.given(3)
+    }
+
+    fn proxy_protocol(&self) -> Option<&str> {
+        self.given(4)
+    }
+
+    fn proxy_addr(&self) -> Option<&str> {
+        self.given(5)
     }
 }
 
@@ -332,6 +348,18 @@ impl Call for ForeignCall {
         self.connection
             .as_ref()
             .and_then(ForeignConnection::forwarded_host)
+    }
+
+    fn proxy_protocol(&self) -> Option<&str> {
+        self.connection
+            .as_ref()
+            .and_then(ForeignConnection::proxy_protocol)
+    }
+
+    fn proxy_addr(&self) -> Option<&str> {
+        self.connection
+            .as_ref()
+            .and_then(ForeignConnection::proxy_addr)
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {

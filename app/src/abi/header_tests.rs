@@ -50,6 +50,14 @@ fn expected() -> Vec<(&'static str, usize)> {
             "offsetof(rc_connection_info, forwarded_host)",
             offset_of!(RcConnectionInfo, forwarded_host),
         ),
+        (
+            "offsetof(rc_connection_info, proxy_protocol)",
+            offset_of!(RcConnectionInfo, proxy_protocol),
+        ),
+        (
+            "offsetof(rc_connection_info, proxy_addr)",
+            offset_of!(RcConnectionInfo, proxy_addr),
+        ),
         ("sizeof(rc_error_buf)", size_of::<RcErrorBuf>()),
         ("sizeof(rc_host_table)", size_of::<RcHostTable>()),
         (

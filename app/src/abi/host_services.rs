@@ -38,6 +38,8 @@ struct Connection {
     client_addr: RcStr,
     server_addr: RcStr,
     forwarded_host: RcStr,
+    proxy_protocol: RcStr,
+    proxy_addr: RcStr,
 }
 
 impl<'a> CallContext<'a> {
@@ -96,12 +98,13 @@ impl std::fmt::Debug for CallContext<'_> {
 struct RequestCopy {
     bytes: Vec<u8>,
     /// `(start, len)` of method, target, peer, url scheme, client and
-    /// server address, forwarded host, then each header's name and value.
+    /// server address, forwarded host, PROXY protocol and proxy address,
+    /// then each header's name and value.
     ranges: Vec<(usize, usize)>,
 }
 
 impl RequestCopy {
-    const FIXED: usize = 7;
+    const FIXED: usize = 9;
 
     fn of(call: &dyn Call) -> Self {
         let head = call.head();
@@ -113,6 +116,8 @@ impl RequestCopy {
             call.client_addr().as_bytes(),
             call.server_addr().as_bytes(),
             call.forwarded_host().unwrap_or("").as_bytes(),
+            call.proxy_protocol().unwrap_or("").as_bytes(),
+            call.proxy_addr().unwrap_or("").as_bytes(),
         ];
         let total = fixed.iter().map(|piece| piece.len()).sum::<usize>()
             + head
@@ -181,6 +186,8 @@ pub fn lend_call<R>(
         client_addr: copy.view(4),
         server_addr: copy.view(5),
         forwarded_host: copy.view(6),
+        proxy_protocol: copy.view(7),
+        proxy_addr: copy.view(8),
     };
     let mut context = CallContext::for_call(call, info, connection);
     body(&request, &HOST_TABLE, context.as_raw())
@@ -545,6 +552,8 @@ unsafe extern "C" fn connection_info(ctx: *mut RcCallCtx, out: *mut RcConnection
             client_addr: connection.client_addr,
             server_addr: connection.server_addr,
             forwarded_host: connection.forwarded_host,
+            proxy_protocol: connection.proxy_protocol,
+            proxy_addr: connection.proxy_addr,
         };
         let count = full.struct_size;
         // SAFETY: `count` bytes fit in both structs; the views borrow the

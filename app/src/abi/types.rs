@@ -149,6 +149,12 @@ pub struct RcConnectionInfo {
     /// Appended: the host a trusted `Forwarded` field's `host=` named, as
     /// [`crate::Call::forwarded_host`]; empty when none did.
     pub forwarded_host: RcStr,
+    /// Appended: what the connection's PROXY header said it is, as
+    /// [`crate::Call::proxy_protocol`]; empty without a header.
+    pub proxy_protocol: RcStr,
+    /// Appended: the proxy's own address the header named, as
+    /// [`crate::Call::proxy_addr`]; empty when it named none.
+    pub proxy_addr: RcStr,
 }
 
 impl RcConnectionInfo {
@@ -160,6 +166,8 @@ impl RcConnectionInfo {
             client_addr: RcStr::EMPTY,
             server_addr: RcStr::EMPTY,
             forwarded_host: RcStr::EMPTY,
+            proxy_protocol: RcStr::EMPTY,
+            proxy_addr: RcStr::EMPTY,
         }
     }
 }

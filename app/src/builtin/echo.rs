@@ -2,7 +2,8 @@
 //! the whole body and answers 200 `application/json` describing the request
 //! exactly as parsed: header names as received, in received order, and
 //! where it came from (`peer`, `client_addr`, `forwarded_host`,
-//! `url_scheme`, `server_addr`).
+//! `url_scheme`, `server_addr`, and what a PROXY header said:
+//! `proxy_protocol`, `proxy_addr`).
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -45,6 +46,8 @@ impl App for Echo {
             "peer": call.peer(),
             "client_addr": call.client_addr(),
             "forwarded_host": call.forwarded_host(),
+            "proxy_protocol": call.proxy_protocol(),
+            "proxy_addr": call.proxy_addr(),
             "url_scheme": call.url_scheme(),
             "server_addr": call.server_addr(),
         });

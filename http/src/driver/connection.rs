@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::proto::config::ConnConfig;
 use crate::proto::conn::{Action, ConnState, Retiring};
+use crate::proto::proxy::{Proxied, ProxyHeader};
 
 /// Reads (of up to 1 KiB each) [`Connection::close_at_deadline`] makes to
 /// drop what a client sent before its connection closes.
@@ -65,6 +66,8 @@ pub struct Connection<S> {
     wire: Wire<S>,
     state: ConnState,
     peer: String,
+    /// What its PROXY header said, when it had one.
+    proxied: Option<Proxied>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -80,6 +83,7 @@ impl<S: Transport> Connection<S> {
             wire: Wire::new(stream),
             state,
             peer: peer.into(),
+            proxied: None,
         }
     }
 
@@ -137,6 +141,16 @@ impl<S: Transport> Connection<S> {
     /// named, read before the first request.
     pub fn set_peer(&mut self, peer: impl Into<String>) {
         self.peer = peer.into();
+    }
+
+    /// Takes what the connection's PROXY header said: the client it names
+    /// (if any) becomes the peer, and the rest is kept for the app
+    /// ([`Exchange::proxied`]).
+    pub fn set_proxied(&mut self, header: &ProxyHeader) {
+        if let Some(source) = header.source {
+            self.peer = source.to_string();
+        }
+        self.proxied = Some(Proxied::from(header));
     }
 
     /// True once the connection has finished; `serve` returns `Close` at once.
@@ -251,6 +265,7 @@ impl<S: Transport> Connection<S> {
             &mut self.wire,
             &mut self.state,
             &self.peer,
+            self.proxied.as_ref(),
         ));
         let end = self.state.finish();
         if let Some(err) = &end.body_error {

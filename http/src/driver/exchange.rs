@@ -8,12 +8,14 @@ use std::io;
 use crate::driver::transport::{SystemClock, Transport, Wire};
 use crate::proto::conn::{BodyRead, ConnState};
 use crate::proto::head::{Header, RequestHead};
+use crate::proto::proxy::Proxied;
 
 /// One request/response exchange on a blocking connection.
 pub struct Exchange<'a> {
     wire: &'a mut Wire<dyn Transport + 'a>,
     state: &'a mut ConnState,
     peer: &'a str,
+    proxied: Option<&'a Proxied>,
 }
 
 impl std::fmt::Debug for Exchange<'_> {
@@ -30,8 +32,14 @@ impl<'a> Exchange<'a> {
         wire: &'a mut Wire<dyn Transport + 'a>,
         state: &'a mut ConnState,
         peer: &'a str,
+        proxied: Option<&'a Proxied>,
     ) -> Exchange<'a> {
-        Exchange { wire, state, peer }
+        Exchange {
+            wire,
+            state,
+            peer,
+            proxied,
+        }
     }
 
     /// The request line and header fields.
@@ -42,6 +50,11 @@ impl<'a> Exchange<'a> {
     /// The client address (`""` for unix sockets).
     pub fn peer(&self) -> &str {
         self.peer
+    }
+
+    /// What the connection's PROXY header said, when it had one.
+    pub fn proxied(&self) -> Option<&Proxied> {
+        self.proxied
     }
 
     /// Read request body bytes into `buf`; `Ok(0)` at the end of the body.

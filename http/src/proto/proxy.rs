@@ -105,6 +105,35 @@ pub struct ProxyHeader {
     /// IPv4/IPv6); `None` keeps the socket's peer (v1 `UNKNOWN`, v2
     /// `LOCAL`, v2 `UNSPEC` or unix addresses).
     pub source: Option<SocketAddr>,
+    /// The address the client connected to, the proxy's own (alongside
+    /// [`ProxyHeader::source`]; `None` whenever that is).
+    pub destination: Option<SocketAddr>,
+    /// What the header says the connection is, as Gunicorn's
+    /// `PROXY_PROTOCOL` gives it: `TCP4` or `TCP6` (v1 and v2), `UNKNOWN`
+    /// (v1), `LOCAL`, `UNSPEC` or `UNIX` (v2).
+    pub protocol: &'static str,
+}
+
+/// What a connection's PROXY header told it, kept for the app: Gunicorn's
+/// `PROXY_PROTOCOL`, `PROXY_ADDR` and `PROXY_PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxied {
+    /// [`ProxyHeader::protocol`].
+    pub protocol: &'static str,
+    /// [`ProxyHeader::destination`] as `ip:port` (`[v6]:port`), `""` when
+    /// the header named none.
+    pub proxy_addr: String,
+}
+
+impl From<&ProxyHeader> for Proxied {
+    fn from(header: &ProxyHeader) -> Proxied {
+        Proxied {
+            protocol: header.protocol,
+            proxy_addr: header
+                .destination
+                .map_or_else(String::new, |destination| destination.to_string()),
+        }
+    }
 }
 
 /// Why a header is malformed.
@@ -222,16 +251,30 @@ fn parse_v1(bytes: &[u8]) -> ProxyParse {
         Ok(parsed) => parsed,
         Err(err) => return v1_invalid(err.to_string()),
     };
-    let source = match parsed.addresses {
-        ppp::v1::Addresses::Unknown => None,
-        ppp::v1::Addresses::Tcp4(ip) => Some(SocketAddr::new(
-            IpAddr::V4(ip.source_address),
-            ip.source_port,
-        )),
-        ppp::v1::Addresses::Tcp6(ip) => Some(SocketAddr::new(
-            IpAddr::V6(ip.source_address),
-            ip.source_port,
-        )),
+    let (protocol, source, destination) = match parsed.addresses {
+        ppp::v1::Addresses::Unknown => ("UNKNOWN", None, None),
+        ppp::v1::Addresses::Tcp4(ip) => (
+            "TCP4",
+            Some(SocketAddr::new(
+                IpAddr::V4(ip.source_address),
+                ip.source_port,
+            )),
+            Some(SocketAddr::new(
+                IpAddr::V4(ip.destination_address),
+                ip.destination_port,
+            )),
+        ),
+        ppp::v1::Addresses::Tcp6(ip) => (
+            "TCP6",
+            Some(SocketAddr::new(
+                IpAddr::V6(ip.source_address),
+                ip.source_port,
+            )),
+            Some(SocketAddr::new(
+                IpAddr::V6(ip.destination_address),
+                ip.destination_port,
+            )),
+        ),
     };
     if source.is_some() {
         // `ppp` parses ports with `u16::from_str`, which takes a sign.
@@ -249,6 +292,8 @@ fn parse_v1(bytes: &[u8]) -> ProxyParse {
         len: header.len(),
         version: ProxyVersion::V1,
         source,
+        destination,
+        protocol,
     })
 }
 
@@ -288,30 +333,46 @@ fn parse_v2(bytes: &[u8]) -> ProxyParse {
     if let Some(Err(err)) = header.tlvs().find(Result::is_err) {
         return v2_invalid(err.to_string());
     }
-    let source = match header.command {
+    let (protocol, source, destination) = match header.command {
         // The proxy's own connection (a health check): the addresses, if
         // any, are ignored, as the specification says.
-        ppp::v2::Command::Local => None,
+        ppp::v2::Command::Local => ("LOCAL", None, None),
         ppp::v2::Command::Proxy => match (header.addresses, header.protocol) {
-            (ppp::v2::Addresses::Unspecified, _) => None,
+            (ppp::v2::Addresses::Unspecified, _) => ("UNSPEC", None, None),
             (_, protocol) if protocol != ppp::v2::Protocol::Stream => {
                 return v2_invalid("a PROXY command for a protocol other than a stream");
             }
-            (ppp::v2::Addresses::IPv4(ip), _) => Some(SocketAddr::new(
-                IpAddr::V4(ip.source_address),
-                ip.source_port,
-            )),
-            (ppp::v2::Addresses::IPv6(ip), _) => Some(SocketAddr::new(
-                IpAddr::V6(ip.source_address),
-                ip.source_port,
-            )),
-            (ppp::v2::Addresses::Unix(_), _) => None,
+            (ppp::v2::Addresses::IPv4(ip), _) => (
+                "TCP4",
+                Some(SocketAddr::new(
+                    IpAddr::V4(ip.source_address),
+                    ip.source_port,
+                )),
+                Some(SocketAddr::new(
+                    IpAddr::V4(ip.destination_address),
+                    ip.destination_port,
+                )),
+            ),
+            (ppp::v2::Addresses::IPv6(ip), _) => (
+                "TCP6",
+                Some(SocketAddr::new(
+                    IpAddr::V6(ip.source_address),
+                    ip.source_port,
+                )),
+                Some(SocketAddr::new(
+                    IpAddr::V6(ip.destination_address),
+                    ip.destination_port,
+                )),
+            ),
+            (ppp::v2::Addresses::Unix(_), _) => ("UNIX", None, None),
         },
     };
     ProxyParse::Header(ProxyHeader {
         len: 16 + length,
         version: ProxyVersion::V2,
         source,
+        destination,
+        protocol,
     })
 }
 
@@ -321,12 +382,13 @@ pub enum ProxyStep {
     /// Wait for more bytes (within the head deadline).
     NeedMore,
     /// Consume `consume` bytes (the header; 0 when there is none) and serve
-    /// the connection, with `client` as its peer (`None`: the socket's).
+    /// the connection, with the client `header` names as its peer (none:
+    /// the socket's).
     Serve {
         /// The header's length.
         consume: usize,
-        /// The client the header names.
-        client: Option<SocketAddr>,
+        /// The header (`None` under `auto` when there was none).
+        header: Option<ProxyHeader>,
     },
     /// Answer `status` (400 malformed, 403 not allowed) and close, or
     /// close without an answer (`None`: the peer closed mid-header).
@@ -403,12 +465,12 @@ impl ProxyPolicy {
             ProxyParse::Incomplete => ProxyStep::NeedMore,
             ProxyParse::Absent => ProxyStep::Serve {
                 consume: 0,
-                client: None,
+                header: None,
             },
             ProxyParse::Header(_) | ProxyParse::Invalid(_) if !allowed => forbidden(),
             ProxyParse::Header(header) => ProxyStep::Serve {
                 consume: header.len,
-                client: header.source,
+                header: Some(header),
             },
             ProxyParse::Invalid(err) => ProxyStep::Refuse {
                 status: Some(400),
@@ -462,8 +524,13 @@ mod tests {
             ProxyMode::Auto,
         );
         assert_eq!(got.source, Some("[2001:db8::1]:1".parse().unwrap()));
+        assert_eq!(
+            (got.protocol, got.destination),
+            ("TCP6", Some("[2001:db8::2]:65535".parse().unwrap()))
+        );
         let got = header(b"PROXY UNKNOWN whatever here\r\n", ProxyMode::Auto);
         assert_eq!((got.source, got.len), (None, 29));
+        assert_eq!((got.protocol, got.destination), ("UNKNOWN", None));
     }
 
     #[test]
@@ -479,8 +546,26 @@ mod tests {
         let got = header(&v2(0x21, 0x21, &six, &[0x04, 0, 2, 1, 2]), ProxyMode::Auto);
         assert_eq!(got.source, Some("[::1]:443".parse().unwrap()));
         assert_eq!(got.len, 16 + 36 + 5);
+        assert_eq!(
+            Proxied::from(&got),
+            Proxied {
+                protocol: "TCP6",
+                proxy_addr: "[::2]:0".to_owned()
+            }
+        );
         let got = header(&v2(0x20, 0x00, &[], &[]), ProxyMode::V2);
         assert_eq!((got.source, got.len), (None, 16));
+        assert_eq!(
+            Proxied::from(&got),
+            Proxied {
+                protocol: "LOCAL",
+                proxy_addr: String::new()
+            }
+        );
+        assert_eq!(
+            header(&v2(0x21, 0x00, &[], &[]), ProxyMode::V2).protocol,
+            "UNSPEC"
+        );
         // LOCAL ignores whatever addresses it carries.
         assert_eq!(header(&v2(0x20, 0x11, V4, &[]), ProxyMode::V2).source, None);
     }
@@ -584,7 +669,13 @@ mod tests {
             policy.step(line, "10.1.2.3:5", false),
             ProxyStep::Serve {
                 consume: line.len(),
-                client: Some("192.0.2.1:1".parse().unwrap())
+                header: Some(ProxyHeader {
+                    len: line.len(),
+                    version: ProxyVersion::V1,
+                    source: Some("192.0.2.1:1".parse().unwrap()),
+                    destination: Some("192.0.2.2:2".parse().unwrap()),
+                    protocol: "TCP4",
+                })
             }
         );
         // A unix peer is allowed; plain HTTP under auto is served as is.
@@ -596,7 +687,7 @@ mod tests {
             policy.step(b"GET /", "127.0.0.1:5", false),
             ProxyStep::Serve {
                 consume: 0,
-                client: None
+                header: None
             }
         );
         let strict = ProxyPolicy::new(ProxyMode::V1, &["10.0.0.0/8"]).unwrap();

@@ -274,6 +274,18 @@ pub fn build<'py>(py: Python<'py>, app: &WsgiApp, call: &dyn Call) -> PyResult<B
         None => environ.set_item(keys.remote_addr.bind(py), peer)?,
     }
 
+    // What a PROXY protocol header said, as Gunicorn gives it: the
+    // protocol, and the proxy's own address and port when the header named
+    // them (Gunicorn sets `PROXY_ADDR` to None and `PROXY_PORT` to "None"
+    // for LOCAL and UNSPEC; here they are left out).
+    if let Some(protocol) = call.proxy_protocol() {
+        environ.set_item("PROXY_PROTOCOL", protocol)?;
+        if let Some((ip, port)) = call.proxy_addr().and_then(split_host_port) {
+            environ.set_item("PROXY_ADDR", ip)?;
+            environ.set_item("PROXY_PORT", port)?;
+        }
+    }
+
     let server = call.server_addr();
     let host_text;
     let (server_name, server_port): (&str, &str) = match split_host_port(server) {
