@@ -6,7 +6,8 @@
 //! by the access log, which has a line for every request the app or the
 //! server answered); a header split over writes; `off` answering a PROXY
 //! line 400 as the HTTP request it then is; and a Python app's
-//! `REMOTE_ADDR`/`REMOTE_PORT` compared with the real Gunicorn's; a
+//! `REMOTE_ADDR`/`REMOTE_PORT` and `PROXY_PROTOCOL`/`PROXY_ADDR`/
+//! `PROXY_PORT` compared with the real Gunicorn's; a
 //! stalled header not holding up other clients; a unix-socket listener;
 //! `--forwarded-allow-ips` judging the client the header names.
 
@@ -177,9 +178,22 @@ fn valid_headers_name_the_client(class: Class) {
         ("v2 LOCAL", v2(0x20, 0x00, &[], &[]), None),
         ("no header (auto)", Vec::new(), None),
     ];
+    // What each header said the app is told besides (`Call::proxy_protocol`
+    // and `proxy_addr`: the proxy's own address).
+    let said = [
+        (Some("TCP4"), Some("192.0.2.1:80")),
+        (Some("TCP6"), Some("[2001:db8::2]:443")),
+        (Some("UNKNOWN"), None),
+        (Some("TCP4"), Some("192.0.2.20:80")),
+        (Some("TCP6"), Some("[2001:db8::8]:443")),
+        (Some("LOCAL"), None),
+        (None, None),
+    ];
     let mut hosts = Vec::new();
-    for (name, header, expected) in &cases {
+    for ((name, header, expected), (protocol, proxy_addr)) in cases.iter().zip(said) {
         let echo = echoed(&exchange(&server, header));
+        assert_eq!(echo["proxy_protocol"].as_str(), protocol, "{name}: {echo}");
+        assert_eq!(echo["proxy_addr"].as_str(), proxy_addr, "{name}: {echo}");
         let peer = echo["peer"].as_str().unwrap().to_owned();
         match expected {
             Some(expected) => assert_eq!(&peer, expected, "{name}"),
@@ -483,6 +497,75 @@ fn a_python_app_sees_the_client_as_under_gunicorn() {
         for (bytes, theirs) in requests.iter().zip(&theirs) {
             assert_eq!(&remote_of(&ours, bytes), theirs, "{}", class.name());
         }
+    }
+}
+
+/// `PROXY_PROTOCOL`, `PROXY_ADDR` and `PROXY_PORT` of a Python app's
+/// environ for `bytes` (`None`: the key is absent; a value that is not a
+/// string, Gunicorn's None, as `environ_dump` describes it).
+fn proxy_keys_of(server: &Server, bytes: &[u8]) -> [Option<String>; 3] {
+    let response = runicorn_tests::raw_response(server.addr(), bytes).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let environ: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    ["PROXY_PROTOCOL", "PROXY_ADDR", "PROXY_PORT"].map(|key| {
+        environ
+            .get(key)
+            .map(|value| value.as_str().unwrap().to_owned())
+    })
+}
+
+/// What a header said reaches a Python app as the real Gunicorn
+/// (`--proxy-protocol`, the same bytes) gives it: `PROXY_PROTOCOL`,
+/// `PROXY_ADDR` and `PROXY_PORT` (the proxy's own address) behind v1 and v2
+/// headers over IPv4 and IPv6, under every class; none of the keys without
+/// a header; for v2 LOCAL the same `PROXY_PROTOCOL`, where Gunicorn's
+/// `PROXY_ADDR` is None (and `PROXY_PORT` "None") runicorn leaves both out.
+#[test]
+fn a_python_app_sees_the_proxy_keys_as_under_gunicorn() {
+    use runicorn_tests::python;
+    let with_get = |mut header: Vec<u8>| {
+        header.extend_from_slice(GET);
+        header
+    };
+    let requests: Vec<Vec<u8>> = [
+        b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 80\r\n".to_vec(),
+        b"PROXY TCP6 2001:db8::1 2001:db8::2 40001 443\r\n".to_vec(),
+        v2(0x21, 0x11, V4_BLOCK, &[]),
+        v2(0x21, 0x21, &v6_block(), &[]),
+        Vec::new(),
+    ]
+    .into_iter()
+    .map(with_get)
+    .collect();
+    let local = with_get(v2(0x20, 0x00, &[], &[]));
+    let gunicorn = python::gunicorn(&["--proxy-protocol", "-w", "1"], "environ_dump:app");
+    let theirs: Vec<[Option<String>; 3]> = requests
+        .iter()
+        .map(|bytes| proxy_keys_of(&gunicorn, bytes))
+        .collect();
+    let some = |text: &str| Some(text.to_owned());
+    assert_eq!(theirs[0], [some("TCP4"), some("192.0.2.1"), some("80")]);
+    assert_eq!(theirs[3], [some("TCP6"), some("2001:db8::8"), some("443")]);
+    assert_eq!(theirs[4], [None, None, None]);
+    let their_local = proxy_keys_of(&gunicorn, &local);
+    assert_eq!(their_local, [some("LOCAL"), some("<object>"), some("None")]);
+    for class in Class::ALL {
+        let ours = python::start(class, &["--proxy-protocol", "-w", "1"], "environ_dump:app");
+        for (bytes, theirs) in requests.iter().zip(&theirs) {
+            assert_eq!(
+                &proxy_keys_of(&ours, bytes),
+                theirs,
+                "{}: {}",
+                class.name(),
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        assert_eq!(
+            proxy_keys_of(&ours, &local),
+            [some("LOCAL"), None, None],
+            "{}",
+            class.name()
+        );
     }
 }
 

@@ -6,7 +6,8 @@
 //! (`builtin:echo`'s `peer`) and the access log (`%(h)s` and
 //! `%({REMOTE_PORT}e)s`) see the client:
 //! 127.0.0.1 with the client socket's own port, which the proxy's own
-//! connection to runicorn never has. Without the header runicorn would see
+//! connection to runicorn never has; the app is told the proxy's address
+//! the client connected to (`proxy_addr`, Gunicorn's `PROXY_ADDR`). Without the header runicorn would see
 //! the proxy's connection (another port), and under `v1`/`v2` a connection
 //! without one is refused, so both checks fail if the header is not read.
 
@@ -80,6 +81,9 @@ fn behind(class: Class, kind: Kind, mode: &str) {
             "the app sees the client socket, not the proxy's connection: {json}"
         );
         assert_eq!(json["client_addr"], format!("127.0.0.1:{port}"), "{json}");
+        // And the proxy's own address, the one the client connected to.
+        assert_eq!(json["proxy_protocol"], "TCP4", "{json}");
+        assert_eq!(json["proxy_addr"], proxy.addr().to_string(), "{json}");
         let line = format!("127.0.0.1 {port} GET {path} HTTP/1.1 200");
         assert!(
             wait_until(deadline(10.0), || lines(&log).contains(&line)),
