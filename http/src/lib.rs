@@ -34,7 +34,7 @@ pub use proto::body::BodyDecoder;
 pub use proto::buffer::ReadBuffer;
 pub use proto::config::ConnConfig;
 pub use proto::conn::{
-    Action, BodyRead, Clock, ConnState, ReadWait, RequestEnd, Retiring, FLUSH_THRESHOLD,
+    Action, BodyRead, Clock, ConnState, ReadWait, RequestEnd, Retiring, FLUSH_THRESHOLD, LATE_LOOK,
     LINGER_BYTES, REPARSE_STEP,
 };
 pub use proto::cycle::{Cycle, CycleOptions, Finish};

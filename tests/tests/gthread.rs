@@ -123,9 +123,8 @@ fn an_unread_body_is_never_parsed_as_the_next_request() {
 
 #[test]
 fn silent_clients_hold_no_thread_and_are_closed_at_the_head_deadline() {
-    // --timeout 4: the head deadline (the client I/O timeout) is 2 s.
     let server = gthread(
-        &["-w", "1", "--threads", "1", "--timeout", "4"],
+        &["-w", "1", "--threads", "1", "--header-timeout", "2"],
         "builtin:hello",
     );
     let mut silent: Vec<Conn> = (0..5)
@@ -255,4 +254,52 @@ fn saturated_workers_share_a_burst_of_keep_alive_clients() {
         split.iter().all(|&held| held >= threads),
         "the workers hold {split:?} of {clients} kept-alive connections"
     );
+}
+
+#[test]
+fn a_request_that_waited_for_a_busy_thread_past_its_head_deadline_is_served() {
+    // The only thread is held for 4 s; clients that send their whole
+    // request meanwhile wait on the server, not the other way round. The
+    // worker takes them from the queue (a saturated worker does, behind its
+    // busy thread) with a 1 s head deadline from that accept: at it their
+    // bytes sit unread in the socket, and they are served once the thread
+    // frees up, never closed unanswered (nginx saw it as a 502 when TERM
+    // drained a queue of long requests).
+    let server = gthread(
+        &[
+            "-w",
+            "1",
+            "--threads",
+            "1",
+            "--header-timeout",
+            "1",
+            "--log-level",
+            "debug",
+        ],
+        "builtin:sleep",
+    );
+    let held = InFlight::start(&server, &["/held?ms=4000"]);
+    let queued: Vec<_> = (0..3)
+        .map(|n| {
+            let addr = server.addr().clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(&addr)?;
+                conn.set_timeout(Duration::from_secs(20))?;
+                conn.get(&format!("/queued{n}?ms=0"))
+            })
+        })
+        .collect();
+    for (n, client) in queued.into_iter().enumerate() {
+        let response = client.join().unwrap().unwrap_or_else(|err| {
+            panic!(
+                "queued request {n} was not answered: {err}\n{}",
+                server.log()
+            )
+        });
+        assert_eq!(response.status, 200, "{}", server.log());
+    }
+    for response in held.answered(&server) {
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(server.log_count("PROXY"), 0, "{}", server.log());
 }

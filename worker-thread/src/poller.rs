@@ -21,6 +21,7 @@ use runicorn_http::ConnConfig;
 use runicorn_worker::{Listener, Worker};
 
 use crate::error::ThreadError;
+use crate::idle::IdleKind;
 use crate::policy::{self, Load};
 use crate::pool::{Hub, Pool};
 use runicorn_worker::Shared;
@@ -31,6 +32,10 @@ const TOKEN_SHUTDOWN: u64 = u64::MAX;
 const TOKEN_POOL: u64 = u64::MAX - 1;
 /// Events taken from the kernel per wait (listeners and two pipes).
 const EVENTS_PER_WAIT: usize = 64;
+/// How long a connection found readable at its deadline (no thread was
+/// free to read it) stays parked before the poller looks at it again; a
+/// thread that frees up takes it at once.
+const SERVED_LATE_RECHECK: Duration = Duration::from_secs(1);
 
 /// How the main loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +201,14 @@ impl<'w> Poller<'w> {
             let now = Instant::now();
             self.take_starving_connections(now);
             for mut client in self.hub.expire(now) {
-                client.close_at_deadline();
+                if client.sent_while_parked() {
+                    // Readable, and no thread was free to read it: served
+                    // when one is, looked at again after a while if not.
+                    self.hub
+                        .park_until(client, IdleKind::Waiting, now + SERVED_LATE_RECHECK);
+                } else {
+                    client.close_at_deadline();
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //! every response that starts once it retires (the connection state
 //! watches `Shutdown::retirement`, set when the poller admits it).
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_app::blocking::ThreadHost;
 use runicorn_http::{Connection, Exchange, Outcome, ServeMode};
 use std::os::fd::AsFd;
@@ -71,13 +72,37 @@ impl Client {
     }
 
     /// Closes a connection still parked at its deadline: one whose PROXY
-    /// header never completed quietly (what came taken, a FIN), else as
-    /// `Connection::close_at_deadline` does.
+    /// header was being read and never completed quietly (what came taken,
+    /// a FIN), else as `Connection::close_at_deadline` does (a connection
+    /// no thread has taken yet has no header deadline worked out: nothing
+    /// of a header was read, and it closes as one that sent nothing).
     pub(crate) fn close_at_deadline(&mut self) {
         match &self.header {
-            Some(_) => proxy::expired(self.connection.stream().as_fd(), self.connection.peer()),
-            None => self.connection.close_at_deadline(),
+            Some(due) if due.deadline.is_some() => {
+                proxy::expired(self.connection.stream().as_fd(), self.connection.peer());
+            }
+            _ => self.connection.close_at_deadline(),
         }
+    }
+
+    /// Whether, at its deadline, this parked connection has bytes (or its
+    /// client's end) no thread has read yet. Then the wait was the
+    /// server's, not the client's: every thread was busy while the bytes
+    /// sat in the socket (a queue behind long requests, a stop draining
+    /// them), and closing would drop a request the client sent in time.
+    /// Such a connection is served instead: a thread takes it as soon as
+    /// one is free and judges a head by its own deadline (a slow client's
+    /// partial head still gets its 408 then). A lingering close ends at its
+    /// deadline whatever came.
+    pub(crate) fn sent_while_parked(&self) -> bool {
+        if self.connection.is_lingering() {
+            return false;
+        }
+        let mut fds = [PollFd::new(
+            self.connection.stream().as_fd(),
+            PollFlags::POLLIN,
+        )];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
     }
 
     /// Reads the PROXY header, if one is due: `None` once it is read (or

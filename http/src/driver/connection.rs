@@ -213,6 +213,11 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// True in a lingering close (see `ConnState::is_lingering`).
+    pub fn is_lingering(&self) -> bool {
+        self.state.is_lingering()
+    }
+
     /// Until when an [`Outcome::Waiting`] connection may stay parked: the
     /// deadline of the head being received, or the end of its lingering
     /// close (`None`: no head has begun, or there is no deadline).

@@ -74,6 +74,10 @@ pub const LINGER_BYTES: usize = 1 << 20;
 /// New bytes after which a partial head is parsed again even if no line
 /// ended in them.
 pub const REPARSE_STEP: usize = 1024;
+/// The wait of the one read a connection gets when its head deadline is
+/// found already past (its bytes may be in the socket, unread because the
+/// worker was busy): long enough for a driver to take what is there.
+pub const LATE_LOOK: Duration = Duration::from_millis(1);
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,10 @@ pub struct ConnState {
     /// When the head being received must be complete, or the lingering
     /// close end.
     deadline: Option<Instant>,
+    /// The head deadline was found past with no read since (the worker
+    /// was busy, the task ran late), and the one read without waiting
+    /// that follows has been asked for.
+    looked_late: bool,
     /// The current request's body, as the minimum rate judges it.
     body_pace: BodyPace,
     /// In a request, its body error (answered if no response started); in
@@ -157,6 +165,7 @@ impl ConnState {
             partial_len: 0,
             parses: 0,
             deadline: None,
+            looked_late: false,
             body_pace: BodyPace::default(),
             error: None,
             io_failed: false,
@@ -179,6 +188,7 @@ impl ConnState {
     /// driver that does not call this starts the deadline at its first poll.
     pub fn accepted_at(&mut self, now: Instant) {
         if self.requests == 0 && self.phase == Phase::Head {
+            self.looked_late = false;
             self.deadline = nonzero(self.config.header_timeout).map(|timeout| now + timeout);
         }
     }
@@ -297,6 +307,17 @@ impl ConnState {
         let deadline = *self.deadline.get_or_insert(now + header_timeout);
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
+            if !self.looked_late {
+                // Found past, not reached in a read that waited for it: the
+                // wait was the server's (every thread busy, a task run
+                // late), so what the client has sent by now is read, once
+                // and without waiting, before the head is judged.
+                self.looked_late = true;
+                return Action::Read(ReadWait {
+                    timeout: Some(LATE_LOOK),
+                    idle: false,
+                });
+            }
             if self.input.is_empty() {
                 self.phase = Phase::Closed;
                 return Action::Close;
@@ -510,6 +531,12 @@ impl ConnState {
         matches!(self.phase, Phase::Head | Phase::Lingering { .. })
     }
 
+    /// True in a lingering close (the error answer sent, the client's
+    /// input read and dropped until the linger's end).
+    pub fn is_lingering(&self) -> bool {
+        matches!(self.phase, Phase::Lingering { .. })
+    }
+
     /// Until when a connection whose read was left to a poller may stay
     /// parked: the deadline of the head being received, or the end of a
     /// lingering close (`None`: no head has begun, or there is no
@@ -550,6 +577,7 @@ impl ConnState {
     fn start_request<C: Clock + ?Sized>(&mut self, info: RequestInfo, clock: &C) {
         self.requests += 1;
         self.deadline = None;
+        self.looked_late = false;
         self.body_pace = BodyPace::default();
         self.date.update(clock.wall());
         let options = CycleOptions {

@@ -279,6 +279,10 @@ fn a_head_not_complete_by_its_deadline_gets_408() {
     );
     clock.advance(Duration::from_secs(10));
     feed(&mut state, b"X-Late: 1\r\n");
+    // Found past: one read without waiting takes what the client sent by
+    // now (none more here), then the head is judged.
+    assert_eq!(state.poll(&clock), read_wait(Some(LATE_LOOK), false));
+    state.received(Err(io::ErrorKind::TimedOut.into()));
     assert_eq!(state.poll(&clock), Action::Write);
     assert!(take_output(&mut state).starts_with("HTTP/1.1 408 "));
     assert_eq!(state.poll(&clock), Action::Shutdown);
@@ -704,6 +708,8 @@ fn a_new_connections_head_deadline_runs_from_its_accept_and_a_silent_one_is_clos
         read_wait(Some(Duration::from_secs(1)), false)
     );
     clock.advance(Duration::from_secs(1));
+    assert_eq!(state.poll(&clock), read_wait(Some(LATE_LOOK), false));
+    state.received(Err(io::ErrorKind::WouldBlock.into()));
     assert_eq!(state.poll(&clock), Action::Close, "nothing came: no answer");
     assert!(state.output().is_empty());
 }
@@ -723,7 +729,9 @@ fn a_head_dripped_byte_by_byte_gets_408_at_the_deadline_from_the_accept() {
     }
     // 3 + 7 seconds: the 10 s deadline from the accept.
     feed(&mut state, &head[7..8]);
-    assert_eq!(state.poll(&clock), Action::Write);
+    assert_eq!(state.poll(&clock), read_wait(Some(LATE_LOOK), false));
+    feed(&mut state, &head[8..9]);
+    assert_eq!(state.poll(&clock), Action::Write, "one late look only");
     assert!(take_output(&mut state).starts_with("HTTP/1.1 408 "));
     assert_eq!(state.poll(&clock), Action::Shutdown, "a lingering close");
 }
@@ -1022,4 +1030,27 @@ fn a_parked_head_or_linger_reports_its_deadline_and_expires_with_a_408_or_silent
     assert!(!bad.head_expired(&clock));
     assert!(bad.output().is_empty());
     assert_eq!(bad.poll(&clock), Action::Close);
+}
+
+#[test]
+fn a_head_whose_deadline_passed_unread_is_read_once_and_served_if_whole() {
+    // The worker was busy past the deadline while the whole request sat in
+    // the socket: the wait was the server's, and the request is served.
+    let clock = FakeClock::new();
+    let mut state = ConnState::new(deadlines());
+    state.accepted_at(clock.now());
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(state.poll(&clock), read_wait(Some(LATE_LOOK), false));
+    feed(&mut state, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(state.poll(&clock), Action::Serve);
+    hello(&mut state);
+    assert!(state.finish().keep_alive);
+    take_output(&mut state);
+    // The next head has a deadline of its own, and its own late look.
+    feed(&mut state, b"GET /next HTTP/1.1\r\n");
+    assert!(matches!(state.poll(&clock), Action::Read(_)));
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(state.poll(&clock), read_wait(Some(LATE_LOOK), false));
+    feed(&mut state, b"Host: x\r\n\r\n");
+    assert_eq!(state.poll(&clock), Action::Serve);
 }
