@@ -22,11 +22,19 @@ struct Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if !self.reaped {
-            let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-            let _ = self.child.wait();
-        }
+        kill_group(&mut self.child, &mut self.reaped);
     }
+}
+
+/// SIGKILLs `child`'s whole process group and reaps `child`, unless
+/// `reaped` says that was done (it says so after).
+pub(crate) fn kill_group(child: &mut Child, reaped: &mut bool) {
+    if *reaped {
+        return;
+    }
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+    let _ = child.wait();
+    *reaped = true;
 }
 
 /// What a finished command printed and how it ended.

@@ -20,9 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
 use crate::client::Addr;
 use crate::wait::{deadline, wait_for};
 
@@ -264,12 +261,7 @@ impl Nginx {
     }
 
     fn kill(&mut self) {
-        if self.reaped {
-            return;
-        }
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-        self.reaped = true;
+        crate::command::kill_group(&mut self.child, &mut self.reaped);
     }
 }
 
@@ -284,7 +276,7 @@ impl Drop for Nginx {
 
 /// `count` distinct loopback ports that were free a moment ago: each bound
 /// on port 0 and held until all are picked, then closed for nginx to bind.
-fn free_ports(count: usize) -> Vec<u16> {
+pub(crate) fn free_ports(count: usize) -> Vec<u16> {
     let held: Vec<TcpListener> = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
         .collect();

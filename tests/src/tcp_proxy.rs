@@ -14,14 +14,11 @@
 //! also when the test panics (then it prints the proxy's log).
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 
 use crate::wait::{deadline, wait_for};
 
@@ -169,7 +166,7 @@ impl TcpProxy {
         fs::create_dir_all(dir).expect("create the proxy's directory");
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
+            let port = crate::nginx::free_ports(1)[0];
             let config = dir.join("proxy.conf");
             let text = match kind {
                 Kind::Haproxy => haproxy_config(upstream, port),
@@ -240,12 +237,7 @@ impl TcpProxy {
     }
 
     fn kill(&mut self) {
-        if self.reaped {
-            return;
-        }
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-        self.reaped = true;
+        crate::command::kill_group(&mut self.child, &mut self.reaped);
     }
 }
 
@@ -256,14 +248,6 @@ impl Drop for TcpProxy {
             eprintln!("--- proxy log ---\n{}--- end ---", self.log());
         }
     }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a loopback port")
-        .port()
 }
 
 #[cfg(test)]
