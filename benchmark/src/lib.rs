@@ -6,4 +6,12 @@
 //! threads it starts are the load generator's.
 #![forbid(unsafe_code)]
 
+pub mod compare;
+pub mod csv;
+#[cfg(test)]
+mod fixture;
+pub mod output;
+pub mod plot;
+pub mod recommend;
 pub mod report;
+pub mod table;
