@@ -99,16 +99,20 @@ pub fn emit(
         }
         Format::Csv => crate::csv::write(report, out)?,
     }
-    let mut written = Vec::new();
     for path in &options.plots {
-        written.extend(plot::plot(report, path)?);
-    }
-    if !written.is_empty() {
-        let names: Vec<String> = written
-            .iter()
-            .map(|path| path.display().to_string())
-            .collect();
-        let line = format!("charts: {}", names.join(", "));
+        let written = plot::plot(report, path)?;
+        let line = if written.is_empty() {
+            format!(
+                "no chart written to {}: no run completed a request",
+                path.display()
+            )
+        } else {
+            let names: Vec<String> = written
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            format!("charts: {}", names.join(", "))
+        };
         if options.format == Format::Table {
             writeln!(out, "\n{line}")?;
         } else {
@@ -278,6 +282,33 @@ mod tests {
             Some("{\"format\": 99}"),
             "is a report of format 99, this runicorn reads format 1: run the benchmark again",
         );
+    }
+
+    #[test]
+    fn charts_are_named_after_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = options(Format::Table);
+        options.plots = vec![dir.path().join("a.svg"), dir.path().join("b.png")];
+        let (_, text) = emit_to_string(&fixture::cpu_bound(), &options).unwrap();
+        let svg = dir.path().join("a.svg");
+        let png = dir.path().join("b.png");
+        assert!(
+            text.contains(&format!("\ncharts: {}\n", svg.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\ncharts: {}\n", png.display())),
+            "{text}"
+        );
+        assert!(svg.exists() && png.exists());
+        // Nothing to draw: said, not silently skipped.
+        let zero = fixture::run("io", "sync", 1, 0.0, 0, 0, 0.0);
+        let (_, text) = emit_to_string(&fixture::report(vec![zero]), &options).unwrap();
+        let said = format!(
+            "no chart written to {}: no run completed a request",
+            svg.display()
+        );
+        assert!(text.contains(&said), "{text}");
     }
 
     #[test]
