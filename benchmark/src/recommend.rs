@@ -238,11 +238,11 @@ fn analyse(report: &Report, workload: &str) -> Result<Recommendation, String> {
 
     let mut why = match cpu_us {
         Some(cpu) => format!(
-            "CPU per request c = {}, unloaded wall time W = {} (the lowest p50 at {}), r = c/W = {:.2}.",
+            "CPU per request c = {}, unloaded wall time W = {} (the lowest p50 at {}), r = c/W = {}.",
             micros(cpu),
             micros(wall_us),
             level_name(unloaded),
-            cpu / wall_us.max(1.0),
+            two_figures(cpu / wall_us.max(1.0)),
         ),
         None => format!(
             "Unloaded wall time W = {} (the lowest p50 at {}).",
@@ -474,6 +474,15 @@ fn caveats(
     text
 }
 
+/// A ratio to two significant figures (`0.99`, `0.10`, `0.0041`).
+fn two_figures(value: f64) -> String {
+    if value <= 0.0 || !value.is_finite() || value >= 0.1 {
+        return format!("{value:.2}");
+    }
+    let decimals = (-value.log10()).floor() as usize + 2;
+    format!("{value:.decimals$}")
+}
+
 fn plural(count: u32) -> &'static str {
     if count == 1 {
         ""
@@ -561,6 +570,15 @@ mod tests {
         ] {
             assert!(why.contains(figure), "{figure:?} not in {why}");
         }
+    }
+
+    #[test]
+    fn ratios_keep_two_figures() {
+        assert_eq!(two_figures(0.988), "0.99");
+        assert_eq!(two_figures(0.1), "0.10");
+        assert_eq!(two_figures(0.099), "0.099");
+        assert_eq!(two_figures(0.00404), "0.0040");
+        assert_eq!(two_figures(1.3), "1.30");
     }
 
     #[test]
