@@ -409,6 +409,41 @@ fn hung_request_is_named(class: Class) {
     assert_eq!(response.status, 200);
 }
 
+/// The workloads of `runicorn bench` that no other scenario serves:
+/// `builtin:mixed` waits then burns and answers, a bad query gets a 400;
+/// `builtin:upload` reads a 1 MiB body to its end, Content-Length or
+/// chunked, and says how much it got.
+fn bench_workloads_mixed_and_upload_are_served(class: Class) {
+    let mixed = start(class, "1", &[], "builtin:mixed");
+    let response = get(mixed.addr(), "/?ms=5&n=10").expect("GET mixed");
+    assert_eq!(response.status, 200, "{}", mixed.log());
+    assert!(
+        response.text().starts_with("mixed 5 ms, 10 rounds: "),
+        "{}",
+        response.text()
+    );
+    let response = get(mixed.addr(), "/?ms=x").expect("GET mixed with a bad ms");
+    assert_eq!(response.status, 400);
+
+    let upload = start(class, "1", &[], "builtin:upload");
+    let body = vec![b'u'; 1 << 20];
+    let mut conn = Conn::connect(upload.addr()).expect("connect");
+    let response = conn.request("POST", "/", &[], &body).expect("POST 1 MiB");
+    assert_eq!(response.status, 200, "{}", upload.log());
+    assert_eq!(response.text(), "received 1048576 bytes\n");
+    let mut chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..16 {
+        chunked.extend_from_slice(b"10000\r\n");
+        chunked.extend_from_slice(&body[..0x10000]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let response =
+        runicorn_tests::raw_response(upload.addr(), &chunked).expect("POST 1 MiB chunked");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "received 1048576 bytes\n");
+}
+
 /// SIGKILL to the master: its workers leave, even one holding a client's
 /// connection.
 fn workers_exit_with_the_master(class: Class) {
@@ -437,4 +472,5 @@ runicorn_tests::class_matrix![
     hung_request_is_named,
     a_request_past_the_graceful_timeout_gets_a_500,
     workers_exit_with_the_master,
+    bench_workloads_mixed_and_upload_are_served,
 ];

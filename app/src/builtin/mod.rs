@@ -1,14 +1,17 @@
 //! The apps compiled into the binary, served as `builtin:NAME`: for trying
 //! runicorn without writing an app, for conformance tests (`echo`) and for
-//! comparing concurrency models on sleeping, CPU-bound, streaming and
-//! upstream-bound work. Each app is one small file; [`lookup`] is the table.
+//! comparing concurrency models on sleeping, CPU-bound, mixed, streaming,
+//! uploading and upstream-bound work. Each app is one small file; [`lookup`]
+//! is the table.
 
 mod cpu;
 mod echo;
 mod hello;
+mod mixed;
 mod query;
 mod sleep;
 mod stream;
+mod upload;
 mod upstream;
 
 use std::sync::Arc;
@@ -18,15 +21,19 @@ use crate::contract::{App, Application, AsyncApp, LoadError};
 pub use cpu::Cpu;
 pub use echo::Echo;
 pub use hello::Hello;
+pub use mixed::Mixed;
 pub use sleep::Sleep;
 pub use stream::Stream;
+pub use upload::Upload;
 pub use upstream::UpstreamApp;
 
 /// The module name of the built-in apps (`builtin:hello`).
 pub const MODULE: &str = "builtin";
 
 /// Every built-in app's name, in the order `--help` and errors list them.
-pub const NAMES: [&str; 6] = ["hello", "echo", "sleep", "cpu", "stream", "upstream"];
+pub const NAMES: [&str; 8] = [
+    "hello", "echo", "sleep", "cpu", "mixed", "stream", "upload", "upstream",
+];
 
 /// The built-in app called `name` (the part after `builtin:`).
 ///
@@ -39,7 +46,9 @@ pub fn lookup(name: &str) -> Result<Application, LoadError> {
         "echo" => (Arc::new(Echo), None),
         "sleep" => (Arc::new(Sleep), Some(Arc::new(Sleep))),
         "cpu" => (Arc::new(Cpu), None),
+        "mixed" => (Arc::new(Mixed), Some(Arc::new(Mixed))),
         "stream" => (Arc::new(Stream), None),
+        "upload" => (Arc::new(Upload), Some(Arc::new(Upload))),
         "upstream" => (Arc::new(UpstreamApp), None),
         _ => {
             return Err(LoadError::NoObject {
@@ -83,6 +92,24 @@ fn plain(
         ],
     )?;
     call.write(body)?;
+    Ok(())
+}
+
+/// [`plain`] for an async app.
+async fn plain_async(
+    call: &mut dyn crate::contract::AsyncCall,
+    status: u16,
+    body: &[u8],
+) -> Result<(), crate::contract::AppError> {
+    let length = body.len().to_string();
+    call.start_response(
+        status,
+        &[
+            ("Content-Type", b"text/plain"),
+            ("Content-Length", length.as_bytes()),
+        ],
+    )?;
+    call.write(body).await?;
     Ok(())
 }
 

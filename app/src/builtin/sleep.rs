@@ -41,16 +41,7 @@ impl AsyncApp for Sleep {
                 }
                 Err(message) => (400, message.into_bytes()),
             };
-            let length = body.len().to_string();
-            call.start_response(
-                status,
-                &[
-                    ("Content-Type", b"text/plain"),
-                    ("Content-Length", length.as_bytes()),
-                ],
-            )?;
-            call.write(&body).await?;
-            Ok(())
+            super::plain_async(call, status, &body).await
         })
     }
 }

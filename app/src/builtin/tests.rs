@@ -131,13 +131,13 @@ fn run(name: &str, call: &mut FakeCall) -> Result<(), AppError> {
 }
 
 #[test]
-fn every_listed_name_loads_and_hello_and_sleep_are_async() {
+fn every_listed_name_loads_and_the_ones_that_wait_or_read_are_async() {
     for name in NAMES {
         let app = lookup(name).unwrap();
         assert_eq!(app.name, format!("builtin:{name}"));
         assert_eq!(
             app.asynch.is_some(),
-            name == "hello" || name == "sleep",
+            matches!(name, "hello" | "sleep" | "mixed" | "upload"),
             "{name}"
         );
     }
@@ -152,7 +152,7 @@ fn an_unknown_name_gets_gunicorns_words_as_a_load_error() {
         "{message}"
     );
     assert!(
-        message.contains("hello, echo, sleep, cpu, stream, upstream"),
+        message.contains("hello, echo, sleep, cpu, mixed, stream, upload, upstream"),
         "{message}"
     );
     assert!(
@@ -239,10 +239,13 @@ fn a_bad_parameter_is_a_400_not_a_panic() {
         ("sleep", "/?ms=abc"),
         ("cpu", "/?n=-1"),
         ("stream", "/?kb=x"),
+        ("mixed", "/?ms=x"),
+        ("mixed", "/?ms=1&n=1.5"),
     ] {
         let mut call = FakeCall::new("GET", target, &[], b"");
         run(name, &mut call).unwrap();
         assert_eq!(call.status, Some(400), "{name}");
+        assert!(call.host.slept.lock().unwrap().is_empty(), "{name}");
     }
 }
 
@@ -256,6 +259,50 @@ fn cpu_is_deterministic_and_depends_on_n() {
         call.text(),
         format!("cpu 5 rounds: {:016x}\n", cpu::burn(5))
     );
+}
+
+#[test]
+fn mixed_waits_through_the_host_then_burns_cpus_rounds() {
+    let mut call = FakeCall::new("GET", "/?ms=7&n=5", &[], b"");
+    run("mixed", &mut call).unwrap();
+    assert_eq!(call.status, Some(200));
+    assert_eq!(
+        *call.host.slept.lock().unwrap(),
+        vec![Duration::from_millis(7)]
+    );
+    assert_eq!(
+        call.text(),
+        format!("mixed 7 ms, 5 rounds: {:016x}\n", cpu::burn(5))
+    );
+    assert_eq!(
+        call.header("content-length"),
+        Some(call.written.len().to_string())
+    );
+
+    let mut call = FakeCall::new("GET", "/", &[], b"");
+    run("mixed", &mut call).unwrap();
+    assert_eq!(
+        *call.host.slept.lock().unwrap(),
+        vec![Duration::from_millis(20)]
+    );
+    assert_eq!(
+        call.text(),
+        format!("mixed 20 ms, 200 rounds: {:016x}\n", cpu::burn(200))
+    );
+}
+
+#[test]
+fn upload_counts_the_whole_body_without_keeping_it() {
+    let body: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+    let mut call = FakeCall::new("POST", "/", &[], &body);
+    run("upload", &mut call).unwrap();
+    assert_eq!(call.status, Some(200));
+    assert_eq!(call.text(), "received 300000 bytes\n");
+    assert_eq!(call.body.position(), 300_000, "the body read to its end");
+
+    let mut call = FakeCall::new("POST", "/", &[], b"");
+    run("upload", &mut call).unwrap();
+    assert_eq!(call.text(), "received 0 bytes\n");
 }
 
 #[test]
