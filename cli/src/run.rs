@@ -74,6 +74,9 @@ pub fn main_with_apps(linked: Linked) -> ExitCode {
     if args.peek().is_some_and(|first| first == "ctl") {
         return crate::ctl::main(args.skip(1));
     }
+    if args.peek().is_some_and(|first| first == "bench") {
+        return runicorn_bench::main(args.skip(1));
+    }
     // Before anything (a Python config file's interpreter) copies the
     // environment: take out what was handed to this master alone.
     runicorn_master::inherit::capture();
