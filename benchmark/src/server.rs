@@ -28,6 +28,9 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a TERMed server may take to exit before its group is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The classes runicorn names itself in its `Using worker:` line.
+const BUILTIN_CLASSES: [&str; 4] = ["sync", "gthread", "green", "async"];
+
 /// The log lines kept (the first ones, which name a boot failure).
 const KEPT_LINES: usize = 2000;
 
@@ -55,15 +58,19 @@ impl Spec<'_> {
             self.class.to_owned(),
             "-w".to_owned(),
             self.workers.to_string(),
-            "--threads".to_owned(),
-            self.threads.to_string(),
+        ];
+        // `-k sync --threads N` would run gthread, as Gunicorn does.
+        if self.class != "sync" {
+            args.extend(["--threads".to_owned(), self.threads.to_string()]);
+        }
+        args.extend([
             "--worker-connections".to_owned(),
             self.worker_connections.to_string(),
             "-b".to_owned(),
             bind.to_owned(),
             "--log-level".to_owned(),
             "info".to_owned(),
-        ];
+        ]);
         args.extend(self.extra.iter().cloned());
         args
     }
@@ -196,6 +203,20 @@ impl Server {
             let listening = lines.iter().find_map(|line| listening_at(line));
             let ready = lines.iter().any(|line| line.contains("] Ready: "));
             if let (Some(addr), true) = (&listening, ready) {
+                // The class asked for is the class that runs (the server
+                // arguments could change it).
+                if let Some(used) = lines
+                    .iter()
+                    .find_map(|line| line.split_once("] Using worker: "))
+                {
+                    let used = used.1.trim();
+                    if BUILTIN_CLASSES.contains(&spec.class) && used != spec.class {
+                        return Err(StartError::Failed(format!(
+                            "runicorn used the {used} worker class instead of {} (check the server arguments after --)",
+                            spec.class
+                        )));
+                    }
+                }
                 // The workers are the master's children: up before measuring.
                 if procfs::children(self.pid).len() >= spec.workers as usize {
                     return Ok(match socket {
@@ -367,6 +388,27 @@ fn exit_reason(lines: &[String], status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_gets_no_threads() {
+        let spec = |class| Spec {
+            binary: Path::new("runicorn"),
+            app: "builtin:hello",
+            class,
+            workers: 2,
+            threads: 8,
+            worker_connections: 100,
+            unix: false,
+            cpus: &[],
+            extra: &[],
+        };
+        assert!(!spec("sync")
+            .args("127.0.0.1:0")
+            .contains(&"--threads".to_owned()));
+        let gthread = spec("gthread").args("127.0.0.1:0");
+        let at = gthread.iter().position(|arg| arg == "--threads").unwrap();
+        assert_eq!(gthread[at + 1], "8");
+    }
 
     #[test]
     fn log_lines() {

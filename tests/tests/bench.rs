@@ -245,7 +245,10 @@ fn io_workload_gets_the_little_limit_of_each_class() {
     // Capacity: gthread 1 x --threads 2; green 1 x --worker-connections 3
     // (separately: gthread's connections are capped by
     // --worker-connections too, as Gunicorn's are).
+    // sync: one request at a time per worker (the bench must not give it
+    // --threads, which would make it gthread).
     for (class, flag, value, capacity) in [
+        ("sync", "-w", "1", 1.0),
         ("gthread", "--threads", "2", 2.0),
         ("green", "--worker-connections", "3", 3.0),
     ] {
