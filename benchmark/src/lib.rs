@@ -22,13 +22,11 @@ pub mod table;
 pub mod workload;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use args::{Config, Parsed};
-use report::Report;
+use args::Parsed;
 
 /// The exit code after Ctrl-C (128 + SIGINT), as a shell reports it.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -46,11 +44,35 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let options = output::OutputOptions {
+        format: match config.output {
+            args::OutputFormat::Table => output::Format::Table,
+            args::OutputFormat::Json => output::Format::Json,
+            args::OutputFormat::Csv => output::Format::Csv,
+        },
+        plots: config.plots.clone(),
+        compare: config.compare.clone(),
+        threshold_pct: config.threshold,
+    };
+    // What would fail only after a long run fails now: a --plot that
+    // cannot be drawn, a --compare that is not a report.
+    for path in &options.plots {
+        if let Err(err) = plot::Image::of(path) {
+            eprintln!("runicorn bench: --plot: {err}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &options.compare {
+        if let Err(err) = output::read_report(path) {
+            eprintln!("runicorn bench: --compare: {err}");
+            return ExitCode::from(2);
+        }
+    }
     let report = match &config.from {
-        Some(path) => match read_report(path) {
+        Some(path) => match output::read_report(path) {
             Ok(report) => report,
-            Err(problem) => {
-                eprintln!("runicorn bench: {problem}");
+            Err(err) => {
+                eprintln!("runicorn bench: --from: {err}");
                 return ExitCode::from(2);
             }
         },
@@ -62,13 +84,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            runner::run(&config, &stop)
+            let mut report = runner::run(&config, &stop);
+            report.recommendations = recommend::recommend(&report);
+            report
         }
     };
-    let regressions = match output(&report, &config) {
+    let mut stdout = std::io::stdout().lock();
+    let regressions = match output::emit(&report, &options, &mut stdout) {
         Ok(regressions) => regressions,
-        Err(problem) => {
-            eprintln!("runicorn bench: {problem}");
+        Err(err) => {
+            eprintln!("runicorn bench: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -81,29 +106,4 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// A report written with `--output json`.
-fn read_report(path: &std::path::Path) -> Result<Report, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        format!(
-            "--from {}: {err}; give a report written with --output json",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|err| {
-        format!(
-            "--from {}: not a report ({err}); give a file written with --output json",
-            path.display()
-        )
-    })
-}
-
-/// Writes the report to stdout; returns the regressions flagged.
-fn output(report: &Report, _config: &Config) -> Result<usize, String> {
-    let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, report)
-        .map_err(|err| format!("cannot write the report: {err}"))?;
-    let _ = writeln!(stdout);
-    Ok(0)
 }

@@ -318,6 +318,40 @@ fn builtin_workloads_run() {
 }
 
 #[test]
+fn a_table_with_the_recommendation_by_default() {
+    let done = Bench::start(&[
+        "-k",
+        "sync,gthread",
+        "-c",
+        "1,4",
+        "-d",
+        "1s",
+        "--warmup",
+        "0",
+    ])
+    .wait(120.0);
+    done.expect_code(0);
+    assert!(
+        done.stdout.contains("== hello: builtin:hello"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("recommendation for hello"),
+        "{}",
+        done.stdout
+    );
+    let rows = done
+        .stdout
+        .lines()
+        .filter(|line| {
+            line.trim_start().starts_with("sync ") || line.trim_start().starts_with("gthread ")
+        })
+        .count();
+    assert!(rows >= 4, "{}", done.stdout);
+}
+
+#[test]
 fn unix_socket() {
     let bench = Bench::start(&[
         "--unix", "-k", "sync", "-c", "2", "-d", "2s", "--warmup", "0", "--output", "json",
@@ -390,7 +424,7 @@ fn a_class_that_cannot_start_is_a_failure_and_the_others_run() {
     let refused = Bench::start(&["--from", broken.to_str().unwrap()]).wait(30.0);
     refused.expect_code(2);
     assert!(
-        refused.stderr.contains("not a report"),
+        refused.stderr.contains("is not a runicorn bench report"),
         "{}",
         refused.stderr
     );
@@ -934,7 +968,9 @@ fn timeout_counts_slow_responses_as_errors() {
 
 #[test]
 fn bad_command_lines_are_refused_in_one_line() {
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 16] = [
+        (&["--plot", "chart.gif"], "unknown extension"),
+        (&["--compare", "/nonexistent/base.json"], "cannot read"),
         (&["-c", "0"], "--connections"),
         (&["--workload", "nope"], "unknown workload 'nope'"),
         (&["-d", "ten"], "not a duration"),
