@@ -8,7 +8,9 @@
 //!   concurrency, over the classes);
 //! - r = c / W. Near 1 the work is CPU-bound: the ceiling is cores / c
 //!   whatever the model, so one worker per core and no threads (more only
-//!   add contention and memory). Small r means requests mostly wait: by
+//!   add contention and memory), of the class that spent the least CPU per
+//!   request (the simplest on a tie: with one worker per core that is the
+//!   one that serves the most, whatever one worker's threads measured). Small r means requests mostly wait: by
 //!   Little's law a core stays busy with W / c requests in flight, so
 //!   threads (gthread) for tens of waits, green or async workers for
 //!   hundreds.
@@ -16,7 +18,8 @@
 //! Then against what was measured: the class with the best req/s at the
 //! highest concurrency among those without errors and with an acceptable
 //! p99, and where that run's bottleneck was (the Little's-law limit of its
-//! concurrency, or the CPUs), and the memory its workers take.
+//! concurrency, the load's connections or the server's capacity; or the
+//! CPUs), and the memory its workers take.
 
 use crate::report::{Recommendation, Report, Run};
 use crate::table::{errors_total, micros, rps};
@@ -174,13 +177,18 @@ fn analyse(report: &Report, workload: &str) -> Result<Recommendation, String> {
     let mut text = Vec::new();
     let (class, workers, threads, worker_connections) = match shape {
         Shape::Cpu => {
-            let class = best.run.class.clone();
+            // With one worker per core every class saturates the cores, so
+            // the one that spends the least CPU per request serves the most.
+            let (class, class_cpu_us) = leanest(&served, best.run);
             text.push(format!(
                 "CPU-bound: on {cores} core{} the ceiling is about cores / c = {} req/s whatever the model, \
                  so one worker per core with one thread; more workers than cores, or threads, only add \
-                 contention and memory.",
+                 contention and memory. {class} spent the least CPU per request ({}), so it reaches the \
+                 most at one worker per core (about {} req/s).",
                 plural(cores),
                 rps(f64::from(cores) * 1e6 / cpu_us.unwrap_or(1.0)),
+                micros(class_cpu_us),
+                rps(f64::from(cores) * 1e6 / class_cpu_us.max(1.0)),
             ));
             (class, cores, 1, 0)
         }
@@ -331,6 +339,55 @@ fn measured_best<'a>(served: &[&'a Run]) -> Best<'a> {
     }
 }
 
+/// Classes in the order a tie goes: the simplest model first.
+const SIMPLEST_FIRST: [&str; 4] = ["sync", "gthread", "green", "async"];
+/// CPU per request within this fraction of the lowest is a tie.
+const CPU_TIE: f64 = 0.05;
+
+/// The class with the least CPU per request among those without errors
+/// at the best run's level (ties to the simplest model), and that figure.
+fn leanest(served: &[&Run], best: &Run) -> (String, f64) {
+    let candidates: Vec<&Run> = served
+        .iter()
+        .copied()
+        .filter(|run| {
+            level(run) == level(best) && errors_total(run) == 0 && run.cpu_per_request_us > 0.0
+        })
+        .collect();
+    let Some(lowest) = candidates
+        .iter()
+        .map(|run| run.cpu_per_request_us)
+        .min_by(f64::total_cmp)
+    else {
+        return (best.class.clone(), best.cpu_per_request_us);
+    };
+    let rank = |class: &str| {
+        SIMPLEST_FIRST
+            .iter()
+            .position(|simple| *simple == class)
+            .unwrap_or(SIMPLEST_FIRST.len())
+    };
+    candidates
+        .iter()
+        .filter(|run| run.cpu_per_request_us <= lowest * (1.0 + CPU_TIE))
+        .min_by_key(|run| rank(&run.class))
+        .map_or((best.class.clone(), best.cpu_per_request_us), |run| {
+            (run.class.clone(), run.cpu_per_request_us)
+        })
+}
+
+/// How many requests the server can hold at once under `class`, from the
+/// settings (None for a server driven with --url).
+fn capacity(report: &Report, class: &str) -> Option<u32> {
+    let settings = &report.settings;
+    match class {
+        "sync" => Some(settings.workers),
+        "gthread" => Some(settings.workers.saturating_mul(settings.threads)),
+        "green" | "async" => Some(settings.workers.saturating_mul(settings.worker_connections)),
+        _ => None,
+    }
+}
+
 /// The req/s `class` measured at its highest level (0 when not measured).
 fn top_rps(served: &[&Run], class: &str) -> f64 {
     served
@@ -375,6 +432,14 @@ fn measured(report: &Report, best: &Best<'_>, cores: u32, class: &str, cpu_bound
                     kinds.join(", ")
                 ));
             }
+            Some(mine) if cpu_bound && report.settings.workers < cores => text.push_str(&format!(
+                "; there it served {} req/s with {} worker{}, one request per worker at a time, while {}'s \
+                 threads used more than one core per worker: with one worker per core it catches up.",
+                rps(mine.rps),
+                report.settings.workers,
+                plural(report.settings.workers),
+                run.class
+            )),
             Some(mine) => text.push_str(&format!(
                 "; there it served {} req/s with p99 {}: compare them at higher concurrency.",
                 rps(mine.rps),
@@ -396,12 +461,26 @@ fn measured(report: &Report, best: &Best<'_>, cores: u32, class: &str, cpu_bound
         0.0
     };
     match run.little_limit_rps {
-        Some(limit) if limit > 0.0 && run.rps >= AT_LIMIT * limit => text.push_str(&format!(
-            " It ran at {:.0}% of the Little's-law limit of its concurrency ({} req/s): the bottleneck is \
-             concurrency, so add threads or worker connections, not workers.",
-            run.rps / limit * 100.0,
-            rps(limit)
-        )),
+        Some(limit) if limit > 0.0 && run.rps >= AT_LIMIT * limit => {
+            text.push_str(&format!(
+                " It ran at {:.0}% of the Little's-law limit of its concurrency ({} req/s): ",
+                run.rps / limit * 100.0,
+                rps(limit)
+            ));
+            match capacity(report, &run.class) {
+                Some(capacity) if run.rate.is_none() && run.connections < capacity => {
+                    text.push_str(&format!(
+                        "the load's {} connections were the limit, not the server (it holds {capacity} \
+                         requests at once): measure at higher --connections to find its ceiling.",
+                        run.connections
+                    ));
+                }
+                _ => text.push_str(
+                    "the bottleneck is the server's concurrency, so add threads or worker connections, \
+                     not workers.",
+                ),
+            }
+        }
         _ if cpus_used >= CPU_SATURATED * f64::from(cores) => text.push_str(&format!(
             " The server used {cpus_used:.2} of {cores} CPUs: the bottleneck is CPU, and more workers or \
              threads will not help."
@@ -523,7 +602,7 @@ mod tests {
             "about 10 requests in flight",
             "gthread did best at 64 connections, 776 req/s with p99 85.2ms",
             "97% of the Little's-law limit of its concurrency (800 req/s)",
-            "add threads or worker connections, not workers",
+            "the bottleneck is the server's concurrency, so add threads or worker connections, not workers",
             "11.0 MiB per worker, about 44 MiB for 4",
         ] {
             assert!(why.contains(figure), "{figure:?} not in {why}");
@@ -570,6 +649,75 @@ mod tests {
         ] {
             assert!(why.contains(figure), "{figure:?} not in {why}");
         }
+    }
+
+    /// What `runicorn bench --workload io,cpu -k sync,gthread,async -c 1,16`
+    /// measured on a 2-CPU machine with 1 worker (20:58, debug build).
+    fn measured_here(workload: &str) -> Report {
+        let runs = if workload == "cpu" {
+            vec![
+                fixture::run("cpu", "sync", 1, 318.0, 3_020, 4_380, 2_910.0),
+                fixture::run("cpu", "sync", 16, 326.0, 49_000, 56_600, 2_920.0),
+                fixture::run("cpu", "gthread", 1, 302.0, 3_000, 7_790, 2_950.0),
+                fixture::run("cpu", "gthread", 16, 621.0, 25_300, 53_300, 2_950.0),
+                fixture::run("cpu", "async", 1, 316.0, 3_130, 3_710, 3_050.0),
+                fixture::run("cpu", "async", 16, 629.0, 23_700, 66_400, 2_950.0),
+            ]
+        } else {
+            let mut runs = vec![
+                fixture::run("io", "sync", 16, 19.5, 808_000, 809_000, 256.0),
+                fixture::run("io", "gthread", 16, 160.0, 101_000, 102_000, 125.0),
+                fixture::run("io", "async", 1, 19.5, 51_600, 53_000, 255.0),
+                fixture::run("io", "async", 16, 304.0, 51_700, 65_100, 114.0),
+            ];
+            for (run, limit) in runs.iter_mut().zip([19.8, 159.0, 19.4, 310.0]) {
+                run.little_limit_rps = Some(limit);
+            }
+            runs
+        };
+        let mut report = fixture::report(runs);
+        report.machine.cpus = 2;
+        report.settings.workers = 1;
+        report
+    }
+
+    #[test]
+    fn cpu_bound_prefers_the_least_cpu_per_request_over_one_workers_rps() {
+        // async and gthread served twice sync's req/s with one worker: their
+        // threads used both cores. With a worker per core each class is
+        // capped by its CPU per request, and sync's is the lowest.
+        let recommendation = only(&measured_here("cpu"));
+        assert_eq!(recommendation.class, "sync");
+        assert_eq!(recommendation.command, "runicorn -k sync -w 2 builtin:cpu");
+        let why = &recommendation.why;
+        for said in [
+            "r = c/W = 0.98",
+            "sync spent the least CPU per request (2.92ms), so it reaches the most at one worker per core (about 685 req/s)",
+            "Measured: async did best at 16 connections, 629 req/s",
+            "sync is what the shape calls for; there it served 326 req/s with 1 worker",
+            "with one worker per core it catches up",
+        ] {
+            assert!(why.contains(said), "{said:?} not in {why}");
+        }
+        // Within 5% of each other is a tie, to the simplest model; past it
+        // the leaner class.
+        let mut report = measured_here("cpu");
+        report.runs[3].cpu_per_request_us = 2_800.0; // gthread at 16
+        assert_eq!(only(&report).class, "sync");
+        report.runs[3].cpu_per_request_us = 2_700.0;
+        assert_eq!(only(&report).class, "gthread");
+    }
+
+    #[test]
+    fn the_loads_connections_as_the_limit_are_not_the_servers() {
+        let recommendation = only(&measured_here("io"));
+        assert_eq!(recommendation.class, "async");
+        let why = &recommendation.why;
+        assert!(
+            why.contains("It ran at 98% of the Little's-law limit of its concurrency (310 req/s): the load's 16 connections were the limit, not the server (it holds 1000 requests at once)"),
+            "{why}"
+        );
+        assert!(!why.contains("add threads"), "{why}");
     }
 
     #[test]

@@ -272,7 +272,11 @@ fn write_recommendation(recommendation: &Recommendation, out: &mut dyn Write) ->
         if recommendation.workers == 1 { "" } else { "s" }
     );
     if recommendation.class == "gthread" {
-        what.push_str(&format!(", {} threads", recommendation.threads));
+        let threads = recommendation.threads;
+        what.push_str(&format!(
+            ", {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
+        ));
     }
     if recommendation.worker_connections > 0 {
         what.push_str(&format!(
