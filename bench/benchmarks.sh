@@ -133,7 +133,7 @@ bench_json() {
     local file="$1" workload="$2" label="$3"; shift 3
     local common=(-c "$CONNS" -d "${BENCH_DURATION}s" --warmup "${BENCH_WARMUP}s" --client-cpus 1 --output json)
     log "== $label: runicorn bench $*"
-    if ! "${RB[@]}" "$@" "${common[@]}" >"$file" 2>"$file.err"; then
+    if ! "${RB[@]}" "${common[@]}" "$@" >"$file" 2>"$file.err"; then
         if [ -s "$file" ] && python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$file" 2>/dev/null; then
             FAILED+=("$label ($workload): $(tail -1 "$file.err")")
         else

@@ -27,6 +27,8 @@ import sys
 
 CLASSES = ["sync", "gthread", "green", "async"]
 WORKLOADS = ["hello", "io", "cpu", "mixed", "upload", "stream"]
+# The workloads whose requests wait: Little's law bounds their throughput.
+IO_BOUND = ["io", "mixed"]
 
 DESCRIPTIONS = {
     "hello": "`builtin:hello`: 200 `Hello, World!`, the cost of the server itself.",
@@ -154,7 +156,7 @@ def table(lines, header, rows):
     lines.append("")
 
 
-def comparison(lines, found, conns, group, title, reference, rows, notes):
+def comparison(lines, found, conns, workload, title, reference, rows, notes):
     data = [(label, kind) + rows_of(found, label, kind) for label, kind in rows]
     data = [d for d in data if d[2] or d[3]]
     if not data:
@@ -219,10 +221,18 @@ def comparison(lines, found, conns, group, title, reference, rows, notes):
                  "processes over the requests answered):")
     lines.append("")
     table(lines, header, cpu_rows)
-    if little_rows:
+    # The limit is runicorn bench's min(connections, capacity) / W, W the
+    # unloaded wall time of a request: it means something where requests
+    # wait (io, mixed), not for a hello.
+    if little_rows and workload in IO_BOUND:
         lines.append("Share of the Little's-law limit (the most its concurrency allows "
                      "at this wait, req/s):")
         lines.append("")
+        if min(conns) > 1:
+            lines.append("(Without a run at 1 connection, runicorn bench took the unloaded wall time "
+                         "from %d connections, where requests already queue: these limits are too "
+                         "low.)" % min(conns))
+            lines.append("")
         table(lines, header, little_rows)
     lines.append("Resident memory at the end of the run with the most connections, MiB:")
     lines.append("")
@@ -346,8 +356,8 @@ def render(directory, link_base):
                     chart, link_base, chart))
                 lines.append("")
         notes = []
-        for group, title, reference, rows in groups(workload):
-            comparison(lines, found, conns, group, title, reference, rows, notes)
+        for _group, title, reference, rows in groups(workload):
+            comparison(lines, found, conns, workload, title, reference, rows, notes)
         if notes:
             lines.append("Notes:")
             lines.append("")

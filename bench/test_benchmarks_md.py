@@ -50,7 +50,7 @@ def write(directory, name, value):
 def fixture(directory):
     classes = {"sync": 1000.0, "gthread": 4000.0, "green": 5000.0, "async": 4500.0}
     write(directory, "hello.json", report(
-        [run("hello", c, n, rps * (1 + n / 16)) for c, rps in classes.items() for n in CONNS],
+        [run("hello", c, n, rps * (1 + n / 16), little=99.0) for c, rps in classes.items() for n in CONNS],
         recommendations=[{"workload": "hello", "class": "green", "workers": 2, "threads": 1,
                           "worker_connections": 1000, "command": "runicorn -k green -w 2 APP",
                           "why": "CPU-bound at 12 µs per request."}]))
@@ -123,6 +123,9 @@ class Render(unittest.TestCase):
     def test_littles_law_share_and_the_recommendation(self):
         self.assertIn("| **runicorn sync** | 95% of 10.0 | 95% of 160 |", self.md)
         self.assertIn("| runicorn async | failed | failed |", self.md)
+        # Not for a hello: its requests do not wait.
+        self.assertNotIn("of 99.0", self.md)
+        self.assertEqual(self.md.count("Share of the Little's-law limit"), 1)
         self.assertIn("`runicorn -k green -w 2 APP`. CPU-bound at 12 µs per request.", self.md)
         self.assertIn("Requests: `GET /?ms=100`.", self.md)
 
