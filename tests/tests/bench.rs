@@ -187,6 +187,8 @@ fn every_class_serves_hello_and_is_measured() {
         "0.2s",
     ]);
     done.expect_code(0);
+    // stderr is not a terminal here: no progress bars, nothing at all.
+    assert_eq!(done.stderr, "");
     let report = done.report();
     assert_eq!(report["format"], 1);
     assert_eq!(report["failures"], serde_json::json!([]));
@@ -349,6 +351,58 @@ fn a_table_with_the_recommendation_by_default() {
         })
         .count();
     assert!(rows >= 4, "{}", done.stdout);
+}
+
+#[test]
+fn progress_bars_on_a_terminal() {
+    // `script` gives the bench a terminal; the typescript holds what it drew.
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let command = format!(
+        "'{}' bench -k gthread -c 3 -d 1s --warmup 0.5s --output json",
+        runicorn_bin().display()
+    );
+    let mut script = Command::new("script");
+    script
+        .args(["-qefc", &command])
+        .arg(&typescript)
+        .env("TERM", "xterm");
+    for key in HERMETIC_ENV {
+        script.env_remove(key);
+    }
+    let finished =
+        runicorn_tests::command::run_bounded("script runicorn bench", &mut script, 120.0);
+    assert!(finished.status.success(), "{}", finished.output);
+    let drawn = fs::read_to_string(&typescript).unwrap_or_default();
+    assert!(drawn.contains("hello gthread c=3"), "{drawn}");
+    assert!(drawn.contains("measuring"), "{drawn}");
+    assert!(drawn.contains("req/s"), "{drawn}");
+}
+
+#[test]
+fn url_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("app.sock");
+    let bind = format!("unix:{}", socket.display());
+    let server = runicorn_tests::Server::start(["-k", "async", "-b", &bind, "builtin:hello"]);
+    let done = bench(&[
+        "--url",
+        &bind,
+        "--server-pid",
+        &server.pid().to_string(),
+        "-c",
+        "2",
+        "-d",
+        "1s",
+        "--warmup",
+        "0",
+    ]);
+    done.expect_code(0);
+    let report = done.report();
+    assert_eq!(report["settings"]["transport"], "unix");
+    let run = &runs(&report)[0];
+    assert_clean(run);
+    assert!(f(&run["server_cpu_s"]) > 0.0, "{run}");
 }
 
 #[test]
