@@ -523,6 +523,8 @@ fn an_app_that_fails_to_load_is_named() {
 
 #[test]
 fn ctrl_c_prints_what_was_measured_and_leaves_no_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let access_log = dir.path().join("access.log");
     let bench = Bench::start(&[
         "-k",
         "sync,gthread",
@@ -534,11 +536,20 @@ fn ctrl_c_prints_what_was_measured_and_leaves_no_server() {
         "0",
         "--output",
         "json",
+        "--",
+        "--access-logfile",
+        access_log.to_str().unwrap(),
     ]);
     let server =
         wait_for(deadline(60.0), || bench.servers().first().copied()).expect("the server started");
-    // Let it measure a while (the generator reports progress every 100 ms).
-    thread::sleep(Duration::from_millis(1500));
+    // Once requests are being answered, and a little after (the generator
+    // reports progress every 100 ms).
+    let answered = wait_for(deadline(60.0), || {
+        let log = fs::read_to_string(&access_log).ok()?;
+        (log.lines().count() > 100).then_some(())
+    });
+    assert!(answered.is_some(), "no request answered");
+    thread::sleep(Duration::from_millis(500));
     kill(Pid::from_raw(bench.pid() as i32), Signal::SIGINT).expect("SIGINT the bench");
     let done = bench.wait(30.0);
     done.expect_code(130);
