@@ -1069,4 +1069,10 @@ fn bad_command_lines_are_refused_in_one_line() {
     let done = Bench::start(&["--help"]).wait(30.0);
     done.expect_code(0);
     assert!(done.stdout.contains("--worker-class"));
+    // The server's own help points to it.
+    let help = Command::new(runicorn_bin())
+        .arg("--help")
+        .output()
+        .expect("runicorn --help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("runicorn bench --help"));
 }

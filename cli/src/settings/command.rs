@@ -22,6 +22,7 @@ Settings come from, lowest precedence first: defaults (PORT, WEB_CONCURRENCY and
 set some), the TOML config file (-c, or ./runicorn.toml when it exists, with [env.NAME] sections chosen
 by --env-name or RUNICORN_ENV), RUNICORN_CMD_ARGS, then the command line.
 `runicorn ctl --help`: ask a running master through its --control-socket (status, workers, reload, stop).
+`runicorn bench --help`: serve an app under each worker class, load it, compare, get a recommendation.
 Server hooks are config-file keys, such as post_fork = \"myapp:post_fork\". Reference: docs/settings.md.";
 
 fn inapplicable_id(key: &str) -> String {
