@@ -50,7 +50,8 @@ pub struct Cli {
     #[arg(short = 'w', long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: u32,
-    /// gthread's threads per worker (also green's and async's runtime threads).
+    /// gthread's threads per worker (green and async run runicorn's default,
+    /// one runtime thread per worker).
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: u32,
@@ -273,6 +274,68 @@ fn given(matches: &ArgMatches, id: &str) -> bool {
 
 fn usage<T>(text: impl Into<String>) -> Result<T, Usage> {
     Err(Usage(text.into()))
+}
+
+/// Server flags bench sets itself, with the bench flag that sets each (or
+/// why it cannot be changed): given again after `--` they would move the
+/// listener bench drives, hide the `Listening at:`/`Ready:` lines it waits
+/// for, or measure another class than the report names.
+const OWNED_SERVER_FLAGS: [(&str, &str); 14] = [
+    (
+        "-b",
+        "bench binds 127.0.0.1 (or a unix socket with --unix) and drives that listener",
+    ),
+    (
+        "--bind",
+        "bench binds 127.0.0.1 (or a unix socket with --unix) and drives that listener",
+    ),
+    ("-k", "use bench's -k/--worker-class"),
+    ("--worker-class", "use bench's -k/--worker-class"),
+    ("-w", "use bench's -w/--workers"),
+    ("--workers", "use bench's -w/--workers"),
+    ("--threads", "use bench's --threads (gthread's pool)"),
+    ("--worker-connections", "use bench's --worker-connections"),
+    (
+        "--log-level",
+        "bench reads the server's Listening at: and Ready: lines at level info",
+    ),
+    (
+        "--error-logfile",
+        "bench reads the server's log on its stderr",
+    ),
+    ("--log-file", "bench reads the server's log on its stderr"),
+    (
+        "--log-config",
+        "bench reads the server's log on its stderr at level info",
+    ),
+    (
+        "--log-config-dict",
+        "bench reads the server's log on its stderr at level info",
+    ),
+    (
+        "--log-config-json",
+        "bench reads the server's log on its stderr at level info",
+    ),
+];
+
+/// Refuses a server argument that would undo what bench set (see
+/// [`OWNED_SERVER_FLAGS`]), in one line naming the flag and the fix.
+fn refuse_owned_server_args(args: &[String]) -> Result<(), Usage> {
+    for arg in args {
+        let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
+        // A short flag may be glued to its value: `-w4`, `-kgthread`.
+        let glued =
+            |owned: &str| owned.len() == 2 && !arg.starts_with("--") && arg.starts_with(owned);
+        if let Some((owned, why)) = OWNED_SERVER_FLAGS
+            .iter()
+            .find(|(owned, _)| *owned == flag || glued(owned))
+        {
+            return usage(format!(
+                "-- SERVER_ARGS gives {owned}, which bench sets for every server ({why}): drop it from after --"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The flags that shape a run, by clap id and spelling (refused with
@@ -537,6 +600,7 @@ fn check(cli: Cli, matches: &ArgMatches) -> Result<Config, Usage> {
             Some(list) => available(list, "--server-cpus")?,
             None => Vec::new(),
         };
+        refuse_owned_server_args(&cli.server_args)?;
         endpoint = Endpoint::Spawn {
             binary,
             unix: cli.unix,
@@ -808,6 +872,37 @@ mod tests {
         let config = run(&["-c", "2,8", "-k", "sync"]).unwrap();
         assert_eq!(config.load, Load::Closed(vec![2, 8]));
         assert_eq!(config.classes, ["sync"]);
+    }
+
+    #[test]
+    fn server_args_that_undo_what_bench_sets_are_refused() {
+        for given in [
+            "-w4",
+            "-w",
+            "--workers=2",
+            "-kgthread",
+            "--worker-class",
+            "-b",
+            "--bind=unix:/x",
+            "--threads",
+            "--worker-connections",
+            "--log-level",
+            "--error-logfile",
+            "--log-config-dict",
+        ] {
+            let err = run(&["--", given]).unwrap_err();
+            assert!(err.contains("-- SERVER_ARGS gives"), "{given}: {err}");
+            assert!(err.contains("drop it from after --"), "{given}: {err}");
+        }
+        for fine in [
+            "--chdir",
+            "--max-requests",
+            "--preload",
+            "-c",
+            "--timeout=5",
+        ] {
+            assert!(run(&["--", fine]).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let regressions = match output::emit(&report, &options, &mut stdout) {
         Ok(regressions) => regressions,
+        // `| head` closed stdout: stop quietly, with the status a filter
+        // killed by SIGPIPE has (128 + 13).
+        Err(err) if err.is_broken_pipe() => return ExitCode::from(141),
         Err(err) => {
             eprintln!("runicorn bench: {err}");
             return ExitCode::FAILURE;

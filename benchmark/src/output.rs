@@ -75,6 +75,23 @@ pub enum OutputError {
     Plot { path: PathBuf, reason: String },
 }
 
+impl OutputError {
+    /// The reader of stdout went away (`runicorn bench ... | head`): not
+    /// an error to report, as for any Unix filter.
+    pub fn is_broken_pipe(&self) -> bool {
+        let kind = match self {
+            OutputError::Write(err) => Some(err.kind()),
+            OutputError::Csv(err) => match err.kind() {
+                ::csv::ErrorKind::Io(err) => Some(err.kind()),
+                _ => None,
+            },
+            OutputError::Json(err) => err.io_error_kind(),
+            _ => None,
+        };
+        kind == Some(io::ErrorKind::BrokenPipe)
+    }
+}
+
 /// Writes the report to `out` in `format`, the plots, and the comparison
 /// (to `out` after the table; to stderr when format is json/csv). Returns
 /// how many regressions were flagged. A bad `--plot` extension or

@@ -59,8 +59,11 @@ impl Spec<'_> {
             "-w".to_owned(),
             self.workers.to_string(),
         ];
-        // `-k sync --threads N` would run gthread, as Gunicorn does.
-        if self.class != "sync" {
+        // `--threads` is gthread's pool. `-k sync --threads N` would run
+        // gthread, as Gunicorn does; for green and async it is the runtime's
+        // threads, and N of them on the few pinned CPUs would measure their
+        // contention: those run with runicorn's default (one per worker).
+        if self.class == "gthread" {
             args.extend(["--threads".to_owned(), self.threads.to_string()]);
         }
         args.extend([
@@ -390,7 +393,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sync_gets_no_threads() {
+    fn only_gthread_gets_threads() {
         let spec = |class| Spec {
             binary: Path::new("runicorn"),
             app: "builtin:hello",
@@ -402,9 +405,14 @@ mod tests {
             cpus: &[],
             extra: &[],
         };
-        assert!(!spec("sync")
-            .args("127.0.0.1:0")
-            .contains(&"--threads".to_owned()));
+        for class in ["sync", "green", "async"] {
+            assert!(
+                !spec(class)
+                    .args("127.0.0.1:0")
+                    .contains(&"--threads".to_owned()),
+                "{class}"
+            );
+        }
         let gthread = spec("gthread").args("127.0.0.1:0");
         let at = gthread.iter().position(|arg| arg == "--threads").unwrap();
         assert_eq!(gthread[at + 1], "8");

@@ -242,3 +242,37 @@ fn compare_flags_the_regression_and_exits_1() {
         refused.output
     );
 }
+
+/// `runicorn bench ... | head`: the reader closing stdout ends the output
+/// quietly with a filter's SIGPIPE status (141), not an error line.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_json(&dir.path().join("base.json"), &report());
+    let mut child = Command::new(runicorn_bin())
+        .args(["bench", "--from", "base.json", "--output", "csv"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the child (still starting) writes a byte.
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("runicorn bench did not exit in 30 s with its stdout closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(141), "stderr: {stderr}");
+    assert!(stderr.is_empty(), "nothing said on stderr: {stderr}");
+}
