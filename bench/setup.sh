@@ -36,6 +36,11 @@ for peer in async-hyper-hello may-minihttp-hello; do
     (cd "$here/peers/$peer" && CARGO_TARGET_DIR="$here/peers/$peer/target" cargo build --release -q $locked)
 done
 
+# oha, the third load generator bench/loadgen.sh compares with (gitignored).
+if ! command -v oha >/dev/null 2>&1 && [ ! -x "$here/.tools/bin/oha" ]; then
+    cargo install oha --locked --root "$here/.tools" -q
+fi
+
 echo "setup: ok"
 echo "  wrk:      $(wrk -v 2>&1 | head -1)"
 echo "  nginx:    $( (nginx -v || /usr/sbin/nginx -v) 2>&1 | head -1)"
