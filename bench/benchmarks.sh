@@ -233,6 +233,12 @@ for chart in hello-native hello-python io-python; do
     rm -f "$NEW/$chart.report"
 done
 
+# The load generator's own overhead against wrk and oha (issue 17's "Trust").
+if ! RUNICORN="$RUNICORN_PATH" bash "$BENCH_DIR/loadgen.sh" >"$NEW/loadgen.md" 2>"$BENCH_TMP/loadgen.err"; then
+    FAILED+=("loadgen.sh: $(tail -1 "$BENCH_TMP/loadgen.err")")
+    rm -f "$NEW/loadgen.md"
+fi
+
 # The load at the end, next to the one at the start: how quiet the machine was.
 python3 - "$NEW/environment.json" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import json, sys

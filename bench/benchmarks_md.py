@@ -369,6 +369,19 @@ def render(directory, link_base):
             lines.append("What `runicorn bench` recommends for this workload on this machine: `%s`. %s" % (
                 rec["command"], rec["why"]))
             lines.append("")
+    overhead = os.path.join(directory, "loadgen.md")
+    if os.path.exists(overhead):
+        lines.append("## The load generator's own overhead")
+        lines.append("")
+        lines.append("How many requests/s one thread of each load generator drives against the fastest server "
+                     "here (nginx `return 200`, one worker, on CPU 0), each generator on CPU 1, taking turns "
+                     "(`bench/loadgen.sh`, run by `bench/benchmarks.sh` after the points above). Where a "
+                     "generator's CPU per request times its req/s nears one second per second, that generator, "
+                     "not nginx, was the limit: its CPU per request is then the figure that compares them.")
+        lines.append("")
+        with open(overhead) as found:
+            lines.extend(line.rstrip("\n") for line in found)
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -129,6 +129,16 @@ class Render(unittest.TestCase):
         self.assertIn("`runicorn -k green -w 2 APP`. CPU-bound at 12 µs per request.", self.md)
         self.assertIn("Requests: `GET /?ms=100`.", self.md)
 
+    def test_the_load_generators_overhead_when_measured(self):
+        self.assertNotIn("## The load generator's own overhead", self.md)
+        table = ("| generator (1 thread, CPU 1) | req/s (median of 3) | CPU µs/request (median) |\n"
+                 "|---|---|---|\n| wrk | 124055 | 7.76 |\n| runicorn-bench | 139805 | 6.59 |\n")
+        with open(os.path.join(self.dir.name, "loadgen.md"), "w") as f:
+            f.write(table)
+        md = benchmarks_md.render(self.dir.name, "bench/results/benchmarks")
+        self.assertIn("## The load generator's own overhead", md)
+        self.assertIn("| runicorn-bench | 139805 | 6.59 |", md)
+
     def test_at_a_glance_picks_runicorns_best_row(self):
         self.assertIn("| hello | runicorn green | 10,000 | 0.90 | 12.5 | 0.50× nginx |", self.md)
         self.assertIn("| hello (Python) | runicorn-wsgi sync | 1,500 |", self.md)

@@ -276,3 +276,28 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(status.code(), Some(141), "stderr: {stderr}");
     assert!(stderr.is_empty(), "nothing said on stderr: {stderr}");
 }
+
+/// bench/benchmarks_md.py, which writes BENCHMARKS.md from these reports,
+/// passes its own tests (hand-made reports; stdlib only), so the published
+/// document's generator is checked by the same test command as the rest.
+#[test]
+fn the_benchmarks_md_generator_passes_its_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let done = run_bounded(
+        "python3 -m unittest bench/test_benchmarks_md.py",
+        Command::new("python3")
+            .args([
+                "-m",
+                "unittest",
+                "discover",
+                "-s",
+                "bench",
+                "-p",
+                "test_benchmarks_md.py",
+            ])
+            .current_dir(&root),
+        120.0,
+    );
+    assert!(done.status.success(), "{}", done.output);
+    assert!(done.output.contains("OK"), "{}", done.output);
+}
