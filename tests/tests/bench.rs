@@ -911,6 +911,40 @@ fn python_wsgi_app() {
     }
 }
 
+/// The user's own native app (a cdylib of the C ABI, named by its path as
+/// `runicorn PATH:app` takes it), with the request given by --path, under
+/// every class; its waits make it IO-bound, so each run gets its
+/// Little's-law limit, and sync's single worker stays within it.
+#[test]
+fn native_library_app() {
+    let library = runicorn_tests::examples::examples().join("libsleep.so");
+    let app = format!("{}:app", library.display());
+    let done = bench(&[
+        &app, "--path", "/?ms=20", "-c", "4", "-d", "1s", "--warmup", "0.2s",
+    ]);
+    done.expect_code(0);
+    let report = done.report();
+    let runs = runs(&report);
+    let classes: Vec<&str> = runs
+        .iter()
+        .map(|run| run["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["sync", "gthread", "green", "async"]);
+    for run in runs {
+        assert_clean(run);
+        assert_eq!(run["workload"], "app", "{run}");
+        assert_eq!(run["app"], app.as_str(), "{run}");
+        assert_eq!(run["request"], "GET /?ms=20", "{run}");
+        let limit = f(&run["little_limit_rps"]);
+        assert!(limit > 0.0, "{run}");
+        if run["class"] == "sync" {
+            // One worker, one request at a time, 20 ms each: at most 50/s.
+            assert!(limit <= 55.0, "{run}");
+            assert!(f(&run["rps"]) <= limit * 1.2, "{run}");
+        }
+    }
+}
+
 #[test]
 fn server_args_runicorn_and_pinning() {
     let allowed = proc::cpus_allowed(std::process::id(), std::process::id()).unwrap();
