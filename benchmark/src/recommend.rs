@@ -376,18 +376,6 @@ fn leanest(served: &[&Run], best: &Run) -> (String, f64) {
         })
 }
 
-/// How many requests the server can hold at once under `class`, from the
-/// settings (None for a server driven with --url).
-fn capacity(report: &Report, class: &str) -> Option<u32> {
-    let settings = &report.settings;
-    match class {
-        "sync" => Some(settings.workers),
-        "gthread" => Some(settings.workers.saturating_mul(settings.threads)),
-        "green" | "async" => Some(settings.workers.saturating_mul(settings.worker_connections)),
-        _ => None,
-    }
-}
-
 /// The req/s `class` measured at its highest level (0 when not measured).
 fn top_rps(served: &[&Run], class: &str) -> f64 {
     served
@@ -467,7 +455,7 @@ fn measured(report: &Report, best: &Best<'_>, cores: u32, class: &str, cpu_bound
                 run.rps / limit * 100.0,
                 rps(limit)
             ));
-            match capacity(report, &run.class) {
+            match report.settings.capacity(&run.class) {
                 Some(capacity) if run.rate.is_none() && run.connections < capacity => {
                     text.push_str(&format!(
                         "the load's {} connections were the limit, not the server (it holds {capacity} \

@@ -78,6 +78,22 @@ pub struct BenchSettings {
     pub server_args: Vec<String>,
 }
 
+impl BenchSettings {
+    /// How many requests a server started with these settings serves at
+    /// once under `class`: workers for sync, workers x threads for gthread,
+    /// workers x worker connections for green and async (None for another
+    /// class, or a server driven with `--url`). Little's law's capacity,
+    /// for the limits and the recommendation alike.
+    pub fn capacity(&self, class: &str) -> Option<u32> {
+        match class {
+            "sync" => Some(self.workers),
+            "gthread" => Some(self.workers.saturating_mul(self.threads)),
+            "green" | "async" => Some(self.workers.saturating_mul(self.worker_connections)),
+            _ => None,
+        }
+    }
+}
+
 /// One measured run: one workload, one class, one concurrency or rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {

@@ -52,7 +52,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Report {
             }
             let first = report.runs.len();
             let served = serve(config, workload, class, &points, stop, &mut report);
-            fill_little_limits(config, workload, &mut report.runs[first..]);
+            fill_little_limits(&report.settings, workload, &mut report.runs[first..]);
             if let Err(reason) = served {
                 eprintln!(
                     "runicorn bench: {class} could not serve {} ({}): {reason}",
@@ -344,17 +344,6 @@ fn to_run(
     }
 }
 
-/// How many requests a class serves at once with `config`'s settings.
-fn capacity(config: &Config, class: &str) -> Option<u32> {
-    let workers = config.workers;
-    match class {
-        "sync" => Some(workers),
-        "gthread" => Some(workers.saturating_mul(config.threads)),
-        "green" | "async" => Some(workers.saturating_mul(config.worker_connections)),
-        _ => None,
-    }
-}
-
 /// Little's law for the IO-bound workloads: min(connections, capacity) /
 /// service time. The service time is the p50 of the lowest-concurrency run
 /// of this workload and class, less the queueing in it: when that run had
@@ -362,7 +351,7 @@ fn capacity(config: &Config, class: &str) -> Option<u32> {
 /// waited for connections / capacity turns, so its p50 is divided by that
 /// (sync at 4 connections and 20 ms requests measures a p50 of 80 ms, and
 /// its limit is 1 / 20 ms, not 1 / 80 ms).
-fn fill_little_limits(config: &Config, workload: &Workload, runs: &mut [Run]) {
+fn fill_little_limits(settings: &BenchSettings, workload: &Workload, runs: &mut [Run]) {
     let Some(lowest) = runs.iter().filter(|run| run.requests > 0).min_by(|a, b| {
         (a.connections, a.rate.unwrap_or(0.0))
             .partial_cmp(&(b.connections, b.rate.unwrap_or(0.0)))
@@ -370,7 +359,7 @@ fn fill_little_limits(config: &Config, workload: &Workload, runs: &mut [Run]) {
     }) else {
         return;
     };
-    let Some(capacity) = runs.first().and_then(|run| capacity(config, &run.class)) else {
+    let Some(capacity) = runs.first().and_then(|run| settings.capacity(&run.class)) else {
         return;
     };
     let service_us = service_time_us(lowest.latency.p50, lowest.connections, capacity);
