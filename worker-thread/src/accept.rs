@@ -60,7 +60,7 @@ impl Poller<'_> {
     /// many connections per pass as there are free threads, so a burst is
     /// shared with the other workers instead of queued behind busy threads.
     pub(crate) fn accept_from(&mut self, ready: &[usize]) {
-        let budget = self.load().free;
+        let budget = self.load().free();
         self.accept_up_to(ready, budget, false);
     }
 

@@ -112,6 +112,11 @@ impl<T> IdleSet<T> {
         }
     }
 
+    /// Whether an item is parked under `token`.
+    pub(crate) fn contains(&self, token: u64) -> bool {
+        self.entries.contains_key(&token)
+    }
+
     /// How many items are parked.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

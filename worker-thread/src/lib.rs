@@ -22,8 +22,9 @@
 //! a client dripping a head (slowloris) holds no thread; an unread request body is drained
 //! (bounded) or the connection closed, so no request is ever parsed from
 //! the middle of a body. The worker accepts only while a thread is free
-//! (waiting with no connection ready; at most one connection per free
-//! thread per pass) and under `--worker-connections` (closing the oldest
+//! (waiting with no connection ready, and not about to take a connection
+//! accepted in the last `FRESH_CLAIM` whose first bytes are on the way; at
+//! most one connection per free thread) and under `--worker-connections` (closing the oldest
 //! idle kept-alive connection to make room), so a busy worker leaves new
 //! clients in the kernel queue for a worker that can serve them now; only
 //! when a connection has waited there across two looks (`ACCEPT_PATIENCE`

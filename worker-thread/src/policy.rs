@@ -17,6 +17,18 @@ use runicorn_worker::Settings;
 /// let it starve.
 pub(crate) const ACCEPT_PATIENCE: Duration = Duration::from_millis(50);
 
+/// How long a connection just accepted counts as taking one of the free
+/// threads, until its first bytes put it on one. A client sends its
+/// request right behind the handshake (the bytes reach the server
+/// microseconds after the connection is queued), so a worker that counted
+/// only the threads waiting in epoll saw them all still free while its
+/// fresh connections' bytes were on the way, and went on accepting: on a
+/// loaded machine one worker took a whole burst of 24 kept-alive clients
+/// and left the other worker idle for as long as they stayed. Past this,
+/// a silent connection no longer holds the worker back from accepting (a
+/// client that connects and says nothing holds no thread).
+pub(crate) const FRESH_CLAIM: Duration = Duration::from_millis(20);
+
 /// How long one epoll wait may last: the master's heartbeat interval.
 pub(crate) use runicorn_worker::poll_interval;
 
@@ -42,9 +54,12 @@ pub(crate) fn head_deadline(settings: &Settings) -> Duration {
 pub(crate) struct Load {
     /// Connections on a pool thread.
     pub(crate) busy: usize,
-    /// Threads waiting with no connection ready: free threads. Zero when
-    /// every thread is busy or a readable connection waits for one.
-    pub(crate) free: usize,
+    /// Threads waiting with no connection ready. Zero when every thread is
+    /// busy or a readable connection waits for one.
+    pub(crate) waiting: usize,
+    /// Connections accepted within [`FRESH_CLAIM`] and still waiting for
+    /// their first bytes: each will need one of the waiting threads.
+    pub(crate) claimed: usize,
     /// `--threads`.
     pub(crate) threads: usize,
     /// Connections parked in the poller.
@@ -61,12 +76,18 @@ impl Load {
         self.busy + self.parked
     }
 
+    /// Free threads: those waiting that no connection just accepted will
+    /// take.
+    pub(crate) fn free(&self) -> usize {
+        self.waiting.saturating_sub(self.claimed)
+    }
+
     /// Whether to accept now: only with a free thread (so a busy worker
     /// leaves new clients in the kernel queue for another worker), and
     /// with room under `--worker-connections`, or an idle kept-alive
     /// connection to close for room.
     pub(crate) fn may_accept(&self) -> bool {
-        self.free > 0 && self.has_room()
+        self.free() > 0 && self.has_room()
     }
 
     /// Whether one more connection fits under `--worker-connections`, or
@@ -78,7 +99,7 @@ impl Load {
     /// No thread is free (every one busy, or work waits for one) but
     /// there is room: the case where new clients wait in the kernel queue.
     pub(crate) fn saturated(&self) -> bool {
-        self.free == 0 && self.has_room()
+        self.free() == 0 && self.has_room()
     }
 
     /// Whether accepting one more first needs an idle connection closed.
@@ -101,7 +122,8 @@ mod tests {
     fn load(busy: usize, parked: usize, kept: usize) -> Load {
         Load {
             busy,
-            free: 2usize.saturating_sub(busy),
+            waiting: 2usize.saturating_sub(busy),
+            claimed: 0,
             threads: 2,
             parked,
             kept,
@@ -135,13 +157,38 @@ mod tests {
         assert!(load(1, 3, 0).may_accept());
         assert!(!load(2, 0, 0).may_accept());
         let queued = Load {
-            free: 0,
+            waiting: 0,
             ..load(1, 3, 0)
         };
         assert!(
             !queued.may_accept(),
             "a thread about to take queued work is not free"
         );
+    }
+
+    #[test]
+    fn a_connection_just_accepted_takes_a_free_thread_before_its_bytes_come() {
+        let one_claimed = Load {
+            claimed: 1,
+            ..load(0, 1, 0)
+        };
+        assert_eq!(one_claimed.free(), 1);
+        assert!(one_claimed.may_accept());
+        let both_claimed = Load {
+            claimed: 2,
+            ..load(0, 2, 0)
+        };
+        assert_eq!(both_claimed.free(), 0);
+        assert!(
+            !both_claimed.may_accept(),
+            "two threads waiting for two connections' bytes are not free"
+        );
+        assert!(both_claimed.saturated());
+        let over = Load {
+            claimed: 5,
+            ..load(1, 5, 0)
+        };
+        assert_eq!(over.free(), 0);
     }
 
     #[test]
@@ -164,7 +211,7 @@ mod tests {
         assert!(load(2, 3, 0).saturated());
         assert!(
             Load {
-                free: 0,
+                waiting: 0,
                 ..load(1, 3, 0)
             }
             .saturated(),

@@ -216,9 +216,11 @@ impl<'w> Poller<'w> {
     /// The counts the accept decisions read.
     pub(crate) fn load(&self) -> Load {
         let (parked, kept) = self.hub.parked_counts();
+        let (claimed, _) = self.hub.claimed(Instant::now(), policy::FRESH_CLAIM);
         Load {
             busy: self.hub.held(),
-            free: self.hub.free_threads(),
+            waiting: self.hub.free_threads(),
+            claimed,
             threads: self.worker.settings.threads.max(1),
             parked,
             kept,
@@ -227,13 +229,18 @@ impl<'w> Poller<'w> {
     }
 
     /// Until the next deadline: poll interval, idle expiry, graceful
-    /// timeout, accept pause or starvation probe, whichever comes first.
+    /// timeout, accept pause, starvation probe or the end of a fresh
+    /// connection's claim on a thread, whichever comes first.
     fn wait_time(&self, now: Instant, interval: Duration) -> EpollTimeout {
         let mut wake_at = now + interval;
+        // When the oldest claim on a free thread lapses (its connection
+        // still silent), the worker may accept again.
+        let (_, claim_ends) = self.hub.claimed(now, policy::FRESH_CLAIM);
         for deadline in [
             self.stop.map(|stop| stop.deadline),
             self.accept_paused_until,
             self.next_probe,
+            claim_ends,
         ]
         .into_iter()
         .flatten()

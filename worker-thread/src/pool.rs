@@ -11,6 +11,7 @@
 //! free, or for the last connection of a stopping worker) or when they park
 //! a connection whose deadline comes before the poller's next wake-up.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,6 +66,10 @@ struct Parked {
     /// When the poller wakes next (it closes what expired then); a park
     /// with an earlier deadline rings its doorbell.
     poller_wakes_at: Option<Instant>,
+    /// The fresh connections parked within `policy::FRESH_CLAIM`, oldest
+    /// first, by the instant they were parked (accepted) and their token;
+    /// an entry whose token is no longer parked went to a thread.
+    claims: VecDeque<(Instant, u64)>,
 }
 
 /// What the poller and the pool threads share: the parked connections (in
@@ -116,6 +121,7 @@ impl Hub {
                 idle: IdleSet::new(),
                 next_token: 0,
                 poller_wakes_at: None,
+                claims: VecDeque::new(),
             }),
             held: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -145,13 +151,22 @@ impl Hub {
             IdleKind::Fresh | IdleKind::Waiting => self.head_deadline,
             IdleKind::KeptAlive => self.keepalive,
         };
-        self.park_until(client, kind, now + wait);
+        // A fresh one is parked as it is accepted: from `now` it claims a
+        // free thread (`Hub::claimed`).
+        let accepted = (kind == IdleKind::Fresh).then_some(now);
+        self.arm(client, kind, now + wait, accepted);
     }
 
     /// Parks `client` until it is readable or `deadline` passes: a fresh
     /// one (just accepted) is added to the epoll set, one back from a
     /// thread re-armed.
     pub(crate) fn park_until(&self, client: Client, kind: IdleKind, deadline: Instant) {
+        self.arm(client, kind, deadline, None);
+    }
+
+    /// [`Hub::park_until`]; `accepted`: when a fresh connection was
+    /// accepted, listed among the claims on the free threads.
+    fn arm(&self, client: Client, kind: IdleKind, deadline: Instant, accepted: Option<Instant>) {
         let mut parked = self.parked();
         let token = parked.next_token;
         parked.next_token += 1;
@@ -175,6 +190,9 @@ impl Hub {
             return;
         }
         parked.idle.park(token, client, kind, deadline);
+        if let Some(accepted) = accepted {
+            parked.claims.push_back((accepted, token));
+        }
         let early = parked
             .poller_wakes_at
             .is_some_and(|wakes_at| deadline < wakes_at);
@@ -254,6 +272,28 @@ impl Hub {
     pub(crate) fn parked_counts(&self) -> (usize, usize) {
         let parked = self.parked();
         (parked.idle.len(), parked.idle.kept_len())
+    }
+
+    /// The connections accepted within `window` of `now` that still wait
+    /// for their first bytes (each will take a thread as they come), and
+    /// when the oldest of them stops counting; older entries and those a
+    /// thread took are forgotten.
+    pub(crate) fn claimed(&self, now: Instant, window: Duration) -> (usize, Option<Instant>) {
+        let mut parked = self.parked();
+        let Parked { idle, claims, .. } = &mut *parked;
+        while let Some(&(accepted, token)) = claims.front() {
+            if accepted + window <= now || !idle.contains(token) {
+                claims.pop_front();
+            } else {
+                break;
+            }
+        }
+        let count = claims
+            .iter()
+            .filter(|(_, token)| idle.contains(*token))
+            .count();
+        let ends = claims.front().map(|(accepted, _)| *accepted + window);
+        (count, ends)
     }
 
     /// Whether nothing is parked.
@@ -470,6 +510,36 @@ mod tests {
             assert_eq!(hub.held(), 0);
         }
         assert_eq!(shared.slot.requests_served(), 3);
+    }
+
+    #[test]
+    fn a_fresh_connection_claims_a_thread_until_its_bytes_are_taken_or_the_window_ends() {
+        let (hub, shared) = (hub(), shared());
+        let window = Duration::from_secs(60);
+        let start = Instant::now();
+        let mut first = parked_connection(&hub);
+        let _second = parked_connection(&hub);
+        let (claimed, ends) = hub.claimed(Instant::now(), window);
+        assert_eq!(claimed, 2, "two connections just accepted, silent so far");
+        let ends = ends.expect("the oldest claim's end");
+        assert!(ends >= start + window && ends <= Instant::now() + window);
+        first.write_all(GET).unwrap();
+        assert_eq!(
+            hub.claimed(Instant::now(), window).0,
+            2,
+            "bytes in, not yet on a thread: still claims one"
+        );
+        one_turn(&hub, &shared);
+        assert_eq!(
+            hub.claimed(Instant::now(), window).0,
+            1,
+            "taken by a thread (and parked again kept alive): no longer a claim"
+        );
+        assert_eq!(
+            hub.claimed(Instant::now() + window, window),
+            (0, None),
+            "a connection silent for the whole window claims nothing"
+        );
     }
 
     #[test]
