@@ -6,6 +6,9 @@
 # Scenarios (builtin:hello, -w 1): sync (16 conns, Connection: close),
 # gthread (--threads 4, 64 keep-alive conns), gthread1 (--threads 4, one
 # keep-alive conn), green (64), async (64). Default: all five, 5 rounds.
+# Scenario gthreadclose (not in the default): gthread as above, 64
+# connections, Connection: close (a new connection per request: the
+# accept path's cost).
 # Scenario drip (not in the default) is a slow client instead of wrk: the
 # server's CPU (ms) for one ~60 KiB head sent a byte at a time
 # (drip_client.py, DRIP_GAP_US apart, default 50) under each class.
@@ -36,9 +39,10 @@ scenario() {
         sync) FLAGS=(-k sync -w 1) CONNS=16 WARGS="-H Connection:close" ;;
         gthread) FLAGS=(-k gthread -w 1 --threads 4) ;;
         gthread1) FLAGS=(-k gthread -w 1 --threads 4) CONNS=1 ;;
+        gthreadclose) FLAGS=(-k gthread -w 1 --threads 4) WARGS="-s $BENCH_DIR/close.lua" ;;
         green) FLAGS=(-k green -w 1) ;;
         async) FLAGS=(-k async -w 1) ;;
-        *) die "unknown scenario '$1' (known: sync gthread gthread1 green async drip)" ;;
+        *) die "unknown scenario '$1' (known: sync gthread gthread1 gthreadclose green async drip)" ;;
     esac
 }
 
