@@ -48,6 +48,7 @@ pub(crate) fn run(
         client_cpu_s: 1.5,
         worker_rss_kib: vec![10_240, 12_288],
         master_rss_kib: 8_192,
+        blocking_pool: None,
         little_limit_rps: None,
         interrupted: false,
     }

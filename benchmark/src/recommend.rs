@@ -210,11 +210,19 @@ fn analyse(report: &Report, workload: &str) -> Result<Recommendation, String> {
                 .max_by(|a, b| top_rps(&served, a).total_cmp(&top_rps(&served, b)))
                 .unwrap_or("async");
             let connections = ((2.0 * in_flight / 100.0).ceil() as u32).max(1) * 100;
+            let setting = if on_pool(&runs, class) {
+                format!(
+                    "--blocking-threads {connections} (its requests ran on the class's blocking pool, \
+                     which bounds them before --worker-connections does)"
+                )
+            } else {
+                format!("--worker-connections {connections}")
+            };
             text.push(format!(
                 "IO-bound with many waits: a request waits about W / c = {in_flight:.0} times as long as it \
                  computes, so a core needs hundreds of requests in flight; threads that many cost memory and \
-                 switches, an event loop does not: {class} with --worker-connections {connections} (twice \
-                 the need, for bursts), one worker per core ({cores})."
+                 switches, an event loop does not: {class} with {setting} (twice the need, for bursts), one \
+                 worker per core ({cores})."
             ));
             (class.to_string(), cores, 1, connections)
         }
@@ -243,6 +251,13 @@ fn analyse(report: &Report, workload: &str) -> Result<Recommendation, String> {
     } else {
         worker_connections
     };
+    // The pool must hold as many as the worker connections it recommends.
+    let blocking_threads =
+        if matches!(shape, Shape::ManyWaits { .. } | Shape::Io { .. }) && on_pool(&runs, &class) {
+            worker_connections
+        } else {
+            0
+        };
 
     let mut why = match cpu_us {
         Some(cpu) => format!(
@@ -278,6 +293,9 @@ fn analyse(report: &Report, workload: &str) -> Result<Recommendation, String> {
     if worker_connections > 0 {
         command.push_str(&format!(" --worker-connections {worker_connections}"));
     }
+    if blocking_threads > 0 {
+        command.push_str(&format!(" --blocking-threads {blocking_threads}"));
+    }
     command.push(' ');
     command.push_str(app);
     Ok(Recommendation {
@@ -286,9 +304,17 @@ fn analyse(report: &Report, workload: &str) -> Result<Recommendation, String> {
         workers,
         threads,
         worker_connections,
+        blocking_threads,
         command,
         why,
     })
+}
+
+/// Whether `class`'s runs of the workload had the app's requests on their
+/// blocking pool (the server said so at boot).
+fn on_pool(runs: &[&Run], class: &str) -> bool {
+    runs.iter()
+        .any(|run| run.class == class && run.blocking_pool.is_some())
 }
 
 /// The measured best run and how it was chosen.
@@ -455,7 +481,7 @@ fn measured(report: &Report, best: &Best<'_>, cores: u32, class: &str, cpu_bound
                 run.rps / limit * 100.0,
                 rps(limit)
             ));
-            match report.settings.capacity(&run.class) {
+            match report.settings.run_capacity(run) {
                 Some(capacity) if run.rate.is_none() && run.connections < capacity => {
                     text.push_str(&format!(
                         "the load's {} connections were the limit, not the server (it holds {capacity} \
@@ -463,10 +489,19 @@ fn measured(report: &Report, best: &Best<'_>, cores: u32, class: &str, cpu_bound
                         run.connections
                     ));
                 }
-                _ => text.push_str(
-                    "the bottleneck is the server's concurrency, so add threads or worker connections, \
-                     not workers.",
-                ),
+                _ => match run.blocking_pool {
+                    Some(pool) if pool < report.settings.worker_connections => {
+                        text.push_str(&format!(
+                            "the bottleneck is the server's concurrency, here the blocking pool the \
+                             app's requests ran on ({pool} at once per worker), so raise --blocking-threads, \
+                             not workers or worker connections."
+                        ));
+                    }
+                    _ => text.push_str(
+                        "the bottleneck is the server's concurrency, so add threads or worker \
+                         connections, not workers.",
+                    ),
+                },
             }
         }
         _ if cpus_used >= CPU_SATURATED * f64::from(cores) => text.push_str(&format!(
@@ -803,6 +838,71 @@ mod tests {
             assert!(why.contains(said), "{said:?} not in {why}");
         }
         assert_eq!(for_workload(&report, "app"), Ok(recommendation));
+    }
+
+    /// A WSGI app (20 ms waits) under green with --blocking-threads 2 on
+    /// 2 workers: 4 requests at once, whatever the worker connections.
+    fn on_the_pool(cpu_us: f64) -> Report {
+        let mut runs = Vec::new();
+        for connections in [1u32, 16] {
+            let limit = f64::from(connections.min(4)) / 0.02;
+            let mut run = fixture::run(
+                "app",
+                "green",
+                connections,
+                limit * 0.97,
+                20_000 * u64::from((connections / 4).max(1)),
+                90_000,
+                cpu_us,
+            );
+            run.blocking_pool = Some(2);
+            run.little_limit_rps = Some(limit);
+            runs.push(run);
+        }
+        fixture::report(runs)
+    }
+
+    #[test]
+    fn an_app_on_the_blocking_pool_is_told_to_raise_blocking_threads() {
+        let recommendation = only(&on_the_pool(2_000.0));
+        let why = &recommendation.why;
+        assert!(
+            why.contains(
+                "It ran at 97% of the Little's-law limit of its concurrency (200 req/s): the bottleneck \
+                 is the server's concurrency, here the blocking pool the app's requests ran on (2 at \
+                 once per worker), so raise --blocking-threads, not workers or worker connections."
+            ),
+            "{why}"
+        );
+        // Hundreds of waits: green it is, and its pool sized for them.
+        let recommendation = only(&on_the_pool(50.0));
+        assert_eq!(recommendation.class, "green");
+        assert_eq!(recommendation.blocking_threads, 800);
+        assert_eq!(
+            recommendation.command,
+            "runicorn -k green -w 4 --worker-connections 800 --blocking-threads 800 builtin:app"
+        );
+        assert!(
+            recommendation.why.contains(
+                "green with --blocking-threads 800 (its requests ran on the class's blocking pool"
+            ),
+            "{}",
+            recommendation.why
+        );
+        // Without the pool: worker connections, as before.
+        let mut report = on_the_pool(50.0);
+        for run in &mut report.runs {
+            run.blocking_pool = None;
+        }
+        let recommendation = only(&report);
+        assert_eq!(recommendation.blocking_threads, 0);
+        assert!(
+            recommendation
+                .why
+                .contains("green with --worker-connections 800 (twice"),
+            "{}",
+            recommendation.why
+        );
     }
 
     #[test]

@@ -81,16 +81,30 @@ pub struct BenchSettings {
 impl BenchSettings {
     /// How many requests a server started with these settings serves at
     /// once under `class`: workers for sync, workers x threads for gthread,
-    /// workers x worker connections for green and async (None for another
-    /// class, or a server driven with `--url`). Little's law's capacity,
-    /// for the limits and the recommendation alike.
-    pub fn capacity(&self, class: &str) -> Option<u32> {
+    /// workers x worker connections for green and async, or workers x
+    /// min(worker connections, `blocking_pool`) when the app's requests ran
+    /// on their blocking pool (the run's [`Run::blocking_pool`]); None for
+    /// another class, or a server driven with `--url`. Little's law's
+    /// capacity, for the limits and the recommendation alike.
+    pub fn capacity(&self, class: &str, blocking_pool: Option<u32>) -> Option<u32> {
         match class {
             "sync" => Some(self.workers),
             "gthread" => Some(self.workers.saturating_mul(self.threads)),
-            "green" | "async" => Some(self.workers.saturating_mul(self.worker_connections)),
+            "green" | "async" => {
+                let per_worker = match blocking_pool {
+                    Some(pool) => self.worker_connections.min(pool),
+                    None => self.worker_connections,
+                };
+                Some(self.workers.saturating_mul(per_worker))
+            }
             _ => None,
         }
+    }
+
+    /// [`BenchSettings::capacity`] for the class and blocking pool `run`
+    /// was measured with.
+    pub fn run_capacity(&self, run: &Run) -> Option<u32> {
+        self.capacity(&run.class, run.blocking_pool)
     }
 }
 
@@ -138,10 +152,21 @@ pub struct Run {
     pub worker_rss_kib: Vec<u64>,
     /// The master's resident memory, KiB.
     pub master_rss_kib: u64,
+    /// green and async: the requests one worker runs at once on its
+    /// blocking pool (`--blocking-threads`), when the app's requests ran on
+    /// it (an app that blocks its thread; under async, any app without an
+    /// async entry), as the server's log said at boot; None otherwise, for
+    /// a server driven with `--url`, and in reports written before it was
+    /// recorded (absent from the JSON when None, so such a report reads
+    /// back and is written again unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking_pool: Option<u32>,
     /// For an IO-bound workload: the most requests per second the server's
     /// concurrency allows by Little's law, min(connections, capacity) /
-    /// service time (capacity: workers for sync, workers x threads for
-    /// gthread, workers x worker connections for green and async).
+    /// service time (capacity: [`BenchSettings::capacity`]; workers for
+    /// sync, workers x threads for gthread, workers x worker connections
+    /// for green and async, or workers x min(worker connections, blocking
+    /// pool) when the app ran on the pool).
     pub little_limit_rps: Option<f64>,
     /// Ctrl-C cut this run short.
     pub interrupted: bool,
@@ -156,6 +181,10 @@ pub struct Latency {
     pub p99: u64,
     pub p999: u64,
     pub max: u64,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// A class that could not serve the app.
@@ -177,9 +206,63 @@ pub struct Recommendation {
     pub threads: u32,
     /// green's and async's cap (0 when the class has none).
     pub worker_connections: u32,
+    /// green's and async's `--blocking-threads` when the app's requests
+    /// run on that pool, which then bounds them (0: not set, and absent
+    /// from the JSON).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blocking_threads: u32,
     /// The command line that applies it (`runicorn -k gthread -w 2 --threads 8 APP`).
     pub command: String,
     /// One paragraph: the measured shape (CPU vs wall time per request),
     /// the bottleneck, and the figures the choice rests on.
     pub why: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixture;
+
+    #[test]
+    fn capacity_is_bounded_by_the_blocking_pool_the_app_ran_on() {
+        // 2 workers, 8 threads, 1000 worker connections.
+        let settings = fixture::report(Vec::new()).settings;
+        assert_eq!(settings.capacity("sync", None), Some(2));
+        assert_eq!(settings.capacity("gthread", None), Some(16));
+        assert_eq!(settings.capacity("green", None), Some(2000));
+        assert_eq!(settings.capacity("async", None), Some(2000));
+        // A WSGI app under green or async: --blocking-threads 40 a worker.
+        assert_eq!(settings.capacity("green", Some(40)), Some(80));
+        assert_eq!(settings.capacity("async", Some(40)), Some(80));
+        // A pool larger than the worker connections: those bound it.
+        assert_eq!(settings.capacity("green", Some(5000)), Some(2000));
+        // Only green and async have such a pool.
+        assert_eq!(settings.capacity("sync", Some(40)), Some(2));
+        assert_eq!(settings.capacity("gthread", Some(40)), Some(16));
+        assert_eq!(settings.capacity("url", Some(40)), None);
+        let mut run = fixture::run("app", "green", 16, 100.0, 20_000, 30_000, 100.0);
+        assert_eq!(settings.run_capacity(&run), Some(2000));
+        run.blocking_pool = Some(2);
+        assert_eq!(settings.run_capacity(&run), Some(4));
+    }
+
+    #[test]
+    fn a_report_written_before_the_blocking_pool_was_recorded_still_loads() {
+        let mut report = fixture::io_bound(20, 2_000.0);
+        report.recommendations = crate::recommend::recommend(&report);
+        assert!(!report.recommendations.is_empty());
+        // Unset, the fields are not written: the JSON is the older one's.
+        let old = serde_json::to_value(&report).unwrap();
+        assert!(old["runs"][0].get("blocking_pool").is_none(), "{old}");
+        assert!(old["recommendations"][0].get("blocking_threads").is_none());
+        let read: super::Report = serde_json::from_value(old).unwrap();
+        assert_eq!(read, report);
+        // Set, they are written and read back.
+        report.runs[0].blocking_pool = Some(2);
+        report.recommendations[0].blocking_threads = 8;
+        let new = serde_json::to_value(&report).unwrap();
+        assert_eq!(new["runs"][0]["blocking_pool"], 2);
+        assert_eq!(new["recommendations"][0]["blocking_threads"], 8);
+        let read: super::Report = serde_json::from_value(new).unwrap();
+        assert_eq!(read, report);
+    }
 }

@@ -81,7 +81,7 @@ fn serve(
     stop: &AtomicBool,
     report: &mut Report,
 ) -> Result<(), String> {
-    let (server, target, host, measured_pid) = match &config.endpoint {
+    let (server, target, host, measured_pid, blocking_pool) = match &config.endpoint {
         Endpoint::Spawn {
             binary,
             unix,
@@ -104,7 +104,8 @@ fn serve(
                     let target = server.target().clone();
                     let host = server.host().to_owned();
                     let pid = server.pid();
-                    (Some(server), target, host, Some(pid))
+                    let pool = server.blocking_pool();
+                    (Some(server), target, host, Some(pid), pool)
                 }
                 Err(StartError::Interrupted) => {
                     report.interrupted = true;
@@ -123,7 +124,7 @@ fn serve(
                 UrlTarget::Tcp(addr) => Target::Tcp(*addr),
                 UrlTarget::Unix(path) => Target::Unix(path.clone()),
             };
-            (None, target, host.clone(), *server_pid)
+            (None, target, host.clone(), *server_pid, None)
         }
     };
     let requests = workload
@@ -137,6 +138,7 @@ fn serve(
             target: &target,
             requests: &requests,
             server_pid: measured_pid,
+            blocking_pool,
             connections: *connections,
             rate: *rate,
         };
@@ -172,6 +174,8 @@ struct Point<'a> {
     target: &'a Target,
     requests: &'a [Request],
     server_pid: Option<u32>,
+    /// The server's blocking pool bound, when the app ran on it.
+    blocking_pool: Option<u32>,
     connections: u32,
     rate: Option<f64>,
 }
@@ -339,6 +343,7 @@ fn to_run(
         client_cpu_s: measured.client_cpu.as_secs_f64(),
         worker_rss_kib,
         master_rss_kib,
+        blocking_pool: point.blocking_pool,
         little_limit_rps: None,
         interrupted: measured.stopped,
     }
@@ -359,7 +364,7 @@ fn fill_little_limits(settings: &BenchSettings, workload: &Workload, runs: &mut 
     }) else {
         return;
     };
-    let Some(capacity) = runs.first().and_then(|run| settings.capacity(&run.class)) else {
+    let Some(capacity) = runs.first().and_then(|run| settings.run_capacity(run)) else {
         return;
     };
     let service_us = service_time_us(lowest.latency.p50, lowest.connections, capacity);
@@ -499,7 +504,43 @@ fn settings(config: &Config) -> BenchSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::service_time_us;
+    use super::{fill_little_limits, service_time_us};
+    use crate::fixture;
+    use crate::workload::{RequestSpec, Shape, Workload};
+
+    #[test]
+    fn the_limit_of_an_app_on_the_blocking_pool_is_the_pool_s() {
+        // A 20 ms WSGI view under green, 2 workers, 1000 worker connections,
+        // --blocking-threads 2: 4 at once, so 200 req/s, not 100,000.
+        let workload = Workload {
+            name: "app".to_owned(),
+            app: "flaskapp:app".to_owned(),
+            request: RequestSpec::One {
+                method: "GET".to_owned(),
+                path: "/sleep?ms=20".to_owned(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            shape: Shape::IoBound,
+        };
+        let settings = fixture::report(Vec::new()).settings;
+        let runs = |pool: Option<u32>| {
+            let mut runs = vec![
+                fixture::run("app", "green", 1, 49.0, 20_000, 21_000, 300.0),
+                fixture::run("app", "green", 16, 196.0, 80_000, 81_000, 300.0),
+            ];
+            for run in &mut runs {
+                run.blocking_pool = pool;
+            }
+            fill_little_limits(&settings, &workload, &mut runs);
+            runs.iter()
+                .map(|run| run.little_limit_rps.unwrap().round())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(runs(Some(2)), [50.0, 200.0]);
+        // Without the pool every connection would be served at once.
+        assert_eq!(runs(None), [50.0, 800.0]);
+    }
 
     #[test]
     fn service_time_takes_the_queue_out_of_the_p50() {

@@ -281,6 +281,14 @@ impl Server {
         &self.host
     }
 
+    /// The requests one worker runs at once on its blocking pool, when the
+    /// app's requests run there: from the line the green and async
+    /// classes log at boot (`runicorn_worker::blocking_pool`), which is in
+    /// the log before `Ready:`.
+    pub fn blocking_pool(&self) -> Option<u32> {
+        blocking_pool(&self.log.lines())
+    }
+
     /// The workers (the master's children), in pid order.
     pub fn workers(&self) -> Vec<u32> {
         procfs::children(self.pid)
@@ -338,6 +346,14 @@ fn listening_at(line: &str) -> Option<String> {
     let (_, rest) = line.split_once("Listening at: ")?;
     let token = rest.split_whitespace().next()?;
     Some(token.strip_prefix("http://").unwrap_or(token).to_owned())
+}
+
+/// The bound the first worker's blocking pool line names (every worker
+/// of a server logs the same).
+fn blocking_pool(lines: &[String]) -> Option<u32> {
+    lines
+        .iter()
+        .find_map(|line| runicorn_worker::blocking_pool::parse_pool_line(line))
 }
 
 /// `[2026-12-07 20:15:42 +0000] [20347] [ERROR] text` → `text`.
@@ -439,6 +455,20 @@ mod tests {
             last_error(&lines).as_deref(),
             Some("Exception in worker process: Failed to find application object 'nosuch' in 'builtin'")
         );
+        assert_eq!(blocking_pool(&lines), None);
+        let green = [
+            "[2026-12-07 20:15:42 +0000] [20347] [INFO] Green worker on may: 1 thread".to_owned(),
+            format!(
+                "[2026-12-07 20:15:42 +0000] [20347] [INFO] {}",
+                runicorn_worker::blocking_pool::pool_line(
+                    runicorn_worker::blocking_pool::PoolReason::BlocksThread,
+                    2,
+                    2
+                )
+            ),
+            "[2026-12-07 20:15:42 +0000] [20346] [INFO] Ready: 1 worker booted in 0.10s".to_owned(),
+        ];
+        assert_eq!(blocking_pool(&green), Some(2));
         let usage = vec!["error: unknown worker class 'nosuch': known classes are sync".to_owned()];
         assert_eq!(
             last_error(&usage).as_deref(),

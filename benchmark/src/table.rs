@@ -284,6 +284,12 @@ fn write_recommendation(recommendation: &Recommendation, out: &mut dyn Write) ->
             recommendation.worker_connections
         ));
     }
+    if recommendation.blocking_threads > 0 {
+        what.push_str(&format!(
+            ", {} blocking threads",
+            recommendation.blocking_threads
+        ));
+    }
     writeln!(out, "{what}")?;
     writeln!(out, "   {}", recommendation.command)?;
     for line in wrap(&recommendation.why, WIDTH - 3) {

@@ -911,6 +911,71 @@ fn python_wsgi_app() {
     }
 }
 
+/// A WSGI app blocks its thread, so under green and async its requests run
+/// on the blocking pool: with `--blocking-threads 2` a worker serves 2 at
+/// once, not its 1000 worker connections. The bench reads that from the
+/// server's log, and the Little's-law limit at 8 connections is 2 / W (W,
+/// the p50 at 1 connection), which the measured req/s stays within; with
+/// the worker connections as the capacity it would be 8 / W.
+#[test]
+fn a_wsgi_app_on_the_blocking_pool_gets_the_pool_s_limit() {
+    let venv = runicorn_tests::python::venv();
+    let apps = runicorn_tests::python::apps_dir();
+    let done = Bench::start_with(
+        &[
+            "flaskapp:app",
+            "--path",
+            "/sleep?ms=20",
+            "-k",
+            "green,async",
+            "-c",
+            "1,8",
+            "-d",
+            "1s",
+            "--warmup",
+            "0.2s",
+            "--output",
+            "json",
+            "--",
+            "--chdir",
+            apps.to_str().unwrap(),
+            "--blocking-threads",
+            "2",
+        ],
+        &[("VIRTUAL_ENV", venv)],
+    )
+    .wait(180.0);
+    done.expect_code(0);
+    let report = done.report();
+    let runs = runs(&report);
+    assert_eq!(runs.len(), 4, "{report}");
+    for class in ["green", "async"] {
+        let of_class: Vec<&Value> = runs.iter().filter(|run| run["class"] == class).collect();
+        assert_eq!(of_class.len(), 2, "{class}");
+        for run in &of_class {
+            assert_clean(run);
+            assert_eq!(run["blocking_pool"], 2, "{run}");
+        }
+        let (one, eight) = (of_class[0], of_class[1]);
+        assert_eq!((u(&one["connections"]), u(&eight["connections"])), (1, 8));
+        let service_s = u(&one["latency"]["p50"]) as f64 / 1e6;
+        let limit = f(&eight["little_limit_rps"]);
+        let pool_limit = 2.0 / service_s;
+        assert!(
+            (limit - pool_limit).abs() < pool_limit * 0.01,
+            "{class}: {limit} vs 2 / {service_s}s: {eight}"
+        );
+        let measured = f(&eight["rps"]);
+        assert!(
+            measured <= limit * 1.2 && measured > limit * 0.5,
+            "{class}: {measured} req/s against a limit of {limit}: {eight}"
+        );
+    }
+    // The recommendation names the pool, not the worker connections.
+    let why = report["recommendations"][0]["why"].as_str().unwrap_or("");
+    assert!(!why.contains("add threads or worker connections"), "{why}");
+}
+
 /// The user's own native app (a cdylib of the C ABI, named by its path as
 /// `runicorn PATH:app` takes it), with the request given by --path, under
 /// every class; its waits make it IO-bound, so each run gets its

@@ -529,6 +529,46 @@ fn term_lets_a_python_request_in_flight_finish() {
     }
 }
 
+/// A WSGI app blocks its thread: under green and async its requests run on
+/// the bounded blocking pool, and each worker says so once at boot, in the
+/// same words, with the bound it applies (async shares --blocking-threads
+/// out between its --threads runtimes, rounding up: 2 x 2 for 3). An app
+/// with an async entry (builtin:sleep) does not go through the pool.
+#[test]
+fn green_and_async_say_a_wsgi_app_runs_on_the_blocking_pool() {
+    for (class, extra, bound) in [
+        (Class::Green, &["--blocking-threads", "3"][..], 3),
+        (
+            Class::Async,
+            &["--blocking-threads", "3", "--threads", "2"][..],
+            4,
+        ),
+    ] {
+        let name = class.name();
+        let server = serve(class, extra, "flaskapp:app");
+        server.expect_log("] Ready: ", 60.0);
+        let said = format!(
+            "[INFO] The app blocks its thread (a Python WSGI app, or a library that sets \
+             RC_CAP_BLOCKS_THREAD): its requests run on the blocking pool, at most {bound} at once \
+             in this worker (--blocking-threads 3)"
+        );
+        assert_eq!(server.log_count(&said), 1, "{name}: {}", server.log());
+        let slept = get(server.addr(), "/sleep?ms=1").expect("GET /sleep");
+        assert_eq!(slept.text(), "slept 1 ms\n", "{name}");
+    }
+    for class in [Class::Green, Class::Async] {
+        let server = class.start(&["-w", "1", "--blocking-threads", "3"], "builtin:sleep");
+        server.expect_log("] Ready: ", 30.0);
+        assert_eq!(
+            server.log_count("blocking pool"),
+            0,
+            "{}: {}",
+            class.name(),
+            server.log()
+        );
+    }
+}
+
 #[test]
 fn max_requests_recycles_python_workers_without_a_failed_request() {
     for class in Class::ALL {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use runicorn_http::ConnConfig;
+use runicorn_worker::blocking_pool::{self, PoolReason};
 use runicorn_worker::{quick_exit, Ending, Settings, Shared, ShutdownState, Worker};
 use tokio::sync::{watch, Semaphore};
 
@@ -76,7 +77,22 @@ fn boot(
     let beats = Arc::new(Beats::new(worker.slot.clone(), runtimes, every));
     // The pool is shared out between the runtimes, so `--blocking-threads`
     // bounds the worker's threads for sync apps whatever `--threads` is.
-    let per_runtime = settings.blocking_threads.div_ceil(runtimes);
+    let per_runtime = settings.blocking_threads.div_ceil(runtimes).max(1);
+    if worker.app.asynch.is_none() {
+        // Its blocking entry runs on the runtime's blocking pool
+        // (`serve::call_blocking`): a connection stays on the runtime that
+        // accepted it, so the worker serves at most its runtimes' shares.
+        let reason = if worker.app.sync.blocks_thread() {
+            PoolReason::BlocksThread
+        } else {
+            PoolReason::NoAsyncEntry
+        };
+        blocking_pool::log_pool(
+            reason,
+            per_runtime.saturating_mul(runtimes),
+            settings.blocking_threads,
+        );
+    }
     let prepared = (0..runtimes)
         .map(|index| runtime::prepare(index, per_runtime, &worker.listeners))
         .collect::<Result<Vec<_>, _>>()?;

@@ -19,6 +19,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use runicorn_http::ConnConfig;
+use runicorn_worker::blocking_pool::{self, PoolReason};
 use runicorn_worker::{
     quick_exit, stop_accepting, Drain, Ending, Listener, Settings, Shared, ShutdownState, Worker,
 };
@@ -73,6 +74,16 @@ struct Running {
 pub(crate) fn run(worker: Worker) -> Ending {
     let runtime = RuntimeConfig::from_settings(&worker.settings);
     tracing::info!("{}", runtime.describe(worker.settings.keepalive));
+    if worker.app.sync.blocks_thread() {
+        // Such an app runs on the pool (`serve::connection`), whose size,
+        // not --worker-connections, bounds its requests in flight.
+        let bound = Pool::size_for(worker.settings.blocking_threads);
+        blocking_pool::log_pool(
+            PoolReason::BlocksThread,
+            bound,
+            worker.settings.blocking_threads,
+        );
+    }
     let shared = Arc::new(Shared::new(&worker, conn_config(&worker.settings)));
     let Worker {
         listeners,

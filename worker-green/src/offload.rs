@@ -23,10 +23,15 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
+    /// How many threads [`Pool::new`] gives a pool asked for `size`.
+    pub(crate) fn size_for(size: usize) -> usize {
+        size.max(1)
+    }
+
     /// A pool of `size` threads (at least one), none started yet.
     pub(crate) fn new(size: usize) -> Arc<Pool> {
         Arc::new(Pool {
-            size: size.max(1),
+            size: Pool::size_for(size),
             sender: OnceLock::new(),
             start: Mutex::new(()),
         })

@@ -9,13 +9,15 @@
 //! ([`past_max_requests`]), which accept errors are transient
 //! ([`is_transient_accept_error`]) and what to do about the others
 //! ([`AcceptBackoff`]: one cause-and-fix line, rate limited, and a pause),
-//! the HTTP settings of a connection
-//! ([`Settings::conn_config`]). The kit knows nothing of the arbiter; its
-//! only `unsafe` is the worker's signal handlers (`sys`).
+//! the HTTP settings of a connection ([`Settings::conn_config`]), and the
+//! line a coroutine class logs when the app runs on its blocking pool
+//! ([`blocking_pool`]). The kit knows nothing of the arbiter; its only
+//! `unsafe` is the worker's signal handlers (`sys`).
 
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod blocking_pool;
 pub mod bookkeeping;
 pub mod class;
 pub mod clock;

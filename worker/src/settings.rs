@@ -106,7 +106,10 @@ pub struct Settings {
     pub keepalive: Duration,
     /// `--green-stack-size`: coroutine stack size in bytes (green class).
     pub green_stack_size: usize,
-    /// `--blocking-threads`: the async class's pool for sync apps.
+    /// `--blocking-threads`: the pool of OS threads the async class runs
+    /// apps without an async entry on, and the green class apps that block
+    /// their thread; it bounds their requests in flight per worker (see
+    /// [`crate::blocking_pool`]).
     pub blocking_threads: usize,
 
     // --- security limits (Gunicorn's names)

@@ -664,6 +664,40 @@ fn request_hooks_wrap_the_app_for_every_worker_class() {
     );
 }
 
+/// The same app declaring that it blocks its thread, as the Python plugin's
+/// WSGI apps do.
+static BLOCKING: OnceLock<&'static super::RcApp> = OnceLock::new();
+
+#[test]
+fn an_app_wrapped_for_its_request_hooks_still_blocks_its_thread() {
+    let table = *BLOCKING.get_or_init(|| {
+        let copy = super::RcApp {
+            capabilities: super::types::RC_CAP_THREAD_SAFE | super::types::RC_CAP_BLOCKS_THREAD,
+            ..super::guest::app_table::<AbiTestSource>(std::ptr::null())
+        };
+        Box::leak(Box::new(copy))
+    });
+    let hooks = Hooks::from_loaded(vec![LoadedHook::from_table(
+        HookName::PreRequest,
+        "t:pre",
+        &abi_test_request_hook,
+    )]);
+    for (sync, blocks) in [
+        (Arc::new(DylibApp::new(table)), true),
+        (Arc::new(loaded()), false),
+    ] {
+        assert_eq!(sync.blocks_thread(), blocks);
+        let app = Application {
+            name: "t:app".to_owned(),
+            sync,
+            asynch: None,
+        };
+        let hooked = with_request_hooks(app, Arc::new(hooks.clone()));
+        // The green class reads it to put the app on its blocking pool.
+        assert_eq!(hooked.sync.blocks_thread(), blocks);
+    }
+}
+
 /// The same app declared not thread-safe: its table without the capability.
 static SINGLE_THREADED: OnceLock<&'static super::RcApp> = OnceLock::new();
 

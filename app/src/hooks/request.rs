@@ -98,6 +98,12 @@ impl App for HookedApp {
     fn shutdown_worker(&self) {
         self.inner.shutdown_worker();
     }
+
+    // A Python app wrapped for its hooks still blocks its thread: the green
+    // class must still run it on its pool.
+    fn blocks_thread(&self) -> bool {
+        self.inner.blocks_thread()
+    }
 }
 
 struct HookedAsyncApp {
