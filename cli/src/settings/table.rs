@@ -787,8 +787,10 @@ pub static SETTINGS: &[Setting] = &[
         arity: Arity::One,
         env_default: None,
         doc: "The thread pool on which blocking apps run: the `async` class's for apps without an async entry, \
-              the `green` class's for apps that block a thread (Python ones). Other classes run apps on their own \
-              threads (a WARNING says so when it is set for them).",
+              the `green` class's for apps that block a thread (Python ones). It bounds those apps' requests in \
+              flight per worker, below `--worker-connections`; such a worker logs the bound at boot (`...: its \
+              requests run on the blocking pool, at most N at once in this worker (--blocking-threads B)`). Other \
+              classes run apps on their own threads (a WARNING says so when it is set for them).",
         apply: |settings, raw| {
             settings.blocking_threads = parse::count(raw, 1)?;
             Ok(())
