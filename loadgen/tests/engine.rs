@@ -226,7 +226,13 @@ fn close_delimited_bodies() {
         serve(|stream| answer_once(stream, b"HTTP/1.1 200 OK\r\n\r\nthe body ends at the close"));
     let measurement = measure(&plan(Target::Tcp(addr), get("/")));
     assert_clean(&measurement, 200);
-    assert!(measurement.connects >= measurement.requests);
+    // One connection per response, give or take one per connection at the
+    // window's start (opened in the warm-up, answered in the window).
+    assert!(
+        measurement.connects + u64::from(measurement.max_open) >= measurement.requests,
+        "{}",
+        summary(&measurement)
+    );
 }
 
 #[test]
