@@ -215,15 +215,14 @@ impl<'w> Poller<'w> {
 
     /// The counts the accept decisions read.
     pub(crate) fn load(&self) -> Load {
-        let (parked, kept) = self.hub.parked_counts();
-        let (claimed, _) = self.hub.claimed(Instant::now(), policy::FRESH_CLAIM);
+        let counts = self.hub.accept_counts(Instant::now(), policy::FRESH_CLAIM);
         Load {
             busy: self.hub.held(),
             waiting: self.hub.free_threads(),
-            claimed,
+            claimed: counts.claimed,
             threads: self.worker.settings.threads.max(1),
-            parked,
-            kept,
+            parked: counts.parked,
+            kept: counts.kept,
             cap: self.worker.settings.worker_connections,
         }
     }

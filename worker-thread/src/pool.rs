@@ -72,6 +72,37 @@ struct Parked {
     claims: VecDeque<(Instant, u64)>,
 }
 
+impl Parked {
+    /// See [`Hub::claimed`].
+    fn claims_within(&mut self, now: Instant, window: Duration) -> (usize, Option<Instant>) {
+        let Parked { idle, claims, .. } = self;
+        while let Some(&(accepted, token)) = claims.front() {
+            if accepted + window <= now || !idle.contains(token) {
+                claims.pop_front();
+            } else {
+                break;
+            }
+        }
+        let count = claims
+            .iter()
+            .filter(|(_, token)| idle.contains(*token))
+            .count();
+        let ends = claims.front().map(|(accepted, _)| *accepted + window);
+        (count, ends)
+    }
+}
+
+/// The parked connections as the accept decisions count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AcceptCounts {
+    /// Connections parked.
+    pub(crate) parked: usize,
+    /// Of those, kept-alive ones.
+    pub(crate) kept: usize,
+    /// Fresh ones claiming a free thread (see [`Hub::claimed`]).
+    pub(crate) claimed: usize,
+}
+
 /// What the poller and the pool threads share: the parked connections (in
 /// the epoll set, one-shot, and in `parked` under a lock), the counts the
 /// accept rules read, and the poller's doorbell.
@@ -269,6 +300,7 @@ impl Hub {
     }
 
     /// Parked connections, and how many of them are kept-alive ones.
+    #[cfg(test)]
     pub(crate) fn parked_counts(&self) -> (usize, usize) {
         let parked = self.parked();
         (parked.idle.len(), parked.idle.kept_len())
@@ -279,21 +311,19 @@ impl Hub {
     /// when the oldest of them stops counting; older entries and those a
     /// thread took are forgotten.
     pub(crate) fn claimed(&self, now: Instant, window: Duration) -> (usize, Option<Instant>) {
+        self.parked().claims_within(now, window)
+    }
+
+    /// [`Hub::parked_counts`] and [`Hub::claimed`]'s count under one lock:
+    /// what the accept decisions read, several times per poller pass.
+    pub(crate) fn accept_counts(&self, now: Instant, window: Duration) -> AcceptCounts {
         let mut parked = self.parked();
-        let Parked { idle, claims, .. } = &mut *parked;
-        while let Some(&(accepted, token)) = claims.front() {
-            if accepted + window <= now || !idle.contains(token) {
-                claims.pop_front();
-            } else {
-                break;
-            }
+        let (claimed, _) = parked.claims_within(now, window);
+        AcceptCounts {
+            parked: parked.idle.len(),
+            kept: parked.idle.kept_len(),
+            claimed,
         }
-        let count = claims
-            .iter()
-            .filter(|(_, token)| idle.contains(*token))
-            .count();
-        let ends = claims.front().map(|(accepted, _)| *accepted + window);
-        (count, ends)
     }
 
     /// Whether nothing is parked.
@@ -521,6 +551,14 @@ mod tests {
         let _second = parked_connection(&hub);
         let (claimed, ends) = hub.claimed(Instant::now(), window);
         assert_eq!(claimed, 2, "two connections just accepted, silent so far");
+        assert_eq!(
+            hub.accept_counts(Instant::now(), window),
+            AcceptCounts {
+                parked: 2,
+                kept: 0,
+                claimed: 2
+            }
+        );
         let ends = ends.expect("the oldest claim's end");
         assert!(ends >= start + window && ends <= Instant::now() + window);
         first.write_all(GET).unwrap();
