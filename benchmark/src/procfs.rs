@@ -97,6 +97,11 @@ fn ticks_per_second() -> u64 {
     }
 }
 
+/// One clock tick, the resolution of [`tree_cpu`].
+pub fn tick() -> Duration {
+    Duration::from_nanos(1_000_000_000 / ticks_per_second())
+}
+
 /// The CPU time of `root` and all its descendants so far, reaped ones
 /// included (a master's cutime holds the workers it has reaped, a worker's
 /// the processes it reaped). None when `root` is gone.

@@ -374,10 +374,15 @@ fn fill_little_limits(settings: &BenchSettings, workload: &Workload, runs: &mut 
     let io_bound = match workload.shape {
         Shape::IoBound => true,
         Shape::NotIoBound => false,
-        // CPU measured (a server the bench started, or --server-pid) and
-        // under half the wall time.
+        // CPU measured (a server the bench started, or --server-pid: its
+        // memory was read too) and under half the wall time. The CPU is
+        // read in clock ticks, so a short window of a waiting app can
+        // read 0; its CPU per request is at most one tick more than read.
         Shape::Measured => {
-            lowest.server_cpu_s > 0.0 && lowest.cpu_per_request_us < service_us / 2.0
+            let watched = !lowest.worker_rss_kib.is_empty();
+            let at_most_us =
+                (lowest.server_cpu_s + procfs::tick().as_secs_f64()) * 1e6 / lowest.requests as f64;
+            watched && at_most_us < service_us / 2.0
         }
     };
     if !io_bound {
@@ -540,6 +545,41 @@ mod tests {
         assert_eq!(runs(Some(2)), [50.0, 200.0]);
         // Without the pool every connection would be served at once.
         assert_eq!(runs(None), [50.0, 800.0]);
+    }
+
+    #[test]
+    fn a_waiting_app_whose_cpu_read_zero_ticks_still_gets_its_limit() {
+        // The user's own app (its shape measured), 20 ms waits: a short
+        // window read 0 ticks of server CPU. That is under one tick for all
+        // its requests, far under half the wall time: IO-bound.
+        let workload = Workload {
+            name: "app".to_owned(),
+            app: "libsleep.so:app".to_owned(),
+            request: RequestSpec::One {
+                method: "GET".to_owned(),
+                path: "/?ms=20".to_owned(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            shape: Shape::Measured,
+        };
+        let settings = fixture::report(Vec::new()).settings;
+        let limits = |cpu_us: f64, watched: bool| {
+            let mut runs = vec![fixture::run(
+                "app", "async", 4, 190.0, 20_000, 21_000, cpu_us,
+            )];
+            if !watched {
+                runs[0].worker_rss_kib.clear();
+            }
+            fill_little_limits(&settings, &workload, &mut runs);
+            runs[0].little_limit_rps.map(f64::round)
+        };
+        assert_eq!(limits(0.0, true), Some(200.0));
+        assert_eq!(limits(300.0, true), Some(200.0));
+        // CPU near the wall time: not IO-bound, no limit.
+        assert_eq!(limits(15_000.0, true), None);
+        // A server nobody measured (--url without --server-pid).
+        assert_eq!(limits(0.0, false), None);
     }
 
     #[test]
